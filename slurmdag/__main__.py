@@ -1,0 +1,3 @@
+from slurmdag.cli import main
+
+main()

@@ -1,0 +1,59 @@
+"""The command line: the only layer that prints. Maps slurmdag errors to exit codes (2 bad input, 1 runtime)."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from slurmdag import __version__
+from slurmdag.errors import SlurmdagError
+
+app = typer.Typer(
+    name="slurmdag",
+    help="Turn a workflow DAG into native Slurm dependency chains, submit it all at once, and follow it.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"slurmdag {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
+) -> None:
+    pass
+
+
+# Commands register themselves on `app` when their modules are imported.
+from slurmdag.cli import authoring, running  # noqa: E402,F401
+
+
+def main() -> None:
+    try:
+        app(standalone_mode=False)
+    except SlurmdagError as err:
+        typer.echo(str(err), err=True)
+        sys.exit(err.exit_code)
+    except typer.Exit as ex:
+        sys.exit(ex.exit_code)
+    except typer.Abort:
+        typer.echo("aborted", err=True)
+        sys.exit(130)
+    except KeyboardInterrupt:
+        typer.echo("interrupted", err=True)
+        sys.exit(130)
+    except Exception as ex:
+        # Usage errors from the CLI framework (typer vendors its own click): shown plainly, exit 2.
+        if hasattr(ex, "show") and hasattr(ex, "exit_code"):
+            ex.show()
+            sys.exit(2)
+        raise
+    sys.exit(0)

@@ -1,0 +1,140 @@
+"""The compiled form of a workflow: everything `submit` needs, before any Slurm job id exists.
+
+A Plan is pure data. `compile` builds it from a validated spec; `submit` walks `jobs` in order (parents always come
+before children), fills job ids into each dependency expression and calls sbatch; `store` keeps it as JSON;
+`reconcile` and `status` read `edges` to label states (Skipped vs Cancelled) and to act where Slurm cannot.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+PLAN_FORMAT = 1
+
+# Slurm dependency types slurmdag emits.
+DependencyKind = Literal["afterok", "afternotok", "afterany", "aftercorr"]
+# Edge conditions as a user writes them.
+Condition = Literal["success", "failure", "any", "corresponding"]
+JobKind = Literal["allocation", "join"]
+
+
+@dataclass(frozen=True)
+class DependencyTerm:
+    kind: DependencyKind
+    parent: str  # name of another job of the same plan
+
+    def render(self, job_ids: Mapping[str, str]) -> str:
+        return f"{self.kind}:{job_ids[self.parent]}"
+
+
+@dataclass(frozen=True)
+class Dependency:
+    """A Slurm dependency expression: terms joined by ',' (all must hold) or by '?' (any one), never both.
+
+    Slurm 22.05 silently reads an expression that mixes ',' and '?' as all-OR (slurm-facts.md §2 #16), so the type
+    makes a mixed expression unrepresentable: compile lowers AND-of-OR through a join job instead.
+    """
+
+    join: Literal["all", "any"]
+    terms: tuple[DependencyTerm, ...]
+
+    def render(self, job_ids: Mapping[str, str], extra: tuple[DependencyTerm, ...] = ()) -> str:
+        """The `--dependency=` value with real job ids; `extra` terms (e.g. the submit gate) must keep it pure AND."""
+        terms = self.terms + tuple(extra)
+        if extra and self.join == "any" and len(terms) > 1:
+            raise ValueError("cannot add AND terms to an OR dependency")
+        sep = "," if self.join == "all" else "?"
+        return sep.join(t.render(job_ids) for t in terms)
+
+    def parents(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(t.parent for t in self.terms))
+
+
+@dataclass(frozen=True)
+class Edge:
+    """A dependency as the user wrote it: kept for labelling states and for the reconciler."""
+
+    parent: str  # allocation name
+    condition: Condition
+    group: Literal["all", "any"] = "all"  # from depends_on ("all") or depends_on_any ("any")
+
+
+@dataclass
+class PlannedJob:
+    """One sbatch submission: a user allocation (single job or array) or a generated join job."""
+
+    name: str  # allocation name; join jobs get a name no user name can take (contains '+')
+    kind: JobKind
+    # sbatch long options without the leading "--", value None for a bare flag. Never contains the options
+    # slurmdag owns (dependency, job-name, array, hold, parsable, kill-on-invalid-dep, comment).
+    options: dict[str, str | None]
+    script: str  # rendered batch script text (its #SBATCH block mirrors `options` and `array`)
+    array: str | None = None  # Slurm --array value, e.g. "0-7" or "0-99%20"; None for a single job
+    tasks: int | None = None  # number of tasks of a task group; None for a single job
+    dependency: Dependency | None = None  # None: a root (submit makes it wait on the DAG's gate)
+    edges: tuple[Edge, ...] = ()  # the user's edges into this job (empty for join jobs)
+    for_allocation: str | None = None  # join jobs: the allocation they serve
+
+    def parents(self) -> tuple[str, ...]:
+        return self.dependency.parents() if self.dependency else ()
+
+
+@dataclass
+class Plan:
+    workflow: str  # the workflow's `name`
+    jobs: list[PlannedJob]  # topological order: every parent before its children
+    params: dict[str, Any] = field(default_factory=dict)  # effective params after --set
+    source: str | None = None  # path of the workflow file, if any
+    format: int = PLAN_FORMAT
+
+    def job(self, name: str) -> PlannedJob:
+        for j in self.jobs:
+            if j.name == name:
+                return j
+        raise KeyError(name)
+
+    def allocations(self) -> list[PlannedJob]:
+        return [j for j in self.jobs if j.kind == "allocation"]
+
+    # --- JSON (the plan.json schema is documented in docs/plan-json.md) ---
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n"
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Plan:
+        jobs = []
+        for j in data["jobs"]:
+            dep = j.get("dependency")
+            jobs.append(
+                PlannedJob(
+                    name=j["name"],
+                    kind=j["kind"],
+                    options=dict(j["options"]),
+                    script=j["script"],
+                    array=j.get("array"),
+                    tasks=j.get("tasks"),
+                    dependency=None
+                    if dep is None
+                    else Dependency(dep["join"], tuple(DependencyTerm(**t) for t in dep["terms"])),
+                    edges=tuple(Edge(**e) for e in j.get("edges", ())),
+                    for_allocation=j.get("for_allocation"),
+                )
+            )
+        return cls(
+            workflow=data["workflow"],
+            jobs=jobs,
+            params=dict(data.get("params", {})),
+            source=data.get("source"),
+            format=data.get("format", PLAN_FORMAT),
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> Plan:
+        return cls.from_dict(json.loads(text))
