@@ -77,6 +77,7 @@ class PlannedJob:
     dependency: Dependency | None = None  # None: a root (submit makes it wait on the DAG's gate)
     edges: tuple[Edge, ...] = ()  # the user's edges into this job (empty for join jobs)
     for_allocation: str | None = None  # join jobs: the allocation they serve
+    retries: int = 0  # the workflow's `retries`: how often the reconciler may re-run a failed allocation
 
     def parents(self) -> tuple[str, ...]:
         return self.dependency.parents() if self.dependency else ()
@@ -125,6 +126,7 @@ class Plan:
                     else Dependency(dep["join"], tuple(DependencyTerm(**t) for t in dep["terms"])),
                     edges=tuple(Edge(**e) for e in j.get("edges", ())),
                     for_allocation=j.get("for_allocation"),
+                    retries=j.get("retries", 0),
                 )
             )
         return cls(

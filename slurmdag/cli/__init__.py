@@ -33,7 +33,7 @@ def _root(
 
 
 # Commands register themselves on `app` when their modules are imported.
-from slurmdag.cli import authoring, running  # noqa: E402,F401
+from slurmdag.cli import authoring, porting, running  # noqa: E402,F401
 
 
 def main() -> None:

@@ -1,3 +1,74 @@
 """Commands that need no Slurm: validate, compile, graph."""
 
-from slurmdag.cli import app  # noqa: F401
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from slurmdag.cli import app
+from slurmdag.compile import compile_file, parse_overrides
+from slurmdag.errors import SlurmdagError, UsageError
+from slurmdag.plan import Plan
+from slurmdag.views.graph_formats import FORMATS, render_graph
+
+_SET_HELP = "Override a workflow param: --set NAME=VALUE (repeatable; VALUE is read as a YAML scalar)."
+
+
+@app.command()
+def validate(
+    workflow: str = typer.Argument(..., metavar="WORKFLOW.yaml", help="The workflow file."),
+    set_: list[str] = typer.Option([], "--set", metavar="NAME=VALUE", help=_SET_HELP),
+) -> None:
+    """Check a workflow without Slurm: exit 0 if valid, 2 with every problem as file:line:col."""
+    plan = compile_file(workflow, parse_overrides(set_))
+    typer.echo(f"{workflow}: valid ({len(plan.allocations())} allocations)")
+
+
+@app.command("compile")
+def compile_cmd(
+    workflow: str = typer.Argument(..., metavar="WORKFLOW.yaml", help="The workflow file."),
+    out: Path = typer.Option(..., "-o", "--output", metavar="DIR", help="Directory for plan.json and the scripts."),
+    set_: list[str] = typer.Option([], "--set", metavar="NAME=VALUE", help=_SET_HELP),
+    template_dir: list[Path] = typer.Option(
+        [], "--template-dir", metavar="DIR", help="Look for job.sbatch.j2 here before the built-in template."
+    ),
+) -> None:
+    """Write DIR/plan.json and one <name>.sbatch per job (join jobs included); needs no Slurm."""
+    plan = compile_file(workflow, parse_overrides(set_), template_dirs=template_dir)
+    for path in write_plan_dir(plan, out):
+        typer.echo(f"wrote {path}")
+    joins = len(plan.jobs) - len(plan.allocations())
+    extra = f" + {joins} join job{'s' if joins != 1 else ''}" if joins else ""
+    typer.echo(f"{workflow}: compiled {len(plan.allocations())} allocations{extra} into {out}")
+
+
+@app.command()
+def graph(
+    workflow: str = typer.Argument(..., metavar="WORKFLOW.yaml", help="The workflow file."),
+    fmt: str = typer.Option("ascii", "--format", "-f", help="ascii, dot or mermaid."),
+    set_: list[str] = typer.Option([], "--set", metavar="NAME=VALUE", help=_SET_HELP),
+) -> None:
+    """Draw a workflow's dependency graph with each edge's condition."""
+    if fmt not in FORMATS:
+        raise UsageError(f"unknown --format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    plan = compile_file(workflow, parse_overrides(set_))
+    typer.echo(render_graph(plan, fmt), nl=False)
+
+
+def write_plan_dir(plan: Plan, out: Path) -> list[Path]:
+    """plan.json and the job scripts; files of earlier compiles that this plan does not name are left alone."""
+    written = []
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        for job in plan.jobs:
+            path = out / f"{job.name}.sbatch"
+            path.write_text(job.script, encoding="utf-8")
+            path.chmod(0o755)
+            written.append(path)
+        path = out / "plan.json"
+        path.write_text(plan.to_json(), encoding="utf-8")
+        written.append(path)
+    except OSError as e:
+        raise SlurmdagError(f"cannot write to {out}: {e.strerror or e}") from None
+    return written

@@ -1,3 +1,181 @@
 """Commands that talk to Slurm: submit, status, list, cancel."""
 
-from slurmdag.cli import app  # noqa: F401
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from slurmdag.cli import app
+from slurmdag.errors import InputError
+from slurmdag.plan import Plan
+
+# --watch polling: one batched query per poll, starting fast and backing off so a long DAG costs little.
+WATCH_FIRST_INTERVAL = 2.0
+WATCH_MAX_INTERVAL = 30.0
+
+
+def _backend():
+    from slurmdag.backends import default_backend
+
+    return default_backend()
+
+
+def _store():
+    from slurmdag.store import Store
+
+    return Store()
+
+
+def _echo_json(data: object) -> None:
+    typer.echo(json.dumps(data, indent=2))
+
+
+def _load_plan(path: Path, sets: list[str]) -> Plan:
+    """A workflow file (compiled here), or a plan.json / a directory holding one (from `slurmdag compile`)."""
+    plan_file = path / "plan.json" if path.is_dir() else path
+    if plan_file.suffix == ".json":
+        if sets:
+            raise InputError("--set applies to workflow files, not to an already compiled plan.json")
+        try:
+            return Plan.from_json(plan_file.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise InputError(f"{plan_file}: no such file") from None
+        except (ValueError, KeyError, TypeError) as ex:
+            raise InputError(f"{plan_file}: not a slurmdag plan: {ex}") from None
+    from slurmdag.compile import compile_file, parse_overrides
+
+    return compile_file(path, overrides=parse_overrides(sets))
+
+
+@app.command()
+def submit(
+    workflow: Path = typer.Argument(..., help="Workflow YAML (or a compiled plan.json / its directory)."),
+    set_: list[str] = typer.Option([], "--set", help="Override a param: --set key=value (repeatable)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Show what would be submitted; touch nothing."),
+    as_json: bool = typer.Option(False, "--json", help='Print {"dag_id": ..., "jobs": {name: job_id}}.'),
+    watch: bool = typer.Option(False, "--watch", help="Follow the DAG until it ends; exit 0 only if Completed."),
+) -> None:
+    """Submit a whole workflow at once, all or nothing."""
+    from slurmdag import submit as submitting
+    from slurmdag.views.status_views import submit_dry_run
+
+    plan = _load_plan(workflow, set_)
+    if dry_run:
+        planned = submitting.describe(plan)
+        if as_json:
+            _echo_json({"workflow": plan.workflow, "jobs": [
+                {"name": p.name, "kind": p.kind, "dependency": p.dependency, "sbatch": p.options} for p in planned]})
+        else:
+            typer.echo(submit_dry_run(plan, planned))
+        return
+    store, backend = _store(), _backend()
+    record = submitting.submit_plan(plan, store, backend, workflow=str(workflow.resolve()))
+    if as_json:
+        _echo_json({"dag_id": record.dag_id, "jobs": record.job_ids})
+    else:
+        typer.echo(f"Submitted DAG {record.dag_id} with {len(plan.allocations())} allocations")
+    if watch:
+        _watch(store, backend, record.dag_id, as_json=as_json)
+
+
+def _watch(store, backend, dag_id: str, as_json: bool = False, graph: bool = False, tasks: bool = False) -> None:
+    from slurmdag.states import DagState
+    from slurmdag.status import collect
+    from slurmdag.views.status_views import status_json, status_table, status_tree
+
+    interval = WATCH_FIRST_INTERVAL
+    last = None
+    while True:
+        status = collect(store, backend, dag_id)
+        shown = (status.state, status.counts(), [(n.name, n.state) for n in status.nodes])
+        if shown != last and not as_json:
+            typer.echo(status_tree(status) if graph else status_table(status, tasks=tasks))
+            typer.echo("")
+        last = shown
+        if status.terminal:
+            if as_json:
+                _echo_json(status_json(status))
+            raise typer.Exit(0 if status.state is DagState.COMPLETED else 1)
+        time.sleep(interval)
+        interval = min(interval * 1.5, WATCH_MAX_INTERVAL)
+
+
+@app.command()
+def status(
+    dag_id: str = typer.Argument(..., metavar="DAG", help="DAG id (8 hex characters)."),
+    graph: bool = typer.Option(False, "--graph", help="Show the DAG as a tree with states."),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+    watch: bool = typer.Option(False, "--watch", help="Follow until the DAG ends; exit 0 only if Completed."),
+    tasks: bool = typer.Option(False, "--tasks", help="One row per task of each task group."),
+) -> None:
+    """Show the state of a DAG (one squeue and one sacct call, whatever its size)."""
+    from slurmdag.status import collect
+    from slurmdag.views.status_views import status_json, status_table, status_tree
+
+    store, backend = _store(), _backend()
+    if watch:
+        _watch(store, backend, dag_id, as_json=as_json, graph=graph, tasks=tasks)
+        return
+    st = collect(store, backend, dag_id)
+    if as_json:
+        _echo_json(status_json(st))
+        for note in st.notes:
+            typer.echo(f"note: {note}", err=True)
+    elif graph:
+        typer.echo(status_tree(st))
+        for note in st.notes:
+            typer.echo(f"note: {note}")
+    else:
+        typer.echo(status_table(st, tasks=tasks))
+
+
+@app.command("list")
+def list_(
+    show_all: bool = typer.Option(False, "--all", help="Every DAG in the store, not only active and recent ones."),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+) -> None:
+    """Your DAGs, newest first: every active one and the 10 newest finished (--all: every one)."""
+    from slurmdag.status import list_dags
+    from slurmdag.views.status_views import list_json, list_table
+
+    listed = list_dags(_store(), _backend(), show_all=show_all)
+    rows = [(d.record, d.state, d.counts) for d in listed]
+    notes = [n for d in listed for n in d.notes]
+    if as_json:
+        _echo_json(list_json(rows))
+        for note in notes:
+            typer.echo(f"note: {note}", err=True)
+        return
+    typer.echo(list_table(rows) if rows else "no DAGs yet")
+    for note in notes:
+        typer.echo(f"note: {note}")
+
+
+@app.command()
+def cancel(
+    dag_id: str = typer.Argument(..., metavar="DAG", help="DAG id (8 hex characters)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="List exactly what would be cancelled."),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+) -> None:
+    """Cancel every unfinished job of a DAG; failure/any handlers do not start."""
+    from slurmdag.cancel import cancel_dag
+    from slurmdag.views.status_views import cancel_listing
+
+    outcome = cancel_dag(_store(), _backend(), dag_id, dry_run=dry_run)
+    if as_json:
+        _echo_json({
+            "dag_id": outcome.dag_id,
+            "dry_run": outcome.dry_run,
+            "state": outcome.status.state.value if outcome.status else None,
+            "jobs": [{"name": t.name, "job_id": t.job_id, "state": t.state.value} for t in outcome.targets],
+        })
+        for note in outcome.notes:
+            typer.echo(f"note: {note}", err=True)
+        return
+    for note in outcome.notes:
+        typer.echo(f"note: {note}")
+    typer.echo(cancel_listing(outcome))

@@ -1,0 +1,335 @@
+# shellcheck shell=bash
+# Shared logic of docker-slurm/{up,down,status,reset,env}. Sourced, never run.
+#
+# The cluster: munged, MariaDB + slurmdbd (optional), slurmctld in the root
+# network namespace, and N slurmd "nodes", each in its own network + UTS
+# namespace (veth to a bridge 10.77.0.1/24; nodeN = 10.77.0.1N). Everything it
+# writes lives under $SC_DIR (default docker-slurm/run, or $SLURM_CLUSTER_DIR).
+
+set -euo pipefail
+
+SC_HOME=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+SC_DIR=${SLURM_CLUSTER_DIR:-$SC_HOME/run}
+mkdir -p "$SC_DIR"
+SC_DIR=$(cd "$SC_DIR" && pwd)
+
+ETC_DIR=$SC_DIR/etc
+STATE_DIR=$SC_DIR/state
+SPOOL_DIR=$SC_DIR/spool
+LOG_DIR=$SC_DIR/log
+PID_DIR=$SC_DIR/pid
+DB_DIR=$SC_DIR/db
+MUNGE_DIR=$SC_DIR/munge
+MUNGE_SOCKET=$MUNGE_DIR/munge.socket.2
+DB_SOCKET=$DB_DIR/mysqld.sock
+KNOBS_FILE=$SC_DIR/knobs
+FIRST_JOB_ID_FILE=$SC_DIR/first_job_id
+export SLURM_CONF=$ETC_DIR/slurm.conf
+
+# Fixed network layout (one such cluster per machine).
+BRIDGE=sdagbr0
+NS_PREFIX=sdag-node            # namespaces sdag-node1..N
+VETH_PREFIX=sdag-v             # host side sdag-vN, node side sdag-vNc
+SUBNET_PREFIX=10.77.0
+CTLD_ADDR=$SUBNET_PREFIX.1
+OWNER_MARK=/run/slurmdag-test-cluster.dir   # which run dir owns the bridge
+
+CLUSTER_NAME=slurmdag
+PACKAGES="slurmctld slurmd slurm-client munge slurmdbd mariadb-server mariadb-client iproute2"
+
+log() { printf '%s\n' "$*" >&2; }
+die() { printf 'docker-slurm: error: %s\n' "$*" >&2; exit 1; }
+now() { printf '%s' "$EPOCHREALTIME"; }
+elapsed() { awk -v a="$1" -v b="$EPOCHREALTIME" 'BEGIN{printf "%.1f", b-a}'; }
+
+require_root() { [ "$(id -u)" = 0 ] || die "must run as root (it creates network namespaces and runs the daemons)"; }
+
+# ---------------------------------------------------------------- knobs
+read_knobs() {   # from the environment, with defaults
+    K_NODES=${SLURM_NODES:-3}
+    K_MIN_JOB_AGE=${SLURM_MIN_JOB_AGE:-300}
+    K_MAX_ARRAY_SIZE=${SLURM_MAX_ARRAY_SIZE:-1001}
+    K_DEPENDENCY_PARAMETERS=${SLURM_DEPENDENCY_PARAMETERS:-}
+    K_MAX_JOB_COUNT=${SLURM_MAX_JOB_COUNT:-10000}
+    K_WITH_DB=${WITH_DB:-1}
+    [[ $K_NODES =~ ^[0-9]+$ ]] && (( K_NODES >= 1 && K_NODES <= 20 )) || die "SLURM_NODES must be 1..20 (got '$K_NODES')"
+    [[ $K_MIN_JOB_AGE =~ ^[0-9]+$ ]] || die "SLURM_MIN_JOB_AGE must be an integer"
+    [[ $K_MAX_ARRAY_SIZE =~ ^[0-9]+$ ]] || die "SLURM_MAX_ARRAY_SIZE must be an integer"
+    [[ $K_MAX_JOB_COUNT =~ ^[0-9]+$ ]] || die "SLURM_MAX_JOB_COUNT must be an integer"
+    [[ $K_WITH_DB =~ ^[01]$ ]] || die "WITH_DB must be 0 or 1"
+}
+
+knobs_text() {
+    printf 'SLURM_NODES=%s\nSLURM_MIN_JOB_AGE=%s\nSLURM_MAX_ARRAY_SIZE=%s\nSLURM_DEPENDENCY_PARAMETERS=%s\nSLURM_MAX_JOB_COUNT=%s\nWITH_DB=%s\n' \
+        "$K_NODES" "$K_MIN_JOB_AGE" "$K_MAX_ARRAY_SIZE" "$K_DEPENDENCY_PARAMETERS" "$K_MAX_JOB_COUNT" "$K_WITH_DB"
+}
+
+recorded_knob() {   # recorded_knob NAME -> value from the run dir (empty if none)
+    [ -f "$KNOBS_FILE" ] || return 0
+    sed -n "s/^$1=//p" "$KNOBS_FILE"
+}
+
+recorded_nodes() { local n; n=$(recorded_knob SLURM_NODES); echo "${n:-0}"; }
+
+node_addr() { echo "$SUBNET_PREFIX.1$1"; }
+
+# ---------------------------------------------------------------- rendering
+render_configs() {   # render_configs OUTDIR : slurm.conf, slurmdbd.conf, plugstack.conf
+    local out=$1 i lines="" list
+    for ((i = 1; i <= K_NODES; i++)); do
+        lines+="NodeName=node$i NodeAddr=$(node_addr "$i") NodeHostname=node$i CPUs=4 RealMemory=2000 State=UNKNOWN"$'\n'
+    done
+    list="node[1-$K_NODES]"; ((K_NODES == 1)) && list=node1
+    local first_id=1
+    [ -f "$FIRST_JOB_ID_FILE" ] && first_id=$(cat "$FIRST_JOB_ID_FILE")
+    local dep_line="#DependencyParameters="
+    [ -n "$K_DEPENDENCY_PARAMETERS" ] && dep_line="DependencyParameters=$K_DEPENDENCY_PARAMETERS"
+    local storage=accounting_storage/none
+    ((K_WITH_DB)) && storage=accounting_storage/slurmdbd
+    mkdir -p "$out"
+    CLUSTER_NAME=$CLUSTER_NAME CTLD_HOST=$(hostname -s) CTLD_ADDR=$CTLD_ADDR \
+    CTLD_PORT=${SLURM_CTLD_PORT:-6817} SLURMD_PORT=6818 DBD_HOST=localhost DBD_PORT=${SLURM_DBD_PORT:-6819} \
+    MUNGE_SOCKET=$MUNGE_SOCKET STATE_DIR=$STATE_DIR SPOOL_DIR=$SPOOL_DIR PID_DIR=$PID_DIR \
+    LOG_DIR=$LOG_DIR ETC_DIR=$ETC_DIR MIN_JOB_AGE=$K_MIN_JOB_AGE MAX_ARRAY_SIZE=$K_MAX_ARRAY_SIZE \
+    MAX_JOB_COUNT=$K_MAX_JOB_COUNT FIRST_JOB_ID=$first_id DEPENDENCY_PARAMETERS_LINE=$dep_line \
+    ACCOUNTING_STORAGE_TYPE=$storage NODE_LINES=${lines%$'\n'} NODE_LIST=$list \
+    bash -c '
+        set -e
+        python3 "$0/config/render.py" "$0/config/slurm.conf.in" "$1/slurm.conf"
+        python3 "$0/config/render.py" "$0/config/slurmdbd.conf.in" "$1/slurmdbd.conf"
+    ' "$SC_HOME" "$out"
+    : > "$out/plugstack.conf"
+    chmod 600 "$out/slurmdbd.conf"
+}
+
+# ---------------------------------------------------------------- packages
+ensure_packages() {
+    local p missing=()
+    for p in $PACKAGES; do
+        if [ "$(dpkg-query -W -f='${db:Status-Abbrev}' "$p" 2>/dev/null)" != "ii " ]; then missing+=("$p"); fi
+    done
+    ((${#missing[@]} == 0)) && return 0
+    log "installing missing packages: ${missing[*]}"
+    local made_policy=0
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+        printf '#!/bin/sh\n# temporary, created by slurmdag docker-slurm/up\nexit 101\n' > /usr/sbin/policy-rc.d
+        chmod 755 /usr/sbin/policy-rc.d
+        made_policy=1
+    fi
+    local rc=0
+    {
+        DEBIAN_FRONTEND=noninteractive apt-get update -qq &&
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+    } >"$SC_DIR/apt.log" 2>&1 || rc=$?
+    ((made_policy)) && rm -f /usr/sbin/policy-rc.d
+    ((rc == 0)) || { tail -n 20 "$SC_DIR/apt.log" >&2; die "apt-get failed (see $SC_DIR/apt.log)"; }
+}
+
+# ---------------------------------------------------------------- processes
+# pid_alive PROG PIDFILE : prints the PID and succeeds when the PID file names a
+# live process that is really PROG (checked via /proc/PID/exe or argv[0]).
+pid_alive() {
+    local prog=$1 file=$2 pid exe arg0
+    [ -s "$file" ] || return 1
+    pid=$(tr -dc '0-9' < "$file")
+    [ -n "$pid" ] && [ -d "/proc/$pid" ] || return 1
+    exe=$(readlink "/proc/$pid/exe" 2>/dev/null || true)
+    arg0=$(tr '\0' '\n' < "/proc/$pid/cmdline" 2>/dev/null | head -n1 || true)
+    # a zombie has an empty cmdline and no exe: not alive for our purposes
+    if [ "${exe##*/}" = "$prog" ] || [ "${exe##*/}" = "$prog (deleted)" ] || [ "${arg0##*/}" = "$prog" ]; then
+        echo "$pid"; return 0
+    fi
+    return 1
+}
+
+wait_pid_gone() {   # wait_pid_gone PID TIMEOUT_S
+    local pid=$1 deadline=$((${EPOCHSECONDS} + $2))
+    while [ -d "/proc/$pid" ] && [ "$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null)" != Z ]; do
+        ((EPOCHSECONDS >= deadline)) && return 1
+        sleep 0.05
+    done
+    return 0
+}
+
+# stop_daemon PROG PIDFILE [TIMEOUT_S] : SIGTERM, wait, SIGKILL. Prints PROG when it stopped something.
+stop_daemon() {
+    local prog=$1 file=$2 t=${3:-15} pid
+    if pid=$(pid_alive "$prog" "$file"); then
+        kill -TERM "$pid" 2>/dev/null || true
+        if ! wait_pid_gone "$pid" "$t"; then
+            log "$prog (pid $pid) did not exit after ${t}s: SIGKILL"
+            kill -KILL "$pid" 2>/dev/null || true
+            wait_pid_gone "$pid" 5 || log "warning: $prog (pid $pid) still present"
+        fi
+        rm -f "$file"
+        echo "$prog"
+    else
+        rm -f "$file"
+    fi
+}
+
+wait_for() {   # wait_for TIMEOUT_S DESCRIPTION CMD... : poll CMD until it succeeds
+    local t=$1 what=$2; shift 2
+    local deadline=$((EPOCHSECONDS + t))
+    until "$@" >/dev/null 2>&1; do
+        ((EPOCHSECONDS >= deadline)) && die "timed out after ${t}s waiting for $what (logs: $LOG_DIR)"
+        sleep 0.1
+    done
+}
+
+# ---------------------------------------------------------------- munge
+munge_alive() { pid_alive munged "$PID_DIR/munged.pid" >/dev/null; }
+start_munge() {
+    munge_alive && return 1
+    mkdir -p "$MUNGE_DIR"; chmod 755 "$MUNGE_DIR"
+    if [ ! -s "$MUNGE_DIR/munge.key" ]; then
+        mungekey --create --keyfile="$MUNGE_DIR/munge.key" 2>/dev/null ||
+            dd if=/dev/urandom of="$MUNGE_DIR/munge.key" bs=1024 count=1 status=none
+        chmod 400 "$MUNGE_DIR/munge.key"
+    fi
+    rm -f "$MUNGE_SOCKET" "$MUNGE_SOCKET.lock"
+    munged --force --socket="$MUNGE_SOCKET" --key-file="$MUNGE_DIR/munge.key" \
+        --pid-file="$PID_DIR/munged.pid" --log-file="$LOG_DIR/munged.log" \
+        --seed-file="$MUNGE_DIR/munged.seed" </dev/null >>"$LOG_DIR/munged.log" 2>&1 9>&-
+    wait_for 10 munged munge_alive
+    return 0
+}
+
+# ---------------------------------------------------------------- network
+net_ready_node() {
+    local i=$1
+    [ -e "/run/netns/$NS_PREFIX$i" ] && ip link show "$VETH_PREFIX$i" >/dev/null 2>&1
+}
+
+ensure_bridge() {
+    if ! ip link show "$BRIDGE" >/dev/null 2>&1; then
+        ip link add "$BRIDGE" type bridge
+    fi
+    ip addr show dev "$BRIDGE" | grep -q "inet $CTLD_ADDR/" || ip addr add "$CTLD_ADDR/24" dev "$BRIDGE"
+    ip link set "$BRIDGE" up
+    echo "$SC_DIR" > "$OWNER_MARK"
+}
+
+ensure_node_net() {   # returns 0 when it created something
+    local i=$1 ns=$NS_PREFIX$1 h=$VETH_PREFIX$1 c=$VETH_PREFIX${1}c
+    net_ready_node "$i" && return 1
+    remove_node_net "$i"
+    ip netns add "$ns"
+    ip link add "$h" type veth peer name "$c"
+    ip link set "$c" netns "$ns"
+    ip link set "$h" master "$BRIDGE"
+    ip link set "$h" up
+    ip -n "$ns" link set lo up
+    ip -n "$ns" addr add "$(node_addr "$i")/24" dev "$c"
+    ip -n "$ns" link set "$c" up
+    return 0
+}
+
+ns_pids() {   # PIDs of processes living in a node's network namespace
+    ip netns pids "$NS_PREFIX$1" 2>/dev/null || true
+}
+
+kill_ns_processes() {   # kill whatever still runs inside node i's namespace (job steps)
+    local i=$1 pids p
+    pids=$(ns_pids "$i")
+    [ -z "$pids" ] && return 0
+    kill -TERM $pids 2>/dev/null || true
+    for p in $pids; do wait_pid_gone "$p" 5 || kill -KILL "$p" 2>/dev/null || true; done
+}
+
+remove_node_net() {
+    local i=$1
+    if [ -e "/run/netns/$NS_PREFIX$i" ]; then
+        kill_ns_processes "$i"
+        ip netns del "$NS_PREFIX$i" 2>/dev/null || true
+    fi
+    ip link del "$VETH_PREFIX$i" 2>/dev/null || true
+}
+
+# ---------------------------------------------------------------- database
+db_alive() { pid_alive mariadbd "$PID_DIR/mariadbd.pid" >/dev/null; }
+db_ping() { mariadb-admin --no-defaults --socket="$DB_SOCKET" --user=root ping >/dev/null 2>&1; }
+start_db() {
+    db_alive && return 1
+    mkdir -p "$DB_DIR"
+    if [ ! -d "$DB_DIR/data/mysql" ]; then
+        mariadb-install-db --no-defaults --datadir="$DB_DIR/data" --user=root \
+            --auth-root-authentication-method=socket --skip-test-db \
+            >>"$LOG_DIR/mariadb-install.log" 2>&1 9>&- || die "mariadb-install-db failed (see $LOG_DIR/mariadb-install.log)"
+    fi
+    setsid -f mariadbd --no-defaults --datadir="$DB_DIR/data" --socket="$DB_SOCKET" \
+        --pid-file="$PID_DIR/mariadbd.pid" --skip-networking --user=root \
+        --log-error="$LOG_DIR/mariadb.log" --innodb-lock-wait-timeout=900 \
+        </dev/null >>"$LOG_DIR/mariadb.log" 2>&1 9>&-
+    wait_for 30 "mariadbd to answer" db_ping
+    return 0
+}
+
+dbd_alive() { pid_alive slurmdbd "$PID_DIR/slurmdbd.pid" >/dev/null; }
+dbd_answers() { sacctmgr -n -P list cluster format=Cluster >/dev/null 2>&1; }
+start_dbd() {
+    dbd_alive && return 1
+    MYSQL_UNIX_PORT=$DB_SOCKET slurmdbd </dev/null >>"$LOG_DIR/slurmdbd.out" 2>&1 9>&-
+    wait_for 30 "slurmdbd to answer" dbd_answers
+    if ! sacctmgr -n -P list cluster format=Cluster 2>/dev/null | grep -qx "$CLUSTER_NAME"; then
+        sacctmgr -i add cluster "$CLUSTER_NAME" >/dev/null
+    fi
+    return 0
+}
+
+# ---------------------------------------------------------------- slurm daemons
+ctld_alive() { pid_alive slurmctld "$PID_DIR/slurmctld.pid" >/dev/null; }
+ctld_up() { scontrol ping 2>/dev/null | grep -q 'is UP'; }
+start_ctld() {
+    ctld_alive && return 1
+    mkdir -p "$STATE_DIR"
+    slurmctld -f "$SLURM_CONF" </dev/null >>"$LOG_DIR/slurmctld.out" 2>&1 9>&-
+    wait_for 30 "slurmctld to answer" ctld_up
+    return 0
+}
+stop_ctld() { stop_daemon slurmctld "$PID_DIR/slurmctld.pid" 20; }
+
+slurmd_alive() { pid_alive slurmd "$PID_DIR/slurmd-node$1.pid" >/dev/null; }
+start_slurmd() {
+    local i=$1
+    slurmd_alive "$i" && return 1
+    mkdir -p "$SPOOL_DIR/node$i"
+    nsenter --net="/run/netns/$NS_PREFIX$i" unshare --uts -- \
+        sh -c 'hostname "$1"; exec slurmd -f "$2" -N "$1"' sh "node$i" "$SLURM_CONF" \
+        </dev/null >>"$LOG_DIR/slurmd-node$i.out" 2>&1 9>&-
+    wait_for 15 "slurmd on node$i" slurmd_alive "$i"
+    return 0
+}
+stop_slurmd() { stop_daemon slurmd "$PID_DIR/slurmd-node$1.pid" 15; }
+
+nodes_ready() {   # nodes_ready N : every node1..N is up (idle/mix/alloc/comp, responding)
+    local n=$1 out count
+    out=$(sinfo -h -N -o '%N %t' 2>/dev/null) || return 1
+    count=$(awk -v n="$n" '
+        { name=$1; st=$2; sub(/^node/, "", name) }
+        name ~ /^[0-9]+$/ && name+0 >= 1 && name+0 <= n && st ~ /^(idle|mix|mixed|alloc|allocated|comp|completing)$/ { ok[name]=1 }
+        END { c=0; for (k in ok) c++; print c }' <<<"$out")
+    [ "$count" = "$n" ]
+}
+
+sacct_answers() { sacct -n -X -S now -o JobID >/dev/null 2>&1; }
+
+# ---------------------------------------------------------------- locking
+# fd 9 holds the lock; every daemon is started with 9>&- so none inherits it.
+take_lock() {
+    exec 9>"$SC_DIR/.lock"
+    flock -w 300 9 || die "could not lock $SC_DIR/.lock within 300s (another up/down/reset running?)"
+}
+
+# every recorded daemon as "prog pidfile" lines
+daemon_table() {
+    local f n
+    echo "munged $PID_DIR/munged.pid"
+    echo "mariadbd $PID_DIR/mariadbd.pid"
+    echo "slurmdbd $PID_DIR/slurmdbd.pid"
+    echo "slurmctld $PID_DIR/slurmctld.pid"
+    for f in "$PID_DIR"/slurmd-node*.pid; do
+        [ -e "$f" ] || continue
+        echo "slurmd $f"
+    done
+}

@@ -1,0 +1,14 @@
+"""Adapters to Slurm behind one interface (`base.Backend`); `cli` is the default."""
+
+from __future__ import annotations
+
+from slurmdag.backends.base import Backend, JobInfo
+
+
+def default_backend() -> Backend:
+    from slurmdag.backends.cli import CliBackend
+
+    return CliBackend()
+
+
+__all__ = ["Backend", "JobInfo", "default_backend"]

@@ -1,0 +1,69 @@
+"""What slurmdag asks of Slurm, as one small interface. `cli.CliBackend` drives the Slurm commands; another
+backend (pyslurm) can implement the same methods.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+
+@dataclass(frozen=True)
+class JobInfo:
+    """One job or one array task as Slurm reports it. Keyed by `job_id`: "123" or "123_4" (never a raw task id)."""
+
+    job_id: str
+    array_job_id: str  # the id the job was submitted as (== job_id for a plain job)
+    array_task: int | None  # task index for an array task, else None
+    name: str
+    state: str  # Slurm base state, upper case, without " by <uid>": PENDING, RUNNING, COMPLETED, CANCELLED, ...
+    reason: str | None = None  # squeue's pending/exit reason (None when Slurm says "None")
+    exit_code: int | None = None  # from sacct; None while unknown
+    signal: int | None = None  # signal that ended the job, if any
+    elapsed: str | None = None
+    start: str | None = None  # ISO time or None if it never started
+    end: str | None = None
+    node_list: str | None = None  # None when no node was ever assigned (the job never ran)
+    source: str = "squeue"  # where state came from: "squeue" (live) or "sacct" (accounting)
+
+    @property
+    def ran(self) -> bool:
+        """True if the job was ever given nodes (sacct's Start is not a reliable sign, see slurm-facts §6)."""
+        return self.node_list is not None
+
+
+class Backend(ABC):
+    @abstractmethod
+    def submit(self, script: str, options: list[str]) -> str:
+        """Submit a batch script (path of a file) with sbatch options; return the job id."""
+
+    @abstractmethod
+    def query(self, job_ids: Iterable[str], since: datetime | None = None) -> dict[str, JobInfo]:
+        """State of the given jobs, live and finished, in one call per source. Array ids expand to their tasks."""
+
+    def query_live(self, job_ids: Iterable[str]) -> dict[str, JobInfo]:
+        """Only what slurmctld holds (fresh, no accounting lag); by default the full query."""
+        return self.query(job_ids)
+
+    @abstractmethod
+    def hold(self, job_ids: Iterable[str]) -> list[str]:
+        """Hold pending jobs; return Slurm's complaints (e.g. jobs that already started) instead of raising."""
+
+    @abstractmethod
+    def release(self, job_ids: Iterable[str]) -> None: ...
+
+    @abstractmethod
+    def cancel(self, job_ids: Iterable[str]) -> None:
+        """Ask Slurm to cancel; Slurm's exit status proves nothing (slurm-facts §2 #31): read state back."""
+
+    @abstractmethod
+    def update_dependency(self, job_id: str, expression: str) -> None: ...
+
+    @abstractmethod
+    def find_jobs(
+        self, name_prefix: str, since: datetime | None = None, include_accounting: bool = True
+    ) -> dict[str, JobInfo]:
+        """Every job of this user whose name starts with `name_prefix`: live ones, and (unless
+        include_accounting=False) finished ones in accounting since `since`. Used to rebuild a lost record."""

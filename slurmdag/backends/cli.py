@@ -1,0 +1,118 @@
+"""The default backend: drives sbatch, squeue, sacct, scontrol and scancel through `runner.run_slurm`."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import replace
+from datetime import datetime, timedelta, timezone
+
+from slurmdag.backends import runner
+from slurmdag.backends.base import Backend, JobInfo
+from slurmdag.backends.parse import SACCT_FIELDS, SQUEUE_FORMAT, parse_sacct, parse_sbatch_parsable, parse_squeue
+from slurmdag.errors import SlurmCommandError, SlurmUnavailableError
+
+# How far back sacct looks when the caller gives no bound; job ids repeat after a cluster reset (slurm-facts §6),
+# so an unbounded `sacct -j` may return somebody's old job.
+DEFAULT_LOOKBACK = timedelta(days=30)
+
+# squeue states after which a job will not change any more (sacct then holds the exit code).
+_FINAL = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL", "BOOT_FAIL", "DEADLINE",
+          "PREEMPTED", "REVOKED", "SPECIAL_EXIT"}
+
+
+def _slurm_time(when: datetime) -> str:
+    """sacct -S wants local wall-clock time."""
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return when.astimezone().strftime("%Y-%m-%dT%H:%M:%S")
+
+
+def merge_views(live: dict[str, JobInfo], accounted: dict[str, JobInfo]) -> dict[str, JobInfo]:
+    """squeue is fresher (sacct lags ~0.2 s); sacct outlives slurmctld's memory and has the exit codes."""
+    merged = dict(accounted)
+    for key, info in live.items():
+        acct = accounted.get(key)
+        if acct is not None and info.state in _FINAL and acct.state == info.state:
+            info = replace(info, exit_code=acct.exit_code, signal=acct.signal, end=info.end or acct.end)
+        merged[key] = info
+    return merged
+
+
+class CliBackend(Backend):
+    def submit(self, script: str, options: list[str]) -> str:
+        proc = runner.run_slurm(["sbatch", "--parsable", *options, script])
+        return parse_sbatch_parsable(proc.stdout)
+
+    # --- reading state: one squeue (slurmctld) + one sacct (slurmdbd), whatever the number of ids ---
+
+    def query_live(self, job_ids: Iterable[str]) -> dict[str, JobInfo]:
+        ids = _unique(job_ids)
+        if not ids:
+            return {}
+        argv = ["squeue", "-h", "-r", "-t", "all", "-j", ",".join(ids), "-o", SQUEUE_FORMAT]
+        try:
+            proc = runner.run_slurm(argv)
+        except SlurmCommandError as ex:
+            # All ids unknown to slurmctld: squeue exits 1 instead of printing nothing (slurm-facts §3).
+            if ex.returncode == 1 and "invalid job id" in (ex.stderr + ex.stdout).lower():
+                return {}
+            raise
+        return parse_squeue(proc.stdout)
+
+    def query_accounting(self, job_ids: Iterable[str], since: datetime | None = None) -> dict[str, JobInfo]:
+        ids = _unique(job_ids)
+        if not ids:
+            return {}
+        start = since or (datetime.now(timezone.utc) - DEFAULT_LOOKBACK)
+        argv = ["sacct", "-X", "-n", "-P", "-o", SACCT_FIELDS, "-S", _slurm_time(start), "-E", "now",
+                "-j", ",".join(ids)]
+        return parse_sacct(runner.run_slurm(argv).stdout)
+
+    def query(self, job_ids: Iterable[str], since: datetime | None = None) -> dict[str, JobInfo]:
+        ids = _unique(job_ids)
+        return merge_views(self.query_live(ids), self.query_accounting(ids, since))
+
+    def find_jobs(
+        self, name_prefix: str, since: datetime | None = None, include_accounting: bool = True
+    ) -> dict[str, JobInfo]:
+        live = runner.run_slurm(["squeue", "-h", "-r", "-t", "all", "--me", "-o", SQUEUE_FORMAT]).stdout
+        mine = lambda jobs: {k: v for k, v in jobs.items() if v.name.startswith(name_prefix)}  # noqa: E731
+        if not include_accounting:
+            return mine(parse_squeue(live))
+        start = since or (datetime.now(timezone.utc) - DEFAULT_LOOKBACK)
+        acct = runner.run_slurm(
+            ["sacct", "-X", "-n", "-P", "-o", SACCT_FIELDS, "-S", _slurm_time(start), "-E", "now"]
+        ).stdout
+        return merge_views(mine(parse_squeue(live)), mine(parse_sacct(acct)))
+
+    # --- acting ---
+
+    def hold(self, job_ids: Iterable[str]) -> list[str]:
+        ids = _unique(job_ids)
+        if not ids:
+            return []
+        try:
+            runner.run_slurm(["scontrol", "hold", *ids])
+        except SlurmCommandError as ex:
+            if isinstance(ex, SlurmUnavailableError):
+                raise
+            # Some ids could not be held (already running or finished); the others were.
+            return [ln for ln in (ex.stderr + ex.stdout).splitlines() if ln.strip()]
+        return []
+
+    def release(self, job_ids: Iterable[str]) -> None:
+        ids = _unique(job_ids)
+        if ids:
+            runner.run_slurm(["scontrol", "release", *ids])
+
+    def cancel(self, job_ids: Iterable[str]) -> None:
+        ids = _unique(job_ids)
+        if ids:
+            runner.run_slurm(["scancel", *ids])
+
+    def update_dependency(self, job_id: str, expression: str) -> None:
+        runner.run_slurm(["scontrol", "update", f"JobId={job_id}", f"Dependency={expression}"])
+
+
+def _unique(job_ids: Iterable[str]) -> list[str]:
+    return list(dict.fromkeys(str(j) for j in job_ids))

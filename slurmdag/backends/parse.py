@@ -1,0 +1,151 @@
+"""Parsers for the text the Slurm commands print. Pure functions, tested against recorded real output
+(tests/fixtures/slurm-output/).
+"""
+
+from __future__ import annotations
+
+import re
+
+from slurmdag.backends.base import JobInfo
+
+# Field lists are fixed here and in cli.py together: the parsers depend on their order. Free text (the job
+# name) goes last so a '|' inside a foreign job's name cannot shift the other columns.
+SQUEUE_FORMAT = "%i|%A|%T|%r|%M|%S|%e|%N|%j"
+SACCT_FIELDS = "JobID,JobIDRaw,State,ExitCode,Elapsed,Start,End,NodeList,Reason,JobName"
+
+_SQUEUE_COLUMNS = SQUEUE_FORMAT.count("|") + 1
+_SACCT_COLUMNS = SACCT_FIELDS.count(",") + 1
+_JOB_ID = re.compile(r"^(\d+)(?:_(\d+))?$")
+_PENDING_ARRAY = re.compile(r"^(\d+)_\[([^\]]+)\]$")
+_EMPTY = {"", "N/A", "None", "Unknown", "(null)", "None assigned"}
+
+
+class ParseError(ValueError):
+    """Slurm printed something these parsers do not understand."""
+
+
+def parse_sbatch_parsable(stdout: str) -> str:
+    """`sbatch --parsable` prints `id` or `id;cluster` (possibly after warning lines); return the id."""
+    lines = [ln.strip() for ln in stdout.splitlines() if ln.strip()]
+    if not lines:
+        raise ParseError("sbatch --parsable printed nothing")
+    job_id = lines[-1].split(";", 1)[0].strip()
+    if not job_id.isdigit():
+        raise ParseError(f"sbatch --parsable printed {lines[-1]!r}, expected a job id")
+    return job_id
+
+
+def expand_array_indexes(spec: str) -> list[int]:
+    """'0-3,7,10-14:2%4' -> [0,1,2,3,7,10,12,14] (the %throttle is dropped)."""
+    spec = spec.split("%", 1)[0]
+    out: list[int] = []
+    for part in spec.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        step = 1
+        if ":" in part:
+            part, step_text = part.split(":", 1)
+            step = int(step_text)
+        if "-" in part:
+            lo, hi = part.split("-", 1)
+            out.extend(range(int(lo), int(hi) + 1, step))
+        else:
+            out.append(int(part))
+    return out
+
+
+def _value(text: str) -> str | None:
+    text = text.strip()
+    return None if text in _EMPTY else text
+
+
+def _base_state(text: str) -> str:
+    # sacct: "CANCELLED by 1000"; squeue never adds a suffix. Keep only the state word.
+    return text.strip().split(" ", 1)[0].upper()
+
+
+def _ids(job_id_text: str, raw_text: str) -> list[tuple[str, str, int | None]]:
+    """(key, array job id, task index) for one row; a pending array row ("5_[0-3]") expands to its tasks."""
+    job_id_text = job_id_text.strip()
+    pending = _PENDING_ARRAY.match(job_id_text)
+    if pending:
+        base = pending.group(1)
+        return [(f"{base}_{i}", base, i) for i in expand_array_indexes(pending.group(2))]
+    m = _JOB_ID.match(job_id_text)
+    if not m:
+        raise ParseError(f"unexpected job id {job_id_text!r}")
+    if m.group(2) is None:
+        return [(m.group(1), m.group(1), None)]
+    return [(job_id_text, m.group(1), int(m.group(2)))]
+
+
+def parse_squeue(stdout: str) -> dict[str, JobInfo]:
+    """Rows of `squeue -h -r -t all -o SQUEUE_FORMAT`."""
+    jobs: dict[str, JobInfo] = {}
+    for line in stdout.splitlines():
+        if not line.strip():
+            continue
+        cols = line.split("|", _SQUEUE_COLUMNS - 1)
+        if len(cols) != _SQUEUE_COLUMNS:
+            raise ParseError(f"squeue row has {len(cols)} columns, expected {_SQUEUE_COLUMNS}: {line!r}")
+        job_id, raw, state, reason, elapsed, start, end, nodes, name = cols
+        for key, array_id, task in _ids(job_id, raw):
+            jobs[key] = JobInfo(
+                job_id=key,
+                array_job_id=array_id,
+                array_task=task,
+                name=name,
+                state=_base_state(state),
+                reason=_value(reason),
+                elapsed=_value(elapsed),
+                start=_value(start) if _value(nodes) else None,  # a pending job's %S is a forecast
+                end=_value(end) if _value(nodes) else None,
+                node_list=_value(nodes),
+                source="squeue",
+            )
+    return jobs
+
+
+def parse_exit_code(text: str) -> tuple[int | None, int | None]:
+    """sacct ExitCode "1:0" -> (1, 0); "0:9" -> (0, 9)."""
+    text = text.strip()
+    if not text or ":" not in text:
+        return None, None
+    code, sig = text.split(":", 1)
+    try:
+        return int(code), int(sig)
+    except ValueError:
+        return None, None
+
+
+def parse_sacct(stdout: str) -> dict[str, JobInfo]:
+    """Rows of `sacct -X -n -P -o SACCT_FIELDS`. With duplicate ids (after a cluster reset) the last row wins."""
+    jobs: dict[str, JobInfo] = {}
+    for line in stdout.splitlines():
+        if not line.strip():
+            continue
+        cols = line.split("|", _SACCT_COLUMNS - 1)
+        if len(cols) != _SACCT_COLUMNS:
+            raise ParseError(f"sacct row has {len(cols)} columns, expected {_SACCT_COLUMNS}: {line!r}")
+        job_id, raw, state, exit_text, elapsed, start, end, nodes, reason, name = cols
+        if "." in job_id:  # a step (only without -X); slurmdag asks for allocations only
+            continue
+        code, sig = parse_exit_code(exit_text)
+        for key, array_id, task in _ids(job_id, raw):
+            jobs[key] = JobInfo(
+                job_id=key,
+                array_job_id=array_id,
+                array_task=task,
+                name=name,
+                state=_base_state(state),
+                reason=_value(reason),
+                exit_code=code,
+                signal=sig,
+                elapsed=_value(elapsed),
+                start=_value(start) if _value(nodes) else None,  # Start is set for some jobs that never ran
+                end=_value(end),
+                node_list=_value(nodes),
+                source="sacct",
+            )
+    return jobs

@@ -1,0 +1,113 @@
+"""Cancel a whole DAG so that no failure/any handler starts: hold every pending job (one scontrol call), then
+cancel every unfinished job (one scancel call), then read the states back until Slurm confirms.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from slurmdag.backends.base import Backend
+from slurmdag.errors import SlurmdagError
+from slurmdag.states import ACTIVE, NodeState
+from slurmdag.status import DagStatus, collect_many, load_dag, remember
+from slurmdag.store import CANCELLED, SUBMITTING, Store, utc_now
+from slurmdag.submit import _unfinished
+
+# How long to keep reading state back after scancel: running jobs get SIGTERM, then SIGKILL after KillWait.
+CONFIRM_TIMEOUT = 60.0
+
+
+class CancelError(SlurmdagError):
+    """Slurm did not confirm the cancellation of some jobs."""
+
+
+@dataclass(frozen=True)
+class CancelTarget:
+    name: str
+    job_id: str
+    state: NodeState  # before cancelling
+
+
+@dataclass
+class CancelOutcome:
+    dag_id: str
+    targets: list[CancelTarget]
+    dry_run: bool = False
+    still_active: list[str] = field(default_factory=list)  # job ids Slurm has not finished yet
+    hold_messages: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    status: DagStatus | None = None  # the state before cancelling
+
+    @property
+    def nothing_to_do(self) -> bool:
+        return not self.targets
+
+
+def cancel_targets(status: DagStatus) -> list[CancelTarget]:
+    """Pure: every job of the DAG that has not finished (a task group counts while any task is unfinished)."""
+    return [CancelTarget(n.name, n.job_id, n.state) for n in status.nodes if n.job_id and n.state in ACTIVE]
+
+
+def cancel_dag(store: Store, backend: Backend, dag_id: str, dry_run: bool = False,
+               confirm_timeout: float = CONFIRM_TIMEOUT) -> CancelOutcome:
+    record, plan, notes = load_dag(store, backend, dag_id)
+    if record.submission == SUBMITTING:
+        raise CancelError(
+            f"DAG {dag_id} is being submitted right now by process {record.pid} on {record.host}; "
+            "interrupt that `slurmdag submit` (it withdraws everything) or cancel once it has finished"
+        )
+    status = collect_many([(record, plan)], backend)[0]
+    status.notes[:0] = notes
+    outcome = CancelOutcome(dag_id, cancel_targets(status), dry_run=dry_run, notes=list(status.notes), status=status)
+    if dry_run or outcome.nothing_to_do:
+        return outcome
+
+    ids = [t.job_id for t in outcome.targets]
+    pending = [t.job_id for t in outcome.targets if t.state is NodeState.PENDING or _has_pending_tasks(status, t)]
+    lock = store.lock_dag(dag_id) if store.exists(dag_id) else None
+    try:
+        outcome.hold_messages = backend.hold(pending)
+        backend.cancel(ids)
+        outcome.still_active = _confirm(backend, ids, confirm_timeout)
+        if lock is not None:
+            record = store.load(dag_id)
+            record.submission = CANCELLED
+            record.cancelled_at = utc_now()
+            store.save(record)
+    finally:
+        if lock is not None:
+            lock.release()
+    if store.exists(dag_id):
+        after = collect_many([(store.load(dag_id), plan)], backend)[0]
+        remember(store, after)
+    if outcome.still_active:
+        raise CancelError(
+            f"asked Slurm to cancel DAG {dag_id}, but these jobs are still not finished after "
+            f"{confirm_timeout:g} s: {' '.join(outcome.still_active)}"
+        )
+    return outcome
+
+
+def _has_pending_tasks(status: DagStatus, target: CancelTarget) -> bool:
+    node = next(n for n in status.nodes if n.name == target.name)
+    return any(t.state is NodeState.PENDING for t in node.tasks or [])
+
+
+def _confirm(backend: Backend, ids: list[str], timeout: float) -> list[str]:
+    """Read state back (scancel's exit status proves nothing) until every id is finished or time is up."""
+    deadline = time.monotonic() + timeout
+    delay = 0.2
+    resent = False
+    while True:
+        live = backend.query_live(ids)
+        left = _unfinished(ids, live)
+        if not left:
+            return []
+        if not resent and any(i.state == "PENDING" for i in live.values() if i.array_job_id in left):
+            backend.cancel(left)  # a pending job that survived scancel: ask once more
+            resent = True
+        if time.monotonic() >= deadline:
+            return left
+        time.sleep(delay)
+        delay = min(delay * 1.5, 2.0)

@@ -1,0 +1,333 @@
+"""Validated workflow -> Plan: params applied, edges lowered to native Slurm dependencies, scripts rendered.
+
+Lowering (docs/workflow-format.md, "Conditions"):
+  success -> afterok:P    any -> afterany:P    corresponding -> aftercorr:P
+  failure -> afternotok:P AND P's own terms (so a P cancelled by the cascade, which Slurm counts as "not ok", does
+             not fire it); aftercorr terms inherited this way become afterok.
+  depends_on -> terms joined with ',' ; depends_on_any -> terms joined with '?'.
+Slurm reads an expression mixing ',' and '?' as all-OR (slurm-facts.md §2 #16), so an OR that must be ANDed with
+anything goes through a generated join job `<alloc>+any` (runs `exit 0` once the OR holds), and a failure condition
+inside depends_on_any (an AND inside an OR) through a join job `<alloc>+failed.<parent>`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from os import PathLike
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import jinja2.sandbox
+import yaml
+
+from slurmdag import graph, render
+from slurmdag.errors import InputError, Problem
+from slurmdag.plan import Dependency, DependencyTerm, Edge, Plan, PlannedJob
+from slurmdag.spec import AllocationSpec, WorkflowSpec, build_partial, did_you_mean, problem_at, read_text
+from slurmdag.walltime import format_walltime
+from slurmdag.yamlsrc import Node, parse_yaml
+
+TemplateDirs = Sequence[str | PathLike[str]]
+
+_LOWERING = {"success": "afterok", "any": "afterany", "corresponding": "aftercorr"}
+# A join job only needs to exist: smallest request, on the same queue/account as what it serves.
+_JOIN_OPTIONS = {"ntasks": "1", "cpus-per-task": "1", "time": format_walltime(60)}
+_JOIN_COPIED = ("partition", "account", "qos", "reservation")
+
+
+# --- public entry points -------------------------------------------------------------------------------------------
+
+
+def compile_file(
+    path: str | PathLike[str],
+    overrides: Mapping[str, str] | None = None,
+    template_dirs: TemplateDirs = (),
+    max_allocations: int = graph.DEFAULT_MAX_ALLOCATIONS,
+) -> Plan:
+    """Read, validate and compile one workflow file; raises InputError listing every problem found."""
+    file = str(path)
+    root = parse_yaml(read_text(path), file)
+    return compile_nodes(root, file, Path(path).parent, overrides, template_dirs, max_allocations, source=file)
+
+
+def compile_text(
+    text: str,
+    file: str = "<input>",
+    overrides: Mapping[str, str] | None = None,
+    template_dirs: TemplateDirs = (),
+    max_allocations: int = graph.DEFAULT_MAX_ALLOCATIONS,
+    base_dir: str | PathLike[str] = ".",
+) -> Plan:
+    """Like compile_file, for workflow text already in memory (`file` names it in error messages)."""
+    return compile_nodes(parse_yaml(text, file), file, base_dir, overrides, template_dirs, max_allocations)
+
+
+def compile_nodes(
+    root: Node | None,
+    file: str,
+    base_dir: str | PathLike[str] = ".",
+    overrides: Mapping[str, str] | None = None,
+    template_dirs: TemplateDirs = (),
+    max_allocations: int = graph.DEFAULT_MAX_ALLOCATIONS,
+    source: str | None = None,
+) -> Plan:
+    """Compile a node tree (from yamlsrc or the Python API), reporting spec and graph problems together."""
+    spec, problems = build_partial(root, file, base_dir)
+    if spec is None:
+        raise InputError(problems)
+    return _compile(spec, problems, overrides, template_dirs, max_allocations, source)
+
+
+def compile_spec(
+    spec: WorkflowSpec,
+    overrides: Mapping[str, str] | None = None,
+    template_dirs: TemplateDirs = (),
+    max_allocations: int = graph.DEFAULT_MAX_ALLOCATIONS,
+    source: str | None = None,
+) -> Plan:
+    """Compile an already validated spec (see spec.load_workflow); raises InputError listing every problem."""
+    return _compile(spec, [], overrides, template_dirs, max_allocations, source)
+
+
+def parse_overrides(items: Iterable[str]) -> dict[str, str]:
+    """`--set K=V` arguments -> {K: V}; raises InputError naming every malformed one."""
+    out: dict[str, str] = {}
+    problems = []
+    for item in items:
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            problems.append(Problem(f"invalid --set {item!r}", "--set", hint="write --set NAME=VALUE"))
+            continue
+        out[key] = value
+    if problems:
+        raise InputError(problems)
+    return out
+
+
+# --- the work ------------------------------------------------------------------------------------------------------
+
+
+def _compile(
+    spec: WorkflowSpec,
+    problems: list[Problem],
+    overrides: Mapping[str, str] | None,
+    template_dirs: TemplateDirs,
+    max_allocations: int,
+    source: str | None,
+) -> Plan:
+    problems = list(problems)
+    try:
+        order = graph.check(spec, max_allocations)
+    except InputError as e:
+        problems.extend(e.problems)
+        order = []
+    params = _apply_overrides(spec, overrides or {}, problems)
+    texts = _ParamRenderer(spec, params, problems)
+    rendered = {a.name: texts.allocation(a) for a in spec.allocations}
+    if problems:
+        raise InputError(problems)
+
+    renderer = render.renderer_for(template_dirs)
+    failure_parents = {d.parent for a in order for d in (*a.depends_on, *a.depends_on_any) if d.condition == "failure"}
+    jobs: list[PlannedJob] = []
+    dependency_of: dict[str, Dependency | None] = {}
+    for a in order:
+        deps, joins = _lower(a, dependency_of, a.name in failure_parents)
+        for join_name, join_dep in joins:
+            jobs.append(_join_job(spec.name, join_name, a, join_dep, renderer))
+        dependency_of[a.name] = deps
+        jobs.append(_allocation_job(spec.name, a, deps, rendered[a.name], renderer))
+    return Plan(workflow=spec.name, jobs=jobs, params=params, source=source)
+
+
+def _apply_overrides(spec: WorkflowSpec, overrides: Mapping[str, str], problems: list[Problem]) -> dict[str, Any]:
+    params = dict(spec.params)
+    for key, text in overrides.items():
+        if key not in spec.params:
+            hint = did_you_mean(key, spec.params) or (
+                f"the workflow's params: {', '.join(spec.params)}" if spec.params else "the workflow declares no params"
+            )
+            problems.append(Problem(f"unknown param {key!r}", "--set", hint=hint))
+            continue
+        params[key] = _yaml_scalar(text)
+    return params
+
+
+def _yaml_scalar(text: str) -> Any:
+    """A --set value as YAML would read it (so --set lr=0.1 is a number); anything non-scalar stays a string."""
+    if text == "":
+        return ""
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+    return value if isinstance(value, (str, int, float, bool)) else text
+
+
+class _ParamRenderer:
+    """Renders `{{ params.x }}` in entrypoint, env and setup; errors point at the key that used the param."""
+
+    _MARKERS = ("{{", "{%", "{#")
+
+    def __init__(self, spec: WorkflowSpec, params: dict[str, Any], problems: list[Problem]):
+        self.spec = spec
+        self.params = params
+        self.problems = problems
+        self.env = jinja2.sandbox.SandboxedEnvironment(
+            undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=True
+        )
+        self.cache: dict[str, str | None] = {}  # defaults are shared by many allocations: render each text once
+
+    def allocation(self, a: AllocationSpec) -> tuple[str | None, dict[str, str], list[str]]:
+        entry = self.text(a.entrypoint, "entrypoint", a.where.get("entrypoint")) if a.entrypoint is not None else None
+        env = {k: self.text(v, f"env.{k}", a.where.get(f"env.{k}")) or "" for k, v in a.env.items()}
+        setup = [self.text(line, "setup", a.where.get(f"setup[{i}]")) or "" for i, line in enumerate(a.setup)]
+        return entry, env, setup
+
+    def text(self, text: str, key: str, node: Node | None) -> str | None:
+        if not any(m in text for m in self._MARKERS):
+            return text
+        cache_key = f"{id(node)}:{text}"
+        if cache_key in self.cache:
+            return self.cache[cache_key]
+        try:
+            out: str | None = self.env.from_string(text).render(params=self.params)
+            if "\x00" in out:
+                raise ValueError("the result contains a NUL character")
+        except jinja2.UndefinedError as e:
+            out = None
+            self.problems.append(problem_at(self.spec.file, node, *self._undefined(key, str(e.message))))
+        except Exception as e:  # syntax errors, sandbox refusals, errors raised by filters
+            out = None
+            msg = getattr(e, "message", None) or str(e)
+            self.problems.append(
+                problem_at(self.spec.file, node, f"cannot render `{key}`: {msg}", "params are written {{ params.NAME }}")
+            )
+        self.cache[cache_key] = out
+        return out
+
+    def _undefined(self, key: str, message: str) -> tuple[str, str]:
+        m = re.search(r"has no attribute '([^']*)'", message) or re.search(r"'([^']*)' is undefined", message)
+        name = m.group(1) if m else message
+        if "has no attribute" in message:
+            hint = did_you_mean(name, self.params) or (
+                f"defined params: {', '.join(self.params)}" if self.params else "declare it under `params:`"
+            )
+            return f"`{key}` uses undefined param {name!r}", hint
+        return f"`{key}` uses undefined variable {name!r}", "params are written {{ params.NAME }}"
+
+
+def _lower(
+    a: AllocationSpec, dependency_of: Mapping[str, Dependency | None], is_failure_parent: bool
+) -> tuple[Dependency | None, list[tuple[str, Dependency]]]:
+    """The allocation's dependency and the join jobs it needs (name, dependency), in submission order."""
+    joins: list[tuple[str, Dependency]] = []
+    and_terms: list[DependencyTerm] = []
+    for d in a.depends_on:
+        and_terms.extend(_terms(d.parent, d.condition, dependency_of))
+    or_terms: list[DependencyTerm] = []
+    for d in a.depends_on_any:
+        terms = _terms(d.parent, d.condition, dependency_of)
+        if len(terms) == 1:
+            or_terms.append(terms[0])
+        else:  # an AND inside the OR: its own join job
+            name = f"{a.name}+failed.{d.parent}"
+            joins.append((name, Dependency("all", tuple(terms))))
+            or_terms.append(DependencyTerm("afterok", name))
+    and_terms = _dedupe(and_terms)
+    or_terms = _dedupe(or_terms)
+    if len(or_terms) == 1:
+        and_terms = _dedupe(and_terms + or_terms)
+    elif or_terms:
+        # A pure OR is fine natively, unless it must be ANDed: with depends_on, or by a failure child inheriting it.
+        if not and_terms and not is_failure_parent:
+            return Dependency("any", tuple(or_terms)), joins
+        name = f"{a.name}+any"
+        joins.append((name, Dependency("any", tuple(or_terms))))
+        and_terms.append(DependencyTerm("afterok", name))
+    return (Dependency("all", tuple(and_terms)) if and_terms else None), joins
+
+
+def _terms(parent: str, condition: str, dependency_of: Mapping[str, Dependency | None]) -> list[DependencyTerm]:
+    if condition != "failure":
+        return [DependencyTerm(_LOWERING[condition], parent)]  # type: ignore[arg-type]
+    terms = [DependencyTerm("afternotok", parent)]
+    inherited = dependency_of.get(parent)
+    if inherited is not None:
+        # _lower guarantees a failure parent's dependency is AND-only (its OR goes through a join job).
+        assert inherited.join == "all" or len(inherited.terms) == 1, "failure parent with an OR dependency"
+        for t in inherited.terms:
+            terms.append(DependencyTerm("afterok", t.parent) if t.kind == "aftercorr" else t)
+    return terms
+
+
+def _dedupe(terms: list[DependencyTerm]) -> list[DependencyTerm]:
+    return list(dict.fromkeys(terms))
+
+
+def _allocation_job(
+    workflow: str,
+    a: AllocationSpec,
+    dependency: Dependency | None,
+    rendered: tuple[str | None, dict[str, str], list[str]],
+    renderer: render.Renderer,
+) -> PlannedJob:
+    entrypoint, env, setup = rendered
+    extra: dict[str, str | None] = {"job-name": a.name}
+    if a.array:
+        extra["array"] = a.array
+    keys = [f"SLURMDAG_MATRIX_{k.upper()}" for k, _ in a.matrix or ()]
+    ctx = render.ScriptContext(
+        workflow=workflow,
+        name=a.name,
+        kind="allocation",
+        directives=render.directive_lines(a.options, extra),
+        env=list(env.items()),
+        task_group=a.is_task_group,
+        matrix_keys=keys,
+        matrix_rows=a.matrix_rows(),
+        setup=setup,
+        entrypoint=entrypoint,
+        script_path=a.script_path,
+        script_body=a.script_body,
+    )
+    edges = tuple(Edge(d.parent, d.condition, "all") for d in a.depends_on) + tuple(  # type: ignore[arg-type]
+        Edge(d.parent, d.condition, "any") for d in a.depends_on_any  # type: ignore[arg-type]
+    )
+    return PlannedJob(
+        name=a.name,
+        kind="allocation",
+        options=dict(a.options),
+        script=renderer.render(ctx),
+        array=a.array,
+        tasks=len(a.indexes) if a.indexes is not None else None,
+        dependency=dependency,
+        edges=edges,
+        retries=a.retries,
+    )
+
+
+def _join_job(workflow: str, name: str, a: AllocationSpec, dependency: Dependency, renderer: render.Renderer) -> PlannedJob:
+    options: dict[str, str | None] = dict(_JOIN_OPTIONS)
+    for key in _JOIN_COPIED:
+        if key in a.options:
+            options[key] = a.options[key]
+    options = dict(sorted(options.items()))
+    ctx = render.ScriptContext(
+        workflow=workflow,
+        name=name,
+        kind="join",
+        directives=render.directive_lines(options, {"job-name": name}),
+        for_allocation=a.name,
+    )
+    return PlannedJob(
+        name=name,
+        kind="join",
+        options=options,
+        script=renderer.render(ctx),
+        dependency=dependency,
+        for_allocation=a.name,
+    )

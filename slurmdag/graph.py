@@ -1,0 +1,133 @@
+"""Checks across allocations (names, references, cycles, task-group sizes, size limit) and the run order. Pure."""
+
+from __future__ import annotations
+
+import graphlib
+import heapq
+
+from slurmdag.errors import InputError, Problem
+from slurmdag.spec import AllocationSpec, DepSpec, WorkflowSpec, did_you_mean, problem_at
+
+DEFAULT_MAX_ALLOCATIONS = 1000
+_MAX_CYCLES_REPORTED = 20
+
+
+def check(spec: WorkflowSpec, max_allocations: int = DEFAULT_MAX_ALLOCATIONS) -> list[AllocationSpec]:
+    """The allocations in run order (parents first, ties in file order); raises InputError listing every problem."""
+    problems: list[Problem] = []
+    file = spec.file
+
+    def bad(node, message: str, hint: str | None = None) -> None:
+        problems.append(problem_at(file, node, message, hint))
+
+    if len(spec.allocations) > max_allocations:
+        bad(
+            spec.allocations_node or spec.node,
+            f"the workflow has {len(spec.allocations)} allocations, more than the limit of {max_allocations}",
+            "split the workflow, use task groups (tasks/array/matrix) for similar steps, or ask your site to raise the limit",
+        )
+
+    by_name: dict[str, AllocationSpec] = {}
+    for a in spec.allocations:
+        if not a.name:
+            continue
+        first = by_name.get(a.name)
+        if first is not None:
+            bad(a.node.value.get("name"), f"duplicate allocation name {a.name!r}", _first_at(first))
+        else:
+            by_name[a.name] = a
+
+    # Edges that survive the reference checks: child -> [(parent, dep)]
+    parents: dict[str, list[DepSpec]] = {name: [] for name in by_name}
+    for a in spec.allocations:
+        if by_name.get(a.name) is not a:
+            continue
+        seen: set[str] = set()
+        for key, deps in (("depends_on", a.depends_on), ("depends_on_any", a.depends_on_any)):
+            for dep in deps:
+                if dep.parent == a.name:
+                    bad(dep.node, f"allocation {a.name!r} depends on itself", "remove it from its own " + key)
+                    continue
+                parent = by_name.get(dep.parent)
+                if parent is None:
+                    hint = did_you_mean(dep.parent, by_name) or f"known allocations: {_names_hint(by_name)}"
+                    bad(dep.node, f"unknown allocation {dep.parent!r} in {key} of {a.name!r}", hint)
+                    continue
+                if dep.parent in seen:
+                    bad(dep.node, f"{dep.parent!r} is listed more than once in the dependencies of {a.name!r}")
+                    continue
+                seen.add(dep.parent)
+                if dep.condition == "corresponding":
+                    if key == "depends_on_any":
+                        bad(dep.node, "`corresponding` cannot be used in depends_on_any", "use it in depends_on")
+                        continue
+                    msg = _corresponding_problem(parent, a)
+                    if msg:
+                        bad(dep.node, msg, "both sides of `corresponding` must be task groups with the same task indexes")
+                        continue
+                parents[a.name].append(dep)
+
+    order = _order(spec, by_name, parents, bad)
+    if problems:
+        raise InputError(problems)
+    return order
+
+
+def _first_at(a: AllocationSpec) -> str | None:
+    node = a.node.value.get("name")
+    if node is None or node.line is None:
+        return None
+    return f"first defined at line {node.line}, column {node.col}"
+
+
+def _names_hint(by_name: dict[str, AllocationSpec]) -> str:
+    names = list(by_name)
+    shown = ", ".join(names[:8])
+    return shown + (f" and {len(names) - 8} more" if len(names) > 8 else "")
+
+
+def _corresponding_problem(parent: AllocationSpec, child: AllocationSpec) -> str | None:
+    if parent.indexes is None or child.indexes is None:
+        which = [x.name for x in (child, parent) if x.indexes is None]
+        return (
+            f"`corresponding` between {child.name!r} and {parent.name!r} needs two task groups; "
+            f"{' and '.join(repr(w) for w in which)} {'is' if len(which) == 1 else 'are'} not one"
+        )
+    if len(parent.indexes) != len(child.indexes):
+        return (
+            f"`corresponding` needs task groups of the same size: {child.name!r} has {len(child.indexes)} tasks, "
+            f"{parent.name!r} has {len(parent.indexes)}"
+        )
+    if parent.indexes != child.indexes:
+        return f"`corresponding` needs the same task indexes: {child.name!r} is {child.array}, {parent.name!r} is {parent.array}"
+    return None
+
+
+def _order(spec: WorkflowSpec, by_name, parents: dict[str, list[DepSpec]], bad) -> list[AllocationSpec]:
+    """Topological order with ties broken by file order; every cycle found is reported (one path per cycle)."""
+    edges = {child: [d.parent for d in deps] for child, deps in parents.items()}
+    for _ in range(_MAX_CYCLES_REPORTED):
+        sorter = graphlib.TopologicalSorter(edges)
+        try:
+            sorter.prepare()
+        except graphlib.CycleError as e:
+            cycle = e.args[1][:-1]  # each node is a parent of the next; the last repeats the first
+            start = min(range(len(cycle)), key=lambda i: by_name[cycle[i]].index)
+            cycle = cycle[start:] + cycle[:start]
+            parent, child = cycle[-1], cycle[0]  # the edge that closes the loop back to the earliest allocation
+            dep = next(d for d in parents[child] if d.parent == parent)
+            path = " -> ".join(cycle + [cycle[0]])
+            bad(dep.node, f"dependency cycle: {path}", "a workflow must be acyclic; remove one of these dependencies")
+            edges[child] = [p for p in edges[child] if p != parent]  # break it and look for more
+            continue
+        heap = [(by_name[n].index, n) for n in sorter.get_ready()]
+        heapq.heapify(heap)
+        out: list[AllocationSpec] = []
+        while heap:
+            _, name = heapq.heappop(heap)
+            out.append(by_name[name])
+            sorter.done(name)
+            for n in sorter.get_ready():
+                heapq.heappush(heap, (by_name[n].index, n))
+        return out
+    return []

@@ -1,0 +1,717 @@
+"""The workflow model and its validation: Nodes (from YAML or Python) -> WorkflowSpec, or every problem at once.
+
+Checks here are about one value or one allocation at a time; checks across allocations (names, cycles,
+corresponding sizes, limits) live in `graph`. Reading the workflow file and `script:` files is the only I/O, done by
+`load_workflow`; `build_workflow` is pure apart from reading `script:` bodies through the given directory.
+"""
+
+from __future__ import annotations
+
+import difflib
+import itertools
+import math
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from slurmdag import walltime as wt
+from slurmdag.errors import InputError, Problem
+from slurmdag.yamlsrc import MapNode, Node, ScalarNode, SeqNode, parse_yaml, type_name
+
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+NAME_HINT = "names are 1-64 characters: letters, digits, '-', '_' and '.', starting with a letter or digit"
+IDENT_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+CONDITIONS = ("success", "failure", "any", "corresponding")
+
+TOP_KEYS = ("name", "description", "defaults", "params", "allocations")
+
+# Allocation keys that become one sbatch long option each.
+OPTION_KEYS = {
+    "nodes": "nodes",
+    "walltime": "time",
+    "partition": "partition",
+    "account": "account",
+    "qos": "qos",
+    "reservation": "reservation",
+    "ntasks": "ntasks",
+    "ntasks_per_node": "ntasks-per-node",
+    "cpus_per_task": "cpus-per-task",
+    "mem": "mem",
+    "mem_per_cpu": "mem-per-cpu",
+    "gpus": "gpus",
+    "gres": "gres",
+    "constraint": "constraint",
+    "exclusive": "exclusive",
+    "workdir": "chdir",
+    "output": "output",
+    "error": "error",
+    "uenv": "uenv",
+}
+OTHER_KEYS = (
+    "name", "entrypoint", "script", "depends_on", "depends_on_any",
+    "tasks", "array", "matrix", "env", "setup", "retries", "sbatch",
+)  # fmt: skip
+ALLOCATION_KEYS = tuple(OTHER_KEYS) + tuple(OPTION_KEYS)
+NOT_IN_DEFAULTS = ("name", "depends_on", "depends_on_any")
+# At most one key of each group per allocation; an allocation setting one of them ignores the group in defaults.
+EXCLUSIVE_GROUPS = (("entrypoint", "script"), ("tasks", "array", "matrix"), ("mem", "mem_per_cpu"))
+
+# sbatch options slurmdag sets itself (submit needs them to hold the graph together): refused in `sbatch:`.
+OWNED_LONG = ("dependency", "job-name", "array", "hold", "parsable", "kill-on-invalid-dep", "comment", "wrap")
+OWNED_SHORT = {"d": "dependency", "J": "job-name", "a": "array", "H": "hold"}
+_FLAG_RE = re.compile(r"^--([A-Za-z][A-Za-z0-9-]*)(?:=(.*))?$", re.DOTALL)
+# Values written after `#SBATCH --opt=`: sbatch splits directive lines on blanks and strips quotes, so anything that
+# could end the value (or the line) is refused rather than escaped.
+_DIRECTIVE_UNSAFE = re.compile(r"[\s\"'\\#\x00-\x1f\x7f]")
+
+
+# --- the model -----------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DepSpec:
+    parent: str
+    condition: str  # one of CONDITIONS
+    node: Node  # where the reference was written
+
+
+@dataclass
+class AllocationSpec:
+    name: str
+    index: int  # position in the file: breaks ties in the topological order
+    node: Node  # the allocation's mapping
+    entrypoint: str | None = None
+    script_path: str | None = None
+    script_body: str | None = None
+    options: dict[str, str | None] = field(default_factory=dict)  # sbatch long option -> value (None: bare flag)
+    depends_on: list[DepSpec] = field(default_factory=list)
+    depends_on_any: list[DepSpec] = field(default_factory=list)
+    tasks: int | None = None
+    array: str | None = None  # the --array value (also derived from tasks / matrix)
+    indexes: frozenset[int] | None = None  # array indexes; None for a single job
+    matrix: list[tuple[str, list[str]]] | None = None  # (key, values) in file order
+    env: dict[str, str] = field(default_factory=dict)
+    setup: list[str] = field(default_factory=list)
+    retries: int = 0
+    where: dict[str, Node] = field(default_factory=dict)  # key (or "env.K", "setup[i]") -> node of its value
+
+    @property
+    def is_task_group(self) -> bool:
+        return self.indexes is not None
+
+    def matrix_rows(self) -> list[tuple[str, ...]]:
+        """The matrix's cartesian product: last key varies fastest; row i is array task i."""
+        if not self.matrix:
+            return []
+        return list(itertools.product(*(values for _, values in self.matrix)))
+
+
+@dataclass
+class WorkflowSpec:
+    name: str
+    file: str  # as given by the caller; used in every Problem
+    allocations: list[AllocationSpec]
+    params: dict[str, Any] = field(default_factory=dict)
+    param_nodes: dict[str, Node] = field(default_factory=dict)
+    node: Node | None = None  # the top-level mapping
+    allocations_node: Node | None = None
+
+    def by_name(self) -> dict[str, AllocationSpec]:
+        return {a.name: a for a in self.allocations}
+
+
+# --- problems ------------------------------------------------------------------------------------------------------
+
+
+def problem_at(file: str, node: Node | None, message: str, hint: str | None = None) -> Problem:
+    """A Problem at a node: file:line:col for YAML, file:path for data built in Python."""
+    if node is None:
+        return Problem(message, file, hint=hint)
+    if node.line is None:
+        return Problem(message, f"{file}:{node.path}" if node.path else file, hint=hint)
+    return Problem(message, file, node.line, node.col, hint)
+
+
+def did_you_mean(word: object, choices: Any) -> str | None:
+    matches = difflib.get_close_matches(str(word), list(choices), n=1, cutoff=0.6)
+    return f"did you mean {matches[0]!r}?" if matches else None
+
+
+class _Bad(Exception):
+    """A value is wrong; `node` says where (defaults to the value being parsed)."""
+
+    def __init__(self, message: str, hint: str | None = None, node: Node | None = None):
+        super().__init__(message)
+        self.message, self.hint, self.node = message, hint, node
+
+
+# --- value parsers: (key, node, ctx) -> value, raise _Bad -----------------------------------------------------------
+
+
+def _want_str(key: str, node: Node, allow_int: bool = False) -> str:
+    v = node.value
+    if isinstance(node, ScalarNode) and isinstance(v, str):
+        return v
+    if allow_int and isinstance(node, ScalarNode) and isinstance(v, int) and not isinstance(v, bool):
+        return str(v)
+    raise _Bad(f"`{key}` must be a string, not {type_name(node)}")
+
+
+def _no_nul(key: str, text: str) -> str:
+    if "\x00" in text:
+        raise _Bad(f"`{key}` contains a NUL character", "NUL bytes cannot appear in a batch script")
+    return text
+
+
+def directive_value(key: str, text: str) -> str:
+    """A value safe to write on an `#SBATCH` line (raises _Bad)."""
+    if not text:
+        raise _Bad(f"`{key}` is empty")
+    bad = _DIRECTIVE_UNSAFE.search(text)
+    if bad:
+        ch = bad.group()
+        shown = {"\n": "a newline", "\r": "a carriage return", "\t": "a tab", " ": "a space", "\x00": "a NUL"}.get(
+            ch, f"{ch!r}" if ch.isprintable() else f"character U+{ord(ch):04X}"
+        )
+        raise _Bad(
+            f"`{key}` contains {shown}, which cannot appear in an #SBATCH directive",
+            "sbatch splits directive lines on blanks and strips quotes; "
+            "use a value without whitespace, quotes, backslashes, '#' or control characters",
+        )
+    return text
+
+
+def _p_text(key: str, node: Node, ctx: _Ctx) -> str:
+    text = _no_nul(key, _want_str(key, node))
+    if not text.strip():
+        raise _Bad(f"`{key}` is empty")
+    return text
+
+
+def _p_directive(key: str, node: Node, ctx: _Ctx) -> str:
+    return directive_value(key, _want_str(key, node, allow_int=True))
+
+
+def _p_positive_int(key: str, node: Node, ctx: _Ctx, minimum: int = 1) -> int:
+    v = node.value
+    if isinstance(node, ScalarNode) and isinstance(v, str) and v.strip().isdigit():
+        v = int(v.strip())
+    if not isinstance(node, ScalarNode) or isinstance(v, bool) or not isinstance(v, int):
+        raise _Bad(f"`{key}` must be an integer, not {type_name(node)}")
+    if v < minimum:
+        raise _Bad(f"`{key}` must be at least {minimum}, not {v}")
+    return v
+
+
+def _p_count(key: str, node: Node, ctx: _Ctx) -> str:
+    return str(_p_positive_int(key, node, ctx))
+
+
+def _p_nodes(key: str, node: Node, ctx: _Ctx) -> str:
+    if isinstance(node.value, str) and re.fullmatch(r"\d+-\d+", node.value.strip()):
+        lo, hi = (int(x) for x in node.value.strip().split("-"))
+        if lo < 1 or hi < lo:
+            raise _Bad(f"invalid node range {node.value!r}", 'write "MIN-MAX" with 1 <= MIN <= MAX')
+        return f"{lo}-{hi}"
+    return str(_p_positive_int(key, node, ctx))
+
+
+def _p_walltime(key: str, node: Node, ctx: _Ctx) -> str:
+    if not isinstance(node, ScalarNode):
+        raise _Bad(f"`{key}` must be a number of minutes or a string, not {type_name(node)}", f"accepted forms: {wt.WALLTIME_FORMS}")
+    try:
+        return wt.format_walltime(wt.parse_walltime(node.value))
+    except ValueError as e:
+        raise _Bad(f"invalid walltime {node.value!r}: {e}", f"accepted forms: {wt.WALLTIME_FORMS}") from None
+
+
+def _p_memory(key: str, node: Node, ctx: _Ctx) -> str:
+    if not isinstance(node, ScalarNode):
+        raise _Bad(f"`{key}` must be a memory size, not {type_name(node)}", f"use {wt.MEMORY_FORMS}")
+    try:
+        return wt.parse_memory(node.value)
+    except ValueError as e:
+        raise _Bad(f"invalid `{key}`: {e}", f"use {wt.MEMORY_FORMS}") from None
+
+
+def _p_gpus(key: str, node: Node, ctx: _Ctx) -> str:
+    if isinstance(node.value, str) and not node.value.strip().isdigit():
+        text = directive_value(key, node.value)
+        if not re.fullmatch(r"([A-Za-z0-9_.-]+:)?\d+", text):
+            raise _Bad(f"invalid `gpus` value {text!r}", 'use a count (4) or "TYPE:COUNT" (e.g. "a100:4")')
+        return text
+    return _p_count(key, node, ctx)
+
+
+def _p_exclusive(key: str, node: Node, ctx: _Ctx) -> str | bool | None:
+    v = node.value
+    if isinstance(v, bool):
+        return v
+    if isinstance(v, str) and v in ("user", "mcs", "topo"):
+        return v
+    raise _Bad("`exclusive` must be true, false, \"user\", \"mcs\" or \"topo\"")
+
+
+def _p_deps(key: str, node: Node, ctx: _Ctx) -> list[DepSpec]:
+    items = node.value if isinstance(node, SeqNode) else [node] if isinstance(node.value, str) else None
+    if items is None:
+        raise _Bad(
+            f"`{key}` must be a list of allocation names, not {type_name(node)}",
+            "write e.g. `depends_on: [prepare, {train: failure}]`",
+        )
+    deps: list[DepSpec] = []
+    for item in items:
+        if isinstance(item, ScalarNode) and isinstance(item.value, str):
+            deps.append(DepSpec(item.value, "success", item))
+        elif isinstance(item, MapNode) and item.value:
+            for parent, cond_node in item.value.items():
+                key_node = item.keys[parent]
+                if not isinstance(parent, str):
+                    ctx.bad(key_node, f"allocation name must be a string, not {type_name(key_node)}")
+                    continue
+                cond = cond_node.value
+                if not isinstance(cond_node, ScalarNode) or cond not in CONDITIONS:
+                    hint = did_you_mean(cond, CONDITIONS) if isinstance(cond, str) else None
+                    ctx.bad(
+                        cond_node,
+                        f"unknown condition {cond!r} for {parent!r}"
+                        if isinstance(cond_node, ScalarNode)
+                        else f"condition for {parent!r} must be a string, not {type_name(cond_node)}",
+                        (hint + " " if hint else "") + f"conditions: {', '.join(CONDITIONS)}",
+                    )
+                    continue
+                deps.append(DepSpec(parent, cond, key_node))
+        else:
+            ctx.bad(item, f"each `{key}` entry must be a name or {{name: condition}}, not {type_name(item)}")
+    return deps
+
+
+def _p_array(key: str, node: Node, ctx: _Ctx) -> tuple[str, frozenset[int]]:
+    v = node.value
+    if isinstance(v, int) and not isinstance(v, bool):
+        v = str(v)
+    if not isinstance(node, ScalarNode) or not isinstance(v, str):
+        raise _Bad(f"`array` must be a string like \"0-99%20\", not {type_name(node)}", f"accepted: {wt.ARRAY_FORMS}")
+    text = v.strip()
+    try:
+        ranges, _ = wt.parse_array(text)
+    except ValueError as e:
+        raise _Bad(f"invalid array {text!r}: {e}", f"accepted: {wt.ARRAY_FORMS}") from None
+    return text, wt.array_indexes(ranges)
+
+
+def _p_matrix(key: str, node: Node, ctx: _Ctx) -> list[tuple[str, list[str]]]:
+    if not isinstance(node, MapNode) or not node.value:
+        raise _Bad(f"`matrix` must be a non-empty mapping of name -> list of values, not {type_name(node)}")
+    rows: list[tuple[str, list[str]]] = []
+    seen_env: dict[str, str] = {}
+    for k, values in node.value.items():
+        key_node = node.keys[k]
+        if not isinstance(k, str) or not IDENT_RE.match(k):
+            ctx.bad(key_node, f"invalid matrix key {k!r}", "matrix keys become env vars: letters, digits and '_'")
+            continue
+        if k.upper() in seen_env:
+            ctx.bad(key_node, f"matrix keys {seen_env[k.upper()]!r} and {k!r} give the same env var SLURMDAG_MATRIX_{k.upper()}")
+            continue
+        seen_env[k.upper()] = k
+        if not isinstance(values, SeqNode) or not values.value:
+            ctx.bad(values, f"matrix key {k!r} needs a non-empty list of values, not {type_name(values)}")
+            continue
+        texts = []
+        for item in values.value:
+            try:
+                texts.append(_no_nul(f"matrix.{k}", scalar_text(item)))
+            except _Bad as e:
+                ctx.bad(item, e.message, e.hint)
+        rows.append((k, texts))
+    size = math.prod(len(v) for _, v in rows)
+    if size >= wt.MAX_ARRAY_INDEX:
+        raise _Bad(f"matrix has {size} combinations, more than Slurm's array limit")
+    return rows
+
+
+def scalar_text(node: Node) -> str:
+    """A scalar as the text a shell variable would hold (true/false, not True/False)."""
+    v = node.value
+    if not isinstance(node, ScalarNode) or v is None:
+        raise _Bad(f"expected a string, number or boolean, not {type_name(node)}")
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if hasattr(v, "isoformat"):
+        return v.isoformat()
+    if isinstance(v, (str, int, float)):
+        return str(v)
+    raise _Bad(f"expected a string, number or boolean, not {type_name(node)}")
+
+
+def _p_env(key: str, node: Node, ctx: _Ctx) -> dict[str, tuple[str, Node]]:
+    if not isinstance(node, MapNode):
+        raise _Bad(f"`env` must be a mapping of NAME: value, not {type_name(node)}")
+    env: dict[str, tuple[str, Node]] = {}
+    for k, v in node.value.items():
+        key_node = node.keys[k]
+        if not isinstance(k, str) or not IDENT_RE.match(k):
+            ctx.bad(key_node, f"invalid environment variable name {k!r}", "use letters, digits and '_', not starting with a digit")
+            continue
+        if k.upper().startswith("SLURMDAG_"):
+            ctx.bad(key_node, f"environment variable {k!r} uses the reserved prefix SLURMDAG_")
+            continue
+        try:
+            env[k] = (_no_nul(f"env.{k}", scalar_text(v)), v)
+        except _Bad as e:
+            ctx.bad(v, e.message if e.message.startswith("`") else f"env value for {k!r}: {e.message}", e.hint)
+    return env
+
+
+def _p_setup(key: str, node: Node, ctx: _Ctx) -> list[tuple[str, Node]]:
+    items = node.value if isinstance(node, SeqNode) else [node]
+    lines = []
+    for item in items:
+        if not isinstance(item, ScalarNode) or not isinstance(item.value, str):
+            ctx.bad(item, f"`setup` must be a string or a list of strings, not {type_name(item)}")
+            continue
+        lines.append((_no_nul("setup", item.value), item))
+    return lines
+
+
+def _p_retries(key: str, node: Node, ctx: _Ctx) -> int:
+    n = _p_positive_int(key, node, ctx, minimum=0)
+    if n > 100:
+        raise _Bad(f"`retries` must be at most 100, not {n}")
+    return n
+
+
+def _p_sbatch(key: str, node: Node, ctx: _Ctx) -> dict[str, tuple[str | None, Node]]:
+    items = node.value if isinstance(node, SeqNode) else [node] if isinstance(node.value, str) else None
+    if items is None:
+        raise _Bad(f"`sbatch` must be a list of flags like \"--mail-type=END\", not {type_name(node)}")
+    owned_by_keys = {opt: k for k, opt in OPTION_KEYS.items()}
+    flags: dict[str, tuple[str | None, Node]] = {}
+    for item in items:
+        if not isinstance(item, ScalarNode) or not isinstance(item.value, str):
+            ctx.bad(item, f"each `sbatch` entry must be a string, not {type_name(item)}")
+            continue
+        text = item.value.strip()
+        m = _FLAG_RE.match(text)
+        if not m:
+            short = re.match(r"^-([A-Za-z])", text)
+            if short and short.group(1) in OWNED_SHORT:
+                ctx.bad(item, f"sbatch flag {text!r} (--{OWNED_SHORT[short.group(1)]}) is set by slurmdag", _OWNED_HINT)
+            else:
+                ctx.bad(item, f"invalid sbatch flag {text!r}", 'write one long flag per entry: "--name=value" or "--name"')
+            continue
+        name, value = m.group(1), m.group(2)
+        # sbatch accepts any unambiguous prefix of a long option (--dep=...), so prefixes of owned flags are refused.
+        owned = next((o for o in OWNED_LONG if o.startswith(name)), None)
+        if owned:
+            ctx.bad(item, f"sbatch flag --{owned} is set by slurmdag and cannot be given in `sbatch`", _OWNED_HINT)
+            continue
+        if name in owned_by_keys:
+            ctx.bad(item, f"sbatch flag --{name} duplicates the `{owned_by_keys[name]}` key", f"set `{owned_by_keys[name]}:` instead")
+            continue
+        if name in flags:
+            ctx.bad(item, f"sbatch flag --{name} given twice")
+            continue
+        if value is not None:
+            try:
+                value = directive_value(f"sbatch --{name}", value)
+            except _Bad as e:
+                ctx.bad(item, e.message, e.hint)
+                continue
+        flags[name] = (value, item)
+    return flags
+
+
+_OWNED_HINT = (
+    "slurmdag owns --dependency, --job-name, --array, --hold, --parsable, --kill-on-invalid-dep, --comment and --wrap; "
+    "use depends_on / tasks / array instead"
+)
+
+
+def _p_script(key: str, node: Node, ctx: _Ctx) -> tuple[str, str]:
+    path = _want_str(key, node)
+    if not path.strip():
+        raise _Bad("`script` is empty")
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in path):
+        raise _Bad("`script` path contains a control character", "rename the script file")
+    full = Path(path) if Path(path).is_absolute() else ctx.base_dir / path
+    try:
+        body = full.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise _Bad(f"script {path!r} not found", f"looked for {full} (relative paths start at the workflow's directory)") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise _Bad(f"cannot read script {path!r}: {e}") from None
+    return path, _no_nul(key, body)
+
+
+PARSERS: dict[str, Callable[..., Any]] = {
+    "name": lambda k, n, c: None,  # checked by _allocation, which also needs it when other keys are bad
+    "entrypoint": _p_text,
+    "script": _p_script,
+    "depends_on": _p_deps,
+    "depends_on_any": _p_deps,
+    "tasks": lambda k, n, c: _p_positive_int(k, n, c),
+    "array": _p_array,
+    "matrix": _p_matrix,
+    "env": _p_env,
+    "setup": _p_setup,
+    "retries": _p_retries,
+    "sbatch": _p_sbatch,
+    "nodes": _p_nodes,
+    "walltime": _p_walltime,
+    "partition": _p_directive,
+    "account": _p_directive,
+    "qos": _p_directive,
+    "reservation": _p_directive,
+    "ntasks": _p_count,
+    "ntasks_per_node": _p_count,
+    "cpus_per_task": _p_count,
+    "mem": _p_memory,
+    "mem_per_cpu": _p_memory,
+    "gpus": _p_gpus,
+    "gres": _p_directive,
+    "constraint": _p_directive,
+    "exclusive": _p_exclusive,
+    "workdir": _p_directive,
+    "output": _p_directive,
+    "error": _p_directive,
+    "uenv": _p_directive,
+}
+
+
+# --- building the spec ---------------------------------------------------------------------------------------------
+
+
+class _Ctx:
+    def __init__(self, file: str, base_dir: Path):
+        self.file = file
+        self.base_dir = base_dir
+        self.problems: list[Problem] = []
+        self.default_keys: set[Any] = set()
+
+    def bad(self, node: Node | None, message: str, hint: str | None = None) -> None:
+        self.problems.append(problem_at(self.file, node, message, hint))
+
+
+def _parse_keys(m: MapNode, allowed: tuple[str, ...], ctx: _Ctx, where: str) -> dict[str, tuple[Any, Node]]:
+    """Parse every known key of an allocation-like mapping; report unknown keys and exclusive pairs."""
+    out: dict[str, tuple[Any, Node]] = {}
+    for key, value_node in m.value.items():
+        key_node = m.keys[key]
+        if key not in allowed:
+            if key in ALLOCATION_KEYS:
+                ctx.bad(key_node, f"`{key}` cannot be set in {where}")
+            else:
+                ctx.bad(key_node, f"unknown key {key!r} in {where}", did_you_mean(key, allowed))
+            continue
+        try:
+            out[key] = (PARSERS[key](key, value_node, ctx), value_node)
+        except _Bad as e:
+            ctx.bad(e.node or value_node, e.message, e.hint)
+    for group in EXCLUSIVE_GROUPS:
+        present = [k for k in group if k in m.value]
+        if len(present) > 1:
+            ctx.bad(m.keys[present[1]], f"`{present[0]}` and `{present[1]}` cannot be used together in {where}")
+    return out
+
+
+def build_workflow(root: Node | None, file: str, base_dir: Path | str = ".") -> WorkflowSpec:
+    """Validate the node tree of a workflow; raises InputError with every problem found."""
+    spec, problems = build_partial(root, file, base_dir)
+    if problems or spec is None:
+        raise InputError(problems)
+    return spec
+
+
+def build_partial(root: Node | None, file: str, base_dir: Path | str = ".") -> tuple[WorkflowSpec | None, list[Problem]]:
+    """The spec as far as it could be built, and every problem found; lets `graph` add its own to the same report."""
+    ctx = _Ctx(file, Path(base_dir))
+    if root is None:
+        return None, [Problem("the workflow file is empty", file, 1, 1, "a workflow needs `name:` and `allocations:`")]
+    if not isinstance(root, MapNode):
+        return None, [
+            problem_at(file, root, f"a workflow must be a mapping, not {type_name(root)}", "a workflow needs `name:` and `allocations:`")
+        ]
+    for key, key_node in root.keys.items():
+        if key not in TOP_KEYS:
+            hint = did_you_mean(key, TOP_KEYS)
+            if key in ALLOCATION_KEYS:
+                hint = f"`{key}` belongs under `defaults:` or an allocation"
+            ctx.bad(key_node, f"unknown top-level key {key!r}", hint)
+
+    name = _workflow_name(root, ctx)
+    params, param_nodes = _params(root.value.get("params"), ctx)
+    defaults: dict[str, tuple[Any, Node]] = {}
+    dnode = root.value.get("defaults")
+    if dnode is not None and not (isinstance(dnode, ScalarNode) and dnode.value is None):
+        if isinstance(dnode, MapNode):
+            allowed = tuple(k for k in ALLOCATION_KEYS if k not in NOT_IN_DEFAULTS)
+            defaults = _parse_keys(dnode, allowed, ctx, "defaults")
+            ctx.default_keys = set(dnode.value)
+        else:
+            ctx.bad(dnode, f"`defaults` must be a mapping, not {type_name(dnode)}")
+
+    allocations: list[AllocationSpec] = []
+    anode = root.value.get("allocations")
+    if anode is None:
+        ctx.bad(root, "missing required key 'allocations'", "list the workflow's steps under `allocations:`")
+    elif not isinstance(anode, SeqNode):
+        ctx.bad(anode, f"`allocations` must be a list, not {type_name(anode)}", "start each allocation with `- name: ...`")
+    elif not anode.value:
+        ctx.bad(anode, "`allocations` is empty", "a workflow needs at least one allocation")
+    else:
+        for i, item in enumerate(anode.value):
+            alloc = _allocation(i, item, defaults, ctx)
+            if alloc is not None:
+                allocations.append(alloc)
+    spec = WorkflowSpec(
+        name=name,
+        file=file,
+        allocations=allocations,
+        params=params,
+        param_nodes=param_nodes,
+        node=root,
+        allocations_node=root.keys.get("allocations"),
+    )
+    return spec, ctx.problems
+
+
+def _workflow_name(root: MapNode, ctx: _Ctx) -> str:
+    node = root.value.get("name")
+    if node is None:
+        ctx.bad(root, "missing required key 'name'", "give the workflow a name, e.g. `name: my-pipeline`")
+        return ""
+    if not isinstance(node, ScalarNode) or not isinstance(node.value, str):
+        ctx.bad(node, f"`name` must be a string, not {type_name(node)}")
+        return ""
+    if not NAME_RE.match(node.value):
+        ctx.bad(node, f"invalid workflow name {node.value!r}", NAME_HINT)
+    return node.value
+
+
+def _params(node: Node | None, ctx: _Ctx) -> tuple[dict[str, Any], dict[str, Node]]:
+    if node is None or (isinstance(node, ScalarNode) and node.value is None):
+        return {}, {}
+    if not isinstance(node, MapNode):
+        ctx.bad(node, f"`params` must be a mapping of name: value, not {type_name(node)}")
+        return {}, {}
+    params: dict[str, Any] = {}
+    nodes: dict[str, Node] = {}
+    for k, v in node.value.items():
+        if not isinstance(k, str) or not IDENT_RE.match(k):
+            ctx.bad(node.keys[k], f"invalid param name {k!r}", "use letters, digits and '_', not starting with a digit")
+            continue
+        if not isinstance(v, ScalarNode):
+            ctx.bad(v, f"param {k!r} must be a string, number or boolean, not {type_name(v)}")
+            continue
+        params[k] = v.value
+        nodes[k] = v
+    return params, nodes
+
+
+def _allocation(index: int, item: Node, defaults: dict[str, tuple[Any, Node]], ctx: _Ctx) -> AllocationSpec | None:
+    if not isinstance(item, MapNode):
+        ctx.bad(item, f"allocation #{index + 1} must be a mapping, not {type_name(item)}", "write `- name: step` followed by its keys")
+        return None
+    name_node = item.value.get("name")
+    name = ""
+    if name_node is None:
+        ctx.bad(item, f"allocation #{index + 1} has no `name`", NAME_HINT)
+    elif not isinstance(name_node, ScalarNode) or not isinstance(name_node.value, (str, int)) or isinstance(name_node.value, bool):
+        ctx.bad(name_node, f"allocation name must be a string, not {type_name(name_node)}")
+    else:
+        name = str(name_node.value)
+        if not NAME_RE.match(name):
+            ctx.bad(name_node, f"invalid allocation name {name!r}", NAME_HINT)
+    where = f"allocation {name!r}" if name else f"allocation #{index + 1}"
+    own = _parse_keys(item, ALLOCATION_KEYS, ctx, where)
+    own.pop("name", None)
+
+    merged = dict(defaults)
+    for group in EXCLUSIVE_GROUPS:
+        if any(k in own for k in group):
+            for k in group:
+                merged.pop(k, None)
+    merged.update(own)
+    if "env" in defaults and "env" in own:  # env merges per variable; every other key is replaced whole
+        merged["env"] = ({**defaults["env"][0], **own["env"][0]}, own["env"][1])
+
+    a = AllocationSpec(name=name, index=index, node=item)
+    for key, (value, node) in merged.items():
+        a.where[key] = node
+        if key in OPTION_KEYS:
+            opt = OPTION_KEYS[key]
+            if value is True:
+                a.options[opt] = None
+            elif value is not False:
+                a.options[opt] = value
+        elif key == "entrypoint":
+            a.entrypoint = value
+        elif key == "script":
+            a.script_path, a.script_body = value
+        elif key == "depends_on":
+            a.depends_on = value
+        elif key == "depends_on_any":
+            a.depends_on_any = value
+        elif key == "tasks":
+            a.tasks = value
+            a.array = f"0-{value - 1}"
+            a.indexes = frozenset(range(value))
+        elif key == "array":
+            a.array, a.indexes = value
+        elif key == "matrix":
+            a.matrix = value
+            size = math.prod(len(v) for _, v in value)
+            a.array = f"0-{size - 1}"
+            a.indexes = frozenset(range(size))
+        elif key == "env":
+            a.env = {k: v for k, (v, _) in value.items()}
+            for k, (_, vnode) in value.items():
+                a.where[f"env.{k}"] = vnode
+        elif key == "setup":
+            a.setup = [line for line, _ in value]
+            for i, (_, lnode) in enumerate(value):
+                a.where[f"setup[{i}]"] = lnode
+        elif key == "retries":
+            a.retries = value
+        elif key == "sbatch":
+            for flag, (fvalue, _) in value.items():
+                a.options[flag] = fvalue
+    a.options = dict(sorted(a.options.items()))
+    written = set(item.value) | ctx.default_keys  # a key that was written but is invalid is reported already
+    if "entrypoint" not in written and "script" not in written and name:
+        ctx.bad(item, f"allocation {name!r} needs an `entrypoint` or a `script`", "e.g. `entrypoint: \"python train.py\"`")
+    return a
+
+
+# --- loading -------------------------------------------------------------------------------------------------------
+
+
+def read_text(path: Path | str) -> str:
+    """A workflow file's text; unreadable files are input errors, not tracebacks."""
+    file = str(path)
+    try:
+        data = Path(path).read_bytes()
+    except FileNotFoundError:
+        raise InputError(Problem("no such file", file, hint="check the path of the workflow file")) from None
+    except IsADirectoryError:
+        raise InputError(Problem("is a directory, not a workflow file", file)) from None
+    except OSError as e:
+        raise InputError(Problem(f"cannot read the workflow file: {e.strerror or e}", file)) from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data[: e.start].count(b"\n") + 1
+        col = e.start - (data.rfind(b"\n", 0, e.start) + 1) + 1
+        raise InputError(Problem("the workflow file is not valid UTF-8", file, line, col)) from None
+
+
+def parse_workflow(text: str, file: str = "<input>", base_dir: Path | str = ".") -> WorkflowSpec:
+    return build_workflow(parse_yaml(text, file), file, base_dir)
+
+
+def load_workflow(path: Path | str) -> WorkflowSpec:
+    """Read and validate one workflow file (value checks only; `graph.check` does the cross-allocation ones)."""
+    return parse_workflow(read_text(path), str(path), Path(path).parent)

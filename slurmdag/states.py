@@ -1,0 +1,209 @@
+"""Slurm job states -> slurmdag node states -> the state of a whole DAG (design §4). Pure: no I/O.
+
+Slurm cannot tell "cancelled because an upstream failure made a dependency impossible" from "cancelled because the
+branch was not taken" (a failure handler whose parent succeeded): both are CANCELLED/DependencyNeverSatisfied.
+The plan's edges can, so `label` turns the second kind into Skipped, and skipping propagates downstream.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from enum import Enum
+
+from slurmdag.plan import Plan
+
+
+class NodeState(str, Enum):
+    PENDING = "Pending"
+    RUNNING = "Running"
+    COMPLETED = "Completed"
+    FAILED = "Failed"
+    TIMEOUT = "Timeout"
+    OUT_OF_MEMORY = "OutOfMemory"
+    NODE_FAIL = "NodeFail"
+    CANCELLED = "Cancelled"
+    SKIPPED = "Skipped"
+    # Slurm no longer lists the job (purged from slurmctld and absent from accounting): never assumed to have
+    # succeeded.
+    UNKNOWN = "Unknown"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class DagState(str, Enum):
+    PENDING = "Pending"
+    RUNNING = "Running"
+    COMPLETED = "Completed"
+    FAILED = "Failed"
+    CANCELLED = "Cancelled"
+    UNKNOWN = "Unknown"  # finished, but some job's outcome is lost
+
+    def __str__(self) -> str:
+        return self.value
+
+
+FAILURES = frozenset({NodeState.FAILED, NodeState.TIMEOUT, NodeState.OUT_OF_MEMORY, NodeState.NODE_FAIL})
+ACTIVE = frozenset({NodeState.PENDING, NodeState.RUNNING})
+TERMINAL_DAG = frozenset({DagState.COMPLETED, DagState.FAILED, DagState.CANCELLED, DagState.UNKNOWN})
+
+_SLURM_TO_NODE = {
+    "PENDING": NodeState.PENDING,
+    "CONFIGURING": NodeState.PENDING,
+    "REQUEUED": NodeState.PENDING,
+    "REQUEUE_HOLD": NodeState.PENDING,
+    "REQUEUE_FED": NodeState.PENDING,
+    "RESV_DEL_HOLD": NodeState.PENDING,
+    "RUNNING": NodeState.RUNNING,
+    "COMPLETING": NodeState.RUNNING,  # still releasing its nodes; its outcome is not final yet
+    "SIGNALING": NodeState.RUNNING,
+    "STAGE_OUT": NodeState.RUNNING,
+    "SUSPENDED": NodeState.RUNNING,
+    "STOPPED": NodeState.RUNNING,
+    "RESIZING": NodeState.RUNNING,
+    "COMPLETED": NodeState.COMPLETED,
+    "FAILED": NodeState.FAILED,
+    "BOOT_FAIL": NodeState.FAILED,
+    "DEADLINE": NodeState.FAILED,
+    "PREEMPTED": NodeState.FAILED,
+    "SPECIAL_EXIT": NodeState.FAILED,
+    "TIMEOUT": NodeState.TIMEOUT,
+    "OUT_OF_MEMORY": NodeState.OUT_OF_MEMORY,
+    "NODE_FAIL": NodeState.NODE_FAIL,
+    "CANCELLED": NodeState.CANCELLED,
+    "REVOKED": NodeState.CANCELLED,
+}
+
+# Which failure wins when a task group's tasks ended differently (first present wins).
+_GROUP_PRECEDENCE = (
+    NodeState.FAILED,
+    NodeState.OUT_OF_MEMORY,
+    NodeState.TIMEOUT,
+    NodeState.NODE_FAIL,
+    NodeState.CANCELLED,
+    NodeState.UNKNOWN,
+    NodeState.SKIPPED,
+)
+
+
+def node_state(slurm_state: str | None) -> NodeState:
+    """One Slurm state word ("CANCELLED", "CANCELLED by 0", "OUT_OF_MEMORY") -> NodeState; None -> Unknown."""
+    if not slurm_state:
+        return NodeState.UNKNOWN
+    word = slurm_state.strip().split(" ", 1)[0].upper().rstrip("+")
+    return _SLURM_TO_NODE.get(word, NodeState.UNKNOWN)
+
+
+def group_state(task_states: Iterable[NodeState]) -> NodeState:
+    """A task group's state: active while any task is; Completed only if every task is; else its worst outcome."""
+    states = list(task_states)
+    if not states:
+        return NodeState.UNKNOWN
+    if any(s in ACTIVE for s in states):
+        return NodeState.RUNNING if any(s is not NodeState.PENDING for s in states) else NodeState.PENDING
+    if all(s is NodeState.COMPLETED for s in states):
+        return NodeState.COMPLETED
+    for candidate in _GROUP_PRECEDENCE:
+        if candidate in states:
+            return candidate
+    return NodeState.UNKNOWN
+
+
+def count_states(states: Iterable[NodeState]) -> dict[str, int]:
+    """{"Completed": 6, "Failed": 1, ...} in NodeState order, zero counts left out."""
+    counts = Counter(states)
+    return {s.value: counts[s] for s in NodeState if counts[s]}
+
+
+class Labels(dict[str, NodeState]):
+    """Node name -> labelled state, plus which Cancelled nodes were cancelled by a cascade from upstream."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.cascaded: set[str] = set()
+
+
+def label(plan: Plan, raw: Mapping[str, NodeState], ran: Mapping[str, bool]) -> Labels:
+    """Turn Slurm-derived states into user states along the plan's edges (plan order is topological).
+
+    A node that Slurm cancelled without ever running it is
+      Skipped   when every edge that blocked it was blocked by a skip: a `failure` edge whose parent Completed
+                (or was Skipped), or a `success`/`corresponding` edge whose parent was Skipped;
+      Cancelled otherwise; "cascaded" when some blocking edge points at a parent that failed or was cancelled,
+                "direct" (a user or admin cancelled it) when nothing upstream explains it.
+    `any` edges never block: Slurm runs such a child whatever its parent did.
+    """
+    labels = Labels()
+    for job in plan.jobs:
+        state = raw.get(job.name, NodeState.UNKNOWN)
+        if state is NodeState.CANCELLED and not ran.get(job.name, False) and job.edges:
+            cause = _blocking_cause(job.edges, labels)
+            if cause == "skip":
+                state = NodeState.SKIPPED
+            elif cause == "fail":
+                labels.cascaded.add(job.name)
+        labels[job.name] = state
+    return labels
+
+
+def _blocking_cause(edges, labels: Mapping[str, NodeState]) -> str | None:
+    """'skip', 'fail' or None (nothing upstream explains why the node did not run)."""
+    causes: list[str] = []
+    any_group: list[str | None] = []
+    for edge in edges:
+        parent = labels.get(edge.parent, NodeState.UNKNOWN)
+        cause = _edge_cause(edge.condition, parent)
+        if edge.group == "any":
+            any_group.append(cause)
+        elif cause is not None:
+            causes.append(cause)
+    if any_group and all(c is not None for c in any_group):  # an OR blocks only when every branch is blocked
+        causes.append("skip" if all(c == "skip" for c in any_group) else "fail")
+    if not causes:
+        return None
+    return "skip" if all(c == "skip" for c in causes) else "fail"
+
+
+def _edge_cause(condition: str, parent: NodeState) -> str | None:
+    """Why this edge cannot be satisfied: 'skip', 'fail', or None if it is (or may still be) satisfied."""
+    if condition == "any" or parent in ACTIVE:
+        return None
+    if condition == "failure":
+        if parent in (NodeState.COMPLETED, NodeState.SKIPPED):
+            return "skip"
+        return None if parent in FAILURES else "fail"
+    # success / corresponding
+    if parent is NodeState.COMPLETED:
+        return None
+    return "skip" if parent is NodeState.SKIPPED else "fail"
+
+
+def caught_failures(plan: Plan) -> set[str]:
+    """Names of nodes that some allocation handles with a `failure` edge."""
+    return {e.parent for job in plan.jobs for e in job.edges if e.condition == "failure"}
+
+
+def dag_state(plan: Plan, labels: Labels, *, cancelled_by_user: bool = False) -> DagState:
+    """State of the whole DAG from its labelled nodes (allocations and join jobs alike).
+
+    Active while any node is Pending/Running (Pending if none has started). Once nothing is active:
+    Cancelled if the user cancelled the DAG or a node was cancelled from outside; Failed if a node failed and no
+    `failure` handler catches it; Unknown if a node's outcome is lost; otherwise Completed (every node Completed
+    or Skipped, or a failure that a handler caught together with what that failure cascaded into).
+    """
+    states = list(labels.values())
+    if not states:
+        return DagState.UNKNOWN
+    if any(s in ACTIVE for s in states):
+        return DagState.RUNNING if any(s is not NodeState.PENDING for s in states) else DagState.PENDING
+    if cancelled_by_user and NodeState.CANCELLED in states:
+        return DagState.CANCELLED
+    caught = caught_failures(plan)
+    if any(s in FAILURES and name not in caught for name, s in labels.items()):
+        return DagState.FAILED
+    if any(s is NodeState.CANCELLED and name not in labels.cascaded for name, s in labels.items()):
+        return DagState.CANCELLED
+    if NodeState.UNKNOWN in states:
+        return DagState.UNKNOWN
+    return DagState.COMPLETED

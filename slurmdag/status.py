@@ -1,0 +1,289 @@
+"""Collect the state of DAGs from Slurm: one squeue and one sacct per pass, whatever the number of jobs or DAGs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from slurmdag.backends.base import Backend, JobInfo
+from slurmdag.backends.parse import expand_array_indexes
+from slurmdag.plan import Plan, PlannedJob
+from slurmdag.states import ACTIVE, DagState, NodeState, count_states, dag_state, group_state, label, node_state
+from slurmdag.store import CANCELLED, FAILED, SUBMITTING, DagRecord, Store, UnknownDagError, check_dag_id
+from slurmdag.submit import GATE_NAME, job_name_prefix, recover_abandoned, slurm_job_name
+
+# sacct is bounded below by the DAG's creation time (job ids repeat after a cluster reset) minus this slack for
+# clocks that disagree between the login node and the controller.
+CLOCK_SLACK = timedelta(minutes=10)
+# How far back `status` looks in accounting when it must rebuild a DAG whose local record is gone.
+REBUILD_LOOKBACK = timedelta(days=30)
+
+
+@dataclass
+class TaskStatus:
+    index: int
+    job_id: str
+    state: NodeState
+    slurm_state: str | None
+    exit_code: int | None
+    reason: str | None
+    elapsed: str | None
+
+
+@dataclass
+class NodeStatus:
+    name: str
+    kind: str  # "allocation" or "join"
+    job_id: str | None
+    state: NodeState
+    slurm_state: str | None
+    exit_code: int | None
+    reason: str | None
+    elapsed: str | None = None
+    start: str | None = None
+    end: str | None = None
+    ran: bool = False
+    tasks: list[TaskStatus] | None = None  # task groups only
+
+    def task_counts(self) -> dict[str, int]:
+        return count_states(t.state for t in self.tasks or [])
+
+
+@dataclass
+class DagStatus:
+    dag_id: str
+    name: str
+    state: DagState
+    submission: str
+    created: str
+    nodes: list[NodeStatus]
+    plan: Plan
+    notes: list[str] = field(default_factory=list)  # things the user should know (lost jobs, rebuilt record)
+
+    def allocations(self) -> list[NodeStatus]:
+        return [n for n in self.nodes if n.kind == "allocation"]
+
+    def counts(self) -> dict[str, int]:
+        return count_states(n.state for n in self.allocations())
+
+    @property
+    def terminal(self) -> bool:
+        return self.state not in (DagState.PENDING, DagState.RUNNING)
+
+
+# --- from Slurm's rows to node states ---
+
+
+def _ours(info: JobInfo | None, dag_id: str, name: str) -> JobInfo | None:
+    """Drop a row that belongs to another job that happens to share the id (ids repeat after a reset)."""
+    if info is None or info.name != slurm_job_name(dag_id, name):
+        return None
+    return info
+
+
+def _single(job: PlannedJob, job_id: str, infos: dict[str, JobInfo], dag_id: str) -> NodeStatus:
+    info = _ours(infos.get(job_id), dag_id, job.name)
+    if info is None:
+        return NodeStatus(job.name, job.kind, job_id, NodeState.UNKNOWN, None, None, "not known to Slurm")
+    return NodeStatus(
+        job.name, job.kind, job_id, node_state(info.state), info.state, info.exit_code, info.reason,
+        info.elapsed, info.start, info.end, info.ran,
+    )
+
+
+def _expected_indexes(job: PlannedJob) -> list[int]:
+    if job.array:
+        return expand_array_indexes(job.array)
+    return list(range(job.tasks or 0))
+
+
+def _group(job: PlannedJob, job_id: str, infos: dict[str, JobInfo], dag_id: str) -> NodeStatus:
+    rows = {i.array_task: i for i in infos.values() if i.array_job_id == job_id and i.array_task is not None}
+    rows = {k: v for k, v in rows.items() if _ours(v, dag_id, job.name)}
+    indexes = sorted(set(_expected_indexes(job)) | set(rows))
+    tasks = []
+    for index in indexes:
+        info = rows.get(index)
+        if info is None:
+            tasks.append(TaskStatus(index, f"{job_id}_{index}", NodeState.UNKNOWN, None, None, "not known to Slurm", None))
+        else:
+            tasks.append(TaskStatus(index, info.job_id, node_state(info.state), info.state, info.exit_code,
+                                    info.reason, info.elapsed))
+    state = group_state(t.state for t in tasks)
+    slurm_states = sorted({t.slurm_state for t in tasks if t.slurm_state})
+    exit_codes = [t.exit_code for t in tasks if t.exit_code is not None]
+    return NodeStatus(
+        job.name, job.kind, job_id, state,
+        slurm_states[0] if len(slurm_states) == 1 else (",".join(slurm_states) or None),
+        max(exit_codes) if exit_codes else None,
+        next((t.reason for t in tasks if t.reason and t.state in ACTIVE), None),
+        ran=any(rows[i].ran for i in rows),
+        tasks=tasks,
+    )
+
+
+def build_status(record: DagRecord, plan: Plan, infos: dict[str, JobInfo]) -> DagStatus:
+    """Pure: a DAG's record + plan + Slurm's rows -> labelled node states and the DAG state."""
+    nodes: dict[str, NodeStatus] = {}
+    for job in plan.jobs:
+        job_id = record.job_ids.get(job.name)
+        if job_id is None:
+            nodes[job.name] = NodeStatus(job.name, job.kind, None, NodeState.CANCELLED, None, None, "not submitted")
+        elif job.array or job.tasks:
+            nodes[job.name] = _group(job, job_id, infos, record.dag_id)
+        else:
+            nodes[job.name] = _single(job, job_id, infos, record.dag_id)
+    labels = label(plan, {n: s.state for n, s in nodes.items()}, {n: s.ran for n, s in nodes.items()})
+    for name, state in labels.items():
+        nodes[name].state = state
+    state = dag_state(plan, labels, cancelled_by_user=record.submission == CANCELLED)
+    notes = []
+    if record.submission == FAILED:
+        state = DagState.FAILED
+        notes.append(f"submission failed: {record.error}" if record.error else "submission failed")
+    elif record.submission == SUBMITTING:
+        state = DagState.PENDING
+        notes.append("still being submitted (its gate is held until every job is in Slurm)")
+    lost = [n.name for n in nodes.values() if n.state is NodeState.UNKNOWN and n.job_id]
+    if lost:
+        notes.append(
+            "not known to Slurm any more (purged, and not found in accounting): "
+            + ", ".join(lost) + " — their outcome is unknown, not assumed successful"
+        )
+    return DagStatus(record.dag_id, record.name, state, record.submission, record.created,
+                     [nodes[j.name] for j in plan.jobs], plan, notes)
+
+
+# --- I/O: asking Slurm ---
+
+
+def _since(records: list[DagRecord]) -> datetime:
+    return min(r.created_at() for r in records) - CLOCK_SLACK
+
+
+def collect_many(pairs: list[tuple[DagRecord, Plan]], backend: Backend) -> list[DagStatus]:
+    """Status of several DAGs from ONE batched query (one squeue + one sacct) over all their jobs."""
+    ids = [j for record, _ in pairs for j in record.job_ids.values()]
+    infos = backend.query(ids, since=_since([r for r, _ in pairs])) if ids else {}
+    return [build_status(record, plan, infos) for record, plan in pairs]
+
+
+def rebuild_from_slurm(dag_id: str, backend: Backend) -> tuple[DagRecord, Plan, list[str]]:
+    """Reconstruct a DAG whose local record is gone from the names its jobs carry in Slurm (`sd-<id>-<name>`).
+
+    The rebuilt plan knows the jobs but not the edges, so Skipped cannot be told from Cancelled.
+    """
+    from datetime import timezone
+
+    found = backend.find_jobs(job_name_prefix(dag_id), since=datetime.now(timezone.utc) - REBUILD_LOOKBACK)
+    if not found:
+        raise UnknownDagError(dag_id)
+    prefix = job_name_prefix(dag_id)
+    by_name: dict[str, list[JobInfo]] = {}
+    for info in found.values():
+        by_name.setdefault(info.name[len(prefix):], []).append(info)
+    gate = by_name.pop(GATE_NAME, [])
+    jobs = []
+    job_ids = {}
+    for name in sorted(by_name, key=lambda n: min(int(i.array_job_id) for i in by_name[n])):
+        rows = by_name[name]
+        job_ids[name] = rows[0].array_job_id
+        tasks = sorted(i.array_task for i in rows if i.array_task is not None)
+        array = ",".join(str(t) for t in tasks) if tasks else None
+        jobs.append(PlannedJob(name=name, kind="join" if "+" in name else "allocation", options={}, script="",
+                               array=array, tasks=len(tasks) or None))
+    plan = Plan(workflow=f"(rebuilt {dag_id})", jobs=jobs)
+    record = DagRecord(dag_id=dag_id, name=plan.workflow, created=(datetime.now(timezone.utc) - REBUILD_LOOKBACK)
+                       .isoformat(timespec="seconds"), submission="submitted", job_ids=job_ids,
+                       gate_job_id=gate[0].array_job_id if gate else None)
+    notes = [f"no local record of DAG {dag_id}: rebuilt from the names of its {len(found)} job(s) in Slurm "
+             "(edges unknown: Skipped shows as Cancelled)"]
+    return record, plan, notes
+
+
+def load_dag(store: Store, backend: Backend, dag_id: str) -> tuple[DagRecord, Plan, list[str]]:
+    """Record and plan of a DAG: from the store, after finishing off an abandoned submission; else from Slurm."""
+    check_dag_id(dag_id)
+    notes: list[str] = []
+    if not store.exists(dag_id):
+        return rebuild_from_slurm(dag_id, backend)
+    message = recover_abandoned(store, backend, dag_id)
+    if message:
+        notes.append(message)
+    record = store.load(dag_id)
+    plan = store.load_plan(dag_id)
+    if plan is None:
+        _, plan, more = rebuild_from_slurm(dag_id, backend)
+        notes += more
+    return record, plan, notes
+
+
+def collect(store: Store, backend: Backend, dag_id: str) -> DagStatus:
+    record, plan, notes = load_dag(store, backend, dag_id)
+    status = collect_many([(record, plan)], backend)[0]
+    status.notes[:0] = notes
+    if store.exists(dag_id):
+        remember(store, status)
+    return status
+
+
+def remember(store: Store, status: DagStatus) -> None:
+    """Cache counts, and the final state once terminal, so `list` need not ask Slurm about finished DAGs.
+
+    Skipped when another process holds the DAG's lock (a submit or cancel in progress): the cache is optional.
+    """
+    counts = status.counts()
+    final = status.state.value if status.terminal and status.submission != SUBMITTING else None
+
+    def change(record: DagRecord) -> None:
+        record.counts = counts
+        if record.submission == status.submission:
+            record.final_state = final
+
+    store.update(status.dag_id, change, blocking=False)
+
+
+# --- list ---
+
+RECENT_FINISHED = 10  # `list` without --all: every active DAG plus this many of the newest finished ones
+
+
+@dataclass
+class ListedDag:
+    record: DagRecord
+    state: str
+    counts: dict[str, int]
+    notes: list[str] = field(default_factory=list)
+
+
+def list_dags(store: Store, backend: Backend, show_all: bool = False) -> list[ListedDag]:
+    """Newest first. DAGs with a cached final state cost nothing; the others share one batched query."""
+    notes: dict[str, list[str]] = {}
+    for record in store.list_records():
+        if record.submission == SUBMITTING or record.cleanup_pending:
+            message = recover_abandoned(store, backend, record.dag_id)
+            if message:
+                notes.setdefault(record.dag_id, []).append(message)
+    records = store.list_records()
+    if not show_all:
+        finished = [r for r in records if r.final_state]
+        keep = {r.dag_id for r in records if not r.final_state} | {r.dag_id for r in finished[:RECENT_FINISHED]}
+        records = [r for r in records if r.dag_id in keep]
+    to_query = []
+    for record in records:
+        if record.final_state:
+            continue
+        plan = store.load_plan(record.dag_id)
+        if plan is not None:
+            to_query.append((record, plan))
+    fresh = {s.dag_id: s for s in collect_many(to_query, backend)} if to_query else {}
+    listed = []
+    for record in records:
+        status = fresh.get(record.dag_id)
+        if status is not None:
+            remember(store, status)
+            listed.append(ListedDag(record, status.state.value, status.counts(), notes.get(record.dag_id, [])))
+        else:
+            state = record.final_state or ("Submitting" if record.submission == SUBMITTING else "Unknown")
+            listed.append(ListedDag(record, state, record.counts, notes.get(record.dag_id, [])))
+    return listed

@@ -1,0 +1,298 @@
+"""The local DAG store: what was submitted, as which Slurm jobs, and how far the submission got.
+
+Layout (docs/state-store.md):  <home>/dags/<dag_id>/{dag.json, plan.json, scripts/<job>.sbatch, lock}
+Every write is atomic (temp file + fsync + rename), so a reader sees the old or the new file, never half of one.
+Writers of one DAG hold its `lock` (flock); picking a new id holds `<home>/store.lock`. flock is released by the
+kernel when its holder dies, which is how a later command tells an abandoned submission from a running one.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import re
+import secrets
+import socket
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field, fields
+from datetime import datetime, timezone
+from pathlib import Path
+
+from slurmdag.errors import Problem, StoreError, UsageError
+from slurmdag.plan import Plan
+
+RECORD_FORMAT = 1
+DAG_ID = re.compile(r"^[0-9a-f]{8}$")
+
+# Submission states kept in dag.json.
+SUBMITTING = "submitting"  # jobs are being submitted; the gate is still held
+SUBMITTED = "submitted"  # every job is in Slurm and the gate was released
+FAILED = "failed"  # submission failed; everything submitted was cancelled (unless cleanup_pending)
+CANCELLED = "cancelled"  # the user cancelled the DAG
+
+
+def default_home() -> Path:
+    env = os.environ.get("SLURMDAG_HOME")
+    if env:
+        return Path(env).expanduser()
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+    return Path(base) / "slurmdag"
+
+
+def utc_now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def boot_id() -> str | None:
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return None
+
+
+@dataclass
+class DagRecord:
+    """dag.json: one submitted (or attempted) DAG."""
+
+    dag_id: str
+    name: str
+    created: str  # ISO 8601, UTC
+    submission: str = SUBMITTING
+    job_ids: dict[str, str] = field(default_factory=dict)  # planned job name -> Slurm job id
+    gate_job_id: str | None = None
+    workflow: str | None = None  # path of the workflow file it came from
+    attempt: int = 1
+    # Who is/was submitting: lets a later command say which process left a submission half-done.
+    pid: int | None = None
+    host: str | None = None
+    boot_id: str | None = None
+    error: str | None = None  # why the submission failed
+    cleanup_pending: bool = False  # a failed submission whose jobs could not all be cancelled yet
+    cancelled_at: str | None = None
+    final_state: str | None = None  # cached DAG state once terminal, so `list` need not ask Slurm again
+    counts: dict[str, int] = field(default_factory=dict)  # node state -> count at the last status
+    updated: str | None = None
+    format: int = RECORD_FORMAT
+
+    def created_at(self) -> datetime:
+        return datetime.fromisoformat(self.created)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2, sort_keys=True) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str) -> DagRecord:
+        data = json.loads(text)
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+class DagLock:
+    """An exclusive flock on one file; released on close or when the process dies."""
+
+    def __init__(self, path: Path, fd: int):
+        self.path = path
+        self._fd: int | None = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing drops the flock
+            self._fd = None
+
+    def __enter__(self) -> DagLock:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+def _lock(path: Path, blocking: bool) -> DagLock | None:
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    except BaseException:
+        os.close(fd)
+        raise
+    return DagLock(path, fd)
+
+
+def atomic_write(path: Path, text: str) -> None:
+    """Write `text` to `path` so that readers see either the old or the new content, even after a crash."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)  # make the rename itself durable
+    finally:
+        os.close(dir_fd)
+
+
+def script_file_name(job_name: str) -> str:
+    safe = re.sub(r"[^A-Za-z0-9._+-]", "_", job_name).lstrip(".") or "_"
+    return f"{safe}.sbatch"
+
+
+class UnknownDagError(UsageError):
+    """No such DAG in the local store (and, where looked for, no job of it in Slurm)."""
+
+    def __init__(self, dag_id: str):
+        self.dag_id = dag_id
+        super().__init__(Problem(f"unknown DAG {dag_id!r}", file="slurmdag", hint="`slurmdag list --all` shows your DAGs"))
+
+
+class Store:
+    def __init__(self, root: Path | None = None):
+        self.root = Path(root) if root is not None else default_home()
+
+    # --- paths ---
+
+    @property
+    def dags_dir(self) -> Path:
+        return self.root / "dags"
+
+    def dag_dir(self, dag_id: str) -> Path:
+        check_dag_id(dag_id)
+        return self.dags_dir / dag_id
+
+    def script_path(self, dag_id: str, job_name: str) -> Path:
+        return self.dag_dir(dag_id) / "scripts" / script_file_name(job_name)
+
+    def _ensure_root(self) -> None:
+        try:
+            self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
+            self.dags_dir.mkdir(mode=0o700, exist_ok=True)
+        except OSError as ex:
+            raise StoreError(f"cannot create the slurmdag store at {self.root}: {ex}") from ex
+
+    # --- locks ---
+
+    def lock_dag(self, dag_id: str, blocking: bool = True) -> DagLock | None:
+        """The writer lock of one DAG; with blocking=False, None if another process holds it."""
+        return _lock(self.dag_dir(dag_id) / "lock", blocking)
+
+    @contextmanager
+    def _store_lock(self) -> Iterator[None]:
+        self._ensure_root()
+        lock = _lock(self.root / "store.lock", blocking=True)
+        assert lock is not None
+        with lock:
+            yield
+
+    # --- create / read / write ---
+
+    def create(self, plan: Plan, workflow: str | None = None, gate_script: str | None = None) -> tuple[DagRecord, DagLock]:
+        """A new DAG folder with plan.json, its scripts and dag.json (state "submitting"), returned locked."""
+        with self._store_lock():
+            while True:
+                dag_id = secrets.token_hex(4)
+                folder = self.dags_dir / dag_id
+                try:
+                    folder.mkdir(mode=0o700)
+                    break
+                except FileExistsError:
+                    continue  # 1 in 4 billion per existing DAG: pick another
+            lock = self.lock_dag(dag_id)
+            assert lock is not None
+        try:
+            (folder / "scripts").mkdir(mode=0o700)
+            for job in plan.jobs:
+                atomic_write(self.script_path(dag_id, job.name), job.script)
+            if gate_script is not None:
+                atomic_write(folder / "scripts" / "+gate.sbatch", gate_script)
+            atomic_write(folder / "plan.json", plan.to_json())
+            record = DagRecord(
+                dag_id=dag_id,
+                name=plan.workflow,
+                created=utc_now(),
+                workflow=workflow,
+                pid=os.getpid(),
+                host=socket.gethostname(),
+                boot_id=boot_id(),
+            )
+            self.save(record)
+        except BaseException:
+            lock.release()
+            raise
+        return record, lock
+
+    def exists(self, dag_id: str) -> bool:
+        return (self.dag_dir(dag_id) / "dag.json").is_file()
+
+    def load(self, dag_id: str) -> DagRecord:
+        path = self.dag_dir(dag_id) / "dag.json"
+        try:
+            return DagRecord.from_json(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise UnknownDagError(dag_id) from None
+        except (OSError, ValueError, TypeError) as ex:
+            raise StoreError(f"cannot read {path}: {ex}") from ex
+
+    def load_plan(self, dag_id: str) -> Plan | None:
+        path = self.dag_dir(dag_id) / "plan.json"
+        try:
+            return Plan.from_json(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError, KeyError, TypeError) as ex:
+            raise StoreError(f"cannot read {path}: {ex}") from ex
+
+    def save(self, record: DagRecord) -> None:
+        """Write dag.json atomically. The caller holds the DAG's lock."""
+        record.updated = utc_now()
+        try:
+            atomic_write(self.dag_dir(record.dag_id) / "dag.json", record.to_json())
+        except OSError as ex:
+            raise StoreError(f"cannot write the record of DAG {record.dag_id}: {ex}") from ex
+
+    def update(self, dag_id: str, change: Callable[[DagRecord], None], blocking: bool = False) -> DagRecord | None:
+        """Re-read, change and save dag.json under the DAG's lock; None if the lock is busy (non-blocking)."""
+        lock = self.lock_dag(dag_id, blocking=blocking)
+        if lock is None:
+            return None
+        with lock:
+            record = self.load(dag_id)
+            change(record)
+            self.save(record)
+            return record
+
+    def list_records(self) -> list[DagRecord]:
+        """Every readable DAG record, newest first (folders still being created are skipped)."""
+        if not self.dags_dir.is_dir():
+            return []
+        records = []
+        for folder in self.dags_dir.iterdir():
+            if not DAG_ID.match(folder.name):
+                continue
+            try:
+                records.append(DagRecord.from_json((folder / "dag.json").read_text(encoding="utf-8")))
+            except FileNotFoundError:
+                continue
+            except (OSError, ValueError, TypeError) as ex:
+                raise StoreError(f"cannot read {folder / 'dag.json'}: {ex}") from ex
+        records.sort(key=lambda r: (r.created, r.dag_id), reverse=True)
+        return records
+
+
+def check_dag_id(dag_id: str) -> str:
+    if not DAG_ID.match(dag_id):
+        raise UsageError(
+            Problem(f"{dag_id!r} is not a DAG id (8 hex characters)", file="slurmdag", hint="`slurmdag list` shows your DAGs")
+        )
+    return dag_id

@@ -1,0 +1,310 @@
+"""Submit a whole Plan to Slurm, all or nothing (design §2.3), through a held gate job (slurm-facts §6).
+
+1. sbatch a tiny gate job with --hold;
+2. sbatch every planned job in plan order, each root waiting on `afterok:<gate>`, every job with
+   --kill-on-invalid-dep=yes; record each job id (atomic write) before submitting the next;
+3. scontrol release <gate>: one RPC starts the DAG.
+On any failure before 3 (sbatch refused, Slurm unreachable, SIGINT/SIGTERM, a bug) `withdraw` cancels the gate and
+every job of the DAG, reads their states back, marks the submission failed and raises SubmitError. Nothing can have
+run: every job waits, directly or through its parents, on the still-held gate.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+from slurmdag.backends.base import Backend
+from slurmdag.errors import SlurmCommandError, SlurmdagError, SubmitError
+from slurmdag.plan import Dependency, DependencyTerm, Plan, PlannedJob
+from slurmdag.store import FAILED, SUBMITTED, SUBMITTING, DagRecord, Store
+
+GATE_NAME = "+gate"  # '+' cannot occur in an allocation name, so the gate never collides with one
+GATE_SCRIPT = "#!/bin/sh\n# slurmdag gate: the DAG's roots wait on this held job until every job is submitted.\nexit 0\n"
+# Options of the planned jobs the gate copies so it can run where they run (site-required account, QOS...).
+_GATE_INHERITS = ("partition", "account", "qos", "reservation", "clusters")
+_FINAL_SLURM = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL", "BOOT_FAIL",
+                "DEADLINE", "PREEMPTED", "REVOKED", "SPECIAL_EXIT"}
+
+
+def slurm_job_name(dag_id: str, name: str) -> str:
+    return f"sd-{dag_id}-{name}"
+
+
+def job_name_prefix(dag_id: str) -> str:
+    return f"sd-{dag_id}-"
+
+
+def render_options(options: dict[str, str | None]) -> list[str]:
+    return [f"--{k}" if v is None else f"--{k}={v}" for k, v in options.items()]
+
+
+def gate_options(plan: Plan, dag_id: str) -> list[str]:
+    first = plan.jobs[0].options if plan.jobs else {}
+    inherited = {k: first[k] for k in _GATE_INHERITS if first.get(k)}
+    return [
+        *render_options(inherited),
+        "--hold",
+        f"--job-name={slurm_job_name(dag_id, GATE_NAME)}",
+        f"--comment=slurmdag:{dag_id}:{GATE_NAME}",
+        "--ntasks=1",
+        "--cpus-per-task=1",
+        "--time=1",
+        "--output=/dev/null",
+        "--error=/dev/null",
+    ]
+
+
+def dependency_expression(job: PlannedJob, job_ids: dict[str, str], gate_id: str) -> str:
+    """The --dependency value: plan terms with real ids; a root waits on the gate instead."""
+    if job.dependency is None or not job.dependency.terms:
+        return f"afterok:{gate_id}"
+    return job.dependency.render(job_ids)
+
+
+def job_options(job: PlannedJob, dag_id: str, dependency: str) -> list[str]:
+    opts = [
+        *render_options(job.options),
+        f"--job-name={slurm_job_name(dag_id, job.name)}",
+        f"--comment=slurmdag:{dag_id}:{job.name}",
+        "--kill-on-invalid-dep=yes",
+        f"--dependency={dependency}",
+    ]
+    if job.array:
+        opts.append(f"--array={job.array}")
+    return opts
+
+
+# --- dry run ---
+
+
+@dataclass(frozen=True)
+class PlannedSubmission:
+    """What `submit --dry-run` shows for one job: the sbatch options, dependencies by job name."""
+
+    name: str
+    kind: str
+    options: list[str]
+    dependency: str
+
+
+def describe(plan: Plan) -> list[PlannedSubmission]:
+    names = {j.name: j.name for j in plan.jobs}
+    out = []
+    for job in plan.jobs:
+        dep = dependency_expression(job, names, "<gate>")
+        out.append(PlannedSubmission(job.name, job.kind, job_options(job, "<dag>", dep), dep))
+    return out
+
+
+# --- signals: turned into a flag while submitting, checked between sbatch calls ---
+
+
+class _Interrupted(Exception):
+    def __init__(self, signum: int):
+        self.signum = signum
+        super().__init__(f"interrupted by {signal.Signals(signum).name}")
+
+
+class _SignalGuard:
+    """SIGINT/SIGTERM only set a flag, so an sbatch is never abandoned half-way; the loop raises at a safe point."""
+
+    def __init__(self) -> None:
+        self.received: int | None = None
+
+    def check(self) -> None:
+        if self.received is not None:
+            raise _Interrupted(self.received)
+
+    def _handle(self, signum: int, _frame: object) -> None:
+        if self.received is None:
+            self.received = signum
+
+
+@contextmanager
+def _guard_signals() -> Iterator[_SignalGuard]:
+    guard = _SignalGuard()
+    if threading.current_thread() is not threading.main_thread():
+        yield guard  # signal handlers can only be set from the main thread
+        return
+    previous = {s: signal.signal(s, guard._handle) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield guard
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
+@contextmanager
+def _signals_blocked() -> Iterator[None]:
+    """Keep SIGINT/SIGTERM out while releasing the gate and recording it: the DAG is then committed."""
+    sigs = {signal.SIGINT, signal.SIGTERM}
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, sigs)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+# --- submit ---
+
+
+def submit_plan(plan: Plan, store: Store, backend: Backend, workflow: str | None = None) -> DagRecord:
+    """Submit every job of `plan`; return the record of the submitted DAG or raise SubmitError."""
+    if not plan.jobs:
+        raise SubmitError("the plan has no jobs: nothing to submit")
+    record, lock = store.create(plan, workflow=workflow, gate_script=GATE_SCRIPT)
+    dag_id = record.dag_id
+    current = "the gate job"
+    with lock, _guard_signals() as guard:
+        try:
+            gate_script = store.dag_dir(dag_id) / "scripts" / "+gate.sbatch"
+            record.gate_job_id = backend.submit(str(gate_script), gate_options(plan, dag_id))
+            store.save(record)
+            for job in plan.jobs:
+                guard.check()
+                current = f"allocation {job.name!r}" if job.kind == "allocation" else f"join job {job.name!r}"
+                dep = dependency_expression(job, record.job_ids, record.gate_job_id)
+                job_id = backend.submit(str(store.script_path(dag_id, job.name)), job_options(job, dag_id, dep))
+                record.job_ids[job.name] = job_id
+                store.save(record)  # recorded before the next sbatch: nothing is ever lost
+            guard.check()
+            current = "the gate release"
+            with _signals_blocked():
+                backend.release([record.gate_job_id])
+                record.submission = SUBMITTED
+                record.pid = None
+                store.save(record)
+            return record
+        except BaseException as ex:  # noqa: BLE001 - every failure, even a bug or a signal, must withdraw
+            outcome = withdraw(backend, record)
+            record.submission = FAILED
+            record.error = _describe_failure(ex, current)
+            record.cleanup_pending = bool(outcome.not_cancelled or outcome.error)
+            try:
+                store.save(record)
+            except SlurmdagError:
+                pass  # the SubmitError below says what happened; the store error would hide it
+            raise SubmitError(_failure_message(dag_id, record.error, outcome)) from ex
+
+
+def _describe_failure(ex: BaseException, current: str) -> str:
+    if isinstance(ex, _Interrupted):
+        return f"{ex} while submitting {current}"
+    if isinstance(ex, SlurmCommandError):
+        detail = (ex.stderr or ex.stdout).strip() or f"exit {ex.returncode}"
+        return f"Slurm refused {current}: `{' '.join(ex.argv)}`: {detail}"
+    if isinstance(ex, SlurmdagError):
+        return f"{current}: {ex}"
+    return f"{current}: {type(ex).__name__}: {ex}"
+
+
+def _failure_message(dag_id: str, error: str, outcome: WithdrawOutcome) -> str:
+    lines = [f"submission of DAG {dag_id} failed: {error}"]
+    if outcome.error:
+        lines.append(f"could not withdraw the jobs already submitted: {outcome.error}")
+        lines.append(f"they wait behind a held gate and cannot start; run `slurmdag cancel {dag_id}` to remove them")
+    elif outcome.not_cancelled:
+        lines.append(f"jobs still not cancelled: {' '.join(outcome.not_cancelled)} "
+                     f"(run `slurmdag cancel {dag_id}`)")
+    else:
+        lines.append(f"withdrew the gate and {outcome.jobs_cancelled} submitted job(s); no job of this DAG ran")
+    return "\n".join(lines)
+
+
+# --- withdrawing a half-submitted DAG ---
+
+
+@dataclass
+class WithdrawOutcome:
+    cancelled: list[str] = field(default_factory=list)
+    not_cancelled: list[str] = field(default_factory=list)
+    gate_id: str | None = None
+    error: str | None = None  # Slurm could not be reached or refused
+
+    @property
+    def jobs_cancelled(self) -> int:
+        return len([j for j in self.cancelled if j != self.gate_id])
+
+
+def withdraw(backend: Backend, record: DagRecord) -> WithdrawOutcome:
+    """Cancel the gate and every job of a DAG that is not yet released, then verify by reading state back.
+
+    Jobs are held first (one scontrol call): cancelling a parent makes its `afternotok`/`afterany` children
+    eligible, and a held child cannot start in the moment before its own cancellation arrives.
+    """
+    outcome = WithdrawOutcome(gate_id=record.gate_job_id)
+    recorded = [j for j in [record.gate_job_id, *record.job_ids.values()] if j]
+    try:
+        # Jobs sbatch created but we never recorded (an sbatch that timed out, a SIGKILL between sbatch and the
+        # write) still carry the DAG's name prefix.
+        found = backend.find_jobs(job_name_prefix(record.dag_id), include_accounting=False)
+        ids = list(dict.fromkeys(recorded + sorted({i.array_job_id for i in found.values()})))
+        jobs = [j for j in ids if j != record.gate_job_id]
+        backend.hold(jobs)
+        backend.cancel(ids)
+        live = backend.query_live(ids)
+        pending = _unfinished(ids, live)
+        if pending:
+            backend.cancel(pending)  # once more; then report what is left
+            live = backend.query_live(ids)
+            pending = _unfinished(ids, live)
+    except SlurmCommandError as ex:
+        outcome.error = str(ex)
+        outcome.not_cancelled = recorded
+        return outcome
+    outcome.not_cancelled = pending
+    outcome.cancelled = [j for j in ids if j not in pending]
+    return outcome
+
+
+def _unfinished(ids: list[str], live: dict) -> list[str]:
+    """Ids with a task or job that Slurm still lists as not finished (absent ids are gone, hence finished)."""
+    left = []
+    for job_id in ids:
+        rows = [i for i in live.values() if i.array_job_id == job_id or i.job_id == job_id]
+        if any(i.state not in _FINAL_SLURM for i in rows):
+            left.append(job_id)
+    return left
+
+
+# --- a submission whose process died (SIGKILL, power loss) ---
+
+
+def recover_abandoned(store: Store, backend: Backend, dag_id: str) -> str | None:
+    """If DAG `dag_id` was left "submitting" by a process that is gone, finish it off; return what was done.
+
+    A live submitter holds the DAG lock, so a lock we can take means the submitter is dead. If the gate was
+    released the submission had completed (it releases only after the last job); otherwise withdraw everything.
+    """
+    record = store.load(dag_id)
+    if record.submission != SUBMITTING and not (record.submission == FAILED and record.cleanup_pending):
+        return None
+    lock = store.lock_dag(dag_id, blocking=False)
+    if lock is None:
+        return None  # a live process is submitting it right now
+    with lock:
+        record = store.load(dag_id)
+        who = f"process {record.pid} on {record.host}" if record.pid else "an earlier slurmdag process"
+        if record.submission == SUBMITTING and record.gate_job_id:
+            gate = backend.query([record.gate_job_id], since=record.created_at()).get(record.gate_job_id)
+            if gate is not None and gate.state in ("RUNNING", "COMPLETING", "COMPLETED"):
+                record.submission = SUBMITTED
+                record.pid = None
+                store.save(record)
+                return f"DAG {dag_id}: the submitting {who} died after releasing the gate; marked as submitted"
+        outcome = withdraw(backend, record)
+        if record.submission == SUBMITTING:
+            record.error = f"submission interrupted: the submitting {who} is gone"
+        record.submission = FAILED
+        record.cleanup_pending = bool(outcome.not_cancelled or outcome.error)
+        store.save(record)
+        if outcome.error:
+            return f"DAG {dag_id}: left half-submitted by {who}; could not cancel its jobs yet: {outcome.error}"
+        return (
+            f"DAG {dag_id}: left half-submitted by {who}; cancelled its gate and "
+            f"{outcome.jobs_cancelled} waiting job(s) (none had started)"
+        )

@@ -1,0 +1,150 @@
+"""Pure views of DAG status: the status table, the --graph tree, the JSON document of design §5, the list table
+and the dry-run listings of submit and cancel. Strings and dicts out; the CLI prints them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tabulate import tabulate
+
+from slurmdag.plan import Plan
+from slurmdag.states import NodeState
+from slurmdag.status import DagStatus, NodeStatus
+
+
+def _dash(value: object) -> str:
+    return "-" if value is None or value == "" else str(value)
+
+
+def _counts_text(counts: dict[str, int]) -> str:
+    return ", ".join(f"{n} {state}" for state, n in counts.items())
+
+
+def status_table(status: DagStatus, tasks: bool = False) -> str:
+    """Header line, one row per allocation (task groups: one row with per-state counts; --tasks: plus a row per
+    task), and notes."""
+    rows = []
+    for node in status.allocations():
+        if node.tasks is None:
+            rows.append([node.name, node.state, _dash(node.job_id), _dash(node.elapsed), _dash(node.exit_code),
+                         _dash(node.reason)])
+            continue
+        rows.append([node.name, f"{node.state} ({_counts_text(node.task_counts())})", _dash(node.job_id), "-",
+                     _dash(node.exit_code), _dash(node.reason)])
+        if tasks:
+            for t in node.tasks:
+                rows.append([f"  [{t.index}]", t.state, t.job_id, _dash(t.elapsed), _dash(t.exit_code),
+                             _dash(t.reason)])
+    table = tabulate(rows, headers=["ALLOCATION", "STATE", "JOB ID", "ELAPSED", "EXIT", "REASON"],
+                     tablefmt="simple", disable_numparse=True)
+    lines = [f"DAG {status.dag_id} ({status.name}): {status.state}   [{_counts_text(status.counts())}]", table]
+    lines += [f"note: {n}" for n in status.notes]
+    return "\n".join(lines)
+
+
+def status_json(status: DagStatus) -> dict[str, Any]:
+    """Exactly the shape of design §5."""
+    allocations = []
+    for node in status.allocations():
+        entry: dict[str, Any] = {
+            "name": node.name,
+            "job_id": node.job_id,
+            "state": node.state.value,
+            "slurm_state": node.slurm_state,
+            "exit_code": node.exit_code,
+            "reason": node.reason,
+        }
+        if node.tasks is not None:
+            entry["tasks"] = [{"index": t.index, "job_id": t.job_id, "state": t.state.value} for t in node.tasks]
+        allocations.append(entry)
+    return {"dag_id": status.dag_id, "name": status.name, "state": status.state.value, "allocations": allocations}
+
+
+def _node_label(node: NodeStatus | None, name: str, condition: str | None) -> str:
+    text = name
+    if condition and condition != "success":
+        text += f" [{condition}]"
+    if node is None:
+        return text
+    state = str(node.state)
+    if node.tasks is not None:
+        state += f" ({_counts_text(node.task_counts())})"
+    return f"{text}  {state}" + (f"  #{node.job_id}" if node.job_id else "")
+
+
+def status_tree(status: DagStatus) -> str:
+    """Every allocation under each of its parents (gflow `gqueue -t` style). A node reached a second time is
+    printed once more, marked `(see above)`, without repeating its subtree."""
+    return tree(status.plan, {n.name: n for n in status.nodes}, header=f"DAG {status.dag_id} ({status.name}): "
+                f"{status.state}")
+
+
+def tree(plan: Plan, nodes: dict[str, NodeStatus], header: str | None = None) -> str:
+    allocations = plan.allocations()
+    names = {j.name for j in allocations}
+    children: dict[str, list[tuple[str, str]]] = {j.name: [] for j in allocations}
+    roots = []
+    for job in allocations:
+        parents = [e for e in job.edges if e.parent in names]
+        if not parents:
+            roots.append(job.name)
+        for edge in parents:
+            children[edge.parent].append((job.name, edge.condition))
+    lines = [header] if header else []
+    shown: set[str] = set()
+
+    def walk(name: str, condition: str | None, prefix: str, last: bool, top: bool) -> None:
+        branch = "" if top else ("└── " if last else "├── ")
+        label = _node_label(nodes.get(name), name, condition)
+        if name in shown:
+            lines.append(f"{prefix}{branch}{label}  (see above)")
+            return
+        shown.add(name)
+        lines.append(f"{prefix}{branch}{label}")
+        kids = children.get(name, [])
+        inner = prefix if top else prefix + ("    " if last else "│   ")
+        for i, (child, cond) in enumerate(kids):
+            walk(child, cond, inner, i == len(kids) - 1, False)
+
+    for root in roots:
+        walk(root, None, "", True, True)
+    return "\n".join(lines)
+
+
+def list_table(statuses: list[tuple[Any, str, dict[str, int]]]) -> str:
+    """Rows of (record, state, counts), newest first."""
+    rows = [[r.dag_id, r.name, state, _counts_text(counts) or "-", r.created.replace("+00:00", "Z")]
+            for r, state, counts in statuses]
+    return tabulate(rows, headers=["DAG", "NAME", "STATE", "ALLOCATIONS", "CREATED (UTC)"], tablefmt="simple",
+                    disable_numparse=True)
+
+
+def list_json(statuses: list[tuple[Any, str, dict[str, int]]]) -> list[dict[str, Any]]:
+    return [{"dag_id": r.dag_id, "name": r.name, "state": state, "counts": counts, "created": r.created,
+             "submission": r.submission} for r, state, counts in statuses]
+
+
+def submit_dry_run(plan: Plan, planned: list[Any]) -> str:
+    """One block per job: name, kind, dependency by names, sbatch options."""
+    lines = [f"Would submit DAG {plan.workflow!r}: a held gate job, then {len(planned)} job(s), then release the gate"]
+    for p in planned:
+        kind = "" if p.kind == "allocation" else f" ({p.kind})"
+        lines.append(f"{p.name}{kind}: depends on {p.dependency}")
+        lines.append("  sbatch " + " ".join(p.options))
+    return "\n".join(lines)
+
+
+def cancel_listing(outcome: Any) -> str:
+    if outcome.nothing_to_do:
+        state = outcome.status.state if outcome.status else "finished"
+        return f"DAG {outcome.dag_id} is {state}: nothing to cancel"
+    verb = "Would cancel" if outcome.dry_run else "Cancelled"
+    rows = [[t.name, t.job_id, t.state] for t in outcome.targets]
+    text = f"{verb} {len(rows)} job(s) of DAG {outcome.dag_id}:\n" + tabulate(
+        rows, headers=["ALLOCATION", "JOB ID", "STATE BEFORE"], tablefmt="simple", disable_numparse=True)
+    return text
+
+
+def is_terminal_state(state: NodeState) -> bool:
+    return state not in (NodeState.PENDING, NodeState.RUNNING)

@@ -1,0 +1,259 @@
+"""YAML text -> a tree of nodes that remember where they were written (1-based line and column).
+
+PyYAML's plain loaders throw positions away, so this composes the node tree and keeps the marks. The same node
+types are built from Python data (the Python API) with a dotted path instead of a position, so validation is one
+code path for both inputs. Pure: takes text, returns nodes or raises InputError.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Mapping
+from typing import Any
+
+import yaml
+
+from slurmdag.errors import InputError, Problem
+
+# libyaml is ~10x faster; its error messages are terser, so syntax errors are re-read with the Python loader.
+_FastLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+_MAP_TAG = "tag:yaml.org,2002:map"
+_SEQ_TAG = "tag:yaml.org,2002:seq"
+
+SCALAR_TYPES = (str, int, float, bool, type(None), datetime.date, datetime.datetime)
+
+
+class Node:
+    """A YAML value with its position. `line` is None for values built from Python (then `path` says where)."""
+
+    __slots__ = ("value", "line", "col", "path")
+
+    def __init__(self, value: Any, line: int | None, col: int | None, path: str = ""):
+        self.value = value
+        self.line = line
+        self.col = col
+        self.path = path
+
+    def plain(self) -> Any:
+        return self.value
+
+    def __repr__(self) -> str:  # debugging aid only
+        return f"{type(self).__name__}({self.value!r} @ {self.line}:{self.col})"
+
+
+class ScalarNode(Node):
+    __slots__ = ()
+
+
+class SeqNode(Node):
+    """`value` is a list of Nodes."""
+
+    __slots__ = ()
+
+    def plain(self) -> Any:
+        return [item.plain() for item in self.value]
+
+
+class MapNode(Node):
+    """`value` maps each key (a scalar) to its value Node; `keys` maps each key to the Node of the key itself."""
+
+    __slots__ = ("keys",)
+
+    def __init__(self, value: dict, keys: dict, line: int | None, col: int | None, path: str = ""):
+        super().__init__(value, line, col, path)
+        self.keys = keys
+
+    def plain(self) -> Any:
+        return {k: v.plain() for k, v in self.value.items()}
+
+
+def type_name(node: Node) -> str:
+    """How a user would name the kind of value they wrote."""
+    if isinstance(node, MapNode):
+        return "a mapping"
+    if isinstance(node, SeqNode):
+        return "a list"
+    v = node.value
+    if v is None:
+        return "null"
+    if isinstance(v, bool):
+        return "a boolean"
+    if isinstance(v, int):
+        return "an integer"
+    if isinstance(v, float):
+        return "a number"
+    if isinstance(v, str):
+        return "a string"
+    if isinstance(v, (datetime.date, datetime.datetime)):
+        return "a date"
+    return type(v).__name__
+
+
+# --- from text ---------------------------------------------------------------------------------------------------
+
+
+def parse_yaml(text: str, file: str) -> Node | None:
+    """Parse one YAML document into Nodes; None for an empty document. Raises InputError with every problem found."""
+    try:
+        loader = _FastLoader(text)
+        try:
+            root = loader.get_single_node()
+        finally:
+            loader.dispose()
+    except yaml.YAMLError:
+        raise InputError([_syntax_problem(text, file)]) from None
+    if root is None:
+        return None
+    problems: list[Problem] = []
+    node = _Builder(loader, file, problems).build(root)
+    if problems:
+        raise InputError(problems)
+    return node
+
+
+def _syntax_problem(text: str, file: str) -> Problem:
+    """Describe a YAML syntax error with the Python loader's wording, whichever loader found it."""
+    try:
+        yaml.SafeLoader(text).get_single_node()
+        err: yaml.YAMLError = yaml.YAMLError("invalid YAML")
+    except yaml.YAMLError as e:
+        err = e
+    mark = getattr(err, "problem_mark", None)
+    if isinstance(err, yaml.reader.ReaderError):
+        line, col = _line_col(text, err.position)
+        code = ord(err.character) if isinstance(err.character, str) else int(err.character)
+        what = f"#x{code:04x}"
+        return Problem(
+            f"invalid YAML: unacceptable character {what}",
+            file,
+            line,
+            col,
+            hint="control characters are not allowed in YAML; quote them with escapes (\"\\t\") in a double-quoted string",
+        )
+    line = mark.line + 1 if mark is not None else None
+    col = mark.column + 1 if mark is not None else None
+    problem = getattr(err, "problem", None) or str(err)
+    if mark is not None and _tab_in_indent(text, mark.line):
+        return Problem(
+            "invalid YAML: tab character used for indentation",
+            file,
+            line,
+            _tab_col(text, mark.line),
+            hint="YAML indentation must use spaces, not tabs",
+        )
+    context = getattr(err, "context", None)
+    hint = "check the indentation and the quoting of values that contain ':' or '#'"
+    if context:
+        hint = f"{context}; {hint}"
+    return Problem(f"invalid YAML: {problem}", file, line, col, hint=hint)
+
+
+def _line_col(text: str, position: int) -> tuple[int, int]:
+    before = text[:position]
+    line = before.count("\n") + 1
+    return line, position - (before.rfind("\n") + 1) + 1
+
+
+def _tab_in_indent(text: str, line0: int) -> bool:
+    lines = text.split("\n")
+    if line0 >= len(lines):
+        return False
+    line = lines[line0]
+    indent = line[: len(line) - len(line.lstrip(" \t"))]
+    return "\t" in indent
+
+
+def _tab_col(text: str, line0: int) -> int:
+    return text.split("\n")[line0].index("\t") + 1
+
+
+class _Builder:
+    """Turns composed yaml nodes into Nodes, collecting problems instead of stopping at the first."""
+
+    def __init__(self, loader: Any, file: str, problems: list[Problem]):
+        self.loader = loader
+        self.file = file
+        self.problems = problems
+        self.memo: dict[int, Node] = {}  # aliases share nodes: build each once (also stops alias cycles)
+
+    def err(self, ynode: Any, message: str, hint: str | None = None) -> None:
+        m = ynode.start_mark
+        self.problems.append(Problem(message, self.file, m.line + 1, m.column + 1, hint))
+
+    def build(self, y: Any) -> Node:
+        known = self.memo.get(id(y))
+        if known is not None:
+            return known
+        line, col = y.start_mark.line + 1, y.start_mark.column + 1
+        if isinstance(y, yaml.MappingNode):
+            node = MapNode({}, {}, line, col)
+            self.memo[id(y)] = node
+            self._fill_map(y, node)
+            if y.tag != _MAP_TAG:
+                self.err(y, f"unsupported YAML tag {y.tag!r}", hint="remove the tag")
+            return node
+        if isinstance(y, yaml.SequenceNode):
+            node = SeqNode([], line, col)
+            self.memo[id(y)] = node
+            node.value.extend(self.build(item) for item in y.value)
+            if y.tag != _SEQ_TAG:
+                self.err(y, f"unsupported YAML tag {y.tag!r}", hint="remove the tag")
+            return node
+        try:
+            value = self.loader.construct_object(y, deep=True)
+        except Exception as e:  # bad timestamps, unknown tags, '!!int x': all are input errors
+            self.err(y, f"invalid value {y.value!r}: {_first_line(e)}", hint="quote the value to make it a string")
+            value = y.value
+        if not isinstance(value, SCALAR_TYPES):
+            self.err(y, f"unsupported YAML value of type {type(value).__name__}", hint="use a string or a number")
+            value = y.value
+        node = ScalarNode(value, line, col)
+        self.memo[id(y)] = node
+        return node
+
+    def _fill_map(self, y: Any, node: MapNode) -> None:
+        seen: dict[Any, Any] = {}
+        for ykey, yvalue in y.value:
+            if ykey.tag == "tag:yaml.org,2002:merge":
+                self.err(ykey, "YAML merge keys ('<<') are not supported", hint="use `defaults:` for shared settings")
+                continue
+            if not isinstance(ykey, yaml.ScalarNode):
+                self.err(ykey, "mapping keys must be plain scalars", hint="use a string as the key")
+                continue
+            key_node = self.build(ykey)
+            key = key_node.value
+            try:
+                first = seen.get(key)
+            except TypeError:
+                self.err(ykey, "mapping keys must be plain scalars", hint="use a string as the key")
+                continue
+            if first is not None:
+                m = first.start_mark
+                self.err(ykey, f"duplicate key {key!r}", hint=f"first defined at line {m.line + 1}, column {m.column + 1}")
+                continue
+            seen[key] = ykey
+            node.keys[key] = key_node
+            node.value[key] = self.build(yvalue)
+
+
+def _first_line(e: Exception) -> str:
+    text = getattr(e, "problem", None) or str(e) or type(e).__name__
+    return text.strip().splitlines()[0]
+
+
+# --- from Python data (the Python API) -----------------------------------------------------------------------------
+
+
+def from_python(data: Any, path: str = "") -> Node:
+    """Build Nodes from plain Python data; each node's `path` says where it is (e.g. `allocations[2].walltime`)."""
+    if isinstance(data, Mapping):
+        node = MapNode({}, {}, None, None, path)
+        for k, v in data.items():
+            sub = f"{path}.{k}" if path else str(k)
+            node.keys[k] = ScalarNode(k, None, None, sub)
+            node.value[k] = from_python(v, sub)
+        return node
+    if isinstance(data, (list, tuple)):
+        return SeqNode([from_python(v, f"{path}[{i}]") for i, v in enumerate(data)], None, None, path)
+    return ScalarNode(data, None, None, path)

@@ -1,0 +1,321 @@
+"""Porting against the real cluster: Slurm must see the same job whether it reads the original script or ours.
+
+(1) every corpus script is submitted held as written and as rebuilt from the parsed directives (and from the
+    merged options slurmdag would apply); `scontrol show job -o` must show the same applied options.
+(2) the bash chain fixture runs as written, then imported and submitted with `slurmdag submit`; both runs must
+    respect the same partial order (no child starts before its parents end; the same jobs run).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from slurmdag.importer import import_files
+from slurmdag.script_directives import read_script_file
+from slurmdag.script_merge import merge, rebuild_script
+
+pytestmark = pytest.mark.integration
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+CORPUS = sorted((FIXTURES / "batch-scripts").glob("*.sbatch"))
+REPO = Path(__file__).resolve().parents[2]
+
+# Fields that differ for every job (times, ids, the script's own path) or that say nothing about options.
+VOLATILE = {
+    "JobId", "ArrayJobId", "JobName", "SubmitTime", "EligibleTime", "AccrueTime", "StartTime", "EndTime",
+    "Deadline", "LastSchedEval", "Command", "RunTime", "SuspendTime", "SecsPreSuspend", "PreemptEligibleTime",
+    "PreemptTime", "Priority", "Reason", "BatchHost",
+}  # fmt: skip
+# Fields the comparison always covers.
+CHECKED = {
+    "NumNodes", "NumCPUs", "NumTasks", "CPUs/Task", "TimeLimit", "Partition", "TRES", "Features", "StdOut",
+    "StdErr", "OverSubscribe", "Requeue", "WorkDir", "Nice",
+}  # fmt: skip
+# Fields that only appear when a script sets the option: they must then be in the comparison too.
+FIELD_OF_OPTION = {
+    "mail-type": "MailType", "mail-user": "MailUser", "comment": "Comment", "mem-per-cpu": "MinMemoryCPU",
+    "mem": "MinMemoryNode", "array": "ArrayTaskId",
+}  # fmt: skip
+
+
+def _slurm_ready() -> bool:
+    if shutil.which("sbatch") is None:
+        return False
+    try:
+        r = subprocess.run(["scontrol", "ping"], capture_output=True, text=True, timeout=15)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return r.returncode == 0 and "UP" in r.stdout
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    if not os.environ.get("SLURM_CONF"):
+        env_script = REPO / "docker-slurm" / "env"
+        if env_script.exists():
+            out = subprocess.run([str(env_script)], capture_output=True, text=True).stdout
+            for m in re.finditer(r"export (\w+)=(\S+)", out):
+                os.environ[m.group(1)] = m.group(2).strip("'\"")
+    if not _slurm_ready():
+        pytest.fail("the local Slurm cluster is not up: run docker-slurm/up and eval \"$(docker-slurm/env)\"")
+
+
+@pytest.fixture
+def workdir(request, tmp_path):
+    """A directory the cluster's nodes can see (the `shared_tmp` fixture when the suite provides one)."""
+    try:
+        return Path(request.getfixturevalue("shared_tmp"))
+    except pytest.FixtureLookupError:
+        return tmp_path
+
+
+def sh(argv, cwd=None, check=True, **kw):
+    r = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=120, **kw)
+    if check and r.returncode != 0:
+        raise AssertionError(f"{argv} -> {r.returncode}\n{r.stdout}\n{r.stderr}")
+    return r
+
+
+def sbatch_held(script: Path, cwd: Path, extra=()) -> tuple[str | None, str]:
+    """(job id, "") or (None, sbatch's error message)."""
+    r = sh(["sbatch", "--hold", "--parsable", *extra, str(script)], cwd=cwd, check=False)
+    if r.returncode != 0:
+        return None, r.stderr.strip()
+    return r.stdout.strip().split(";")[0], ""
+
+
+def scontrol_fields(job_id: str) -> dict[str, str]:
+    out = sh(["scontrol", "show", "job", "-o", job_id]).stdout.splitlines()[0]
+    fields = {}
+    for item in re.split(r" (?=[A-Za-z][A-Za-z0-9/:_]*=)", out.strip()):
+        k, _, v = item.partition("=")
+        fields[k] = v
+    return fields
+
+
+def normalized(fields: dict[str, str], job_id: str, script: Path) -> dict[str, str]:
+    aid = fields.get("ArrayJobId", job_id)
+    out = {}
+    for k, v in fields.items():
+        if k in VOLATILE:
+            continue
+        v = v.replace(str(script), "<script>")
+        for jid in {job_id, aid}:
+            v = re.sub(rf"(?<!\d){jid}(?!\d)", "<id>", v)
+        out[k] = v
+    out["is_array"] = str("ArrayJobId" in fields)
+    return out
+
+
+def compare_submissions(original: Path, rebuilt_text: str, cwd: Path, extra=(), rebuilt_extra=()):
+    """Submit both held; return ("same", fields) or ("rejected", message); raise on any difference."""
+    rebuilt = cwd / f"rebuilt-{original.name}"
+    rebuilt.write_text(rebuilt_text)
+    a, a_err = sbatch_held(original, cwd, extra)
+    b, b_err = sbatch_held(rebuilt, cwd, rebuilt_extra)
+    try:
+        if a is None or b is None:
+            assert a is None and b is None, f"{original.name}: only one was rejected: {a_err!r} / {b_err!r}"
+            assert a_err == b_err, original.name
+            return "rejected", a_err
+        fa = normalized(scontrol_fields(a), a, original)
+        fb = normalized(scontrol_fields(b), b, rebuilt)
+        diff = {k: (fa.get(k), fb.get(k)) for k in set(fa) | set(fb) if fa.get(k) != fb.get(k)}
+        assert not diff, f"{original.name}: Slurm applied different options: {diff}"
+        return "same", fa
+    finally:
+        ids = [i for i in (a, b) if i]
+        if ids:
+            sh(["scancel", *ids], check=False)
+
+
+@pytest.mark.parametrize("script", CORPUS, ids=lambda p: p.name)
+def test_rebuilt_script_gets_the_same_job_as_the_original(cluster, workdir, script):
+    d = read_script_file(str(script))
+    assert not d.problems, d.problems
+    # every directive as parsed, owned ones included: tests the reader itself
+    kind, info = compare_submissions(script, rebuild_script(d, d.effective()), workdir)
+    if kind == "same":
+        wanted = CHECKED | {FIELD_OF_OPTION[o] for o in d.effective() if o in FIELD_OF_OPTION}
+        assert wanted <= set(info), f"fields missing from scontrol: {wanted - set(info)}"
+    else:
+        # this cluster has no GPUs / node features: sbatch refuses these scripts; the refusal must match
+        assert re.search(r"gres|gpu|feature|constraint", open(script).read(), re.I), info
+
+    # what slurmdag applies: merged options (no owned ones) plus the task group; the job name and comment come from
+    # slurmdag's own command line, so both submissions get the same ones there
+    m = merge(d, {})
+    owned_cli = ["--job-name=probe", "--comment=probe"]
+    compare_submissions(script, rebuild_script(d, m.options, m.array), workdir, owned_cli, owned_cli)
+
+    # a workflow override must win exactly like an sbatch command-line option beats the script's #SBATCH line
+    override = {"time": "7", "mem": "300M"}
+    m = merge(d, override)
+    rebuilt = rebuild_script(d, m.options, m.array)
+    if {"mem-per-cpu", "mem-per-gpu"} & set(d.options()):
+        # sbatch itself refuses --mem on the command line over a script's --mem-per-cpu; merge replaces it instead
+        _, err = sbatch_held(script, workdir, [*owned_cli, "--time=7", "--mem=300M"])
+        assert "mutually exclusive" in err
+        path = workdir / f"merged-{script.name}"
+        path.write_text(rebuilt)
+        job, err = sbatch_held(path, workdir, owned_cli)
+        assert job, err
+        try:
+            fields = scontrol_fields(job)
+        finally:
+            sh(["scancel", job], check=False)
+        assert fields["MinMemoryNode"] == "300M" and "MinMemoryCPU" not in fields
+        assert fields["TimeLimit"] == "00:07:00"
+    else:
+        compare_submissions(script, rebuilt, workdir, [*owned_cli, "--time=7", "--mem=300M"], owned_cli)
+
+
+# ---------------------------------------------------------------- the bash chain
+
+
+def sacct_rows(ids: list[str] | None = None, workdir: Path | None = None, since: str = "") -> list[dict]:
+    argv = ["sacct", "-X", "-n", "-P", "-o", "JobID,JobIDRaw,JobName,State,Start,End,NodeList,WorkDir"]
+    argv += ["-S", since] if since else []
+    argv += ["-j", ",".join(ids)] if ids else ["-a"]
+    rows = []
+    for line in sh(argv).stdout.splitlines():
+        jid, raw, name, state, start, end, nodes, wd = line.split("|")
+        if workdir is not None and Path(wd) != workdir:
+            continue
+        rows.append({"id": jid, "raw": raw, "name": name, "state": state, "start": start, "end": end,
+                     "ran": nodes not in ("", "None assigned")})
+    return rows
+
+
+def wait_for(predicate, what: str, limit: float = 240.0):
+    # polls until Slurm reports the state; the limit only stops a hung cluster from hanging the suite
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(1.0)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+TERMINAL = ("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL", "PREEMPTED")
+
+
+def by_node(rows: list[dict], name_of) -> dict[str, dict]:
+    """Per workflow node: did any task run, earliest start, latest end (array tasks folded together)."""
+    out: dict[str, dict] = {}
+    for r in rows:
+        n = name_of(r)
+        if n is None:
+            continue
+        e = out.setdefault(n, {"ran": False, "start": None, "end": None, "states": []})
+        e["states"].append(r["state"])
+        if r["ran"]:
+            e["ran"] = True
+            e["start"] = min(filter(None, [e["start"], r["start"]]))
+            e["end"] = max(filter(None, [e["end"], r["end"]]))
+    return out
+
+
+def check_order(nodes: dict[str, dict], workflow: dict, label: str) -> None:
+    for a in workflow["allocations"]:
+        child = nodes[a["name"]]
+        if not child["ran"]:
+            continue
+        all_parents = [next(iter(p)) if isinstance(p, dict) else p for p in a.get("depends_on", [])]
+        for p in all_parents:
+            assert nodes[p]["ran"] and nodes[p]["end"] <= child["start"], f"{label}: {a['name']} started before {p} ended"
+        any_parents = [next(iter(p)) if isinstance(p, dict) else p for p in a.get("depends_on_any", [])]
+        if any_parents:
+            ends = [nodes[p]["end"] for p in any_parents if nodes[p]["ran"]]
+            assert ends and min(ends) <= child["start"], f"{label}: {a['name']} started before any parent ended"
+
+
+def test_bash_chain_and_its_import_run_in_the_same_order(cluster, workdir, request):
+    src = FIXTURES / "bash-chains"
+    orig_dir = workdir / "original"
+    shutil.copytree(src, orig_dir)
+    since = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(time.time() - 2))
+
+    # --- the original chain, as its author runs it
+    sh(["bash", "pipeline.sh"], cwd=orig_dir)
+    imported = import_files([str(orig_dir / "pipeline.sh")], str(orig_dir / "workflow.yaml"))
+    assert imported.warnings == []
+    workflow = imported.workflow
+    names = {a["name"] for a in workflow["allocations"]}
+
+    def orig_rows():
+        return [r for r in sacct_rows(workdir=orig_dir, since=since) if r["name"] in names]
+
+    def settled():
+        rows = orig_rows()
+        # every job but the failure handler (whose parent succeeds: it stays pending forever) has ended
+        done = {r["name"] for r in rows if r["state"].split()[0] in TERMINAL}
+        return rows if names - {"on-failure"} <= done else None
+
+    def still_pending() -> dict[str, str]:
+        # sacct leaves out jobs that never became eligible in its time window; squeue still has them
+        out = sh(["squeue", "-h", "-t", "PD", "-o", "%i|%j|%Z"]).stdout.splitlines()
+        return {i: n for i, n, wd in (ln.split("|") for ln in out) if Path(wd) == orig_dir}
+
+    try:
+        rows = wait_for(settled, "the original chain")
+    finally:
+        pending = still_pending()
+        if pending:
+            sh(["scancel", *pending], check=False)
+    original = by_node(rows, lambda r: r["name"])
+    for name in set(pending.values()) - set(original):
+        original[name] = {"ran": False, "start": None, "end": None, "states": ["PENDING"]}
+
+    # --- the imported workflow, through slurmdag
+    if sh([sys.executable, "-m", "slurmdag", "submit", "--help"], check=False).returncode != 0:
+        pytest.fail("`slurmdag submit` is not available yet")
+    dag_dir = workdir / "imported"
+    shutil.copytree(src, dag_dir)
+    yaml_path = dag_dir / "workflow.yaml"
+    result = import_files([str(dag_dir / "pipeline.sh")], str(yaml_path))
+    yaml_path.write_text(result.to_yaml())
+    env = dict(os.environ)
+    env.setdefault("SLURMDAG_HOME", str(workdir / "slurmdag-home"))
+    sub = sh([sys.executable, "-m", "slurmdag", "submit", str(yaml_path)], cwd=dag_dir, env=env)
+    dag_id = re.search(r"DAG ([0-9a-f]{8})", sub.stdout + sub.stderr).group(1)
+
+    def status():
+        r = sh([sys.executable, "-m", "slurmdag", "status", dag_id, "--json"], cwd=dag_dir, env=env)
+        doc = json.loads(r.stdout)
+        return doc if doc["state"] in ("Completed", "Failed", "Cancelled") else None
+
+    doc = wait_for(status, "the imported DAG")
+    job_ids = {}
+    for a in doc["allocations"]:
+        for t in a.get("tasks") or [{"job_id": a["job_id"]}]:
+            if t.get("job_id"):
+                job_ids[str(t["job_id"])] = a["name"]
+    array_base = {jid.split("_")[0]: n for jid, n in job_ids.items()}
+
+    def name_of(r):
+        return job_ids.get(r["id"]) or array_base.get(r["id"].split("_")[0])
+
+    rows = wait_for(
+        lambda: (lambda rs: rs if all(r["state"].split()[0] in TERMINAL for r in rs) else None)(
+            sacct_rows(sorted(array_base), since=since)
+        ),
+        "sacct to catch up",
+    )
+    ported = by_node(rows, name_of)
+
+    assert set(original) == set(ported) == names
+    assert {n for n, e in original.items() if e["ran"]} == {n for n, e in ported.items() if e["ran"]}
+    assert {n for n, e in original.items() if e["ran"]} == names - {"on-failure"}
+    check_order(original, workflow, "original chain")
+    check_order(ported, workflow, "slurmdag")

@@ -1,0 +1,65 @@
+"""Golden files: rendered scripts and plan.json of the example workflows (tests/golden/README.md).
+
+Regenerate after an intended change with `SLURMDAG_REGEN_GOLDEN=1 python -m pytest tests/unit/test_golden.py`
+and review the diff.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from slurmdag.compile import compile_file
+from slurmdag.plan import Plan
+
+from .conftest import REPO
+
+GOLDEN = REPO / "tests" / "golden"
+EXAMPLES = ["design-example", "training-pipeline", "sweep"]
+REGEN = os.environ.get("SLURMDAG_REGEN_GOLDEN") == "1"
+
+
+def rendered_files(plan: Plan) -> dict[str, str]:
+    files = {f"{j.name}.sbatch": j.script for j in plan.jobs}
+    files["plan.json"] = plan.to_json()
+    return files
+
+
+@pytest.mark.parametrize("example", EXAMPLES)
+def test_example_matches_golden(example, monkeypatch):
+    monkeypatch.chdir(REPO)  # the plan records the workflow path as given: keep it relative
+    plan = compile_file(f"examples/{example}.yaml")
+    files = rendered_files(plan)
+    folder = GOLDEN / example
+    if REGEN:
+        folder.mkdir(parents=True, exist_ok=True)
+        for old in folder.iterdir():
+            old.unlink()
+        for name, text in files.items():
+            (folder / name).write_text(text, encoding="utf-8")
+    on_disk = {p.name: p.read_text(encoding="utf-8") for p in sorted(folder.iterdir())} if folder.is_dir() else {}
+    assert sorted(on_disk) == sorted(files), "files differ; regenerate with SLURMDAG_REGEN_GOLDEN=1 if intended"
+    for name, text in files.items():
+        assert text == on_disk[name], f"{example}/{name} differs from the golden file"
+
+
+@pytest.mark.parametrize("example", EXAMPLES)
+def test_plan_json_round_trips(example, monkeypatch):
+    monkeypatch.chdir(REPO)
+    plan = compile_file(f"examples/{example}.yaml")
+    assert Plan.from_json(plan.to_json()) == plan
+
+
+def test_compiling_twice_is_byte_identical(monkeypatch):
+    monkeypatch.chdir(REPO)
+    a = rendered_files(compile_file("examples/design-example.yaml"))
+    b = rendered_files(compile_file("examples/design-example.yaml"))
+    assert a == b
+
+
+def test_every_example_compiles():
+    for path in sorted((REPO / "examples").glob("*.yaml")):
+        plan = compile_file(path)
+        assert plan.allocations(), path

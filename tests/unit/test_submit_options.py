@@ -1,0 +1,54 @@
+"""The pure part of submission: which sbatch options and dependency each job gets (no Slurm needed)."""
+
+from __future__ import annotations
+
+from slurmdag.plan import Dependency, DependencyTerm, Plan, PlannedJob
+from slurmdag.submit import dependency_expression, describe, gate_options, job_options
+
+
+def _plan() -> Plan:
+    return Plan(
+        workflow="w",
+        jobs=[
+            PlannedJob("prep", "allocation", {"partition": "debug", "time": "5", "exclusive": None}, "#!/bin/sh\n"),
+            PlannedJob("shards", "allocation", {"partition": "debug"}, "#!/bin/sh\n", array="0-7%2", tasks=8,
+                       dependency=Dependency("all", (DependencyTerm("afterok", "prep"),))),
+            PlannedJob("merge", "allocation", {}, "#!/bin/sh\n",
+                       dependency=Dependency("any", (DependencyTerm("afterok", "prep"),
+                                                     DependencyTerm("afterok", "shards")))),
+        ],
+    )
+
+
+def test_roots_wait_on_the_gate_and_others_on_their_parents_ids():
+    plan = _plan()
+    ids = {"prep": "101", "shards": "102"}
+    assert dependency_expression(plan.jobs[0], ids, "100") == "afterok:100"
+    assert dependency_expression(plan.jobs[1], ids, "100") == "afterok:101"
+    assert dependency_expression(plan.jobs[2], ids, "100") == "afterok:101?afterok:102"
+
+
+def test_job_options_tag_the_job_and_own_the_slurmdag_flags():
+    opts = job_options(_plan().jobs[1], "abcd1234", "afterok:101")
+    assert opts == [
+        "--partition=debug",
+        "--job-name=sd-abcd1234-shards",
+        "--comment=slurmdag:abcd1234:shards",
+        "--kill-on-invalid-dep=yes",
+        "--dependency=afterok:101",
+        "--array=0-7%2",
+    ]
+    assert "--exclusive" in job_options(_plan().jobs[0], "abcd1234", "afterok:1")
+
+
+def test_gate_is_held_tiny_and_runs_where_the_first_job_runs():
+    opts = gate_options(_plan(), "abcd1234")
+    assert "--hold" in opts and "--time=1" in opts and "--partition=debug" in opts
+    assert "--job-name=sd-abcd1234-+gate" in opts
+    assert not any(o.startswith("--dependency") for o in opts)
+
+
+def test_dry_run_description_names_parents_not_ids():
+    planned = describe(_plan())
+    assert [p.dependency for p in planned] == ["afterok:<gate>", "afterok:prep", "afterok:prep?afterok:shards"]
+    assert "--dependency=afterok:prep" in planned[1].options
