@@ -317,8 +317,8 @@ sacct_answers() { sacct -n -X -S now -o JobID >/dev/null 2>&1; }
 # ---------------------------------------------------------------- locking
 # fd 9 holds the lock; every daemon is started with 9>&- so none inherits it.
 take_lock() {
-    exec 9>"$SC_DIR/.lock"
-    flock -w 300 9 || die "could not lock $SC_DIR/.lock within 300s (another up/down/reset running?)"
+    exec 9>"$SC_DIR/up.lock"
+    flock -w 300 9 || die "could not lock $SC_DIR/up.lock within 300s (another up/down/reset running?)"
 }
 
 # every recorded daemon as "prog pidfile" lines

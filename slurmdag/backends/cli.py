@@ -14,6 +14,9 @@ from slurmdag.errors import SlurmCommandError, SlurmUnavailableError
 # How far back sacct looks when the caller gives no bound; job ids repeat after a cluster reset (slurm-facts §6),
 # so an unbounded `sacct -j` may return somebody's old job.
 DEFAULT_LOOKBACK = timedelta(days=30)
+# Without -j, sacct leaves out jobs that never became eligible (e.g. cancelled while waiting on a dependency)
+# unless states are named explicitly; name them all.
+ALL_STATES = "BF,CA,CD,DL,F,NF,OOM,PD,PR,R,RQ,RS,RV,S,TO"
 
 # squeue states after which a job will not change any more (sacct then holds the exit code).
 _FINAL = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL", "BOOT_FAIL", "DEADLINE",
@@ -81,7 +84,7 @@ class CliBackend(Backend):
             return mine(parse_squeue(live))
         start = since or (datetime.now(timezone.utc) - DEFAULT_LOOKBACK)
         acct = runner.run_slurm(
-            ["sacct", "-X", "-n", "-P", "-o", SACCT_FIELDS, "-S", _slurm_time(start), "-E", "now"]
+            ["sacct", "-X", "-n", "-P", "-o", SACCT_FIELDS, "-S", _slurm_time(start), "-E", "now", "-s", ALL_STATES]
         ).stdout
         return merge_views(mine(parse_squeue(live)), mine(parse_sacct(acct)))
 

@@ -42,7 +42,8 @@ def sd(env, home, *args, timeout=300):
 
 def sacct(env, prefix, since):
     out = subprocess.run(
-        ["sacct", "-X", "-n", "-P", "-o", "JobID,State,ExitCode,Start,End,NodeList,JobName", "-S", since, "-E", "now"],
+        ["sacct", "-X", "-n", "-P", "-o", "JobID,State,ExitCode,Start,End,NodeList,JobName", "-S", since, "-E", "now",
+         "-s", "BF,CA,CD,DL,F,NF,OOM,PD,PR,R,RQ,RS,RV,S,TO"],  # -s: else never-eligible jobs are left out
         env=env, capture_output=True, text=True, check=True).stdout
     rows = []
     for line in out.splitlines():
