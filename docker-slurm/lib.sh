@@ -205,7 +205,8 @@ ensure_bridge() {
     if ! ip link show "$BRIDGE" >/dev/null 2>&1; then
         ip link add "$BRIDGE" type bridge
     fi
-    ip addr show dev "$BRIDGE" | grep -q "inet $CTLD_ADDR/" || ip addr add "$CTLD_ADDR/24" dev "$BRIDGE"
+    local addrs; addrs=$(ip -o -4 addr show dev "$BRIDGE")   # (no `| grep -q` under pipefail: SIGPIPE)
+    [[ $addrs == *" $CTLD_ADDR/"* ]] || ip addr add "$CTLD_ADDR/24" dev "$BRIDGE"
     ip link set "$BRIDGE" up
     echo "$SC_DIR" > "$OWNER_MARK"
 }
@@ -271,7 +272,8 @@ start_dbd() {
     dbd_alive && return 1
     MYSQL_UNIX_PORT=$DB_SOCKET slurmdbd </dev/null >>"$LOG_DIR/slurmdbd.out" 2>&1 9>&-
     wait_for 30 "slurmdbd to answer" dbd_answers
-    if ! sacctmgr -n -P list cluster format=Cluster 2>/dev/null | grep -qx "$CLUSTER_NAME"; then
+    local clusters; clusters=$(sacctmgr -n -P list cluster format=Cluster 2>/dev/null) || true
+    if ! grep -qx "$CLUSTER_NAME" <<<"$clusters"; then
         sacctmgr -i add cluster "$CLUSTER_NAME" >/dev/null
     fi
     return 0
@@ -279,7 +281,7 @@ start_dbd() {
 
 # ---------------------------------------------------------------- slurm daemons
 ctld_alive() { pid_alive slurmctld "$PID_DIR/slurmctld.pid" >/dev/null; }
-ctld_up() { scontrol ping 2>/dev/null | grep -q 'is UP'; }
+ctld_up() { local out; out=$(scontrol ping 2>/dev/null) || true; [[ $out == *"is UP"* ]]; }
 start_ctld() {
     ctld_alive && return 1
     mkdir -p "$STATE_DIR"

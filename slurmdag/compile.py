@@ -27,6 +27,7 @@ import yaml
 
 from slurmdag import graph, render
 from slurmdag.errors import InputError, Problem
+from slurmdag.script_directives import shell_kind
 from slurmdag.plan import Dependency, DependencyTerm, Edge, Plan, PlannedJob
 from slurmdag.spec import AllocationSpec, WorkflowSpec, build_partial, did_you_mean, problem_at, read_text
 from slurmdag.walltime import format_walltime
@@ -67,11 +68,18 @@ def compile_file(
     overrides: Mapping[str, str] | None = None,
     template_dirs: TemplateDirs = (),
     max_allocations: int = graph.DEFAULT_MAX_ALLOCATIONS,
+    warnings: list[Problem] | None = None,
 ) -> Plan:
-    """Read, validate and compile one workflow file; raises InputError listing every problem found."""
+    """Read, validate and compile one workflow file; raises InputError listing every problem found.
+
+    `warnings`, if given, receives what is worth telling but not refusing (e.g. notes on a `script:`'s directives),
+    also when the workflow is refused.
+    """
     file = str(path)
     root = parse_yaml(read_text(path), file)
-    return compile_nodes(root, file, Path(path).parent, overrides, template_dirs, max_allocations, source=file)
+    return compile_nodes(
+        root, file, Path(path).parent, overrides, template_dirs, max_allocations, source=file, warnings=warnings
+    )
 
 
 @_without_gc
@@ -82,9 +90,12 @@ def compile_text(
     template_dirs: TemplateDirs = (),
     max_allocations: int = graph.DEFAULT_MAX_ALLOCATIONS,
     base_dir: str | PathLike[str] = ".",
+    warnings: list[Problem] | None = None,
 ) -> Plan:
     """Like compile_file, for workflow text already in memory (`file` names it in error messages)."""
-    return compile_nodes(parse_yaml(text, file), file, base_dir, overrides, template_dirs, max_allocations)
+    return compile_nodes(
+        parse_yaml(text, file), file, base_dir, overrides, template_dirs, max_allocations, warnings=warnings
+    )
 
 
 @_without_gc
@@ -96,11 +107,14 @@ def compile_nodes(
     template_dirs: TemplateDirs = (),
     max_allocations: int = graph.DEFAULT_MAX_ALLOCATIONS,
     source: str | None = None,
+    warnings: list[Problem] | None = None,
 ) -> Plan:
     """Compile a node tree (from yamlsrc or the Python API), reporting spec and graph problems together."""
     spec, problems = build_partial(root, file, base_dir)
     if spec is None:
         raise InputError(problems)
+    if warnings is not None:
+        warnings.extend(spec.warnings)
     return _compile(spec, problems, overrides, template_dirs, max_allocations, source)
 
 
@@ -111,8 +125,11 @@ def compile_spec(
     template_dirs: TemplateDirs = (),
     max_allocations: int = graph.DEFAULT_MAX_ALLOCATIONS,
     source: str | None = None,
+    warnings: list[Problem] | None = None,
 ) -> Plan:
     """Compile an already validated spec (see spec.load_workflow); raises InputError listing every problem."""
+    if warnings is not None:
+        warnings.extend(spec.warnings)
     return _compile(spec, [], overrides, template_dirs, max_allocations, source)
 
 
@@ -305,6 +322,7 @@ def _allocation_job(
     if a.array:
         extra["array"] = a.array
     keys = [f"SLURMDAG_MATRIX_{k.upper()}" for k, _ in a.matrix or ()]
+    shebang, shell, body = _script_parts(a)
     ctx = render.ScriptContext(
         workflow=workflow,
         name=a.name,
@@ -317,7 +335,9 @@ def _allocation_job(
         setup=setup,
         entrypoint=entrypoint,
         script_path=a.script_path,
-        script_body=a.script_body,
+        script_body=body,
+        shebang=shebang,
+        shell=shell,
     )
     edges = tuple(Edge(d.parent, d.condition, "all") for d in a.depends_on) + tuple(  # type: ignore[arg-type]
         Edge(d.parent, d.condition, "any") for d in a.depends_on_any  # type: ignore[arg-type]
@@ -332,7 +352,24 @@ def _allocation_job(
         dependency=dependency,
         edges=edges,
         retries=a.retries,
+        option_sources=a.merged.describe() if a.merged is not None else None,
     )
+
+
+def _script_parts(a: AllocationSpec) -> tuple[str, str, str | None]:
+    """(#! line, shell kind, text placed verbatim) of an allocation's batch script.
+
+    A shell script keeps its own #! line (so `#!/bin/bash -l` stays a login shell) and its whole text after it:
+    slurmdag's lines come first, so sbatch ignores the script's own #SBATCH lines (already merged into ours). Any
+    other interpreter gets no code from slurmdag: its text starts at its first command, after our #SBATCH block.
+    """
+    if a.script is None:
+        return "#!/bin/bash", "bash", a.script_body
+    shebang = a.script.shebang or "#!/bin/bash"
+    kind = shell_kind(shebang)
+    if kind == "none":
+        return shebang, kind, a.script.body
+    return shebang, kind, render.strip_shebang(a.script_body or "")
 
 
 def _join_job(workflow: str, name: str, a: AllocationSpec, dependency: Dependency, renderer: render.Renderer) -> PlannedJob:

@@ -78,6 +78,8 @@ class PlannedJob:
     edges: tuple[Edge, ...] = ()  # the user's edges into this job (empty for join jobs)
     for_allocation: str | None = None  # join jobs: the allocation they serve
     retries: int = 0  # the workflow's `retries`: how often the reconciler may re-run a failed allocation
+    # `script:` allocations: where each option came from, e.g. "--nodes=2  (script line 3)"; None otherwise
+    option_sources: list[str] | None = None
 
     def parents(self) -> tuple[str, ...]:
         return self.dependency.parents() if self.dependency else ()
@@ -103,7 +105,11 @@ class Plan:
     # --- JSON (the plan.json schema is documented in docs/plan-json.md) ---
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        for job in data["jobs"]:
+            if job["option_sources"] is None:  # only `script:` allocations have it; keep other plans unchanged
+                del job["option_sources"]
+        return data
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n"
@@ -127,6 +133,7 @@ class Plan:
                     edges=tuple(Edge(**e) for e in j.get("edges", ())),
                     for_allocation=j.get("for_allocation"),
                     retries=j.get("retries", 0),
+                    option_sources=j.get("option_sources"),
                 )
             )
         return cls(

@@ -14,6 +14,8 @@ from os import PathLike
 
 import jinja2
 
+from slurmdag.script_merge import quote_directive_value
+
 TEMPLATE_NAME = "job.sbatch.j2"
 
 
@@ -33,13 +35,18 @@ class ScriptContext:
     setup: list[str] = field(default_factory=list)
     entrypoint: str | None = None
     script_path: str | None = None
-    script_body: str | None = None
+    script_body: str | None = None  # `script:` text placed verbatim after slurmdag's lines (no #! line)
+    shebang: str = "#!/bin/bash"  # a `script:` keeps its own interpreter
+    shell: str = "bash"  # "bash", "sh" (POSIX code only) or "none" (not a shell: nothing is added before the body)
 
 
 def directive_lines(options: dict[str, str | None], extra: dict[str, str | None]) -> list[str]:
-    """The `#SBATCH` arguments, sorted by option name: `--name=value`, or `--name` for a bare flag."""
+    """The `#SBATCH` arguments, sorted by option name: `--name=value`, or `--name` for a bare flag.
+
+    Values from a `script:` may hold blanks or quotes; they are quoted the way sbatch's directive reader undoes.
+    """
     merged = {**options, **extra}
-    return [f"--{k}" if v is None else f"--{k}={v}" for k, v in sorted(merged.items())]
+    return [f"--{k}" if v is None else f"--{k}={quote_directive_value(v)}" for k, v in sorted(merged.items())]
 
 
 def strip_shebang(body: str) -> str:

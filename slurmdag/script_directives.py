@@ -173,6 +173,31 @@ def read_directives(text: str, path: str = "<script>") -> ScriptDirectives:
     return ScriptDirectives(path, opts, body, body_line, shebang, problems, notes)
 
 
+# Interpreters slurmdag can prepend its shell lines (env, setup, matrix) to: full bash, or plain POSIX sh code.
+BASH_SHELLS = frozenset({"bash"})
+POSIX_SHELLS = frozenset({"sh", "dash", "ash", "ksh", "mksh", "zsh", "busybox"})
+
+
+def interpreter(shebang: str | None) -> str | None:
+    """The program a `#!` line runs, by base name: `#!/usr/bin/env -S python3 -u` -> `python3`."""
+    if not shebang or not shebang.startswith("#!"):
+        return None
+    words = shebang[2:].split()
+    if words and words[0].rsplit("/", 1)[-1] == "env":
+        words = [w for w in words[1:] if not w.startswith("-") and "=" not in w]
+    return words[0].rsplit("/", 1)[-1] if words else None
+
+
+def shell_kind(shebang: str | None) -> str:
+    """"bash", "sh" (POSIX shell code only) or "none" (not a shell: slurmdag adds no code to the script)."""
+    name = interpreter(shebang)
+    if name in BASH_SHELLS:
+        return "bash"
+    if name in POSIX_SHELLS:
+        return "sh"
+    return "none"
+
+
 def read_script_file(path: str) -> ScriptDirectives:
     """Read a batch script from disk (the only I/O here). Raises OSError / UnicodeDecodeError for the caller."""
     with open(path, encoding="utf-8", newline="") as fh:

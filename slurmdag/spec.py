@@ -2,7 +2,10 @@
 
 Checks here are about one value or one allocation at a time; checks across allocations (names, cycles,
 corresponding sizes, limits) live in `graph`. Reading the workflow file and `script:` files is the only I/O, done by
-`load_workflow`; `build_workflow` is pure apart from reading `script:` bodies through the given directory.
+`load_workflow`; `build_workflow` is pure apart from reading `script:` files through the given directory.
+
+A `script:` allocation's `#SBATCH` block is read here (problems point into the script file), and merged with the
+allocation's own options (the workflow wins), so a script's `--array` makes a task group before `graph` checks sizes.
 """
 
 from __future__ import annotations
@@ -18,6 +21,9 @@ from typing import Any
 
 from slurmdag import walltime as wt
 from slurmdag.errors import InputError, Problem
+from slurmdag.sbatch_options import resolve_long
+from slurmdag.script_directives import ScriptDirectives, interpreter, read_directives, shell_kind
+from slurmdag.script_merge import Merged, merge
 from slurmdag.yamlsrc import MapNode, Node, ScalarNode, SeqNode, parse_yaml, type_name
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -83,8 +89,10 @@ class AllocationSpec:
     index: int  # position in the file: breaks ties in the topological order
     node: Node  # the allocation's mapping
     entrypoint: str | None = None
-    script_path: str | None = None
-    script_body: str | None = None
+    script_path: str | None = None  # as written in the workflow
+    script_body: str | None = None  # the script file's whole text
+    script: ScriptDirectives | None = None  # its #SBATCH block, body and shebang
+    merged: Merged | None = None  # script options + workflow options, with where each came from
     options: dict[str, str | None] = field(default_factory=dict)  # sbatch long option -> value (None: bare flag)
     depends_on: list[DepSpec] = field(default_factory=list)
     depends_on_any: list[DepSpec] = field(default_factory=list)
@@ -117,6 +125,7 @@ class WorkflowSpec:
     param_nodes: dict[str, Node] = field(default_factory=dict)
     node: Node | None = None  # the top-level mapping
     allocations_node: Node | None = None
+    warnings: list[Problem] = field(default_factory=list)  # worth showing, not worth refusing (script notes)
 
     def by_name(self) -> dict[str, AllocationSpec]:
         return {a.name: a for a in self.allocations}
@@ -196,7 +205,7 @@ def _p_directive(key: str, node: Node, ctx: _Ctx) -> str:
 
 def _p_positive_int(key: str, node: Node, ctx: _Ctx, minimum: int = 1) -> int:
     v = node.value
-    if isinstance(node, ScalarNode) and isinstance(v, str) and v.strip().isdigit():
+    if isinstance(node, ScalarNode) and isinstance(v, str) and v.strip().isascii() and v.strip().isdigit():
         v = int(v.strip())
     if not isinstance(node, ScalarNode) or isinstance(v, bool) or not isinstance(v, int):
         raise _Bad(f"`{key}` must be an integer, not {type_name(node)}")
@@ -430,7 +439,7 @@ _OWNED_HINT = (
 )
 
 
-def _p_script(key: str, node: Node, ctx: _Ctx) -> tuple[str, str]:
+def _p_script(key: str, node: Node, ctx: _Ctx) -> tuple[str, str, ScriptDirectives]:
     path = _want_str(key, node)
     if not path.strip():
         raise _Bad("`script` is empty")
@@ -443,7 +452,7 @@ def _p_script(key: str, node: Node, ctx: _Ctx) -> tuple[str, str]:
         raise _Bad(f"script {path!r} not found", f"looked for {full} (relative paths start at the workflow's directory)") from None
     except (OSError, UnicodeDecodeError) as e:
         raise _Bad(f"cannot read script {path!r}: {e}") from None
-    return path, _no_nul(key, body)
+    return path, _no_nul(key, body), ctx.directives(str(full), body)
 
 
 PARSERS: dict[str, Callable[..., Any]] = {
@@ -489,10 +498,21 @@ class _Ctx:
         self.file = file
         self.base_dir = base_dir
         self.problems: list[Problem] = []
+        self.warnings: list[Problem] = []
         self.default_keys: set[Any] = set()
+        self.scripts: dict[str, ScriptDirectives] = {}
 
     def bad(self, node: Node | None, message: str, hint: str | None = None) -> None:
         self.problems.append(problem_at(self.file, node, message, hint))
+
+    def directives(self, path: str, text: str) -> ScriptDirectives:
+        """A script's #SBATCH block; its problems and notes are reported once, however many allocations use it."""
+        if path not in self.scripts:
+            d = read_directives(text, path)
+            self.problems.extend(d.problems)
+            self.warnings.extend(d.notes)
+            self.scripts[path] = d
+        return self.scripts[path]
 
 
 def _parse_keys(m: MapNode, allowed: tuple[str, ...], ctx: _Ctx, where: str) -> dict[str, tuple[Any, Node]]:
@@ -574,6 +594,7 @@ def build_partial(root: Node | None, file: str, base_dir: Path | str = ".") -> t
         param_nodes=param_nodes,
         node=root,
         allocations_node=root.keys.get("allocations"),
+        warnings=ctx.warnings,
     )
     return spec, ctx.problems
 
@@ -650,7 +671,7 @@ def _allocation(index: int, item: Node, defaults: dict[str, tuple[Any, Node]], c
         elif key == "entrypoint":
             a.entrypoint = value
         elif key == "script":
-            a.script_path, a.script_body = value
+            a.script_path, a.script_body, a.script = value
         elif key == "depends_on":
             a.depends_on = value
         elif key == "depends_on_any":
@@ -680,10 +701,44 @@ def _allocation(index: int, item: Node, defaults: dict[str, tuple[Any, Node]], c
             for flag, (fvalue, _) in value.items():
                 a.options[flag] = fvalue
     a.options = dict(sorted(a.options.items()))
+    if a.script is not None:
+        _merge_script(a, ctx)
     written = set(item.value) | ctx.default_keys  # a key that was written but is invalid is reported already
     if "entrypoint" not in written and "script" not in written and name:
         ctx.bad(item, f"allocation {name!r} needs an `entrypoint` or a `script`", "e.g. `entrypoint: \"python train.py\"`")
     return a
+
+
+def _merge_script(a: AllocationSpec, ctx: _Ctx) -> None:
+    """Apply the script's #SBATCH options under the workflow's own, and its --array unless the workflow has one."""
+    script = a.script
+    assert script is not None
+    # `sbatch:` accepts abbreviations and old spellings (--workdir); compare options by their full name
+    workflow: dict[str, str | None] = {}
+    for name, value in a.options.items():
+        opt = resolve_long(name)
+        workflow[opt.long if opt else name] = value
+    a.merged = merge(script, workflow, a.array)
+    a.options = a.merged.options
+    if a.array is None and a.merged.array is not None:
+        try:
+            ranges, _ = wt.parse_array(a.merged.array.strip())
+        except ValueError as e:
+            d = next(d for d in reversed(script.directives) if d.name == "array")
+            message = f"invalid --array {a.merged.array!r}: {e}"
+            ctx.problems.append(Problem(message, script.path, d.line, d.col, f"accepted: {wt.ARRAY_FORMS}"))
+        else:
+            a.array, a.indexes = a.merged.array.strip(), wt.array_indexes(ranges)
+    if shell_kind(script.shebang) == "none":
+        # slurmdag's env, setup and matrix lines are shell code: they cannot go into, say, a Python script
+        for key in ("env", "setup", "matrix"):
+            if key in a.where:
+                ctx.bad(
+                    a.where[key],
+                    f"`{key}` cannot be used with script {a.script_path!r}: it runs under "
+                    f"{interpreter(script.shebang) or 'an unknown interpreter'}, not a shell",
+                    "set the values inside the script, or wrap it in a bash script",
+                )
 
 
 # --- loading -------------------------------------------------------------------------------------------------------

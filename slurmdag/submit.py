@@ -18,8 +18,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from slurmdag.backends.base import Backend
-from slurmdag.errors import SlurmCommandError, SlurmdagError, SubmitError
-from slurmdag.plan import Dependency, DependencyTerm, Plan, PlannedJob
+from slurmdag.errors import SlurmCommandError, SlurmdagError, SlurmUnavailableError, SubmitError
+from slurmdag.plan import Plan, PlannedJob
 from slurmdag.store import FAILED, SUBMITTED, SUBMITTING, DagRecord, Store
 
 GATE_NAME = "+gate"  # '+' cannot occur in an allocation name, so the gate never collides with one
@@ -194,6 +194,8 @@ def submit_plan(plan: Plan, store: Store, backend: Backend, workflow: str | None
 def _describe_failure(ex: BaseException, current: str) -> str:
     if isinstance(ex, _Interrupted):
         return f"{ex} while submitting {current}"
+    if isinstance(ex, SlurmUnavailableError):
+        return f"Slurm unreachable while submitting {current}: {ex}"
     if isinstance(ex, SlurmCommandError):
         detail = (ex.stderr or ex.stdout).strip() or f"exit {ex.returncode}"
         return f"Slurm refused {current}: `{' '.join(ex.argv)}`: {detail}"

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import typer
 
 from slurmdag.cli import app
 from slurmdag.compile import compile_file, parse_overrides
-from slurmdag.errors import SlurmdagError, UsageError
+from slurmdag.errors import Problem, SlurmdagError, UsageError
 from slurmdag.plan import Plan
 from slurmdag.views.graph_formats import FORMATS, render_graph
 
@@ -21,7 +22,7 @@ def validate(
     set_: list[str] = typer.Option([], "--set", metavar="NAME=VALUE", help=_SET_HELP),
 ) -> None:
     """Check a workflow without Slurm: exit 0 if valid, 2 with every problem as file:line:col."""
-    plan = compile_file(workflow, parse_overrides(set_))
+    plan = _compile(workflow, set_)
     typer.echo(f"{workflow}: valid ({len(plan.allocations())} allocations)")
 
 
@@ -35,9 +36,14 @@ def compile_cmd(
     ),
 ) -> None:
     """Write DIR/plan.json and one <name>.sbatch per job (join jobs included); needs no Slurm."""
-    plan = compile_file(workflow, parse_overrides(set_), template_dirs=template_dir)
+    plan = _compile(workflow, set_, template_dir)
     for path in write_plan_dir(plan, out):
         typer.echo(f"wrote {path}")
+    for job in plan.allocations():
+        if job.option_sources is not None:
+            typer.echo(f"{job.name}: sbatch options (script merged with the workflow; the workflow wins):")
+            for line in job.option_sources:
+                typer.echo(f"  {line}")
     joins = len(plan.jobs) - len(plan.allocations())
     extra = f" + {joins} join job{'s' if joins != 1 else ''}" if joins else ""
     typer.echo(f"{workflow}: compiled {len(plan.allocations())} allocations{extra} into {out}")
@@ -52,8 +58,23 @@ def graph(
     """Draw a workflow's dependency graph with each edge's condition."""
     if fmt not in FORMATS:
         raise UsageError(f"unknown --format {fmt!r}; choose one of {', '.join(FORMATS)}")
-    plan = compile_file(workflow, parse_overrides(set_))
+    plan = _compile(workflow, set_)
     typer.echo(render_graph(plan, fmt), nl=False)
+
+
+def _compile(workflow: str, sets: list[str], template_dirs: Sequence[Path] = ()) -> Plan:
+    """compile_file, with its warnings on stderr (before the errors, if the workflow is refused)."""
+    warnings: list[Problem] = []
+    try:
+        return compile_file(workflow, parse_overrides(sets), template_dirs=template_dirs, warnings=warnings)
+    finally:
+        for w in warnings:
+            typer.echo(format_warning(w), err=True)
+
+
+def format_warning(p: Problem) -> str:
+    text = f"{p.location()}: warning: {p.message}"
+    return text + (f"\n  hint: {p.hint}" if p.hint else "")
 
 
 def write_plan_dir(plan: Plan, out: Path) -> list[Path]:

@@ -5,17 +5,20 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Optional
 
 import typer
 
 from slurmdag.cli import app
-from slurmdag.errors import InputError
+from slurmdag.errors import InputError, SlurmdagError
 from slurmdag.plan import Plan
 
 # --watch polling: one batched query per poll, starting fast and backing off so a long DAG costs little.
 WATCH_FIRST_INTERVAL = 2.0
 WATCH_MAX_INTERVAL = 30.0
+
+
+class DagNotCompleted(SlurmdagError):
+    """--watch saw the DAG end in a state other than Completed (exit 1)."""
 
 
 def _backend():
@@ -99,7 +102,11 @@ def _watch(store, backend, dag_id: str, as_json: bool = False, graph: bool = Fal
         if status.terminal:
             if as_json:
                 _echo_json(status_json(status))
-            raise typer.Exit(0 if status.state is DagState.COMPLETED else 1)
+            if status.state is not DagState.COMPLETED:
+                # An error rather than typer.Exit(1): main() runs the app with standalone_mode=False, which
+                # swallows typer.Exit's code.
+                raise DagNotCompleted(f"DAG {dag_id} ended {status.state}")
+            return
         time.sleep(interval)
         interval = min(interval * 1.5, WATCH_MAX_INTERVAL)
 

@@ -9,7 +9,6 @@ from typing import Any
 from tabulate import tabulate
 
 from slurmdag.plan import Plan
-from slurmdag.states import NodeState
 from slurmdag.status import DagStatus, NodeStatus
 
 
@@ -145,6 +144,3 @@ def cancel_listing(outcome: Any) -> str:
         rows, headers=["ALLOCATION", "JOB ID", "STATE BEFORE"], tablefmt="simple", disable_numparse=True)
     return text
 
-
-def is_terminal_state(state: NodeState) -> bool:
-    return state not in (NodeState.PENDING, NodeState.RUNNING)

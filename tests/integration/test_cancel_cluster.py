@@ -4,34 +4,23 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
 from datetime import datetime
-from pathlib import Path
 
 import pytest
 
 pytestmark = pytest.mark.integration
 
-REPO = Path(__file__).resolve().parents[2]
 ALL_STATES = "BF,CA,CD,DL,F,NF,OOM,PD,PR,R,RQ,RS,RV,S,TO"
 ACTIVE = {"PENDING", "RUNNING", "COMPLETING", "CONFIGURING", "SUSPENDED", "REQUEUED"}
 
 
 @pytest.fixture
-def cluster(request):
-    try:
-        request.getfixturevalue("slurm")  # the shared fixture brings the cluster up, when it exists
-    except pytest.FixtureLookupError:
-        pass
-    env = dict(os.environ)
-    env.setdefault("SLURM_CONF", str(REPO / "docker-slurm" / "run" / "etc" / "slurm.conf"))
-    probe = subprocess.run(["sinfo", "-h"], env=env, capture_output=True, text=True)
-    if probe.returncode != 0:
-        pytest.fail(f"no Slurm cluster: {probe.stderr.strip()} (start it with docker-slurm/up)")
-    return env
+def cluster(slurm):
+    """The environment for Slurm commands on the local test cluster (conftest brings it up)."""
+    return slurm.env()
 
 
 def sd(env, home, *args):

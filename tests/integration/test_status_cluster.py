@@ -4,35 +4,24 @@ dependency order, and `status` (table, --json, --graph) agrees with Slurm's own 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
 from datetime import datetime
-from pathlib import Path
 
 import pytest
 
 pytestmark = pytest.mark.integration
 
-REPO = Path(__file__).resolve().parents[2]
 
 
 # --- small helpers: talk to Slurm directly, so assertions rest on Slurm's view, not on slurmdag's ---
 
 
 @pytest.fixture
-def cluster(request):
-    try:
-        request.getfixturevalue("slurm")  # the shared fixture brings the cluster up, when it exists
-    except pytest.FixtureLookupError:
-        pass
-    env = dict(os.environ)
-    env.setdefault("SLURM_CONF", str(REPO / "docker-slurm" / "run" / "etc" / "slurm.conf"))
-    probe = subprocess.run(["sinfo", "-h"], env=env, capture_output=True, text=True)
-    if probe.returncode != 0:
-        pytest.fail(f"no Slurm cluster: {probe.stderr.strip()} (start it with docker-slurm/up)")
-    return env
+def cluster(slurm):
+    """The environment for Slurm commands on the local test cluster (conftest brings it up)."""
+    return slurm.env()
 
 
 def sd(env, home, *args, timeout=300):
@@ -205,3 +194,28 @@ def test_status_rebuilds_a_dag_whose_local_record_is_gone(cluster, tmp_path):
     cancel = sd(env, other_home, "cancel", dag)
     assert cancel.returncode == 0, cancel.stderr
     assert all(j["state"] in FINAL for j in squeue(env, f"sd-{dag}-"))
+
+
+def test_watch_follows_until_the_end_and_exits_by_outcome(cluster, tmp_path):
+    env, home = cluster, tmp_path / "home"
+    wf = tmp_path / "fails.yaml"
+    wf.write_text(
+        "name: watch-me\ndefaults: {partition: debug, walltime: 5}\nallocations:\n"
+        "  - name: ok\n    entrypoint: 'exit 0'\n"
+        "  - name: bad\n    entrypoint: 'exit 3'\n    depends_on: [ok]\n"
+        "  - name: after\n    entrypoint: 'exit 0'\n    depends_on: [bad]\n"
+    )
+    res = sd(env, home, "submit", str(wf), "--watch")
+    assert res.returncode == 1, res.stdout + res.stderr
+    dag = res.stdout.split()[2]
+    assert res.stdout.startswith(f"Submitted DAG {dag} with 3 allocations")
+    final = res.stdout.strip().split("\n\n")[-1]
+    assert final.startswith(f"DAG {dag} (watch-me): Failed")
+    rows = wait_for(lambda: (r := sacct(env, f"sd-{dag}-", "now-1hour")) and len(r) == 4 and r, 30, "sacct")
+    acct = {r["name"]: r for r in rows}
+    assert acct["bad"]["state"] == "FAILED" and acct["bad"]["exit_code"] == "3:0"
+    assert acct["after"]["state"] == "CANCELLED" and acct["after"]["nodes"] == "None assigned"
+    doc = json.loads(sd(env, home, "status", dag, "--json").stdout)
+    assert {a["name"]: (a["state"], a["exit_code"]) for a in doc["allocations"]} == {
+        "ok": ("Completed", 0), "bad": ("Failed", 3), "after": ("Cancelled", 0)}
+    assert sd(env, home, "status", dag, "--watch").returncode == 1  # already terminal: answers at once

@@ -52,3 +52,24 @@ def test_dry_run_description_names_parents_not_ids():
     planned = describe(_plan())
     assert [p.dependency for p in planned] == ["afterok:<gate>", "afterok:prep", "afterok:prep?afterok:shards"]
     assert "--dependency=afterok:prep" in planned[1].options
+
+
+def test_dry_run_cli_needs_no_slurm_and_writes_nothing(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    wf = tmp_path / "w.yaml"
+    wf.write_text("name: w\nallocations:\n  - name: a\n    entrypoint: 'true'\n"
+                  "  - name: b\n    entrypoint: 'true'\n    depends_on: [{a: failure}]\n")
+    empty = tmp_path / "no-slurm-here"
+    empty.mkdir()
+    env = {**os.environ, "PATH": str(empty), "SLURMDAG_HOME": str(tmp_path / "home")}
+    res = subprocess.run([sys.executable, "-m", "slurmdag", "submit", str(wf), "--dry-run"], env=env,
+                         capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    assert "b: depends on afternotok:a" in res.stdout and "--kill-on-invalid-dep=yes" in res.stdout
+    assert not (tmp_path / "home").exists()
+    # The same without --dry-run reaches for sbatch, which is missing: exit 1, a clear message, no traceback.
+    res = subprocess.run([sys.executable, "-m", "slurmdag", "submit", str(wf)], env=env, capture_output=True, text=True)
+    assert res.returncode == 1 and "not found" in res.stderr and "Traceback" not in res.stderr

@@ -131,6 +131,8 @@ def test_script_key_keeps_the_body_after_our_directives(write):
     path = write("name: w\nallocations:\n  - {name: a, script: job.sh, walltime: 5}\n")
     from slurmdag.compile import compile_file
 
-    script = compile_file(path).job("a").script
-    assert script.index("#SBATCH --time=00:05:00") < script.index("set -euo pipefail") < script.index("#SBATCH --nodes=9")
-    assert script.endswith("set +euo pipefail\n#SBATCH --nodes=9\necho from-script\n")
+    job = compile_file(path).job("a")
+    script = job.script
+    assert job.options == {"nodes": "9", "time": "00:05:00"}  # the script's #SBATCH line is merged into ours
+    assert script.index("#SBATCH --time=00:05:00") < script.index("set -euo pipefail") < script.rindex("#SBATCH --nodes=9")
+    assert script.endswith('pipefail\nunset _slurmdag_e _slurmdag_u _slurmdag_o\n#SBATCH --nodes=9\necho from-script\n')

@@ -1,0 +1,289 @@
+"""Integration-test plumbing: the real local Slurm cluster from docker-slurm/.
+
+Every test in tests/integration runs against it. A session fixture (autouse)
+runs ``docker-slurm/up`` once (about a second when the cluster is already up;
+it starts whatever is missing) and sets ``os.environ["SLURM_CONF"]`` for the
+session. Set SLURMDAG_SKIP_INTEGRATION=1 to skip these tests instead (e.g. not root).
+
+Fixtures (use these; keep tests asserting on Slurm's own view):
+
+``slurm`` (session) -> SlurmCluster
+    .conf                  path of the cluster's slurm.conf (str)
+    .run_dir               the cluster's run dir (Path): etc/, log/, pid/, state/ ...
+    .run(*argv, check=True, timeout=120) -> CompletedProcess (text); a Slurm command with the cluster env
+    .submit(*sbatch_args) -> str         plain ``sbatch --parsable``; returns the job id ("123")
+    .sacct(job_ids, since=None) -> list[dict]
+        one batched ``sacct -X -n -P -o JobID,JobIDRaw,JobName,State,ExitCode,Start,End,NodeList
+        -j ... -S <since>`` (default bound: 10 minutes before the session started); keys are those
+        field names; array tasks appear as JobID "123_4" (JobIDRaw is the task's own id).
+        NodeList == "None assigned" means the job never ran.
+    .squeue(job_ids) -> list[dict]
+        ``squeue -h -t all -r -j ...``; keys JobID, JobIDRaw, State, Reason, NodeList, Dependency,
+        JobName (finished jobs stay visible for MinJobAge=300 s). Unknown ids are simply absent.
+    .wait_until_done(job_ids, timeout=120) -> list[dict]
+        polls until none of the jobs (or array tasks) is PENDING/RUNNING/... in squeue and sacct
+        shows them all finished with the same JobName as squeue (slurmdbd may record the final
+        state before the name: sacct shows JobName "allocation" for a few seconds); returns the
+        final sacct rows. Raises TimeoutError with the last
+        squeue/sacct view. NB: a job stuck PENDING on DependencyNeverSatisfied never finishes;
+        use .wait_for for that.
+    .wait_for(predicate, timeout=60, what="...") -> value
+        polls predicate() every 0.2 s until it returns something truthy; returns it, or raises
+        TimeoutError("timed out after Ns waiting for <what>").
+
+``slurmdag_home`` (function) -> Path   fresh tmp dir, also set as env SLURMDAG_HOME for the test.
+``run_slurmdag`` (function) -> callable(*args, input=None, cwd=None, env=None, timeout=300)
+    runs ``[sys.executable, "-m", "slurmdag", *args]`` with the cluster env and SLURMDAG_HOME;
+    returns CompletedProcess (text); never raises on a non-zero exit.
+``shared_tmp`` (function) -> Path      a world-readable tmp dir that jobs on every node can see
+    (all nodes share this machine's filesystem).
+
+When an integration test fails, its report gets a "slurm cluster" section with sinfo, squeue,
+recent sacct and the tail of the slurmctld log.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+DOCKER_SLURM = REPO / "docker-slurm"
+
+SACCT_FIELDS = ["JobID", "JobIDRaw", "JobName", "State", "ExitCode", "Start", "End", "NodeList"]
+SQUEUE_FIELDS = ["JobID", "JobIDRaw", "State", "Reason", "NodeList", "Dependency", "JobName"]
+_SQUEUE_FORMAT = "%i|%A|%T|%r|%N|%E|%j"
+# Slurm job states in which a job is not finished yet.
+ACTIVE_STATES = {
+    "PENDING", "RUNNING", "CONFIGURING", "COMPLETING", "SUSPENDED", "REQUEUED", "REQUEUE_HOLD",
+    "REQUEUE_FED", "RESIZING", "SIGNALING", "STAGE_OUT", "STOPPED", "RESV_DEL_HOLD",
+}
+
+
+def _ids(job_ids: Iterable[Any] | str | int) -> list[str]:
+    if isinstance(job_ids, (str, int)):
+        job_ids = [job_ids]
+    return [str(j) for j in job_ids]
+
+
+def _base_state(state: str) -> str:
+    # sacct prints "CANCELLED by 0"; squeue never adds a suffix
+    return state.split()[0] if state else state
+
+
+class SlurmCluster:
+    """Thin helper around the Slurm CLI of the local test cluster (see module docstring)."""
+
+    def __init__(self, conf: str, started: datetime) -> None:
+        self.conf = conf
+        self.run_dir = Path(conf).resolve().parent.parent
+        self.started = started
+
+    # -- plumbing
+    def env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env["SLURM_CONF"] = self.conf
+        return env
+
+    def run(self, *argv: str, check: bool = True, timeout: float = 120,
+            input: str | None = None) -> subprocess.CompletedProcess:
+        proc = subprocess.run([str(a) for a in argv], env=self.env(), text=True, capture_output=True,
+                              timeout=timeout, input=input)
+        if check and proc.returncode != 0:
+            raise RuntimeError(
+                f"{' '.join(map(str, argv))} exited {proc.returncode}\n"
+                f"stdout: {proc.stdout.strip()}\nstderr: {proc.stderr.strip()}")
+        return proc
+
+    # -- commands
+    def submit(self, *sbatch_args: str) -> str:
+        out = self.run("sbatch", "--parsable", *sbatch_args).stdout.strip()
+        job_id = out.split(";")[0]
+        if not job_id.isdigit():
+            raise RuntimeError(f"sbatch --parsable printed {out!r}")
+        return job_id
+
+    def sacct(self, job_ids, since: datetime | str | None = None) -> list[dict[str, str]]:
+        ids = _ids(job_ids)
+        if not ids:
+            return []
+        if since is None:
+            since = self.started - timedelta(minutes=10)
+        if isinstance(since, datetime):
+            since = since.strftime("%Y-%m-%dT%H:%M:%S")
+        out = self.run("sacct", "-X", "-n", "-P", "-o", ",".join(SACCT_FIELDS), "-S", since,
+                       "-E", "now", "-j", ",".join(ids)).stdout
+        rows = []
+        for line in out.splitlines():
+            if not line.strip():
+                continue
+            parts = line.split("|")
+            # JobName may itself contain '|': take 2 fields from the left, 5 from the right
+            head, tail = parts[:2], parts[-5:]
+            name = "|".join(parts[2:-5])
+            rows.append(dict(zip(SACCT_FIELDS, head + [name] + tail)))
+        return rows
+
+    def squeue(self, job_ids) -> list[dict[str, str]]:
+        ids = _ids(job_ids)
+        if not ids:
+            return []
+        proc = self.run("squeue", "-h", "-t", "all", "-r", "-o", _SQUEUE_FORMAT, "-j", ",".join(ids),
+                        check=False)
+        if proc.returncode != 0:
+            if "Invalid job id" in proc.stderr:
+                return []
+            raise RuntimeError(f"squeue failed ({proc.returncode}): {proc.stderr.strip()}")
+        rows = []
+        for line in proc.stdout.splitlines():
+            if line.strip():
+                rows.append(dict(zip(SQUEUE_FIELDS, line.split("|", len(SQUEUE_FIELDS) - 1))))
+        return rows
+
+    # -- waiting
+    def wait_for(self, predicate: Callable[[], Any], timeout: float = 60, what: str = "condition") -> Any:
+        deadline = time.monotonic() + timeout
+        while True:
+            value = predicate()
+            if value:
+                return value
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
+            time.sleep(0.2)
+
+    def wait_until_done(self, job_ids, timeout: float = 120) -> list[dict[str, str]]:
+        ids = _ids(job_ids)
+        deadline = time.monotonic() + timeout
+        last_q: list[dict] = []
+        last_a: list[dict] = []
+        while True:
+            last_q = self.squeue(ids)
+            if not any(_base_state(r["State"]) in ACTIVE_STATES for r in last_q):
+                last_a = self.sacct(ids)
+                covered = all(any(r["JobID"] == i or r["JobIDRaw"] == i or r["JobID"].startswith(i + "_")
+                                  for r in last_a) for i in ids)
+                # slurmdbd can record the final state a few seconds before the job's name (sacct
+                # shows JobName "allocation" meanwhile): also wait until the names agree with squeue
+                names = {r["JobIDRaw"]: r["JobName"] for r in last_q}
+                settled = all(names.get(r["JobIDRaw"], r["JobName"]) == r["JobName"] for r in last_a)
+                if covered and settled and not any(_base_state(r["State"]) in ACTIVE_STATES
+                                                   for r in last_a):
+                    return last_a
+            if time.monotonic() >= deadline:
+                view = "\n".join(f"  squeue {r}" for r in last_q) + "\n" + "\n".join(
+                    f"  sacct  {r}" for r in last_a)
+                raise TimeoutError(f"jobs {','.join(ids)} not done after {timeout}s:\n{view}")
+            time.sleep(0.25)
+
+
+# ---------------------------------------------------------------- fixtures
+
+_SESSION: dict[str, SlurmCluster] = {}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _slurm_cluster_up() -> Iterable[SlurmCluster]:
+    if os.environ.get("SLURMDAG_SKIP_INTEGRATION") == "1":
+        pytest.skip("SLURMDAG_SKIP_INTEGRATION=1")
+    started = datetime.now()
+    proc = subprocess.run([str(DOCKER_SLURM / "up")], text=True, capture_output=True, timeout=600)
+    if proc.returncode != 0:
+        pytest.fail(f"docker-slurm/up failed (exit {proc.returncode}):\n{proc.stdout}\n{proc.stderr}",
+                    pytrace=False)
+    conf = subprocess.run([str(DOCKER_SLURM / "env")], text=True, capture_output=True,
+                          check=True).stdout.strip()
+    conf = conf.split("=", 1)[1].strip().strip("'\"")
+    old = os.environ.get("SLURM_CONF")
+    os.environ["SLURM_CONF"] = conf
+    cluster = SlurmCluster(conf, started)
+    _SESSION["cluster"] = cluster
+    try:
+        yield cluster
+    finally:
+        _SESSION.pop("cluster", None)
+        if old is None:
+            os.environ.pop("SLURM_CONF", None)
+        else:
+            os.environ["SLURM_CONF"] = old
+
+
+@pytest.fixture(scope="session")
+def slurm(_slurm_cluster_up: SlurmCluster) -> SlurmCluster:
+    return _slurm_cluster_up
+
+
+@pytest.fixture
+def slurmdag_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    home = tmp_path_factory.mktemp("slurmdag_home")
+    monkeypatch.setenv("SLURMDAG_HOME", str(home))
+    return home
+
+
+@pytest.fixture
+def run_slurmdag(slurm: SlurmCluster, slurmdag_home: Path):
+    def _run(*args: str, input: str | None = None, cwd: str | os.PathLike | None = None,
+             env: dict[str, str] | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+        full_env = slurm.env()
+        full_env["SLURMDAG_HOME"] = str(slurmdag_home)
+        if env:
+            full_env.update(env)
+        return subprocess.run([sys.executable, "-m", "slurmdag", *[str(a) for a in args]], env=full_env,
+                              text=True, capture_output=True, input=input, cwd=cwd, timeout=timeout)
+
+    return _run
+
+
+@pytest.fixture
+def shared_tmp(tmp_path: Path) -> Path:
+    # jobs run as root on "nodes" that share this filesystem; make the path readable anyway
+    path = tmp_path
+    for p in [path, *path.parents]:
+        if p == Path(p.anchor) or p == Path("/tmp"):
+            break
+        try:
+            p.chmod(p.stat().st_mode | 0o755)
+        except OSError:
+            break
+    return path
+
+
+# ---------------------------------------------------------------- failure report
+
+def _cluster_snapshot(cluster: SlurmCluster) -> str:
+    parts = []
+    cmds = [
+        ("sinfo", ["sinfo", "-N", "-l"]),
+        ("squeue (first 40)", ["squeue", "-a", "-o", "%.12i %.9P %.30j %.8T %.10M %.20R %E"]),
+        ("sacct, last 10 minutes (last 40)", ["sacct", "-a", "-X", "-S", "now-10minutes", "-o",
+                                             "JobID%14,JobName%30,State%22,ExitCode,Start,End,NodeList"]),
+    ]
+    for title, argv in cmds:
+        try:
+            proc = cluster.run(*argv, check=False, timeout=15)
+            lines = (proc.stdout + proc.stderr).splitlines()
+            lines = lines[:41] if title.startswith("squeue") else lines[:2] + lines[2:][-40:]
+            parts.append(f"--- {title}\n" + "\n".join(lines))
+        except Exception as exc:  # the snapshot must never hide the real failure
+            parts.append(f"--- {title}: {exc!r}")
+    log = cluster.run_dir / "log" / "slurmctld.log"
+    try:
+        tail = log.read_text(errors="replace").splitlines()[-30:]
+        parts.append(f"--- tail of {log}\n" + "\n".join(tail))
+    except OSError as exc:
+        parts.append(f"--- {log}: {exc}")
+    return "\n".join(parts)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    outcome = yield
+    report = outcome.get_result()
+    cluster = _SESSION.get("cluster")
+    if report.failed and cluster is not None and call.when in ("setup", "call"):
+        report.sections.append(("slurm cluster", _cluster_snapshot(cluster)))
