@@ -27,8 +27,8 @@ import yaml
 
 from slurmdag import graph, render
 from slurmdag.errors import InputError, Problem
-from slurmdag.script_directives import shell_kind
 from slurmdag.plan import Dependency, DependencyTerm, Edge, Plan, PlannedJob
+from slurmdag.script_directives import shell_kind
 from slurmdag.spec import AllocationSpec, WorkflowSpec, build_partial, did_you_mean, problem_at, read_text
 from slurmdag.walltime import format_walltime
 from slurmdag.yamlsrc import Node, parse_yaml

@@ -38,7 +38,7 @@ class Origin:
 @dataclass
 class Merged:
     options: dict[str, str | None]  # sbatch long name -> value, sorted by name; owned options never appear
-    origins: list[Origin]  # one entry per script or workflow option, applied or not
+    origins: list[Origin]  # one entry per script or workflow option (and --array), applied or not
     array: str | None  # task group from the script's --array, unless the workflow has its own
     script_job_name: str | None  # the script's --job-name, kept as information only
     problems: list[Problem] = field(default_factory=list)  # errors (owned directives slurmdag cannot honour, ...)
@@ -95,6 +95,12 @@ def merge(
     for name, value in workflow.items():
         origins.append(Origin(name, value, "workflow"))
         merged[name] = value
+    # the task group is not an option slurmdag passes through, but where it came from is worth showing too
+    if script.array is not None:
+        status = "overridden" if workflow_array is not None else "applied"
+        origins.append(Origin("array", script.array, "script", last_line.get("array"), status, "array"))
+    if workflow_array is not None:
+        origins.append(Origin("array", workflow_array, "workflow"))
 
     return Merged(
         options=dict(sorted(merged.items())),

@@ -21,7 +21,7 @@ from typing import Any
 
 from slurmdag import walltime as wt
 from slurmdag.errors import InputError, Problem
-from slurmdag.sbatch_options import resolve_long
+from slurmdag.sbatch_options import MAPPED_OWNED, resolve_long
 from slurmdag.script_directives import ScriptDirectives, interpreter, read_directives, shell_kind
 from slurmdag.script_merge import Merged, merge
 from slurmdag.yamlsrc import MapNode, Node, ScalarNode, SeqNode, parse_yaml, type_name
@@ -510,7 +510,10 @@ class _Ctx:
         if path not in self.scripts:
             d = read_directives(text, path)
             self.problems.extend(d.problems)
-            self.warnings.extend(d.notes)
+            # --array and --job-name are mapped, not lost (compile shows the task group; the docs say how jobs
+            # are named): a note on every ported script would only be noise
+            mapped = {(o.line, o.col) for o in d.directives if o.name in MAPPED_OWNED}
+            self.warnings.extend(n for n in d.notes if (n.line, n.col) not in mapped)
             self.scripts[path] = d
         return self.scripts[path]
 

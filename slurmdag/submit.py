@@ -159,6 +159,7 @@ def submit_plan(plan: Plan, store: Store, backend: Backend, workflow: str | None
     record, lock = store.create(plan, workflow=workflow, gate_script=GATE_SCRIPT)
     dag_id = record.dag_id
     current = "the gate job"
+    released = False
     with lock, _guard_signals() as guard:
         try:
             gate_script = store.dag_dir(dag_id) / "scripts" / "+gate.sbatch"
@@ -173,13 +174,18 @@ def submit_plan(plan: Plan, store: Store, backend: Backend, workflow: str | None
                 store.save(record)  # recorded before the next sbatch: nothing is ever lost
             guard.check()
             current = "the gate release"
-            with _signals_blocked():
+            with _signals_blocked():  # the DAG is committed by the release: no signal may split it from the record
                 backend.release([record.gate_job_id])
+                released = True
                 record.submission = SUBMITTED
                 record.pid = None
                 store.save(record)
-            return record
+            return record  # a signal that arrived meanwhile is ignored: the DAG is submitted
         except BaseException as ex:  # noqa: BLE001 - every failure, even a bug or a signal, must withdraw
+            if released:
+                # The DAG runs; only updating its record failed. It stays "submitting" on disk, and the next
+                # status/list sees the released gate and marks it submitted.
+                raise
             outcome = withdraw(backend, record)
             record.submission = FAILED
             record.error = _describe_failure(ex, current)
@@ -188,7 +194,7 @@ def submit_plan(plan: Plan, store: Store, backend: Backend, workflow: str | None
                 store.save(record)
             except SlurmdagError:
                 pass  # the SubmitError below says what happened; the store error would hide it
-            raise SubmitError(_failure_message(dag_id, record.error, outcome)) from ex
+            raise SubmitError(_failure_message(dag_id, record.error, outcome, current == "the gate release")) from ex
 
 
 def _describe_failure(ex: BaseException, current: str) -> str:
@@ -204,7 +210,7 @@ def _describe_failure(ex: BaseException, current: str) -> str:
     return f"{current}: {type(ex).__name__}: {ex}"
 
 
-def _failure_message(dag_id: str, error: str, outcome: WithdrawOutcome) -> str:
+def _failure_message(dag_id: str, error: str, outcome: WithdrawOutcome, released: bool = False) -> str:
     lines = [f"submission of DAG {dag_id} failed: {error}"]
     if outcome.error:
         lines.append(f"could not withdraw the jobs already submitted: {outcome.error}")
@@ -213,7 +219,8 @@ def _failure_message(dag_id: str, error: str, outcome: WithdrawOutcome) -> str:
         lines.append(f"jobs still not cancelled: {' '.join(outcome.not_cancelled)} "
                      f"(run `slurmdag cancel {dag_id}`)")
     else:
-        lines.append(f"withdrew the gate and {outcome.jobs_cancelled} submitted job(s); no job of this DAG ran")
+        lines.append(f"withdrew the gate and {outcome.jobs_cancelled} submitted job(s)"
+                     + ("" if released else "; no job of this DAG ran"))
     return "\n".join(lines)
 
 
@@ -254,7 +261,7 @@ def withdraw(backend: Backend, record: DagRecord) -> WithdrawOutcome:
             backend.cancel(pending)  # once more; then report what is left
             live = backend.query_live(ids)
             pending = _unfinished(ids, live)
-    except SlurmCommandError as ex:
+    except (SlurmCommandError, ValueError) as ex:  # ValueError: output we could not parse
         outcome.error = str(ex)
         outcome.not_cancelled = recorded
         return outcome

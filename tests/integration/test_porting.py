@@ -2,6 +2,9 @@
 
 (1) every corpus script is submitted held as written and as rebuilt from the parsed directives (and from the
     merged options slurmdag would apply); `scontrol show job -o` must show the same applied options.
+(1b) the same through the product: a one-allocation workflow `script: <corpus script>` is compiled with
+    `slurmdag compile`, and the compiled .sbatch must get the same job as the original (also with workflow overrides,
+    compared with the original given those options on sbatch's command line).
 (2) the bash chain fixture runs as written, then imported and submitted with `slurmdag submit`; both runs must
     respect the same partial order (no child starts before its parents end; the same jobs run).
 """
@@ -177,6 +180,74 @@ def test_rebuilt_script_gets_the_same_job_as_the_original(cluster, workdir, scri
         assert fields["TimeLimit"] == "00:07:00"
     else:
         compare_submissions(script, rebuilt, workdir, [*owned_cli, "--time=7", "--mem=300M"], owned_cli)
+
+
+# ---------------------------------------------------------------- `script:` allocations through `slurmdag compile`
+
+# slurmdag gives every job its own name and comment on sbatch's command line; the test gives both submissions the
+# same ones there, so what is compared is everything else
+OWNED_CLI = ["--job-name=probe", "--comment=probe"]
+
+
+def compiled_script(script: Path, workdir: Path, keys: str = "") -> str:
+    """`slurmdag compile` a workflow whose one allocation is `script: <script>` (plus `keys`); the .sbatch text."""
+    folder = workdir / f"wf-{script.stem}"
+    folder.mkdir(exist_ok=True)
+    (folder / "wf.yaml").write_text(f"name: probe\nallocations:\n  - {{name: a, script: {script}{keys}}}\n")
+    r = sh([sys.executable, "-m", "slurmdag", "compile", "wf.yaml", "-o", "out"], cwd=folder, check=False)
+    assert r.returncode == 0, r.stderr
+    return (folder / "out" / "a.sbatch").read_text()
+
+
+@pytest.mark.parametrize("script", CORPUS, ids=lambda p: p.name)
+def test_compiled_script_allocation_gets_the_same_job_as_the_original(cluster, workdir, script):
+    kind, info = compare_submissions(script, compiled_script(script, workdir), workdir, OWNED_CLI, OWNED_CLI)
+    if kind == "same":
+        wanted = CHECKED | {FIELD_OF_OPTION[o] for o in read_script_file(str(script)).options() if o in FIELD_OF_OPTION}
+        assert wanted <= set(info), f"fields missing from scontrol: {wanted - set(info)}"
+    else:
+        assert re.search(r"gres|gpu|feature|constraint", script.read_text(), re.I), info
+
+
+@pytest.mark.parametrize("script", CORPUS, ids=lambda p: p.name)
+def test_workflow_keys_win_like_sbatch_command_line_options(cluster, workdir, script):
+    # the memory key of the script's own kind: sbatch refuses --mem on its command line over #SBATCH --mem-per-cpu
+    per_cpu = "mem-per-cpu" in read_script_file(str(script)).options()
+    keys, flags = (", walltime: 7, mem_per_cpu: 150M", ["--time=7", "--mem-per-cpu=150M"]) if per_cpu else (
+        ", walltime: 7, mem: 300M", ["--time=7", "--mem=300M"]
+    )
+    compiled = compiled_script(script, workdir, keys)
+    kind, info = compare_submissions(script, compiled, workdir, [*OWNED_CLI, *flags], OWNED_CLI)
+    if kind == "same":
+        assert info["TimeLimit"] == "00:07:00"
+        assert info.get("MinMemoryCPU" if per_cpu else "MinMemoryNode") == ("150M" if per_cpu else "300M")
+
+
+def test_workflow_mem_replaces_a_script_mem_per_cpu(cluster, workdir):
+    # sbatch itself refuses the mix; the workflow's choice replaces the script's, and Slurm sees only --mem
+    script = FIXTURES / "batch-scripts" / "05_mem_per_cpu.sbatch"
+    assert "mem-per-cpu" in read_script_file(str(script)).options()
+    path = workdir / "merged-05.sbatch"
+    path.write_text(compiled_script(script, workdir, ", mem: 300M"))
+    job, err = sbatch_held(path, workdir, OWNED_CLI)
+    assert job, err
+    try:
+        fields = scontrol_fields(job)
+    finally:
+        sh(["scancel", job], check=False)
+    assert fields["MinMemoryNode"] == "300M" and "MinMemoryCPU" not in fields
+
+
+def test_python_script_allocation_gets_the_same_job_as_the_original(cluster, workdir):
+    original = workdir / "report.py"
+    original.write_text(
+        "#!/usr/bin/env python3\n#SBATCH --ntasks=2 --mem=150M\n#SBATCH -t 3 -o py-%j.out\n# a comment\nprint('hi')\n"
+    )
+    original.chmod(0o755)
+    compiled = compiled_script(original, workdir)
+    assert compiled.startswith("#!/usr/bin/env python3\n") and compiled.endswith("\nprint('hi')\n")
+    kind, info = compare_submissions(original, compiled, workdir, OWNED_CLI, OWNED_CLI)
+    assert kind == "same" and info["NumTasks"] == "2" and info["MinMemoryNode"] == "150M"
 
 
 # ---------------------------------------------------------------- the bash chain

@@ -17,7 +17,13 @@ from slurmdag.plan import Plan
 from .conftest import REPO
 
 GOLDEN = REPO / "tests" / "golden"
-EXAMPLES = ["design-example", "training-pipeline", "sweep"]
+# golden folder -> workflow file under examples/
+EXAMPLES = {
+    "design-example": "design-example.yaml",
+    "training-pipeline": "training-pipeline.yaml",
+    "sweep": "sweep.yaml",
+    "porting": "porting/workflow.yaml",  # `script:` allocations reusing batch scripts
+}
 REGEN = os.environ.get("SLURMDAG_REGEN_GOLDEN") == "1"
 
 
@@ -30,7 +36,7 @@ def rendered_files(plan: Plan) -> dict[str, str]:
 @pytest.mark.parametrize("example", EXAMPLES)
 def test_example_matches_golden(example, monkeypatch):
     monkeypatch.chdir(REPO)  # the plan records the workflow path as given: keep it relative
-    plan = compile_file(f"examples/{example}.yaml")
+    plan = compile_file(f"examples/{EXAMPLES[example]}")
     files = rendered_files(plan)
     folder = GOLDEN / example
     if REGEN:
@@ -48,7 +54,7 @@ def test_example_matches_golden(example, monkeypatch):
 @pytest.mark.parametrize("example", EXAMPLES)
 def test_plan_json_round_trips(example, monkeypatch):
     monkeypatch.chdir(REPO)
-    plan = compile_file(f"examples/{example}.yaml")
+    plan = compile_file(f"examples/{EXAMPLES[example]}")
     assert Plan.from_json(plan.to_json()) == plan
 
 
@@ -60,6 +66,6 @@ def test_compiling_twice_is_byte_identical(monkeypatch):
 
 
 def test_every_example_compiles():
-    for path in sorted((REPO / "examples").glob("*.yaml")):
+    for path in sorted((REPO / "examples").rglob("*.yaml")):
         plan = compile_file(path)
         assert plan.allocations(), path
