@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
 from slurmdag.backends.base import Backend, JobInfo
 from slurmdag.backends.parse import expand_array_indexes
@@ -128,7 +128,12 @@ def build_status(record: DagRecord, plan: Plan, infos: dict[str, JobInfo]) -> Da
     for job in plan.jobs:
         job_id = record.job_ids.get(job.name)
         if job_id is None:
-            nodes[job.name] = NodeStatus(job.name, job.kind, None, NodeState.CANCELLED, None, None, "not submitted")
+            if record.submission == SUBMITTING:
+                nodes[job.name] = NodeStatus(job.name, job.kind, None, NodeState.PENDING, None, None,
+                                             "not submitted yet")
+            else:
+                nodes[job.name] = NodeStatus(job.name, job.kind, None, NodeState.CANCELLED, None, None,
+                                             "not submitted")
         elif job.array or job.tasks:
             nodes[job.name] = _group(job, job_id, infos, record.dag_id)
         else:
@@ -173,8 +178,6 @@ def rebuild_from_slurm(dag_id: str, backend: Backend) -> tuple[DagRecord, Plan, 
 
     The rebuilt plan knows the jobs but not the edges, so Skipped cannot be told from Cancelled.
     """
-    from datetime import timezone
-
     found = backend.find_jobs(job_name_prefix(dag_id), since=datetime.now(timezone.utc) - REBUILD_LOOKBACK)
     if not found:
         raise UnknownDagError(dag_id)
