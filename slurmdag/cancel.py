@@ -64,6 +64,8 @@ def cancel_dag(store: Store, backend: Backend, dag_id: str, dry_run: bool = Fals
         return outcome
 
     ids = [t.job_id for t in outcome.targets]
+    if record.gate_job_id:
+        ids.append(record.gate_job_id)  # a gate not yet run would start nothing now, but leave no stray job
     pending = [t.job_id for t in outcome.targets if t.state is NodeState.PENDING or _has_pending_tasks(status, t)]
     lock = store.lock_dag(dag_id) if store.exists(dag_id) else None
     try:

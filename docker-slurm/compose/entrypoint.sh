@@ -21,6 +21,17 @@ for _ in $(seq 50); do [ -S /run/munge/munge.socket.2 ] && break; sleep 0.1; don
 
 case "$role" in
 slurmctld)
+    # On its first start slurmctld needs slurmdbd (else: "fatal: ... we have no TRES from it"): wait for it,
+    # then register the cluster in the accounting database (a no-op when it is already there).
+    dbd_host=$(sed -n 's/^AccountingStorageHost=//p' /etc/slurm/slurm.conf)
+    dbd_port=$(sed -n 's/^AccountingStoragePort=//p' /etc/slurm/slurm.conf)
+    cluster=$(sed -n 's/^ClusterName=//p' /etc/slurm/slurm.conf)
+    if [ -n "$dbd_host" ]; then
+        for _ in $(seq 600); do (exec 3<>"/dev/tcp/$dbd_host/${dbd_port:-6819}") 2>/dev/null && break; sleep 0.2; done
+        if sacctmgr -n -P list cluster format=cluster 2>/dev/null | grep -qx "$cluster"; then :; else
+            sacctmgr -i add cluster "$cluster" >/dev/null || log "could not register cluster $cluster"
+        fi
+    fi
     log "starting slurmctld"
     exec /usr/sbin/slurmctld -D -i
     ;;

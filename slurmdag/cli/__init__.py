@@ -38,7 +38,8 @@ from slurmdag.cli import authoring, porting, running  # noqa: E402,F401
 
 def main() -> None:
     try:
-        app(standalone_mode=False)
+        # In this mode the framework returns a command's typer.Exit code instead of exiting with it.
+        rc = app(standalone_mode=False)
     except SlurmdagError as err:
         typer.echo(str(err), err=True)
         sys.exit(err.exit_code)
@@ -56,4 +57,4 @@ def main() -> None:
             ex.show()
             sys.exit(2)
         raise
-    sys.exit(0)
+    sys.exit(rc if isinstance(rc, int) else 0)
