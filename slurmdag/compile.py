@@ -182,7 +182,7 @@ def _compile(
             jobs.append(_join_job(spec.name, join_name, a, join_dep, renderer))
         dependency_of[a.name] = deps
         jobs.append(_allocation_job(spec.name, a, deps, rendered[a.name], renderer))
-    return Plan(workflow=spec.name, jobs=jobs, params=params, source=source)
+    return Plan(workflow=spec.name, jobs=jobs, params=params, source=source, max_concurrent=spec.max_concurrent)
 
 
 def _apply_overrides(spec: WorkflowSpec, overrides: Mapping[str, str], problems: list[Problem]) -> dict[str, Any]:

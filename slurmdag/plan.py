@@ -18,7 +18,7 @@ PLAN_FORMAT = 1
 DependencyKind = Literal["afterok", "afternotok", "afterany", "aftercorr"]
 # Edge conditions as a user writes them.
 Condition = Literal["success", "failure", "any", "corresponding"]
-JobKind = Literal["allocation", "join"]
+JobKind = Literal["allocation", "join", "part"]  # "part": more of a task group split for MaxArraySize
 
 
 @dataclass(frozen=True)
@@ -80,6 +80,11 @@ class PlannedJob:
     retries: int = 0  # the workflow's `retries`: how often the reconciler may re-run a failed allocation
     # `script:` allocations: where each option came from, e.g. "--nodes=2  (script line 3)"; None otherwise
     option_sources: list[str] | None = None
+    # A task group larger than the cluster's MaxArraySize is submitted as several arrays (preflight/array_split):
+    # each further array is a job of kind "part" with `part_of` = the allocation and its tasks' logical indexes
+    # shifted by `task_offset` from Slurm's.
+    part_of: str | None = None
+    task_offset: int = 0
 
     def parents(self) -> tuple[str, ...]:
         return self.dependency.parents() if self.dependency else ()
@@ -92,6 +97,7 @@ class Plan:
     params: dict[str, Any] = field(default_factory=dict)  # effective params after --set
     source: str | None = None  # path of the workflow file, if any
     format: int = PLAN_FORMAT
+    max_concurrent: int | None = None  # the workflow's `max_concurrent` (a policy may lower it at submit)
 
     def job(self, name: str) -> PlannedJob:
         for j in self.jobs:
@@ -109,6 +115,10 @@ class Plan:
         for job in data["jobs"]:
             if job["option_sources"] is None:  # only `script:` allocations have it; keep other plans unchanged
                 del job["option_sources"]
+            if job["part_of"] is None:  # only split task groups have parts; keep other plans unchanged
+                del job["part_of"], job["task_offset"]
+        if data["max_concurrent"] is None:
+            del data["max_concurrent"]
         return data
 
     def to_json(self) -> str:
@@ -134,6 +144,8 @@ class Plan:
                     for_allocation=j.get("for_allocation"),
                     retries=j.get("retries", 0),
                     option_sources=j.get("option_sources"),
+                    part_of=j.get("part_of"),
+                    task_offset=j.get("task_offset", 0),
                 )
             )
         return cls(
@@ -142,6 +154,7 @@ class Plan:
             params=dict(data.get("params", {})),
             source=data.get("source"),
             format=data.get("format", PLAN_FORMAT),
+            max_concurrent=data.get("max_concurrent"),
         )
 
     @classmethod

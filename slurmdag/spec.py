@@ -31,7 +31,7 @@ NAME_HINT = "names are 1-64 characters: letters, digits, '-', '_' and '.', start
 IDENT_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 CONDITIONS = ("success", "failure", "any", "corresponding")
 
-TOP_KEYS = ("name", "description", "defaults", "params", "allocations")
+TOP_KEYS = ("name", "description", "defaults", "params", "allocations", "max_concurrent")
 
 # Allocation keys that become one sbatch long option each.
 OPTION_KEYS = {
@@ -126,6 +126,7 @@ class WorkflowSpec:
     node: Node | None = None  # the top-level mapping
     allocations_node: Node | None = None
     warnings: list[Problem] = field(default_factory=list)  # worth showing, not worth refusing (script notes)
+    max_concurrent: int | None = None  # at most this many of the DAG's jobs (and tasks) running at once
 
     def by_name(self) -> dict[str, AllocationSpec]:
         return {a.name: a for a in self.allocations}
@@ -565,6 +566,12 @@ def build_partial(root: Node | None, file: str, base_dir: Path | str = ".") -> t
             ctx.bad(key_node, f"unknown top-level key {key!r}", hint)
 
     name = _workflow_name(root, ctx)
+    max_concurrent = None
+    if root.value.get("max_concurrent") is not None:
+        try:
+            max_concurrent = _p_positive_int("max_concurrent", root.value["max_concurrent"], ctx)
+        except _Bad as e:
+            ctx.bad(e.node or root.value["max_concurrent"], e.message, e.hint)
     params, param_nodes = _params(root.value.get("params"), ctx)
     defaults: dict[str, tuple[Any, Node]] = {}
     dnode = root.value.get("defaults")
@@ -598,6 +605,7 @@ def build_partial(root: Node | None, file: str, base_dir: Path | str = ".") -> t
         node=root,
         allocations_node=root.keys.get("allocations"),
         warnings=ctx.warnings,
+        max_concurrent=max_concurrent,
     )
     return spec, ctx.problems
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
+from slurmdag import attempts
 from slurmdag.backends.base import Backend, JobInfo
 from slurmdag.backends.parse import expand_array_indexes
 from slurmdag.plan import Plan, PlannedJob
@@ -59,6 +60,8 @@ class DagStatus:
     nodes: list[NodeStatus]
     plan: Plan
     notes: list[str] = field(default_factory=list)  # things the user should know (lost jobs, rebuilt record)
+    attempt: int = 1  # the current attempt (resume/redo start a new one; slurmdag/attempts.py)
+    attempts: int = 1  # how many attempts were submitted
 
     def allocations(self) -> list[NodeStatus]:
         return [n for n in self.nodes if n.kind == "allocation"]
@@ -97,8 +100,13 @@ def _expected_indexes(job: PlannedJob) -> list[int]:
     return list(range(job.tasks or 0))
 
 
-def _group(job: PlannedJob, job_id: str, infos: dict[str, JobInfo], dag_id: str) -> NodeStatus:
+def _group(job: PlannedJob, job_id: str, infos: dict[str, JobInfo], dag_id: str,
+           sources: dict[int, str] | None = None) -> NodeStatus:
+    """`sources` (task index -> array job id) when attempts re-ran only some tasks; else every task is job_id's."""
     rows = {i.array_task: i for i in infos.values() if i.array_job_id == job_id and i.array_task is not None}
+    if sources:
+        rows = {i.array_task: i for i in infos.values()
+                if i.array_task is not None and sources.get(i.array_task) == i.array_job_id}
     rows = {k: v for k, v in rows.items() if _ours(v, dag_id, job.name)}
     indexes = sorted(set(_expected_indexes(job)) | set(rows))
     tasks = []
@@ -122,11 +130,42 @@ def _group(job: PlannedJob, job_id: str, infos: dict[str, JobInfo], dag_id: str)
     )
 
 
+def _fold_parts(plan: Plan, nodes: dict[str, NodeStatus]) -> None:
+    """A task group split into several arrays (MaxArraySize, see array_split) shows as one allocation with all its
+    tasks at the group's own indexes; its `part` nodes stay (cancel needs their job ids) but views skip them."""
+    split = {j.part_of or j.name for j in plan.jobs if j.task_offset or j.part_of}
+    if not split:
+        return
+    for job in plan.jobs:
+        node = nodes.get(job.name)
+        if node is None or node.tasks is None or (job.name not in split and job.part_of is None):
+            continue
+        for t in node.tasks:
+            t.index += job.task_offset
+    for name in split:
+        main = nodes.get(name)
+        if main is None:
+            continue
+        parts = [nodes[j.name] for j in plan.jobs if j.part_of == name and nodes[j.name].tasks is not None]
+        if not parts:
+            continue
+        tasks = sorted((main.tasks or []) + [t for p in parts for t in p.tasks or []], key=lambda t: t.index)
+        main.tasks = tasks
+        main.state = group_state(t.state for t in tasks)
+        slurm_states = sorted({t.slurm_state for t in tasks if t.slurm_state})
+        main.slurm_state = slurm_states[0] if len(slurm_states) == 1 else (",".join(slurm_states) or None)
+        codes = [t.exit_code for t in tasks if t.exit_code is not None]
+        main.exit_code = max(codes) if codes else None
+        main.reason = next((t.reason for t in tasks if t.reason and t.state in ACTIVE), None)
+        main.ran = main.ran or any(p.ran for p in parts)
+
+
 def build_status(record: DagRecord, plan: Plan, infos: dict[str, JobInfo]) -> DagStatus:
     """Pure: a DAG's record + plan + Slurm's rows -> labelled node states and the DAG state."""
     nodes: dict[str, NodeStatus] = {}
+    current = attempts.current_job_ids(record) if record.attempts else record.job_ids
     for job in plan.jobs:
-        job_id = record.job_ids.get(job.name)
+        job_id = current.get(job.name)
         if job_id is None:
             if record.submission == SUBMITTING:
                 nodes[job.name] = NodeStatus(job.name, job.kind, None, NodeState.PENDING, None, None,
@@ -135,9 +174,11 @@ def build_status(record: DagRecord, plan: Plan, infos: dict[str, JobInfo]) -> Da
                 nodes[job.name] = NodeStatus(job.name, job.kind, None, NodeState.CANCELLED, None, None,
                                              "not submitted")
         elif job.array or job.tasks:
-            nodes[job.name] = _group(job, job_id, infos, record.dag_id)
+            sources = attempts.task_sources(record, job.name, _expected_indexes(job)) if record.attempts else None
+            nodes[job.name] = _group(job, job_id, infos, record.dag_id, sources)
         else:
             nodes[job.name] = _single(job, job_id, infos, record.dag_id)
+    _fold_parts(plan, nodes)
     labels = label(plan, {n: s.state for n, s in nodes.items()}, {n: s.ran for n, s in nodes.items()})
     for name, state in labels.items():
         nodes[name].state = state
@@ -155,8 +196,11 @@ def build_status(record: DagRecord, plan: Plan, infos: dict[str, JobInfo]) -> Da
             "not known to Slurm any more (purged, and not found in accounting): "
             + ", ".join(lost) + " — their outcome is unknown, not assumed successful"
         )
+    for name, why in attempts.decided_in_current(record).items():
+        notes.append(f"{name} was not re-submitted by attempt {record.attempt}: its dependency {why}")
     return DagStatus(record.dag_id, record.name, state, record.submission, record.created,
-                     [nodes[j.name] for j in plan.jobs], plan, notes)
+                     [nodes[j.name] for j in plan.jobs], plan, notes,
+                     attempt=record.attempt, attempts=attempts.count(record))
 
 
 # --- I/O: asking Slurm ---
@@ -168,7 +212,7 @@ def _since(records: list[DagRecord]) -> datetime:
 
 def collect_many(pairs: list[tuple[DagRecord, Plan]], backend: Backend) -> list[DagStatus]:
     """Status of several DAGs from ONE batched query (one squeue + one sacct) over all their jobs."""
-    ids = [j for record, _ in pairs for j in record.job_ids.values()]
+    ids = [j for record, _ in pairs for j in attempts.all_job_ids(record)]
     infos = backend.query(ids, since=_since([r for r, _ in pairs])) if ids else {}
     return [build_status(record, plan, infos) for record, plan in pairs]
 

@@ -17,7 +17,7 @@ import socket
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -75,13 +75,20 @@ class DagRecord:
     final_state: str | None = None  # cached DAG state once terminal, so `list` need not ask Slurm again
     counts: dict[str, int] = field(default_factory=dict)  # node state -> count at the last status
     updated: str | None = None
+    # "native" (Slurm cancels what can never run) or "reconciler" (`slurmdag reconcile` does): see docs/semantics.md
+    cascade: str = "native"
+    # resume/redo history (slurmdag/attempts.py): one dict per attempt, oldest first; empty for a DAG submitted
+    # once. `job_ids` then holds each node's newest job and `attempt` the current attempt's number.
+    attempts: list[dict] = field(default_factory=list)
     format: int = RECORD_FORMAT
 
     def created_at(self) -> datetime:
         return datetime.fromisoformat(self.created)
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), indent=2, sort_keys=True) + "\n"
+        # Shallow on purpose: the values are already JSON types, and asdict's deep copy made every per-wave save
+        # of a submission cost O(jobs) Python calls.
+        return json.dumps({f.name: getattr(self, f.name) for f in fields(self)}, indent=2, sort_keys=True) + "\n"
 
     @classmethod
     def from_json(cls, text: str) -> DagRecord:
@@ -122,14 +129,19 @@ def _lock(path: Path, blocking: bool) -> DagLock | None:
     return DagLock(path, fd)
 
 
-def atomic_write(path: Path, text: str) -> None:
-    """Write `text` to `path` so that readers see either the old or the new content, even after a crash."""
+def atomic_write(path: Path, text: str, durable: bool = True) -> None:
+    """Write `text` to `path` so that readers see either the old or the new content, even after a crash.
+
+    durable=False skips the fsyncs: still atomic for other processes and across a crash of this one, but a power
+    loss may lose the write (submit uses it for the per-wave records it rewrites many times a second).
+    """
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
             fh.flush()
-            os.fsync(fh.fileno())
+            if durable:
+                os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -137,6 +149,8 @@ def atomic_write(path: Path, text: str) -> None:
         except FileNotFoundError:
             pass
         raise
+    if not durable:
+        return
     dir_fd = os.open(path.parent, os.O_RDONLY)
     try:
         os.fsync(dir_fd)  # make the rename itself durable
@@ -197,8 +211,13 @@ class Store:
 
     # --- create / read / write ---
 
-    def create(self, plan: Plan, workflow: str | None = None, gate_script: str | None = None) -> tuple[DagRecord, DagLock]:
-        """A new DAG folder with plan.json, its scripts and dag.json (state "submitting"), returned locked."""
+    def create(self, plan: Plan, workflow: str | None = None, gate_script: str | None = None,
+               durable: bool = True) -> tuple[DagRecord, DagLock]:
+        """A new DAG folder with plan.json, its scripts and dag.json (state "submitting"), returned locked.
+
+        durable=False leaves the scripts and plan.json unsynced; the caller then runs `sync_files` (submit does it
+        in the background while sbatch runs, instead of paying one fsync per script up front).
+        """
         with self._store_lock():
             while True:
                 dag_id = secrets.token_hex(4)
@@ -213,10 +232,10 @@ class Store:
         try:
             (folder / "scripts").mkdir(mode=0o700)
             for job in plan.jobs:
-                atomic_write(self.script_path(dag_id, job.name), job.script)
+                atomic_write(self.script_path(dag_id, job.name), job.script, durable=durable)
             if gate_script is not None:
-                atomic_write(folder / "scripts" / "+gate.sbatch", gate_script)
-            atomic_write(folder / "plan.json", plan.to_json())
+                atomic_write(folder / "scripts" / "+gate.sbatch", gate_script, durable=durable)
+            atomic_write(folder / "plan.json", plan.to_json(), durable=durable)
             record = DagRecord(
                 dag_id=dag_id,
                 name=plan.workflow,
@@ -231,6 +250,17 @@ class Store:
             lock.release()
             raise
         return record, lock
+
+    def sync_files(self, dag_id: str) -> None:
+        """fsync a DAG's scripts, plan.json and their folders (what `create(durable=False)` left unsynced)."""
+        folder = self.dag_dir(dag_id)
+        paths = sorted((folder / "scripts").iterdir()) + [folder / "plan.json", folder / "scripts", folder]
+        for path in paths:
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
 
     def exists(self, dag_id: str) -> bool:
         return (self.dag_dir(dag_id) / "dag.json").is_file()
@@ -253,11 +283,11 @@ class Store:
         except (OSError, ValueError, KeyError, TypeError) as ex:
             raise StoreError(f"cannot read {path}: {ex}") from ex
 
-    def save(self, record: DagRecord) -> None:
+    def save(self, record: DagRecord, durable: bool = True) -> None:
         """Write dag.json atomically. The caller holds the DAG's lock."""
         record.updated = utc_now()
         try:
-            atomic_write(self.dag_dir(record.dag_id) / "dag.json", record.to_json())
+            atomic_write(self.dag_dir(record.dag_id) / "dag.json", record.to_json(), durable=durable)
         except OSError as ex:
             raise StoreError(f"cannot write the record of DAG {record.dag_id}: {ex}") from ex
 

@@ -11,11 +11,14 @@ run: every job waits, directly or through its parents, on the still-held gate.
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
-from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from dataclasses import replace as dc_replace
 
 from slurmdag.backends.base import Backend
 from slurmdag.errors import SlurmCommandError, SlurmdagError, SlurmUnavailableError, SubmitError
@@ -65,12 +68,19 @@ def dependency_expression(job: PlannedJob, job_ids: dict[str, str], gate_id: str
     return job.dependency.render(job_ids)
 
 
-def job_options(job: PlannedJob, dag_id: str, dependency: str) -> list[str]:
+# How a dependency that can never be satisfied is cleared: by Slurm itself (--kill-on-invalid-dep=yes), or by
+# `slurmdag reconcile` (for sites that disable the kill; jobs say =no so a site-wide kill_invalid_depend stays out).
+CASCADE_NATIVE = "native"
+CASCADE_RECONCILER = "reconciler"
+CASCADES = (CASCADE_NATIVE, CASCADE_RECONCILER)
+
+
+def job_options(job: PlannedJob, dag_id: str, dependency: str, cascade: str = CASCADE_NATIVE) -> list[str]:
     opts = [
         *render_options(job.options),
         f"--job-name={slurm_job_name(dag_id, job.name)}",
         f"--comment=slurmdag:{dag_id}:{job.name}",
-        "--kill-on-invalid-dep=yes",
+        "--kill-on-invalid-dep=no" if cascade == CASCADE_RECONCILER else "--kill-on-invalid-dep=yes",
         f"--dependency={dependency}",
     ]
     if job.array:
@@ -91,12 +101,12 @@ class PlannedSubmission:
     dependency: str
 
 
-def describe(plan: Plan) -> list[PlannedSubmission]:
+def describe(plan: Plan, cascade: str = CASCADE_NATIVE) -> list[PlannedSubmission]:
     names = {j.name: j.name for j in plan.jobs}
     out = []
     for job in plan.jobs:
         dep = dependency_expression(job, names, "<gate>")
-        out.append(PlannedSubmission(job.name, job.kind, job_options(job, "<dag>", dep), dep))
+        out.append(PlannedSubmission(job.name, job.kind, job_options(job, "<dag>", dep, cascade), dep))
     return out
 
 
@@ -152,26 +162,65 @@ def _signals_blocked() -> Iterator[None]:
 # --- submit ---
 
 
-def submit_plan(plan: Plan, store: Store, backend: Backend, workflow: str | None = None) -> DagRecord:
+def submit_plan(plan: Plan, store: Store, backend: Backend, workflow: str | None = None,
+                cascade: str = CASCADE_NATIVE) -> DagRecord:
     """Submit every job of `plan`; return the record of the submitted DAG or raise SubmitError."""
     if not plan.jobs:
         raise SubmitError("the plan has no jobs: nothing to submit")
-    record, lock = store.create(plan, workflow=workflow, gate_script=GATE_SCRIPT)
+    if cascade not in CASCADES:
+        raise SubmitError(f"unknown cascade mechanism {cascade!r} (choose {' or '.join(CASCADES)})")
+    record, lock = store.create(plan, workflow=workflow, gate_script=GATE_SCRIPT, durable=False)
+    record.cascade = cascade
+    # The scripts are fsynced while sbatch runs (they are in the page cache, which is all sbatch needs).
+    syncer = threading.Thread(target=_sync_quietly, args=(store, record.dag_id), daemon=True)
+    syncer.start()
+    with lock:
+        try:
+            return submit_gated(plan, store, backend, record, record.job_ids)
+        finally:
+            syncer.join()
+
+
+def _sync_quietly(store: Store, dag_id: str) -> None:
+    try:
+        store.sync_files(dag_id)
+    except OSError:
+        pass  # only durability across a power loss is at stake; the files are written
+
+
+def submit_gated(plan: Plan, store: Store, backend: Backend, record: DagRecord, job_ids: dict[str, str],
+                 on_released: Callable[[DagRecord], None] | None = None,
+                 on_withdrawn: Callable[[DagRecord, str, WithdrawOutcome], None] | None = None) -> DagRecord:
+    """Submit `plan`'s jobs behind a new held gate into an existing, locked record; ids go into `job_ids`.
+
+    `submit` passes record.job_ids; `resume`/`redo` (slurmdag/recovery.py) pass the new attempt's dict, since their
+    sub-plan depends only on jobs of the same attempt, and use the hooks to keep the record's history right.
+    """
     dag_id = record.dag_id
+    cascade = record.cascade
     current = "the gate job"
     released = False
-    with lock, _guard_signals() as guard:
+    with _guard_signals() as guard:
         try:
             gate_script = store.dag_dir(dag_id) / "scripts" / "+gate.sbatch"
             record.gate_job_id = backend.submit(str(gate_script), gate_options(plan, dag_id))
             store.save(record)
-            for job in plan.jobs:
+            def submit_one(job: PlannedJob) -> str:
+                dep = dependency_expression(job, job_ids, record.gate_job_id)
+                return backend.submit(str(store.script_path(dag_id, job.name)), job_options(job, dag_id, dep, cascade))
+
+            for wave in submission_waves(plan):
+                current = _describe_job(wave[0])
                 guard.check()
-                current = f"allocation {job.name!r}" if job.kind == "allocation" else f"join job {job.name!r}"
-                dep = dependency_expression(job, record.job_ids, record.gate_job_id)
-                job_id = backend.submit(str(store.script_path(dag_id, job.name)), job_options(job, dag_id, dep))
-                record.job_ids[job.name] = job_id
-                store.save(record)  # recorded before the next sbatch: nothing is ever lost
+                failed = _submit_wave(wave, submit_one, job_ids, guard)
+                # Recorded before any child is submitted. Not fsynced: a crash of this process loses nothing (the
+                # page cache survives it), and after a power loss every job still waits on the held gate and
+                # `withdraw` finds it by its name prefix.
+                store.save(record, durable=False)
+                if failed is not None:
+                    job, ex = failed
+                    current = _describe_job(job)
+                    raise ex
             guard.check()
             current = "the gate release"
             with _signals_blocked():  # the DAG is committed by the release: no signal may split it from the record
@@ -179,6 +228,8 @@ def submit_plan(plan: Plan, store: Store, backend: Backend, workflow: str | None
                 released = True
                 record.submission = SUBMITTED
                 record.pid = None
+                if on_released is not None:
+                    on_released(record)
                 store.save(record)
             return record  # a signal that arrived meanwhile is ignored: the DAG is submitted
         except BaseException as ex:  # noqa: BLE001 - every failure, even a bug or a signal, must withdraw
@@ -186,15 +237,80 @@ def submit_plan(plan: Plan, store: Store, backend: Backend, workflow: str | None
                 # The DAG runs; only updating its record failed. It stays "submitting" on disk, and the next
                 # status/list sees the released gate and marks it submitted.
                 raise
-            outcome = withdraw(backend, record)
-            record.submission = FAILED
-            record.error = _describe_failure(ex, current)
-            record.cleanup_pending = bool(outcome.not_cancelled or outcome.error)
+            # Withdraw only this submission's jobs (a resume's record also lists finished jobs of earlier attempts).
+            view = record if job_ids is record.job_ids else dc_replace(record, job_ids=dict(job_ids))
+            outcome = withdraw(backend, view)
+            error = _describe_failure(ex, current)
+            if on_withdrawn is not None:
+                on_withdrawn(record, error, outcome)
+            else:
+                record.submission = FAILED
+                record.error = error
+                record.cleanup_pending = bool(outcome.not_cancelled or outcome.error)
             try:
                 store.save(record)
             except SlurmdagError:
                 pass  # the SubmitError below says what happened; the store error would hide it
-            raise SubmitError(_failure_message(dag_id, record.error, outcome, current == "the gate release")) from ex
+            raise SubmitError(_failure_message(dag_id, error, outcome, current == "the gate release")) from ex
+
+
+# sbatch calls in flight at once for jobs whose parents are all submitted. Each sbatch is a process that mostly
+# waits on slurmctld, so a few at a time beat a loop even on 2 cores (docs/performance.md).
+SUBMIT_WORKERS = max(1, int(os.environ.get("SLURMDAG_SUBMIT_WORKERS", "4")))
+
+
+def submission_waves(plan: Plan) -> list[list[PlannedJob]]:
+    """The plan's jobs by depth, plan order within a depth: every parent of a job is in an earlier wave.
+
+    A parent outside the plan (a resume's sub-plan waits on jobs submitted before) counts as already submitted.
+    """
+    depth: dict[str, int] = {}
+    waves: list[list[PlannedJob]] = []
+    for job in plan.jobs:
+        parents = job.dependency.parents() if job.dependency else ()
+        level = 1 + max((depth.get(p, -1) for p in parents), default=-1)
+        depth[job.name] = level
+        while len(waves) <= level:
+            waves.append([])
+        waves[level].append(job)
+    return [w for w in waves if w]
+
+
+def _submit_wave(
+    wave: list[PlannedJob], submit_one: Callable[[PlannedJob], str], job_ids: dict[str, str], guard: _SignalGuard
+) -> tuple[PlannedJob, BaseException] | None:
+    """sbatch every job of `wave` (up to SUBMIT_WORKERS at once); put each id into `job_ids`, in plan order.
+
+    After the first failure or signal no new sbatch starts, but those in flight finish and are recorded, so the
+    record lists every job Slurm accepted. Returns the first failed job (in plan order) and its error.
+    """
+    got: dict[str, str] = {}
+    errors: dict[str, BaseException] = {}
+
+    def one(job: PlannedJob) -> None:
+        if errors or guard.received is not None:
+            return
+        try:
+            got[job.name] = submit_one(job)
+        except BaseException as ex:  # noqa: BLE001 - handed back to the caller, which withdraws
+            errors[job.name] = ex
+
+    try:
+        if len(wave) == 1 or SUBMIT_WORKERS == 1:
+            for job in wave:
+                one(job)
+        else:
+            with ThreadPoolExecutor(max_workers=min(SUBMIT_WORKERS, len(wave))) as pool:
+                for _ in pool.map(one, wave):
+                    pass
+    finally:
+        job_ids.update((j.name, got[j.name]) for j in wave if j.name in got)
+    failed = next((j for j in wave if j.name in errors), None)
+    return None if failed is None else (failed, errors[failed.name])
+
+
+def _describe_job(job: PlannedJob) -> str:
+    return f"allocation {job.name!r}" if job.kind == "allocation" else f"join job {job.name!r}"
 
 
 def _describe_failure(ex: BaseException, current: str) -> str:

@@ -58,3 +58,7 @@ def main() -> None:
             sys.exit(2)
         raise
     sys.exit(rc if isinstance(rc, int) else 0)
+
+
+from slurmdag.cli import following  # noqa: E402,F401  (watch, reconcile)
+from slurmdag.cli import recovery  # noqa: E402,F401  (resume, redo)

@@ -61,14 +61,19 @@ def submit(
     dry_run: bool = typer.Option(False, "--dry-run", help="Show what would be submitted; touch nothing."),
     as_json: bool = typer.Option(False, "--json", help='Print {"dag_id": ..., "jobs": {name: job_id}}.'),
     watch: bool = typer.Option(False, "--watch", help="Follow the DAG until it ends; exit 0 only if Completed."),
+    cascade: str = typer.Option(
+        "native", "--cascade", metavar="native|reconciler",
+        help="Who cancels jobs that can never run: Slurm (--kill-on-invalid-dep=yes) or `slurmdag reconcile`."),
 ) -> None:
     """Submit a whole workflow at once, all or nothing."""
     from slurmdag import submit as submitting
     from slurmdag.views.status_views import submit_dry_run
 
+    if cascade not in submitting.CASCADES:
+        raise InputError(f"--cascade must be one of: {', '.join(submitting.CASCADES)} (got {cascade!r})")
     plan = _load_plan(workflow, set_)
     if dry_run:
-        planned = submitting.describe(plan)
+        planned = submitting.describe(plan, cascade)
         if as_json:
             _echo_json({"workflow": plan.workflow, "jobs": [
                 {"name": p.name, "kind": p.kind, "dependency": p.dependency, "sbatch": p.options} for p in planned]})
@@ -76,7 +81,7 @@ def submit(
             typer.echo(submit_dry_run(plan, planned))
         return
     store, backend = _store(), _backend()
-    record = submitting.submit_plan(plan, store, backend, workflow=str(workflow.resolve()))
+    record = submitting.submit_plan(plan, store, backend, workflow=str(workflow.resolve()), cascade=cascade)
     if as_json:
         _echo_json({"dag_id": record.dag_id, "jobs": record.job_ids})
     else:
@@ -85,19 +90,25 @@ def submit(
         _watch(store, backend, record.dag_id, as_json=as_json)
 
 
-def _watch(store, backend, dag_id: str, as_json: bool = False, graph: bool = False, tasks: bool = False) -> None:
+def _watch(store, backend, dag_id: str, as_json: bool = False, graph: bool = False, tasks: bool = False,
+           poll=None) -> None:
+    """The one follow loop (status --watch, submit --watch, watch). `poll()` returns the DAG's status; by default a
+    plain read, `slurmdag watch` passes one that also reconciles."""
     from slurmdag.states import DagState
     from slurmdag.status import collect
     from slurmdag.views.status_views import status_json, status_table, status_tree
 
+    poll = poll or (lambda: collect(store, backend, dag_id))
     interval = WATCH_FIRST_INTERVAL
     last = None
     while True:
-        status = collect(store, backend, dag_id)
+        status = poll()
         shown = (status.state, status.counts(), [(n.name, n.state) for n in status.nodes])
         if shown != last and not as_json:
             typer.echo(status_tree(status) if graph else status_table(status, tasks=tasks))
             typer.echo("")
+        if shown != last:
+            interval = WATCH_FIRST_INTERVAL  # back off only while nothing changes
         last = shown
         if status.terminal:
             if as_json:
@@ -167,10 +178,27 @@ def cancel(
     dag_id: str = typer.Argument(..., metavar="DAG", help="DAG id (8 hex characters)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="List exactly what would be cancelled."),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+    nodes: list[str] = typer.Option([], "--node", help="Cancel only this allocation (repeatable); what needs it to "
+                                    "succeed is cancelled, its failure handlers do not start."),
 ) -> None:
     """Cancel every unfinished job of a DAG; failure/any handlers do not start."""
     from slurmdag.cancel import cancel_dag
     from slurmdag.views.status_views import cancel_listing
+
+    if nodes:
+        if dry_run:
+            raise InputError("--dry-run lists a whole-DAG cancel; it does not combine with --node")
+        from slurmdag.cancel_nodes import cancel_nodes
+
+        done = cancel_nodes(_store(), _backend(), dag_id, nodes)
+        if as_json:
+            _echo_json({"dag_id": dag_id, "cancelled": done.cancelled, "handlers_cancelled": done.handlers})
+        else:
+            for note in done.notes:
+                typer.echo(f"note: {note}")
+            typer.echo(f"DAG {dag_id}: cancelled {', '.join(done.cancelled) or 'nothing'}"
+                       + (f"; failure handlers not started: {', '.join(done.handlers)}" if done.handlers else ""))
+        return
 
     outcome = cancel_dag(_store(), _backend(), dag_id, dry_run=dry_run)
     if as_json:

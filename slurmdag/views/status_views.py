@@ -37,7 +37,8 @@ def status_table(status: DagStatus, tasks: bool = False) -> str:
                              _dash(t.reason)])
     table = tabulate(rows, headers=["ALLOCATION", "STATE", "JOB ID", "ELAPSED", "EXIT", "REASON"],
                      tablefmt="simple", disable_numparse=True)
-    lines = [f"DAG {status.dag_id} ({status.name}): {status.state}   [{_counts_text(status.counts())}]", table]
+    lines = [f"DAG {status.dag_id} ({status.name}): {status.state}   [{_counts_text(status.counts())}]"
+             + _attempt_text(status), table]
     lines += [f"note: {n}" for n in status.notes]
     return "\n".join(lines)
 
@@ -57,7 +58,15 @@ def status_json(status: DagStatus) -> dict[str, Any]:
         if node.tasks is not None:
             entry["tasks"] = [{"index": t.index, "job_id": t.job_id, "state": t.state.value} for t in node.tasks]
         allocations.append(entry)
-    return {"dag_id": status.dag_id, "name": status.name, "state": status.state.value, "allocations": allocations}
+    doc = {"dag_id": status.dag_id, "name": status.name, "state": status.state.value, "allocations": allocations}
+    if status.attempts > 1:  # only resumed/redone DAGs carry these keys: the design §5 shape stays as it was
+        doc["attempt"] = status.attempt
+        doc["attempts"] = status.attempts
+    return doc
+
+
+def _attempt_text(status: DagStatus) -> str:
+    return f"   attempt {status.attempt} of {status.attempts}" if status.attempts > 1 else ""
 
 
 def _node_label(node: NodeStatus | None, name: str, condition: str | None) -> str:

@@ -1,0 +1,63 @@
+"""Cancel single nodes of a running DAG the way a user means it: the node stops, what needs it to succeed is
+cancelled by Slurm's cascade, and its `failure` handlers do NOT fire.
+
+A plain `scancel` cannot give that: Slurm counts CANCELLED as "not ok", so an `afternotok` handler starts ~0.5 s
+later. Here the handlers (every job with an `afternotok` term on a cancelled node) are held first, then the nodes
+and those handlers are cancelled in one scancel, then state is read back. `any` children still run: their parent
+did end.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from slurmdag.backends.base import Backend
+from slurmdag.cancel import CONFIRM_TIMEOUT, CancelError, _confirm
+from slurmdag.errors import Problem, UsageError
+from slurmdag.plan import Plan
+from slurmdag.states import ACTIVE
+from slurmdag.status import collect_many, load_dag, remember
+from slurmdag.store import Store
+
+
+@dataclass
+class NodeCancelOutcome:
+    dag_id: str
+    cancelled: list[str] = field(default_factory=list)  # node names asked to stop
+    handlers: list[str] = field(default_factory=list)  # failure handlers cancelled with them
+    notes: list[str] = field(default_factory=list)
+
+
+def failure_handlers(plan: Plan, names: set[str]) -> list[str]:
+    """Pure: planned jobs (allocations and join jobs) that an `afternotok` term ties to one of `names`."""
+    return [j.name for j in plan.jobs if j.dependency is not None
+            and any(t.kind == "afternotok" and t.parent in names for t in j.dependency.terms)]
+
+
+def cancel_nodes(store: Store, backend: Backend, dag_id: str, names: list[str],
+                 confirm_timeout: float = CONFIRM_TIMEOUT) -> NodeCancelOutcome:
+    record, plan, notes = load_dag(store, backend, dag_id)
+    known = {j.name for j in plan.jobs}
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise UsageError(Problem(f"DAG {dag_id} has no allocation {', '.join(map(repr, unknown))}", file="slurmdag",
+                                 hint=f"its allocations: {', '.join(j.name for j in plan.allocations())}"))
+    status = collect_many([(record, plan)], backend)[0]
+    nodes = {n.name: n for n in status.nodes}
+    outcome = NodeCancelOutcome(dag_id, notes=notes + status.notes)
+    targets = [n for n in names if nodes[n].job_id and nodes[n].state in ACTIVE]
+    handlers = [h for h in failure_handlers(plan, set(names)) if nodes[h].job_id and nodes[h].state in ACTIVE]
+    handler_ids = [nodes[h].job_id for h in handlers]
+    ids = [nodes[n].job_id for n in targets] + handler_ids
+    if not ids:
+        outcome.notes.append("nothing to cancel: those allocations have already ended")
+        return outcome
+    backend.hold(handler_ids)  # a held handler cannot start in the moment its parent turns CANCELLED
+    backend.cancel(ids)
+    left = _confirm(backend, ids, confirm_timeout)
+    if store.exists(dag_id):
+        remember(store, collect_many([(store.load(dag_id), plan)], backend)[0])
+    if left:
+        raise CancelError(f"asked Slurm to cancel, but these jobs are still not finished: {' '.join(left)}")
+    outcome.cancelled, outcome.handlers = targets, handlers
+    return outcome

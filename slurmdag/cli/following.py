@@ -1,0 +1,101 @@
+"""Commands that follow DAGs after submit: watch (live view + reconciler) and reconcile (cron/scrontab safe)."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import typer
+
+from slurmdag.cli import app
+from slurmdag.cli.running import _backend, _store, _watch
+from slurmdag.errors import SlurmdagError
+
+RETRY_MAX = 60.0  # seconds between retries while Slurm cannot be read
+
+
+class ReconcileFailed(SlurmdagError):
+    """A pass could not read Slurm or act on it (exit 1); nothing was concluded from it."""
+
+
+def _pass_lines(report) -> list[str]:
+    lines = []
+    for dag_id, cancels in report.cancelled.items():
+        names = ", ".join(f"{c.node} ({c.job_id})" for c in cancels)
+        lines.append(f"DAG {dag_id}: cancelled {len(cancels)} job(s) that can never run: {names}")
+    return lines
+
+
+@app.command()
+def watch(
+    dag_id: str = typer.Argument(..., metavar="DAG", help="DAG id (8 hex characters)."),
+    as_json: bool = typer.Option(False, "--json", help="Print only the final status as JSON."),
+    graph: bool = typer.Option(False, "--graph", help="Show the DAG as a tree with states."),
+) -> None:
+    """Follow a DAG live and reconcile it until it ends; exit 0 if it Completed, 1 otherwise."""
+    from slurmdag import reconcile
+    from slurmdag.status import collect
+
+    store, backend = _store(), _backend()
+
+    def poll():
+        delay = reconcile.FIRST_INTERVAL
+        while True:
+            report = reconcile.step(store, backend, [dag_id])
+            for line in _pass_lines(report):
+                typer.echo(line, err=as_json)
+            if report.error is None:
+                if report.statuses:
+                    return report.statuses[0]
+                return collect(store, backend, dag_id)  # not in the local store: rebuilt from Slurm, read only
+            typer.echo(f"note: {report.error}", err=True)
+            time.sleep(delay)
+            delay = min(delay * reconcile.BACKOFF, RETRY_MAX)
+
+    _watch(store, backend, dag_id, as_json=as_json, graph=graph, poll=poll)
+
+
+@app.command("reconcile")
+def reconcile_(
+    dag_ids: list[str] = typer.Argument(None, metavar="[DAG]...", help="DAG ids; default: every active DAG of yours."),
+    once: bool = typer.Option(False, "--once", help="One pass, then exit (for cron or scrontab)."),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable summary of each pass."),
+) -> None:
+    """Do what Slurm cannot: cancel jobs that can never run (--cascade reconciler DAGs, or where Slurm's own kill
+    is off). One batched query per pass; backs off while nothing changes; a lock keeps reconcilers from racing."""
+    from slurmdag import reconcile
+
+    store, backend = _store(), _backend()
+    lock = reconcile.ReconcileLock.try_take(store)
+    if lock is None:
+        typer.echo("another slurmdag reconciler is running for this store; leaving it to that one")
+        return
+    errors: list[str] = []
+
+    def show(report) -> None:
+        if as_json:
+            typer.echo(json.dumps({
+                "dags": [{"dag_id": s.dag_id, "state": s.state.value} for s in report.statuses],
+                "cancelled": {d: [{"name": c.node, "job_id": c.job_id, "why": c.why} for c in cs]
+                              for d, cs in report.cancelled.items()},
+                "error": report.error,
+            }))
+        else:
+            for line in _pass_lines(report):
+                typer.echo(line)
+            if report.error:
+                typer.echo(f"note: {report.error}", err=True)
+        if report.error:
+            errors.append(report.error)
+
+    with lock:
+        if once:
+            report = reconcile.reconcile_pass(store, backend, dag_ids or ())
+            show(report)
+            if not as_json:
+                active = [s for s in report.statuses if not s.terminal]
+                typer.echo(f"reconciled {len(report.statuses)} DAG(s), {len(active)} still active")
+            if report.error:
+                raise ReconcileFailed(report.error)
+            return
+        reconcile.run(store, backend, dag_ids or (), on_pass=show)

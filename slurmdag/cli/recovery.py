@@ -1,0 +1,75 @@
+"""Commands that run part of a DAG again: resume, redo (slurmdag/recovery.py does the work)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+from slurmdag.cli import app
+
+
+def _describe(outcome) -> str:
+    sub = outcome.sub_plan
+    verb = "Would submit" if outcome.dry_run else "Submitted"
+    allocations = [j for j in sub.jobs if j.kind == "allocation"]
+    lines = [f"{verb} attempt {outcome.attempt} of DAG {outcome.dag_id} ({outcome.kind}): "
+             f"{len(allocations)} allocation(s) run again"]
+    for job in sub.jobs:
+        if job.kind != "allocation":
+            continue
+        subset = f" tasks {sub.subsets[job.name]}" if job.name in sub.subsets else ""
+        job_id = outcome.job_ids.get(job.name)
+        lines.append(f"  {job.name}{subset}" + (f"  #{job_id}" if job_id else ""))
+    kept = [n for n in sub.kept if "+" not in n]
+    if kept:
+        lines.append(f"kept from earlier attempts (not run again): {', '.join(kept)}")
+    for name, why in sub.decided.items():
+        lines.append(f"not submitted: {name}: its dependency {why}")
+    return "\n".join(lines)
+
+
+def _json(outcome) -> dict:
+    sub = outcome.sub_plan
+    return {"dag_id": outcome.dag_id, "attempt": outcome.attempt, "kind": outcome.kind, "dry_run": outcome.dry_run,
+            "jobs": outcome.job_ids if not outcome.dry_run else {j.name: None for j in sub.jobs},
+            "subsets": sub.subsets, "kept": sub.kept, "decided": sub.decided,
+            "dropped_edges": [list(e) for e in sub.dropped]}
+
+
+def _run(dag_id: str, node: str | None, cascade: bool, from_file: Path | None, dry_run: bool, as_json: bool) -> None:
+    from slurmdag.backends import default_backend
+    from slurmdag.recovery import recover
+    from slurmdag.store import Store
+
+    outcome = recover(Store(), default_backend(), dag_id, node=node, cascade=cascade, from_file=from_file,
+                      dry_run=dry_run)
+    if as_json:
+        typer.echo(json.dumps(_json(outcome), indent=2))
+    else:
+        typer.echo(_describe(outcome))
+
+
+@app.command()
+def resume(
+    dag_id: str = typer.Argument(..., metavar="DAG", help="DAG id (8 hex characters)."),
+    from_file: Path = typer.Option(None, "--from", help="Re-read this workflow instead of the submitted plan; "
+                                   "refused if it changes an allocation that completed."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Show what would run again; submit nothing."),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+) -> None:
+    """Run again every allocation (task) that did not complete; keep what did. Same DAG id, a new attempt."""
+    _run(dag_id, None, False, from_file, dry_run, as_json)
+
+
+@app.command()
+def redo(
+    dag_id: str = typer.Argument(..., metavar="DAG", help="DAG id (8 hex characters)."),
+    node: str = typer.Argument(..., help="The allocation to run again (even if it completed)."),
+    cascade: bool = typer.Option(False, "--cascade", help="Also run again everything downstream of it."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Show what would run again; submit nothing."),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+) -> None:
+    """Run one allocation again, even if it completed; with --cascade also everything downstream of it."""
+    _run(dag_id, node, cascade, None, dry_run, as_json)

@@ -1,0 +1,148 @@
+"""The reconciler's I/O loop: one batched Slurm query per pass for every DAG it watches, then the few
+cancellations `reconcile_plan` decides, under a lock so two reconcilers (cron, `watch`, a user) never act at once.
+
+A pass reads Slurm once (one squeue — 1-2 RPCs to slurmctld — and one sacct, which goes to slurmdbd) whatever the
+number of jobs and DAGs. A Slurm error during a pass is reported and the pass is retried later; it never becomes a
+node state. Cancellations cost what `scancel` costs (one RPC per id in Slurm 22.05) and only happen when needed.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from slurmdag.backends.base import Backend
+from slurmdag.backends.parse import ParseError
+from slurmdag.errors import SlurmCommandError
+from slurmdag.reconcile_plan import Cancel, plan_actions
+from slurmdag.status import DagStatus, collect_many, remember
+from slurmdag.store import CANCELLED, SUBMITTED, SUBMITTING, DagRecord, Store, check_dag_id
+from slurmdag.submit import recover_abandoned
+
+LOCK_FILE = "reconcile.lock"
+FIRST_INTERVAL = 2.0  # seconds between passes while things change
+MAX_INTERVAL = 60.0  # back-off ceiling while nothing changes
+BACKOFF = 1.5
+
+
+@dataclass
+class PassReport:
+    statuses: list[DagStatus] = field(default_factory=list)
+    cancelled: dict[str, list[Cancel]] = field(default_factory=dict)  # dag id -> what this pass cancelled
+    error: str | None = None  # a Slurm error: nothing was concluded, try again later
+    acted: bool = True  # False when another reconciler holds the lock (this pass only looked)
+
+    def fingerprint(self) -> tuple:
+        """What a change looks like: node states and the actions taken."""
+        return (tuple((s.dag_id, s.state, tuple((n.name, n.state) for n in s.nodes)) for s in self.statuses),
+                tuple((d, len(c)) for d, c in self.cancelled.items()))
+
+
+class ReconcileLock:
+    """An exclusive flock on <home>/reconcile.lock; released on close or when the process dies."""
+
+    def __init__(self, fd: int):
+        self._fd: int | None = fd
+
+    @classmethod
+    def try_take(cls, store: Store) -> ReconcileLock | None:
+        store.root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd = os.open(store.root / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return None
+        return cls(fd)
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    def __enter__(self) -> ReconcileLock:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+def active_records(store: Store, dag_ids: Iterable[str] = ()) -> list[DagRecord]:
+    """The DAGs a pass looks at: the ones named, or every DAG of this store not known to be finished."""
+    wanted = {check_dag_id(d) for d in dag_ids}
+    records = []
+    for record in store.list_records():
+        if wanted and record.dag_id not in wanted:
+            continue
+        if not wanted and (record.final_state or record.submission not in (SUBMITTED, SUBMITTING, CANCELLED)):
+            continue
+        records.append(record)
+    return records
+
+
+def reconcile_pass(store: Store, backend: Backend, dag_ids: Iterable[str] = (), act: bool = True) -> PassReport:
+    """One pass: read every watched job in one batched query, then cancel what the plans say must go.
+
+    With act=False (another reconciler holds the lock) it only reads.
+    """
+    report = PassReport(acted=act)
+    records = []
+    for record in active_records(store, dag_ids):
+        if record.submission == SUBMITTING:
+            recover_abandoned(store, backend, record.dag_id)  # a dead submitter's DAG: finish it off first
+            record = store.load(record.dag_id)
+        records.append(record)
+    pairs = [(r, p) for r in records if (p := store.load_plan(r.dag_id)) is not None]
+    if not pairs:
+        return report
+    try:
+        report.statuses = collect_many(pairs, backend)
+    except (SlurmCommandError, ParseError) as ex:
+        report.error = f"reading Slurm failed, will try again: {ex}"
+        return report
+    to_cancel: list[tuple[str, Cancel]] = []
+    for (record, plan), status in zip(pairs, report.statuses):
+        if act and record.submission == SUBMITTED:  # a DAG the user cancelled, or one still submitting, is left alone
+            to_cancel += [(record.dag_id, c) for c in plan_actions(plan, status, record.cascade)]
+        if store.exists(record.dag_id):
+            remember(store, status)
+    if to_cancel:
+        try:
+            backend.cancel([c.job_id for _, c in to_cancel])
+        except SlurmCommandError as ex:
+            report.error = f"cancelling failed, will try again: {ex}"
+            return report
+        for dag_id, c in to_cancel:
+            report.cancelled.setdefault(dag_id, []).append(c)
+    return report
+
+
+def step(store: Store, backend: Backend, dag_ids: Iterable[str] = ()) -> PassReport:
+    """One pass that acts if it can take the reconciler lock, and only looks otherwise."""
+    lock = ReconcileLock.try_take(store)
+    if lock is None:
+        return reconcile_pass(store, backend, dag_ids, act=False)
+    with lock:
+        return reconcile_pass(store, backend, dag_ids, act=True)
+
+
+def run(store: Store, backend: Backend, dag_ids: Iterable[str] = (),
+        on_pass: Callable[[PassReport], None] = lambda r: None,
+        sleep: Callable[[float], None] = time.sleep,
+        first_interval: float = FIRST_INTERVAL, max_interval: float = MAX_INTERVAL) -> None:
+    """Passes until no watched DAG is active, backing off while nothing changes. Holds the lock throughout."""
+    interval = first_interval
+    last = None
+    dag_ids = list(dag_ids)
+    while True:
+        report = reconcile_pass(store, backend, dag_ids)
+        on_pass(report)
+        if report.error is None and all(s.terminal for s in report.statuses):
+            return
+        changed = report.fingerprint() != last
+        last = report.fingerprint()
+        interval = first_interval if changed and report.error is None else min(interval * BACKOFF, max_interval)
+        sleep(interval)

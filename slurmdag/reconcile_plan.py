@@ -1,0 +1,142 @@
+"""What the reconciler should do to one DAG, decided from its plan and Slurm's current view. Pure: no I/O.
+
+Slurm evaluates every dependency itself; the reconciler only does what Slurm will not do on its own:
+  * `--cascade reconciler` (jobs submitted with --kill-on-invalid-dep=no): cancel every pending job (or array task)
+    whose dependency can never be satisfied — the ones Slurm shows as DependencyNeverSatisfied AND everything below
+    them that their cancellation dooms, so one pass clears the whole cascade instead of one level per pass;
+  * `--cascade native`: a backstop only — cancel a job Slurm left pending on DependencyNeverSatisfied (its own kill
+    was not in effect). Slurm normally does this within a second, so the backstop rarely acts.
+Predictions follow Slurm's rules (slurm-facts.md §2): a cancelled job counts as "not ok", so `afternotok`/`afterany`
+children of a cancelled job still run, exactly as they would under Slurm's own cascade. A job whose state is Unknown
+is treated as still running: its outcome is never guessed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+from slurmdag.plan import Dependency, DependencyTerm, Plan
+from slurmdag.states import ACTIVE, NodeState
+from slurmdag.status import DagStatus, NodeStatus
+
+NEVER_SATISFIED = "DependencyNeverSatisfied"
+
+
+class Outcome(Enum):
+    OK = "ok"  # Completed
+    NOT_OK = "not ok"  # ended any other way (failed, timed out, cancelled, skipped)
+    OPEN = "open"  # pending, running, or unknown
+
+
+class TermValue(Enum):
+    SATISFIED = "satisfied"
+    NEVER = "never"
+    WAITING = "waiting"
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One schedulable thing: a plain job, or one task of an array ("123_4")."""
+
+    node: str
+    job_id: str
+    index: int | None
+    state: NodeState
+    reason: str | None
+
+
+@dataclass(frozen=True)
+class Cancel:
+    node: str
+    job_id: str  # "123" or "123_4"
+    why: str
+
+
+def units(node: NodeStatus) -> list[Unit]:
+    if node.tasks is not None:
+        return [Unit(node.name, t.job_id, t.index, t.state, t.reason) for t in node.tasks]
+    if node.job_id is None:
+        return []
+    return [Unit(node.name, node.job_id, None, node.state, node.reason)]
+
+
+def outcome(state: NodeState) -> Outcome:
+    if state is NodeState.COMPLETED:
+        return Outcome.OK
+    if state in ACTIVE or state is NodeState.UNKNOWN:
+        return Outcome.OPEN
+    return Outcome.NOT_OK
+
+
+def term_value(kind: str, parents: list[Outcome]) -> TermValue:
+    """One dependency term against the outcomes of the parent's units (all tasks, or the one corresponding task)."""
+    if not parents:
+        return TermValue.WAITING
+    if kind in ("afterok", "aftercorr"):
+        if Outcome.NOT_OK in parents:
+            return TermValue.NEVER  # Slurm waits for the last task of an array, but the answer is already known
+        return TermValue.SATISFIED if all(p is Outcome.OK for p in parents) else TermValue.WAITING
+    if Outcome.OPEN in parents:
+        return TermValue.WAITING
+    if kind == "afternotok":
+        return TermValue.SATISFIED if Outcome.NOT_OK in parents else TermValue.NEVER
+    return TermValue.SATISFIED  # afterany
+
+
+def dependency_value(dep: Dependency, unit: Unit, outcomes: dict[str, dict[int | None, Outcome]]) -> TermValue:
+    values = [term_value(t.kind, _parent_outcomes(t, unit, outcomes)) for t in dep.terms]
+    if dep.join == "all":
+        if TermValue.NEVER in values:
+            return TermValue.NEVER
+        return TermValue.SATISFIED if all(v is TermValue.SATISFIED for v in values) else TermValue.WAITING
+    if TermValue.SATISFIED in values:
+        return TermValue.SATISFIED
+    return TermValue.NEVER if values and all(v is TermValue.NEVER for v in values) else TermValue.WAITING
+
+
+def _parent_outcomes(term: DependencyTerm, unit: Unit, outcomes: dict[str, dict[int | None, Outcome]]) -> list[Outcome]:
+    parent = outcomes.get(term.parent, {})
+    if term.kind == "aftercorr" and unit.index is not None and unit.index in parent:
+        return [parent[unit.index]]  # task N waits for task N only (slurm-facts §2 #9)
+    return list(parent.values())  # else the whole parent, like afterok (#10, #11)
+
+
+def plan_actions(plan: Plan, status: DagStatus, cascade: str) -> list[Cancel]:
+    """The cancellations one pass should make (empty when Slurm needs no help)."""
+    nodes = {n.name: n for n in status.nodes}
+    outcomes: dict[str, dict[int | None, Outcome]] = {}
+    actions: list[Cancel] = []
+    for job in plan.jobs:  # topological: parents' (predicted) outcomes are known before their children
+        node = nodes.get(job.name)
+        node_units = units(node) if node is not None else []
+        outcomes[job.name] = {}
+        for unit in node_units:
+            result = outcome(unit.state)
+            if unit.state is NodeState.PENDING:
+                stuck = unit.reason == NEVER_SATISFIED
+                doomed = cascade == "reconciler" and job.dependency is not None and (
+                    dependency_value(job.dependency, unit, outcomes) is TermValue.NEVER)
+                if stuck or doomed:
+                    why = ("Slurm: DependencyNeverSatisfied" if stuck
+                           else "an upstream job it depends on can no longer end the way it needs")
+                    actions.append(Cancel(job.name, unit.job_id, why))
+                    result = Outcome.NOT_OK  # it will be cancelled: what its children will see
+            outcomes[job.name][unit.index] = result
+    return _whole_arrays(actions, nodes)
+
+
+def _whole_arrays(actions: list[Cancel], nodes: dict[str, NodeStatus]) -> list[Cancel]:
+    """Every task of an array doomed -> one id for the whole array (fewer ids to pass to scancel)."""
+    by_node: dict[str, list[Cancel]] = {}
+    for a in actions:
+        by_node.setdefault(a.node, []).append(a)
+    out: list[Cancel] = []
+    for name, group in by_node.items():
+        node = nodes[name]
+        pending = [t for t in node.tasks or [] if t.state is NodeState.PENDING]
+        if node.tasks is not None and node.job_id and len(group) == len(node.tasks) == len(pending):
+            out.append(Cancel(name, node.job_id, group[0].why))
+        else:
+            out.extend(group)
+    return out

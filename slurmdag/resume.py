@@ -1,0 +1,223 @@
+"""What a `resume` or `redo` submits: the sub-plan of jobs to run again, computed from the plan and the outcome of
+every node so far. Pure: no Slurm, no disk.
+
+The trap this module exists for (slurm-facts.md §2 #18/#20): Slurm 22.05 silently drops a dependency on a job id it
+no longer remembers and starts the child at once, even if that parent failed. So the sub-plan NEVER depends on a job
+of an earlier attempt. Every edge into a job that is not re-run is decided here, from that parent's known outcome:
+  satisfied     -> the term is dropped (a child whose terms are all dropped waits on the new attempt's gate);
+  unsatisfiable -> the child is not submitted at all; it is reported with the reason, and `status` labels it
+                   Skipped or Cancelled from the plan's edges as usual.
+Terms towards jobs that are re-run stay, and point at the new jobs.
+
+A task group whose tasks partly completed re-runs only the other tasks (`--array=<those indexes>`, throttle kept).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+
+from slurmdag.backends.parse import expand_array_indexes
+from slurmdag.errors import Problem, UsageError
+from slurmdag.plan import Dependency, DependencyTerm, Plan, PlannedJob
+from slurmdag.states import ACTIVE, FAILURES, NodeState
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """A node's combined state over all attempts so far; `tasks` (index -> state) for task groups."""
+
+    state: NodeState
+    tasks: Mapping[int, NodeState] | None = None
+
+
+@dataclass
+class ResumePlan:
+    jobs: list[PlannedJob]  # to submit, in plan order, with rewritten dependencies and array subsets
+    kept: list[str] = field(default_factory=list)  # not re-run (Completed, or outside a redo's reach)
+    dropped: list[tuple[str, str]] = field(default_factory=list)  # (child, parent): satisfied by an earlier attempt
+    decided: dict[str, str] = field(default_factory=dict)  # job not submitted -> why its dependency cannot hold
+    subsets: dict[str, str] = field(default_factory=dict)  # task group -> the --array indexes run again
+
+    def names(self) -> list[str]:
+        return [j.name for j in self.jobs]
+
+
+class NothingToResume(UsageError):
+    """Every allocation completed (or a redo target set is empty): nothing would be submitted."""
+
+
+class DagStillActive(UsageError):
+    """Some job of the DAG is still pending or running: resuming now could run a node twice."""
+
+
+def plan_resume(plan: Plan, outcomes: Mapping[str, Outcome]) -> ResumePlan:
+    """Re-run every job that did not complete; completed task-group tasks are kept."""
+    _refuse_active(outcomes)
+    rerun: dict[str, list[int] | None] = {}
+    for job in plan.jobs:
+        outcome = outcomes.get(job.name, Outcome(NodeState.UNKNOWN))
+        if outcome.state is NodeState.COMPLETED:
+            continue
+        rerun[job.name] = _unfinished_tasks(job, outcome) if _is_group(job) else None
+    result = _sub_plan(plan, outcomes, rerun)
+    if not any(plan.job(n).kind == "allocation" for n in result.names()):
+        raise NothingToResume(Problem(_nothing_message(result), file="slurmdag",
+                                      hint="`slurmdag redo DAG NODE` re-runs a completed allocation"))
+    return result
+
+
+def plan_redo(plan: Plan, outcomes: Mapping[str, Outcome], node: str, cascade: bool = False) -> ResumePlan:
+    """Re-run `node` whatever its outcome (whole task group); with `cascade`, also every job downstream of it."""
+    _refuse_active(outcomes)
+    names = {j.name for j in plan.allocations()}
+    if node not in names:
+        from slurmdag.spec import did_you_mean
+
+        raise UsageError(Problem(f"no allocation {node!r} in this DAG", file="slurmdag",
+                                 hint=did_you_mean(node, names) or f"allocations: {', '.join(sorted(names))}"))
+    targets = {node} | (descendants(plan, node) if cascade else set())
+    rerun: dict[str, list[int] | None] = {j.name: None for j in plan.jobs if j.name in targets}
+    result = _sub_plan(plan, outcomes, rerun)
+    if not result.jobs:
+        raise NothingToResume(Problem(f"cannot redo {node!r}: " + _nothing_message(result), file="slurmdag",
+                                      hint="redo (or resume) its upstream first"))
+    return result
+
+
+def descendants(plan: Plan, name: str) -> set[str]:
+    """Every job (allocations and join jobs) that depends, directly or not, on `name`."""
+    out: set[str] = set()
+    for job in plan.jobs:  # topological order: a parent is seen before its children
+        if any(p == name or p in out for p in job.parents()):
+            out.add(job.name)
+    return out
+
+
+# --- the work ---
+
+
+def _refuse_active(outcomes: Mapping[str, Outcome]) -> None:
+    active = sorted(n for n, o in outcomes.items() if o.state in ACTIVE)
+    if active:
+        raise DagStillActive(Problem(
+            f"the DAG is still active ({', '.join(active)} pending or running): resuming now could run them twice",
+            file="slurmdag", hint="wait for it to end, or `slurmdag cancel DAG` first"))
+
+
+def _is_group(job: PlannedJob) -> bool:
+    return bool(job.array or job.tasks)
+
+
+def group_indexes(job: PlannedJob) -> list[int]:
+    if job.array:
+        return expand_array_indexes(job.array)
+    return list(range(job.tasks or 0))
+
+
+def _unfinished_tasks(job: PlannedJob, outcome: Outcome) -> list[int]:
+    tasks = outcome.tasks or {}
+    return [i for i in group_indexes(job) if tasks.get(i, NodeState.UNKNOWN) is not NodeState.COMPLETED]
+
+
+def compress_indexes(indexes: Iterable[int]) -> str:
+    """[3,4,5,7] -> '3-5,7' (Slurm's --array syntax)."""
+    parts: list[str] = []
+    run: list[int] = []
+    for i in sorted(set(indexes)):
+        if run and i == run[-1] + 1:
+            run.append(i)
+            continue
+        if run:
+            parts.append(_run_text(run))
+        run = [i]
+    if run:
+        parts.append(_run_text(run))
+    return ",".join(parts)
+
+
+def _run_text(run: list[int]) -> str:
+    return str(run[0]) if len(run) == 1 else f"{run[0]}-{run[-1]}"
+
+
+def _throttle(array: str | None) -> str:
+    return "%" + array.split("%", 1)[1] if array and "%" in array else ""
+
+
+def _term_holds(term: DependencyTerm, parent: Outcome, child_indexes: list[int] | None) -> bool:
+    """Whether a term towards a job that is NOT re-run is satisfied by that job's known final outcome."""
+    state = parent.state
+    if term.kind == "afterany":
+        return True  # Slurm runs an afterany child whatever became of its parent, even a never-run one
+    if term.kind == "afternotok":
+        return state in FAILURES  # only a parent that ran and failed; one that never ran does not fire it
+    if term.kind == "aftercorr" and parent.tasks is not None and child_indexes is not None:
+        return all(parent.tasks.get(i) is NodeState.COMPLETED for i in child_indexes)
+    return state is NodeState.COMPLETED  # afterok, and aftercorr as a whole
+
+
+def _sub_plan(plan: Plan, outcomes: Mapping[str, Outcome], rerun: dict[str, list[int] | None]) -> ResumePlan:
+    result = ResumePlan(jobs=[])
+    submitted: set[str] = set()
+    for job in plan.jobs:
+        if job.name not in rerun:
+            result.kept.append(job.name)
+            continue
+        indexes = rerun[job.name]
+        if indexes is None and _is_group(job):
+            indexes = group_indexes(job)
+        dependency, why = _rewrite(job, plan, outcomes, submitted, result, indexes)
+        if why is not None:
+            result.decided[job.name] = why
+            # A child that cannot run ends like a node that was never run: its own children judge it so.
+            continue
+        changes: dict = {"dependency": dependency}
+        if _is_group(job) and indexes is not None and sorted(indexes) != sorted(group_indexes(job)):
+            changes["array"] = compress_indexes(indexes) + _throttle(job.array)
+            result.subsets[job.name] = compress_indexes(indexes)
+        result.jobs.append(replace(job, **changes))
+        submitted.add(job.name)
+    return result
+
+
+def _rewrite(job: PlannedJob, plan: Plan, outcomes: Mapping[str, Outcome], submitted: set[str],
+             result: ResumePlan, indexes: list[int] | None) -> tuple[Dependency | None, str | None]:
+    """The job's dependency with every term towards a job of an earlier attempt decided; or why it cannot run."""
+    dep = job.dependency
+    if dep is None or not dep.terms:
+        return None, None
+    kept: list[DependencyTerm] = []
+    held: list[DependencyTerm] = []
+    failed: list[str] = []
+    for term in dep.terms:
+        if term.parent in submitted:
+            kept.append(term)
+            continue
+        parent = _parent_outcome(term.parent, outcomes, result)
+        if _term_holds(term, parent, indexes):
+            held.append(term)
+        else:
+            failed.append(f"{term.kind}:{term.parent} ({parent.state})")
+    if dep.join == "any":
+        if held:  # one satisfied branch of an OR is enough
+            result.dropped += [(job.name, t.parent) for t in dep.terms if t.parent not in submitted]
+            return None, None
+        if not kept:
+            return None, "no branch can hold: " + " ? ".join(failed)
+        return Dependency("any", tuple(kept)), None
+    if failed:
+        return None, "cannot hold: " + ", ".join(failed)
+    result.dropped += [(job.name, t.parent) for t in held]
+    return (Dependency("all", tuple(kept)) if kept else None), None
+
+
+def _parent_outcome(name: str, outcomes: Mapping[str, Outcome], result: ResumePlan) -> Outcome:
+    if name in result.decided:
+        return Outcome(NodeState.CANCELLED)  # will not run in this attempt
+    return outcomes.get(name, Outcome(NodeState.UNKNOWN))
+
+
+def _nothing_message(result: ResumePlan) -> str:
+    if result.decided:
+        return ("nothing can run again: " + "; ".join(f"{n}: {why}" for n, why in result.decided.items()))
+    return "nothing to resume: every allocation completed"

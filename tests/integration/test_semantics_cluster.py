@@ -1,0 +1,199 @@
+"""Design §4 on the real cluster, table-driven: every edge type against every way a parent can end.
+
+One workflow holds every row, so all rows run at once (the Timeout rows take ~60-90 s, the rest seconds). It is
+submitted twice in the same test: once with `--cascade native` (Slurm alone holds the graph: between submit and the
+final check no slurmdag process runs except the user's own `cancel --node`), once with `--cascade reconciler`
+(jobs say --kill-on-invalid-dep=no on a cluster without kill_invalid_depend; the test runs `reconcile --once` for
+that DAG while it waits). Each child's outcome is checked twice: in Slurm (sacct: did it run?) and in
+`slurmdag status --json` (its label).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+import yaml
+
+pytestmark = pytest.mark.integration
+
+FAIL = "exit 3"
+LONG = "sleep 240"  # parents that the test cancels while they run
+
+# name -> (entrypoint, extra keys). Parents first.
+PARENTS = {
+    "p-ok": ("true", {}),
+    "p-ok2": ("true", {}),
+    "p-fail": (FAIL, {}),
+    "p-fail2": ("exit 4", {}),
+    "p-timeout": ("sleep 300", {"walltime": 1}),
+    "p-usercancel": (LONG, {}),  # cancelled with `slurmdag cancel DAG --node p-usercancel` while running
+    "p-scancel": (LONG, {}),  # cancelled with plain `scancel` while running (the documented limit)
+    "p-cascade": ("true", {"depends_on": ["p-fail"]}),  # never runs: cancelled by the cascade from p-fail
+    "g-ok": ("true", {"tasks": 2}),
+    "g-fail": ('test "$SLURM_ARRAY_TASK_ID" != 1', {"tasks": 2}),  # task 1 fails
+    "g-timeout": ('if [ "$SLURM_ARRAY_TASK_ID" = 1 ]; then sleep 300; fi', {"tasks": 2, "walltime": 1}),
+    "g-cascade": ("true", {"tasks": 2, "depends_on": ["p-fail"]}),
+}
+
+# One row per (edge, parent outcome): child name, its keys, whether it runs, its label.
+#   ran: True / False for a single job, or a tuple per task for a task group.
+ROWS = [
+    # success
+    ("s-ok", {"depends_on": ["p-ok"]}, True, "Completed"),
+    ("s-fail", {"depends_on": ["p-fail"]}, False, "Cancelled"),
+    ("s-timeout", {"depends_on": ["p-timeout"]}, False, "Cancelled"),
+    ("s-usercancel", {"depends_on": ["p-usercancel"]}, False, "Cancelled"),
+    ("s-cascade", {"depends_on": ["p-cascade"]}, False, "Cancelled"),
+    ("s-fail-grandchild", {"depends_on": ["s-fail"]}, False, "Cancelled"),  # cascading cancellation
+    # failure
+    ("f-ok", {"depends_on": [{"p-ok": "failure"}]}, False, "Skipped"),
+    ("f-fail", {"depends_on": [{"p-fail": "failure"}]}, True, "Completed"),
+    ("f-timeout", {"depends_on": [{"p-timeout": "failure"}]}, True, "Completed"),
+    ("f-usercancel", {"depends_on": [{"p-usercancel": "failure"}]}, False, "Cancelled"),
+    ("f-cascade", {"depends_on": [{"p-cascade": "failure"}]}, False, "Cancelled"),
+    # known limit: a plain scancel of a running parent is indistinguishable from a failure to Slurm
+    ("f-scancel", {"depends_on": [{"p-scancel": "failure"}]}, True, "Completed"),
+    # any
+    ("a-ok", {"depends_on": [{"p-ok": "any"}]}, True, "Completed"),
+    ("a-fail", {"depends_on": [{"p-fail": "any"}]}, True, "Completed"),
+    ("a-timeout", {"depends_on": [{"p-timeout": "any"}]}, True, "Completed"),
+    ("a-usercancel", {"depends_on": [{"p-usercancel": "any"}]}, True, "Completed"),
+    ("a-cascade", {"depends_on": [{"p-cascade": "any"}]}, True, "Completed"),
+    # corresponding: task N after task N
+    ("c-ok", {"tasks": 2, "depends_on": [{"g-ok": "corresponding"}]}, (True, True), "Completed"),
+    ("c-fail", {"tasks": 2, "depends_on": [{"g-fail": "corresponding"}]}, (True, False), "Cancelled"),
+    ("c-timeout", {"tasks": 2, "depends_on": [{"g-timeout": "corresponding"}]}, (True, False), "Cancelled"),
+    ("c-cascade", {"tasks": 2, "depends_on": [{"g-cascade": "corresponding"}]}, (False, False), "Cancelled"),
+    # depends_on_any
+    ("or-one-fails", {"depends_on_any": ["p-fail", "p-ok"]}, True, "Completed"),
+    ("or-all-fail", {"depends_on_any": ["p-fail", "p-fail2"]}, False, "Cancelled"),
+    # depends_on + depends_on_any (lowered through a join job; a mixed expression would wrongly be all-OR)
+    ("mix-runs", {"depends_on": ["p-ok"], "depends_on_any": ["p-fail", "p-ok2"]}, True, "Completed"),
+    ("mix-or-fails", {"depends_on": ["p-ok"], "depends_on_any": ["p-fail", "p-fail2"]}, False, "Cancelled"),
+    ("mix-and-fails", {"depends_on": ["p-fail"], "depends_on_any": ["p-ok", "p-ok2"]}, False, "Cancelled"),
+    # skip propagation
+    ("skip-child", {"depends_on": ["f-ok"]}, False, "Skipped"),
+    ("skip-grandchild", {"depends_on": ["skip-child"]}, False, "Skipped"),
+    ("skip-any", {"depends_on": [{"f-ok": "any"}]}, True, "Completed"),
+]
+
+PARENT_LABELS = {
+    "p-ok": "Completed", "p-fail": "Failed", "p-timeout": "Timeout", "p-usercancel": "Cancelled",
+    "p-scancel": "Cancelled", "p-cascade": "Cancelled", "g-ok": "Completed", "g-fail": "Failed",
+    "g-timeout": "Timeout", "g-cascade": "Cancelled",
+}
+ACTIVE = {"PENDING", "RUNNING", "CONFIGURING", "COMPLETING", "SUSPENDED", "REQUEUED", "RESIZING", "SIGNALING",
+          "STAGE_OUT", "STOPPED"}
+
+
+def workflow(name: str) -> str:
+    allocations = []
+    for alloc, (entry, extra) in PARENTS.items():
+        allocations.append({"name": alloc, "entrypoint": entry, **extra})
+    for alloc, extra, _, _ in ROWS:
+        allocations.append({"name": alloc, "entrypoint": "true", **extra})
+    doc = {"name": name, "defaults": {"partition": "debug", "walltime": 5, "cpus_per_task": 1},
+           "allocations": allocations}
+    return yaml.safe_dump(doc, sort_keys=False)
+
+
+def _state(row: dict) -> str:
+    return row["State"].split()[0]
+
+
+def _ran(row: dict) -> bool:
+    return row["NodeList"] not in ("None assigned", "")
+
+
+def _finished(slurm, ids: list[str]) -> bool:
+    rows = slurm.squeue(ids)
+    return bool(rows) and not any(_state(r) in ACTIVE for r in rows)
+
+
+def _running(slurm, job_id: str) -> bool:
+    return any(_state(r) == "RUNNING" for r in slurm.squeue([job_id]))
+
+
+def test_semantics_table_native_and_reconciler(slurm, run_slurmdag, tmp_path):
+    wf = tmp_path / "semantics.yaml"
+    wf.write_text(workflow("semantics-table"))
+    dags = {}
+    for mode in ("native", "reconciler"):
+        sub = run_slurmdag("submit", str(wf), "--json", "--cascade", mode)
+        assert sub.returncode == 0, sub.stderr
+        dags[mode] = json.loads(sub.stdout)
+    # From here on the native DAG is left to Slurm: the test reads Slurm; slurmdag runs only as the user's
+    # `cancel --node` and, for the reconciler DAG, as `reconcile --once` for that DAG.
+
+    # The user cancels two running parents in each DAG: one through slurmdag, one with a plain scancel.
+    for mode, sub in dags.items():
+        jobs = sub["jobs"]
+        slurm.wait_for(lambda: _running(slurm, jobs["p-usercancel"]) and _running(slurm, jobs["p-scancel"]),
+                       180, f"the long parents of the {mode} DAG to run")
+        cancel = run_slurmdag("cancel", sub["dag_id"], "--node", "p-usercancel")
+        assert cancel.returncode == 0, cancel.stderr
+        slurm.run("scancel", jobs["p-scancel"])
+
+    native_ids = list(dags["native"]["jobs"].values())
+    recon = dags["reconciler"]
+    recon_ids = list(recon["jobs"].values())
+    stuck_seen = []
+
+    def reconciled_done() -> bool:
+        # Before acting, remember whether Slurm left some job waiting forever (the case the reconciler is for).
+        stuck_seen.extend(r["JobID"] for r in slurm.squeue(recon_ids) if r["Reason"] == "DependencyNeverSatisfied")
+        rec = run_slurmdag("reconcile", recon["dag_id"], "--once")
+        assert rec.returncode == 0, rec.stdout + rec.stderr
+        return _finished(slurm, recon_ids)
+
+    deadline = time.monotonic() + 400
+    while not (_finished(slurm, native_ids) and reconciled_done()):
+        assert time.monotonic() < deadline, "the semantics DAGs did not finish"
+        time.sleep(2)
+    assert stuck_seen, "reconciler mode: Slurm should have left jobs on DependencyNeverSatisfied for reconcile"
+
+    failures = []
+    for mode, sub in dags.items():
+        failures += check_dag(slurm, run_slurmdag, mode, sub)
+    assert not failures, "\n".join(failures)
+
+
+def check_dag(slurm, run_slurmdag, mode: str, sub: dict) -> list[str]:
+    jobs = sub["jobs"]
+    acct = slurm.wait_for(lambda: _all_accounted(slurm, jobs), 60, "sacct to record every job")
+    st = run_slurmdag("status", sub["dag_id"], "--json")
+    assert st.returncode == 0, st.stderr
+    labels = {a["name"]: a for a in json.loads(st.stdout)["allocations"]}
+    problems = []
+
+    def expect(name: str, what: str, got, want) -> None:
+        if got != want:
+            problems.append(f"[{mode}] {name}: {what} is {got!r}, expected {want!r}")
+
+    for name, _, ran, label in ROWS:
+        rows = acct[name]
+        if isinstance(ran, tuple):
+            by_task = {int(r["JobID"].split("_")[1]): _ran(r) for r in rows}
+            expect(name, "ran (per task, sacct)", tuple(by_task.get(i) for i in range(len(ran))), ran)
+        else:
+            expect(name, "ran (sacct)", _ran(rows[0]), ran)
+            if not ran:  # never started: Slurm cancelled it (nothing may be left waiting forever)
+                expect(name, "Slurm state", _state(rows[0]), "CANCELLED")
+        expect(name, "label (status --json)", labels[name]["state"], label)
+    for name, label in PARENT_LABELS.items():
+        expect(name, "label (status --json)", labels[name]["state"], label)
+    expect("p-timeout", "Slurm state", _state(acct["p-timeout"][0]), "TIMEOUT")
+    expect("p-fail", "exit code (status --json)", labels["p-fail"]["exit_code"], 3)
+    return problems
+
+
+def _all_accounted(slurm, jobs: dict[str, str]):
+    rows = slurm.sacct(list(jobs.values()))
+    by_id = {}
+    for r in rows:
+        by_id.setdefault(r["JobID"].split("_")[0], []).append(r)
+    if any(_state(r) in ACTIVE for r in rows) or any(j not in by_id for j in jobs.values()):
+        return None
+    return {name: by_id[job_id] for name, job_id in jobs.items()}
