@@ -338,6 +338,7 @@ def _allocation_job(
         script_body=body,
         shebang=shebang,
         shell=shell,
+        retries=a.retries,
     )
     edges = tuple(Edge(d.parent, d.condition, "all") for d in a.depends_on) + tuple(  # type: ignore[arg-type]
         Edge(d.parent, d.condition, "any") for d in a.depends_on_any  # type: ignore[arg-type]

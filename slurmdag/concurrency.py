@@ -66,7 +66,8 @@ def apply_max_concurrent(plan: Plan, k: int) -> Plan:
             start = max(ready, free_at[lane])
         for i in lanes:
             tail = tails[i]
-            if tail is not None and not any(t.parent == tail for t in terms):
+            # aftercorr waits task by task, not for the whole predecessor: it does not free the lane
+            if tail is not None and not any(t.parent == tail and t.kind != "aftercorr" for t in terms):
                 terms.append(DependencyTerm("afterany", tail))
         terms = list(dict.fromkeys(terms))
         end = start + _estimate(job) * (_waves(job, k) if job.array else 1)

@@ -32,7 +32,7 @@ class LimitDef:
 
     def show(self, value: Any) -> str:
         if value is None:
-            return "unlimited"
+            return "none" if self.kind == "min" else "unlimited"
         if self.name == "max_walltime":
             return wt.format_walltime(value)
         if self.kind == "subset":

@@ -38,6 +38,7 @@ class ScriptContext:
     script_body: str | None = None  # `script:` text placed verbatim after slurmdag's lines (no #! line)
     shebang: str = "#!/bin/bash"  # a `script:` keeps its own interpreter
     shell: str = "bash"  # "bash", "sh" (POSIX code only) or "none" (not a shell: nothing is added before the body)
+    retries: int = 0  # entrypoint allocations: run the entrypoint again up to this many times if it fails
 
 
 def directive_lines(options: dict[str, str | None], extra: dict[str, str | None]) -> list[str]:

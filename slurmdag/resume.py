@@ -53,13 +53,19 @@ class DagStillActive(UsageError):
 
 def plan_resume(plan: Plan, outcomes: Mapping[str, Outcome]) -> ResumePlan:
     """Re-run every job that did not complete; completed task-group tasks are kept."""
+    _refuse_split(plan)
     _refuse_active(outcomes)
     rerun: dict[str, list[int] | None] = {}
     for job in plan.jobs:
         outcome = outcomes.get(job.name, Outcome(NodeState.UNKNOWN))
         if outcome.state is NodeState.COMPLETED:
             continue
-        rerun[job.name] = _unfinished_tasks(job, outcome) if _is_group(job) else None
+        if _is_group(job):
+            tasks = _unfinished_tasks(job, outcome)
+            if tasks:  # a group whose tasks all completed (its state is another attempt's) stays
+                rerun[job.name] = tasks
+        else:
+            rerun[job.name] = None
     result = _sub_plan(plan, outcomes, rerun)
     if not any(plan.job(n).kind == "allocation" for n in result.names()):
         raise NothingToResume(Problem(_nothing_message(result), file="slurmdag",
@@ -69,6 +75,7 @@ def plan_resume(plan: Plan, outcomes: Mapping[str, Outcome]) -> ResumePlan:
 
 def plan_redo(plan: Plan, outcomes: Mapping[str, Outcome], node: str, cascade: bool = False) -> ResumePlan:
     """Re-run `node` whatever its outcome (whole task group); with `cascade`, also every job downstream of it."""
+    _refuse_split(plan)
     _refuse_active(outcomes)
     names = {j.name for j in plan.allocations()}
     if node not in names:
@@ -95,6 +102,14 @@ def descendants(plan: Plan, name: str) -> set[str]:
 
 
 # --- the work ---
+
+
+def _refuse_split(plan: Plan) -> None:
+    split = sorted({j.part_of or j.name for j in plan.jobs if getattr(j, "part_of", None) or getattr(j, "task_offset", 0)})
+    if split:
+        raise UsageError(Problem(f"task group(s) {', '.join(split)} were split into several arrays (MaxArraySize); "
+                                 "resume/redo of split groups is not supported yet", file="slurmdag",
+                                 hint="submit the workflow again as a new DAG"))
 
 
 def _refuse_active(outcomes: Mapping[str, Outcome]) -> None:

@@ -5,11 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
-from slurmdag import attempts
+from slurmdag import attempts, retry_attempts
+from slurmdag.retry_attempts import RetryAttempt
 from slurmdag.backends.base import Backend, JobInfo
 from slurmdag.backends.parse import expand_array_indexes
 from slurmdag.plan import Plan, PlannedJob
 from slurmdag.states import ACTIVE, DagState, NodeState, count_states, dag_state, group_state, label, node_state
+from slurmdag.states import _blocking_cause
 from slurmdag.store import CANCELLED, FAILED, SUBMITTING, DagRecord, Store, UnknownDagError, check_dag_id
 from slurmdag.submit import GATE_NAME, job_name_prefix, recover_abandoned, slurm_job_name
 
@@ -45,6 +47,9 @@ class NodeStatus:
     end: str | None = None
     ran: bool = False
     tasks: list[TaskStatus] | None = None  # task groups only
+    # Cancelled nodes: "upstream" (a dependency failed: Slurm's or the reconciler's cascade) or "user"
+    cancelled_by: str | None = None
+    retry: RetryAttempt | None = None  # allocations with `retries`: which run ended last (slurmdag/retry_attempts.py)
 
     def task_counts(self) -> dict[str, int]:
         return count_states(t.state for t in self.tasks or [])
@@ -182,6 +187,10 @@ def build_status(record: DagRecord, plan: Plan, infos: dict[str, JobInfo]) -> Da
     labels = label(plan, {n: s.state for n, s in nodes.items()}, {n: s.ran for n, s in nodes.items()})
     for name, state in labels.items():
         nodes[name].state = state
+        if state is NodeState.CANCELLED:
+            # a task group whose other tasks ran: some tasks were cancelled by a failed corresponding parent task
+            partly = nodes[name].tasks is not None and _blocking_cause(plan.job(name).edges, labels) == "fail"
+            nodes[name].cancelled_by = "upstream" if name in labels.cascaded or partly else "user"
     state = dag_state(plan, labels, cancelled_by_user=record.submission == CANCELLED)
     notes = []
     if record.submission == FAILED:
@@ -269,6 +278,12 @@ def collect(store: Store, backend: Backend, dag_id: str) -> DagStatus:
     record, plan, notes = load_dag(store, backend, dag_id)
     status = collect_many([(record, plan)], backend)[0]
     status.notes[:0] = notes
+    retried = {j.name for j in plan.jobs if j.retries}
+    if retried:
+        seen = retry_attempts.read([n.job_id for n in status.nodes if n.name in retried and n.job_id],
+                                   since=_since([record]))
+        for node in status.nodes:
+            node.retry = seen.get(node.job_id) if node.name in retried else None
     if store.exists(dag_id):
         remember(store, status)
     return status

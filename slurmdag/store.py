@@ -263,7 +263,11 @@ class Store:
                 os.close(fd)
 
     def exists(self, dag_id: str) -> bool:
-        return (self.dag_dir(dag_id) / "dag.json").is_file()
+        try:
+            return (self.dag_dir(dag_id) / "dag.json").is_file()
+        except PermissionError as ex:  # another user's store (created 0700): theirs alone
+            raise StoreError(f"cannot read the slurmdag store at {self.root}: permission denied "
+                             "(a DAG store belongs to the user who created it)") from ex
 
     def load(self, dag_id: str) -> DagRecord:
         path = self.dag_dir(dag_id) / "dag.json"

@@ -62,3 +62,4 @@ def main() -> None:
 
 from slurmdag.cli import following  # noqa: E402,F401  (watch, reconcile)
 from slurmdag.cli import recovery  # noqa: E402,F401  (resume, redo)
+from slurmdag.cli import policy  # noqa: E402,F401  (policy show)

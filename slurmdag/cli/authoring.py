@@ -22,7 +22,10 @@ def validate(
     set_: list[str] = typer.Option([], "--set", metavar="NAME=VALUE", help=_SET_HELP),
 ) -> None:
     """Check a workflow without Slurm: exit 0 if valid, 2 with every problem as file:line:col."""
-    plan = _compile(workflow, set_)
+    from slurmdag.cli.policy import NO_COMPILE_CAP, check_policy
+
+    plan = _compile(workflow, set_, max_allocations=NO_COMPILE_CAP)
+    check_policy(plan)  # the site policy's limits (exit 2 naming the limit and who set it)
     typer.echo(f"{workflow}: valid ({len(plan.allocations())} allocations)")
 
 
@@ -62,11 +65,11 @@ def graph(
     typer.echo(render_graph(plan, fmt), nl=False)
 
 
-def _compile(workflow: str, sets: list[str], template_dirs: Sequence[Path] = ()) -> Plan:
+def _compile(workflow: str, sets: list[str], template_dirs: Sequence[Path] = (), **limits: int) -> Plan:
     """compile_file, with its warnings on stderr (before the errors, if the workflow is refused)."""
     warnings: list[Problem] = []
     try:
-        return compile_file(workflow, parse_overrides(sets), template_dirs=template_dirs, warnings=warnings)
+        return compile_file(workflow, parse_overrides(sets), template_dirs=template_dirs, warnings=warnings, **limits)
     finally:
         for w in warnings:
             typer.echo(format_warning(w), err=True)

@@ -51,7 +51,9 @@ def _load_plan(path: Path, sets: list[str]) -> Plan:
             raise InputError(f"{plan_file}: not a slurmdag plan: {ex}") from None
     from slurmdag.compile import compile_file, parse_overrides
 
-    return compile_file(path, overrides=parse_overrides(sets))
+    from slurmdag.cli.policy import NO_COMPILE_CAP  # the site policy checks the size (submit: admit)
+
+    return compile_file(path, overrides=parse_overrides(sets), max_allocations=NO_COMPILE_CAP)
 
 
 @app.command()
@@ -72,14 +74,25 @@ def submit(
     if cascade not in submitting.CASCADES:
         raise InputError(f"--cascade must be one of: {', '.join(submitting.CASCADES)} (got {cascade!r})")
     plan = _load_plan(workflow, set_)
+    from slurmdag.cli.policy import admit
+    from slurmdag.preflight import raise_if_refused
+
+    plan, verdict = admit(plan, dry_run=dry_run)  # site policy + pre-flight against the live cluster
     if dry_run:
         planned = submitting.describe(plan, cascade)
         if as_json:
             _echo_json({"workflow": plan.workflow, "jobs": [
-                {"name": p.name, "kind": p.kind, "dependency": p.dependency, "sbatch": p.options} for p in planned]})
+                {"name": p.name, "kind": p.kind, "dependency": p.dependency, "sbatch": p.options} for p in planned],
+                "preflight": None if verdict is None else {"ok": verdict.ok, "notes": verdict.notes,
+                                                           "problems": [str(p) for p in verdict.problems]}})
         else:
             typer.echo(submit_dry_run(plan, planned))
+            if verdict is not None:
+                typer.echo("\n".join(verdict.lines()))
+        if verdict is not None:
+            raise_if_refused(verdict)
         return
+    raise_if_refused(verdict)
     store, backend = _store(), _backend()
     record = submitting.submit_plan(plan, store, backend, workflow=str(workflow.resolve()), cascade=cascade)
     if as_json:

@@ -26,7 +26,8 @@ def status_table(status: DagStatus, tasks: bool = False) -> str:
     rows = []
     for node in status.allocations():
         if node.tasks is None:
-            rows.append([node.name, node.state, _dash(node.job_id), _dash(node.elapsed), _dash(node.exit_code),
+            state = f"{node.state} ({node.retry.text()})" if node.retry else node.state
+            rows.append([node.name, state, _dash(node.job_id), _dash(node.elapsed), _dash(node.exit_code),
                          _dash(node.reason)])
             continue
         rows.append([node.name, f"{node.state} ({_counts_text(node.task_counts())})", _dash(node.job_id), "-",
@@ -55,6 +56,10 @@ def status_json(status: DagStatus) -> dict[str, Any]:
             "exit_code": node.exit_code,
             "reason": node.reason,
         }
+        if node.retry is not None:  # only allocations with `retries` carry it
+            entry["retry"] = {"attempt": node.retry.attempt, "of": node.retry.of, "exit_code": node.retry.exit_code}
+        if node.cancelled_by:
+            entry["cancelled_by"] = node.cancelled_by  # "upstream" or "user"
         if node.tasks is not None:
             entry["tasks"] = [{"index": t.index, "job_id": t.job_id, "state": t.state.value} for t in node.tasks]
         allocations.append(entry)

@@ -184,6 +184,10 @@ def check_dag(slurm, run_slurmdag, mode: str, sub: dict) -> list[str]:
         expect(name, "label (status --json)", labels[name]["state"], label)
     for name, label in PARENT_LABELS.items():
         expect(name, "label (status --json)", labels[name]["state"], label)
+    for name, who in (("s-fail", "upstream"), ("s-fail-grandchild", "upstream"), ("c-fail", "upstream"),
+                      ("mix-and-fails", "upstream"), ("f-usercancel", "upstream"), ("p-usercancel", "user"),
+                      ("p-scancel", "user")):
+        expect(name, "cancelled_by (status --json)", labels[name].get("cancelled_by"), who)
     expect("p-timeout", "Slurm state", _state(acct["p-timeout"][0]), "TIMEOUT")
     expect("p-fail", "exit code (status --json)", labels["p-fail"]["exit_code"], 3)
     return problems

@@ -123,3 +123,13 @@ def test_run_backs_off_while_nothing_changes_and_stops_when_terminal(tmp_path):
     assert sleeps[:4] == [1, 1.5, 2.25, 3]  # nothing changed: back-off up to the ceiling
     assert sleeps[4] == 1  # the failure changed things: fast again
     assert fake.cancelled and all(r.final_state for r in store.list_records())
+
+
+def test_reconciler_mode_submits_with_the_kill_off_and_records_it(tmp_path):
+    from slurmdag.submit import describe
+
+    plan = compile_text(WF)
+    assert all("--kill-on-invalid-dep=no" in p.options for p in describe(plan, "reconciler"))
+    assert all("--kill-on-invalid-dep=yes" in p.options for p in describe(plan))
+    store, _ = _dag(tmp_path)
+    assert store.list_records()[0].cascade == "reconciler"
