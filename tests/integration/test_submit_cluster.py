@@ -72,7 +72,8 @@ def tree_workflow(n, bad_index=None, sleep=0):
         if i:
             lines.append(f"    depends_on: [a{(i - 1) // 2:03d}]")
         if i == bad_index:
-            lines.append("    partition: no-such-partition")
+            # refused by slurmctld, not caught by pre-flight (which would refuse a bad partition before sbatch)
+            lines.append('    sbatch: ["--nodelist=no-such-node"]')
     return "\n".join(lines) + "\n"
 
 
@@ -110,7 +111,7 @@ def test_refused_allocation_withdraws_the_whole_dag(cluster, tmp_path):
     since = slurm_now()
     res = sd(env, home, "submit", str(wf))
     assert res.returncode == 1, res.stdout + res.stderr
-    assert "a149" in res.stderr and "invalid partition" in res.stderr.lower(), res.stderr
+    assert "a149" in res.stderr and "invalid node name" in res.stderr.lower(), res.stderr
     assert "Traceback" not in res.stderr
     record = json.loads((only_dag(home) / "dag.json").read_text())
     assert record["submission"] == "failed" and len(record["job_ids"]) == 149
