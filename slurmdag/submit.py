@@ -281,27 +281,30 @@ def _submit_wave(
 ) -> tuple[PlannedJob, BaseException] | None:
     """sbatch every job of `wave` (up to SUBMIT_WORKERS at once); put each id into `job_ids`, in plan order.
 
-    After the first failure or signal no new sbatch starts, but those in flight finish and are recorded, so the
-    record lists every job Slurm accepted. Returns the first failed job (in plan order) and its error.
+    After a failure no later job (in plan order) starts, after a signal none at all; calls in flight finish and
+    are recorded, so the record lists every job Slurm accepted. Returns the first failed job and its error.
     """
     got: dict[str, str] = {}
     errors: dict[str, BaseException] = {}
+    first_failed = [len(wave)]  # plan-order index of the earliest failure so far
 
-    def one(job: PlannedJob) -> None:
-        if errors or guard.received is not None:
+    def one(index: int, job: PlannedJob) -> None:
+        # Jobs before a failure are still submitted (as a one-at-a-time loop would have), none after it starts.
+        if index > first_failed[0] or guard.received is not None:
             return
         try:
             got[job.name] = submit_one(job)
         except BaseException as ex:  # noqa: BLE001 - handed back to the caller, which withdraws
             errors[job.name] = ex
+            first_failed[0] = min(first_failed[0], index)
 
     try:
         if len(wave) == 1 or SUBMIT_WORKERS == 1:
-            for job in wave:
-                one(job)
+            for index, job in enumerate(wave):
+                one(index, job)
         else:
             with ThreadPoolExecutor(max_workers=min(SUBMIT_WORKERS, len(wave))) as pool:
-                for _ in pool.map(one, wave):
+                for _ in pool.map(one, range(len(wave)), wave):
                     pass
     finally:
         job_ids.update((j.name, got[j.name]) for j in wave if j.name in got)

@@ -58,6 +58,7 @@ def test_a_failed_wave_records_every_job_slurm_accepted_and_reports_the_first_fa
     assert failed is not None and failed[0].name == "w5" and "w5" in str(failed[1])
     accepted = [n for n in calls if n not in ("w5", "w7")]
     assert sorted(ids) == sorted(accepted) and "w5" not in ids
+    assert {f"w{i}" for i in range(5)} <= set(ids)  # every job before the failure was submitted
     assert list(ids) == [j.name for j in wave if j.name in ids]  # plan order
     # after the failure no new sbatch starts: at most the ones already in flight follow it
     assert len(calls) <= 6 + workers
