@@ -14,6 +14,7 @@ import getpass
 import math
 import os
 import re
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from slurmdag import walltime as wt
@@ -199,24 +200,37 @@ def _user() -> str:
 
 def read_cluster(plan: Plan | None = None) -> ClusterInfo:
     """One read of what pre-flight needs. Config/partitions/nodes are required; accounting limits are best effort."""
-    run = runner.run_slurm
+    user = _user()
+    commands = {
+        "config": ["scontrol", "show", "config"],
+        "partitions": ["scontrol", "show", "partition", "-o"],
+        "nodes": ["scontrol", "show", "node", "-o"],
+        "queue": ["squeue", "--me", "-h", "-r", "-t", "PD,R,CF,CG,S,RQ,RS,SO", "-o", "%i|%q|%a"],
+        "sbatch_help": ["sbatch", "--help"],
+        "default_account": ["sacctmgr", "-n", "-P", "show", "user", user, "format=DefaultAccount"],
+        "assocs": ["sacctmgr", "-n", "-P", "show", "assoc", f"user={user}", f"format={ASSOC_FORMAT}"],
+        "qos": ["sacctmgr", "-n", "-P", "show", "qos", f"format={QOS_FORMAT}"],
+    }
+    # The reads are independent: run them at once, so pre-flight costs the slowest one, not the sum of eight.
+    with ThreadPoolExecutor(max_workers=len(commands)) as pool:
+        pending = {key: pool.submit(runner.run_slurm, argv) for key, argv in commands.items()}
+
+    def out(key: str) -> str:
+        return pending[key].result().stdout  # re-raises that command's SlurmCommandError
+
     info = ClusterInfo(
-        config=parse_config(run(["scontrol", "show", "config"]).stdout),
-        partitions=parse_partitions(run(["scontrol", "show", "partition", "-o"]).stdout),
-        nodes=parse_nodes(run(["scontrol", "show", "node", "-o"]).stdout),
+        config=parse_config(out("config")),
+        partitions=parse_partitions(out("partitions")),
+        nodes=parse_nodes(out("nodes")),
     )
-    queue = run(["squeue", "--me", "-h", "-r", "-t", "PD,R,CF,CG,S,RQ,RS,SO", "-o", "%i|%q|%a"]).stdout
-    rows = [ln.split("|") for ln in queue.splitlines() if ln.strip()]
+    rows = [ln.split("|") for ln in out("queue").splitlines() if ln.strip()]
     info.queued = len(rows)
     try:
-        info.sbatch_options = parse_sbatch_help(run(["sbatch", "--help"]).stdout)
+        info.sbatch_options = parse_sbatch_help(out("sbatch_help"))
     except SlurmCommandError:
         info.notes.append("could not read `sbatch --help`: plugin options not checked")
-    user = _user()
     try:
-        default_account = run(["sacctmgr", "-n", "-P", "show", "user", user, "format=DefaultAccount"]).stdout.strip()
-        assocs = run(["sacctmgr", "-n", "-P", "show", "assoc", f"user={user}", f"format={ASSOC_FORMAT}"]).stdout
-        qos = run(["sacctmgr", "-n", "-P", "show", "qos", f"format={QOS_FORMAT}"]).stdout
+        default_account, assocs, qos = out("default_account").strip(), out("assocs"), out("qos")
     except SlurmCommandError as ex:
         info.notes.append(f"could not read accounting limits ({ex}); submit limits not checked")
     else:

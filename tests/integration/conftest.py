@@ -226,7 +226,10 @@ def slurmdag_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.
 
 
 @pytest.fixture
-def run_slurmdag(slurm: SlurmCluster, slurmdag_home: Path):
+def run_slurmdag(slurm: SlurmCluster, slurmdag_home: Path, tmp_path_factory: pytest.TempPathFactory):
+    # Jobs write slurm-<id>.out into the directory they were submitted from: never the repository.
+    default_cwd = tmp_path_factory.mktemp("submit_dir")
+
     def _run(*args: str, input: str | None = None, cwd: str | os.PathLike | None = None,
              env: dict[str, str] | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
         full_env = slurm.env()
@@ -234,7 +237,8 @@ def run_slurmdag(slurm: SlurmCluster, slurmdag_home: Path):
         if env:
             full_env.update(env)
         return subprocess.run([sys.executable, "-m", "slurmdag", *[str(a) for a in args]], env=full_env,
-                              text=True, capture_output=True, input=input, cwd=cwd, timeout=timeout)
+                              text=True, capture_output=True, input=input, cwd=cwd or default_cwd,
+                              timeout=timeout)
 
     return _run
 
