@@ -115,9 +115,10 @@ def test_refused_allocation_withdraws_the_whole_dag(cluster, tmp_path):
     assert "Traceback" not in res.stderr
     record = json.loads((only_dag(home) / "dag.json").read_text())
     assert record["submission"] == "failed" and "a149" not in record["job_ids"]
-    # Every job before a149 was accepted; of its wave, only sbatch calls already in flight (up to 3 more with the
-    # default 4 submit workers) may follow it. The sacct check below: exactly the recorded jobs exist.
-    assert {f"a{i:03d}" for i in range(149)} <= set(record["job_ids"]) and len(record["job_ids"]) <= 149 + 3
+    # Every job before a149 was accepted. Independent jobs are submitted concurrently, so a few later ones of the
+    # same wave may have been accepted while a149's sbatch was being refused: what matters is that every job Slurm
+    # accepted is recorded and withdrawn (the sacct check below: exactly the recorded jobs exist, none ran).
+    assert {f"a{i:03d}" for i in range(149)} <= set(record["job_ids"])
     acct = assert_nothing_ran_and_nothing_left(env, record["dag_id"], since, expect_at_least=150)
     assert {j["job_id"] for j in acct if j["name"] != "+gate"} == set(record["job_ids"].values())
     st = sd(env, home, "status", record["dag_id"], "--json")
