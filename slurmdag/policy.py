@@ -323,7 +323,7 @@ def _slurm_seconds(text: str) -> int | None:
 
 def env_note() -> str | None:
     """Said by `policy show` when root points the site file elsewhere (never honoured for other users)."""
-    from slurmdag.site import ROOT_OVERRIDE_ENV
+    from slurmdag.site_paths import ROOT_OVERRIDE_ENV
 
     if os.environ.get(ROOT_OVERRIDE_ENV):
         return (f"{ROOT_OVERRIDE_ENV} is set; it is honoured only for root"

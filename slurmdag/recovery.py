@@ -2,7 +2,7 @@
 
 1. Read every node's outcome from Slurm (status.collect: one squeue + one sacct bounded by the DAG's creation time,
    rows matched by job name, so a reused or purged id can never pass for ours).
-2. Compute the sub-plan (slurmdag/resume.py): no dependency on any job of an earlier attempt survives.
+2. Compute the sub-plan (slurmdag/resume_plan.py): no dependency on any job of an earlier attempt survives.
 3. Submit it through the same gate as `submit` (submit.submit_gated): all or nothing; a failed submission is
    withdrawn and the DAG stays as it was before the resume.
 """
@@ -14,11 +14,11 @@ import socket
 from dataclasses import dataclass
 from pathlib import Path
 
-from slurmdag import attempts
+from slurmdag import attempt_history
 from slurmdag.backends.base import Backend
 from slurmdag.errors import Problem, UsageError
 from slurmdag.plan import Plan
-from slurmdag.resume import Outcome, ResumePlan, plan_redo, plan_resume
+from slurmdag.resume_plan import Outcome, ResumePlan, plan_redo, plan_resume
 from slurmdag.states import NodeState
 from slurmdag.status import DagStatus, collect
 from slurmdag.store import FAILED, SUBMITTING, DagRecord, Store, atomic_write, boot_id
@@ -103,19 +103,19 @@ def recover(store: Store, backend: Backend, dag_id: str, *, node: str | None = N
         if from_file is not None:
             _write_plan(store, dag_id, plan)
         previous = record.submission
-        attempt = attempts.begin(record, kind, sub.subsets, sub.decided)
+        attempt = attempt_history.begin(record, kind, sub.subsets, sub.decided)
         record.submission = SUBMITTING
         record.pid, record.host, record.boot_id = os.getpid(), socket.gethostname(), boot_id()
         store.save(record)
 
         def withdrawn(rec: DagRecord, error: str, _outcome: object) -> None:
-            attempts.withdrawn(rec, attempt, error)
+            attempt_history.withdrawn(rec, attempt, error)
             rec.submission = previous
             rec.pid = None
 
         sub_plan = Plan(workflow=plan.workflow, jobs=sub.jobs, params=plan.params, source=plan.source)
         submit_gated(sub_plan, store, backend, record, attempt["job_ids"],
-                     on_released=lambda rec: attempts.committed(rec, attempt), on_withdrawn=withdrawn)
+                     on_released=lambda rec: attempt_history.committed(rec, attempt), on_withdrawn=withdrawn)
         return RecoveryOutcome(dag_id, attempt["number"], kind, sub, dict(attempt["job_ids"]))
 
 

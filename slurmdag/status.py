@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
-from slurmdag import attempts, retry_attempts
-from slurmdag.retry_attempts import RetryAttempt
+from slurmdag import attempt_history, retry_progress
+from slurmdag.retry_progress import RetryAttempt
 from slurmdag.backends.base import Backend, JobInfo
 from slurmdag.backends.parse import expand_array_indexes
 from slurmdag.plan import Plan, PlannedJob
@@ -49,7 +49,7 @@ class NodeStatus:
     tasks: list[TaskStatus] | None = None  # task groups only
     # Cancelled nodes: "upstream" (a dependency failed: Slurm's or the reconciler's cascade) or "user"
     cancelled_by: str | None = None
-    retry: RetryAttempt | None = None  # allocations with `retries`: which run ended last (slurmdag/retry_attempts.py)
+    retry: RetryAttempt | None = None  # allocations with `retries`: which run ended last (slurmdag/retry_progress.py)
 
     def task_counts(self) -> dict[str, int]:
         return count_states(t.state for t in self.tasks or [])
@@ -65,7 +65,7 @@ class DagStatus:
     nodes: list[NodeStatus]
     plan: Plan
     notes: list[str] = field(default_factory=list)  # things the user should know (lost jobs, rebuilt record)
-    attempt: int = 1  # the current attempt (resume/redo start a new one; slurmdag/attempts.py)
+    attempt: int = 1  # the current attempt (resume/redo start a new one; slurmdag/attempt_history.py)
     attempts: int = 1  # how many attempts were submitted
 
     def allocations(self) -> list[NodeStatus]:
@@ -168,7 +168,7 @@ def _fold_parts(plan: Plan, nodes: dict[str, NodeStatus]) -> None:
 def build_status(record: DagRecord, plan: Plan, infos: dict[str, JobInfo]) -> DagStatus:
     """Pure: a DAG's record + plan + Slurm's rows -> labelled node states and the DAG state."""
     nodes: dict[str, NodeStatus] = {}
-    current = attempts.current_job_ids(record) if record.attempts else record.job_ids
+    current = attempt_history.current_job_ids(record) if record.attempts else record.job_ids
     for job in plan.jobs:
         job_id = current.get(job.name)
         if job_id is None:
@@ -179,7 +179,7 @@ def build_status(record: DagRecord, plan: Plan, infos: dict[str, JobInfo]) -> Da
                 nodes[job.name] = NodeStatus(job.name, job.kind, None, NodeState.CANCELLED, None, None,
                                              "not submitted")
         elif job.array or job.tasks:
-            sources = attempts.task_sources(record, job.name, _expected_indexes(job)) if record.attempts else None
+            sources = attempt_history.task_sources(record, job.name, _expected_indexes(job)) if record.attempts else None
             nodes[job.name] = _group(job, job_id, infos, record.dag_id, sources)
         else:
             nodes[job.name] = _single(job, job_id, infos, record.dag_id)
@@ -205,11 +205,11 @@ def build_status(record: DagRecord, plan: Plan, infos: dict[str, JobInfo]) -> Da
             "not known to Slurm any more (purged, and not found in accounting): "
             + ", ".join(lost) + " — their outcome is unknown, not assumed successful"
         )
-    for name, why in attempts.decided_in_current(record).items():
+    for name, why in attempt_history.decided_in_current(record).items():
         notes.append(f"{name} was not re-submitted by attempt {record.attempt}: its dependency {why}")
     return DagStatus(record.dag_id, record.name, state, record.submission, record.created,
                      [nodes[j.name] for j in plan.jobs], plan, notes,
-                     attempt=record.attempt, attempts=attempts.count(record))
+                     attempt=record.attempt, attempts=attempt_history.count(record))
 
 
 # --- I/O: asking Slurm ---
@@ -221,7 +221,7 @@ def _since(records: list[DagRecord]) -> datetime:
 
 def collect_many(pairs: list[tuple[DagRecord, Plan]], backend: Backend) -> list[DagStatus]:
     """Status of several DAGs from ONE batched query (one squeue + one sacct) over all their jobs."""
-    ids = [j for record, _ in pairs for j in attempts.all_job_ids(record)]
+    ids = [j for record, _ in pairs for j in attempt_history.all_job_ids(record)]
     infos = backend.query(ids, since=_since([r for r, _ in pairs])) if ids else {}
     return [build_status(record, plan, infos) for record, plan in pairs]
 
@@ -280,7 +280,7 @@ def collect(store: Store, backend: Backend, dag_id: str) -> DagStatus:
     status.notes[:0] = notes
     retried = {j.name for j in plan.jobs if j.retries}
     if retried:
-        seen = retry_attempts.read([n.job_id for n in status.nodes if n.name in retried and n.job_id],
+        seen = retry_progress.read([n.job_id for n in status.nodes if n.name in retried and n.job_id],
                                    since=_since([record]))
         for node in status.nodes:
             node.retry = seen.get(node.job_id) if node.name in retried else None

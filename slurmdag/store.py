@@ -77,7 +77,7 @@ class DagRecord:
     updated: str | None = None
     # "native" (Slurm cancels what can never run) or "reconciler" (`slurmdag reconcile` does): see docs/semantics.md
     cascade: str = "native"
-    # resume/redo history (slurmdag/attempts.py): one dict per attempt, oldest first; empty for a DAG submitted
+    # resume/redo history (slurmdag/attempt_history.py): one dict per attempt, oldest first; empty for a DAG submitted
     # once. `job_ids` then holds each node's newest job and `attempt` the current attempt's number.
     attempts: list[dict] = field(default_factory=list)
     format: int = RECORD_FORMAT

@@ -26,7 +26,7 @@ def _warn(problems: list[Problem]) -> None:
 
 def load_policy(plan: Plan | None = None):
     from slurmdag.policy import read_policy, workflow_source
-    from slurmdag.site import site_policy_path, user_config_path
+    from slurmdag.site_paths import site_policy_path, user_config_path
 
     policy = read_policy(site_policy_path(), user_config_path(), workflow_source(plan) if plan else None)
     _warn(policy.warnings)
@@ -79,7 +79,7 @@ def show(
 
     from slurmdag.compile import compile_file
     from slurmdag.policy import LIMITS, env_note
-    from slurmdag.site import site_policy_path, user_config_path
+    from slurmdag.site_paths import site_policy_path, user_config_path
 
     plan = compile_file(workflow, max_allocations=NO_COMPILE_CAP) if workflow else None
     policy = load_policy(plan)

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from slurmdag import site
+from slurmdag import site_paths
 from slurmdag.compile import compile_text
 from slurmdag.errors import InputError
 from slurmdag.policy import BUILTIN, check_plan, effective, parse_site, parse_user_config, read_policy
@@ -94,15 +94,15 @@ def test_max_concurrent_must_be_positive():
 
 
 def test_site_path_override_only_for_root(monkeypatch):
-    monkeypatch.setenv(site.ROOT_OVERRIDE_ENV, "/tmp/elsewhere.yaml")
+    monkeypatch.setenv(site_paths.ROOT_OVERRIDE_ENV, "/tmp/elsewhere.yaml")
     monkeypatch.setattr(os, "getuid", lambda: 1000)
     monkeypatch.setattr(os, "geteuid", lambda: 1000)
-    assert str(site.site_policy_path()) == site.SITE_POLICY_PATH
+    assert str(site_paths.site_policy_path()) == site_paths.SITE_POLICY_PATH
     monkeypatch.setattr(os, "getuid", lambda: 0)
     monkeypatch.setattr(os, "geteuid", lambda: 0)
-    assert str(site.site_policy_path()) == "/tmp/elsewhere.yaml"
+    assert str(site_paths.site_policy_path()) == "/tmp/elsewhere.yaml"
 
 
 def test_user_config_honours_xdg(monkeypatch, tmp_path):
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
-    assert site.user_config_path() == tmp_path / "slurmdag" / "config.yaml"
+    assert site_paths.user_config_path() == tmp_path / "slurmdag" / "config.yaml"

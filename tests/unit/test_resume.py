@@ -1,4 +1,4 @@
-"""resume.py: which jobs a resume/redo submits, which edges it drops as satisfied and which it decides
+"""resume_plan.py: which jobs a resume/redo submits, which edges it drops as satisfied and which it decides
 unsatisfiable, from the plan and the outcome of every node (pure; no Slurm)."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from slurmdag.compile import compile_text
-from slurmdag.resume import (DagStillActive, NothingToResume, Outcome, compress_indexes, descendants, plan_redo,
+from slurmdag.resume_plan import (DagStillActive, NothingToResume, Outcome, compress_indexes, descendants, plan_redo,
                              plan_resume)
 from slurmdag.states import NodeState as S
 

@@ -1,5 +1,5 @@
 """`retries: N`: the rendered script retries the entrypoint inside the job; the attempt notes in the job's comment
-parse back (retry_attempts.py). The script really retries: it is run here with bash."""
+parse back (retry_progress.py). The script really retries: it is run here with bash."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import os
 import subprocess
 
 from slurmdag.compile import compile_text
-from slurmdag.retry_attempts import RetryAttempt, parse_comment, parse_rows
+from slurmdag.retry_progress import RetryAttempt, parse_comment, parse_rows
 
 WF = """
 name: r
