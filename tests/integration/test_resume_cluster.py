@@ -156,3 +156,56 @@ def test_resume_of_a_task_group_reruns_only_the_failed_task(slurm, run_slurmdag,
     acct = sacct_by_name(slurm, f"sd-{dag_id}-")
     ran = Counter(name for name, rows in acct.items() if "+" not in name for _, _, did_run in rows if did_run)
     assert ran == {"shards": 11, "post": 10}, acct
+
+
+def ran_counts(slurm, dag_id):
+    acct = sacct_by_name(slurm, f"sd-{dag_id}-")
+    return {name: sum(1 for _, _, did_run in rows if did_run) for name, rows in acct.items() if "+" not in name}
+
+
+@pytest.mark.parametrize("cascade", [False, True], ids=["alone", "cascade"])
+def test_redo_reruns_a_completed_allocation_and_with_cascade_its_downstream(slurm, run_slurmdag, shared_tmp, cascade):
+    wf = shared_tmp / "chain.yaml"
+    wf.write_text(CHAIN.format(d=shared_tmp))
+    (shared_tmp / "c.failed-once").touch()  # c succeeds at once: the whole DAG completes
+    dag_id = submit(run_slurmdag, wf)
+    assert wait_terminal(slurm, run_slurmdag, dag_id)["state"] == "Completed"
+
+    proc = run_slurmdag("redo", dag_id, "b", *(["--cascade"] if cascade else []), "--json")
+    assert proc.returncode == 0, proc.stderr
+    redone = json.loads(proc.stdout)
+    expected = ["b", "c", "d", "e"] if cascade else ["b"]
+    assert sorted(redone["jobs"]) == expected
+    final = wait_terminal(slurm, run_slurmdag, dag_id)
+    assert final["state"] == "Completed" and final["attempts"] == 2, final
+    slurm.wait_until_done(list(redone["jobs"].values()))
+
+    again = {n: 2 if n in expected else 1 for n in "abcdef"}
+    assert {n: runs(shared_tmp / f"{n}.runs") for n in "abcdef"} == again
+    assert ran_counts(slurm, dag_id) == again
+    # the re-run b started only after the earlier attempt had ended: it depends on no old job id
+    acct = sacct_by_name(slurm, f"sd-{dag_id}-")
+    assert len(acct["a"]) == 1
+
+
+def test_resume_from_a_changed_workflow_refuses_changes_to_completed_allocations(slurm, run_slurmdag, shared_tmp):
+    wf = shared_tmp / "chain.yaml"
+    wf.write_text(CHAIN.format(d=shared_tmp))
+    dag_id = submit(run_slurmdag, wf)
+    assert wait_terminal(slurm, run_slurmdag, dag_id)["state"] == "Failed"
+
+    changed = shared_tmp / "changed.yaml"
+    changed.write_text(CHAIN.format(d=shared_tmp).replace('echo run >> {}/b.runs'.format(shared_tmp),
+                                                          'echo changed >> {}/b.runs'.format(shared_tmp)))
+    refused = run_slurmdag("resume", dag_id, "--from", changed)
+    assert refused.returncode == 2 and "b" in refused.stderr, refused.stderr
+    assert "Traceback" not in refused.stderr
+
+    # a fix to the failed allocation itself is what --from is for
+    fixed = shared_tmp / "fixed.yaml"
+    fixed.write_text(CHAIN.format(d=shared_tmp).replace("exit 3", "exit 0"))
+    proc = run_slurmdag("resume", dag_id, "--from", fixed, "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(json.loads(proc.stdout)["jobs"]) == ["c", "d", "e"]
+    assert wait_terminal(slurm, run_slurmdag, dag_id)["state"] == "Completed"
+    assert {n: runs(shared_tmp / f"{n}.runs") for n in "abcdef"} == {"a": 1, "b": 1, "f": 1, "c": 2, "d": 1, "e": 1}
