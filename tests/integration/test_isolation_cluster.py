@@ -15,11 +15,10 @@ import pytest
 
 USER = "sdtest"
 # This machine's Python lives under /root (mode 0700); the second user runs the system python3 with a
-# world-readable copy of slurmdag's dependencies and the repository on PYTHONPATH.
+# world-readable copy of slurmdag and its dependencies on PYTHONPATH.
 DEPENDENCIES = ("typer", "click", "jinja2", "markupsafe", "yaml", "_yaml", "tabulate", "typing_extensions",
                 "shellingham", "annotated_doc", "wcwidth", "pydantic", "pydantic_core", "annotated_types",
                 "typing_inspection")
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 @pytest.fixture(scope="module")
@@ -35,6 +34,10 @@ def second_user():
         src = os.path.dirname(mod.__file__) if mod.__file__.endswith("__init__.py") else mod.__file__
         dst = libs / os.path.basename(src)
         (shutil.copytree if os.path.isdir(src) else shutil.copy)(src, dst)
+    # slurmdag itself too: the checkout may sit in a folder only root can read (a CI clone in a mktemp dir)
+    import slurmdag
+    shutil.copytree(os.path.dirname(slurmdag.__file__), libs / "slurmdag",
+                    ignore=shutil.ignore_patterns("__pycache__"))
     subprocess.run(["chmod", "-R", "a+rX", str(libs)], check=True)
     os.environ["SD6_LIBS"] = str(libs)
     yield USER
@@ -45,7 +48,7 @@ def _as_user(slurm, user: str, *argv: str, home: str) -> subprocess.CompletedPro
     if argv[0] == sys.executable:
         argv = ("/usr/bin/python3", *argv[1:])
     env = ["env", f"SLURM_CONF={slurm.conf}", f"SLURMDAG_HOME={home}", f"HOME=/home/{user}",
-           f"PYTHONPATH={REPO}:{os.environ.get('SD6_LIBS', '')}", "PATH=/usr/local/bin:/usr/bin:/bin"]
+           f"PYTHONPATH={os.environ.get('SD6_LIBS', '')}", "PATH=/usr/local/bin:/usr/bin:/bin"]
     return subprocess.run(["runuser", "-u", user, "--", *env, *argv], capture_output=True, text=True, timeout=120,
                           cwd="/tmp")
 

@@ -113,7 +113,8 @@ def normalized(fields: dict[str, str], job_id: str, script: Path) -> dict[str, s
             continue
         v = v.replace(str(script), "<script>")
         for jid in {job_id, aid}:
-            v = re.sub(rf"(?<!\d){jid}(?!\d)", "<id>", v)
+            # a job id stands alone (`slurm-300.out`, `300_4`), never inside a value such as `300M`
+            v = re.sub(rf"(?<![0-9A-Za-z]){jid}(?![0-9A-Za-z])", "<id>", v)
         out[k] = v
     out["is_array"] = str("ArrayJobId" in fields)
     return out
