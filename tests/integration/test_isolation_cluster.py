@@ -22,11 +22,15 @@ DEPENDENCIES = ("typer", "click", "jinja2", "markupsafe", "yaml", "_yaml", "tabu
 
 
 @pytest.fixture(scope="module")
-def second_user():
+def second_user(slurm):
     if os.getuid() != 0 or shutil.which("runuser") is None or not os.path.exists("/usr/bin/python3"):
         pytest.skip("needs root, runuser and /usr/bin/python3 to act as a second user")
     if subprocess.run(["id", USER], capture_output=True).returncode != 0:
         subprocess.run(["useradd", "-m", USER], check=True)
+    # Like any Slurm client, the second user needs to read slurm.conf and reach munge's socket in the run dir.
+    if subprocess.run(["runuser", "-u", USER, "--", "test", "-r", slurm.conf]).returncode != 0:
+        pytest.fail(f"user {USER} cannot read {slurm.conf}: the test cluster's run dir must sit in folders other "
+                    "users can traverse (see docs/local-cluster.md, SLURM_CLUSTER_DIR)")
     # Not under pytest's basetemp: a concurrent pytest session may prune old basetemps while this test runs.
     libs = Path(tempfile.mkdtemp(prefix="slurmdag-second-user-libs-"))
     for name in DEPENDENCIES:

@@ -105,13 +105,16 @@ def scontrol_fields(job_id: str) -> dict[str, str]:
     return fields
 
 
-def normalized(fields: dict[str, str], job_id: str, script: Path) -> dict[str, str]:
+def normalized(fields: dict[str, str], job_id: str, script: Path, cwd: Path | None = None) -> dict[str, str]:
     aid = fields.get("ArrayJobId", job_id)
     out = {}
     for k, v in fields.items():
         if k in VOLATILE:
             continue
+        # paths first: the submit folder's own name may contain digits that equal the job id (pytest-128)
         v = v.replace(str(script), "<script>")
+        if cwd is not None:
+            v = v.replace(str(cwd), "<cwd>")
         for jid in {job_id, aid}:
             # a job id stands alone (`slurm-300.out`, `300_4`), never inside a value such as `300M`
             v = re.sub(rf"(?<![0-9A-Za-z]){jid}(?![0-9A-Za-z])", "<id>", v)
@@ -131,8 +134,8 @@ def compare_submissions(original: Path, rebuilt_text: str, cwd: Path, extra=(), 
             assert a is None and b is None, f"{original.name}: only one was rejected: {a_err!r} / {b_err!r}"
             assert a_err == b_err, original.name
             return "rejected", a_err
-        fa = normalized(scontrol_fields(a), a, original)
-        fb = normalized(scontrol_fields(b), b, rebuilt)
+        fa = normalized(scontrol_fields(a), a, original, cwd)
+        fb = normalized(scontrol_fields(b), b, rebuilt, cwd)
         diff = {k: (fa.get(k), fb.get(k)) for k in set(fa) | set(fb) if fa.get(k) != fb.get(k)}
         assert not diff, f"{original.name}: Slurm applied different options: {diff}"
         return "same", fa
