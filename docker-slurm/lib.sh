@@ -314,6 +314,21 @@ nodes_ready() {   # nodes_ready N : every node1..N is up (idle/mix/alloc/comp, r
     [ "$count" = "$n" ]
 }
 
+# remove_cluster_network : every node namespace, veth and the bridge, and the owner mark; prints how many
+# namespaces/bridges it removed.
+remove_cluster_network() {
+    local ns l removed=0
+    for ns in $(ip netns list 2>/dev/null | awk '{print $1}' | grep "^$NS_PREFIX[0-9][0-9]*$" || true); do
+        remove_node_net "${ns#"$NS_PREFIX"}" >&2; removed=$((removed + 1))
+    done
+    for l in $(ip -o link show 2>/dev/null | awk -F': ' '{print $2}' | sed 's/@.*//' | grep "^$VETH_PREFIX[0-9][0-9]*$" || true); do
+        ip link del "$l" 2>/dev/null || true
+    done
+    if ip link show "$BRIDGE" >/dev/null 2>&1; then ip link del "$BRIDGE"; removed=$((removed + 1)); fi
+    rm -f "$OWNER_MARK"
+    echo "$removed"
+}
+
 sacct_answers() { sacct -n -X -S now -o JobID >/dev/null 2>&1; }
 
 # ---------------------------------------------------------------- locking
