@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
+import stat
 import subprocess
 import sys
 import tempfile
@@ -27,8 +29,12 @@ def second_user(slurm):
         pytest.skip("needs root, runuser and /usr/bin/python3 to act as a second user")
     if subprocess.run(["id", USER], capture_output=True).returncode != 0:
         subprocess.run(["useradd", "-m", USER], check=True)
-    # Like any Slurm client, the second user needs to read slurm.conf and reach munge's socket in the run dir.
+    # Like any Slurm client, the second user needs to read slurm.conf and reach munge's socket in the run dir. A
+    # checkout in a `mktemp -d` folder (mode 0700) hides both: grant search-only permission on the way there, for
+    # this test's duration.
+    opened = _let_others_traverse([Path(slurm.conf).parent, _munge_socket_dir(slurm.conf)])
     if subprocess.run(["runuser", "-u", USER, "--", "test", "-r", slurm.conf]).returncode != 0:
+        _restore_modes(opened)
         pytest.fail(f"user {USER} cannot read {slurm.conf}: the test cluster's run dir must sit in folders other "
                     "users can traverse (see docs/local-cluster.md, SLURM_CLUSTER_DIR)")
     # Not under pytest's basetemp: a concurrent pytest session may prune old basetemps while this test runs.
@@ -44,8 +50,33 @@ def second_user(slurm):
                     ignore=shutil.ignore_patterns("__pycache__"))
     subprocess.run(["chmod", "-R", "a+rX", str(libs)], check=True)
     os.environ["SD6_LIBS"] = str(libs)
-    yield USER
-    shutil.rmtree(libs, ignore_errors=True)
+    try:
+        yield USER
+    finally:
+        shutil.rmtree(libs, ignore_errors=True)
+        _restore_modes(opened)
+
+
+def _munge_socket_dir(conf: str) -> Path:
+    m = re.search(r"^AuthInfo=.*socket=([^,\s]+)", Path(conf).read_text(), re.M)
+    return Path(m.group(1)).parent if m else Path(conf).parent
+
+
+def _let_others_traverse(folders: list[Path]) -> list[tuple[Path, int]]:
+    """Add the others-search bit to each folder and its ancestors that lack it; return the old modes."""
+    changed: dict[Path, int] = {}
+    for folder in folders:
+        for d in [folder, *folder.parents]:
+            mode = stat.S_IMODE(d.stat().st_mode)
+            if not mode & stat.S_IXOTH and d not in changed:
+                os.chmod(d, mode | stat.S_IXOTH)
+                changed[d] = mode
+    return list(changed.items())
+
+
+def _restore_modes(changed: list[tuple[Path, int]]) -> None:
+    for d, mode in changed:
+        os.chmod(d, mode)
 
 
 def _as_user(slurm, user: str, *argv: str, home: str) -> subprocess.CompletedProcess:
