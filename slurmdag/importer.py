@@ -124,6 +124,15 @@ def _match_paren(text: str, i: int) -> int:
     raise BashSyntax("unclosed $(")
 
 
+def _backticks(text: str, i: int, parts: list) -> int:
+    """A `command` substitution starting at text[i]: record it, return the index after the closing backtick."""
+    end = text.find("`", i + 1)
+    if end < 0:
+        raise BashSyntax("unclosed `")
+    parts.append(("cmd", text[i + 1 : end]))
+    return end + 1
+
+
 def _dollar(text: str, i: int, parts: list[tuple[str, str]]) -> int:
     """Read the expansion starting at text[i] == '$'; append it to parts; return the index after it."""
     nxt = text[i + 1] if i + 1 < len(text) else ""
@@ -250,11 +259,7 @@ def lex_commands(text: str, first_line: int = 1) -> list[Command]:
                     i = _dollar(text, i, parts)
                     line += text[start:i].count("\n")
                 elif ch == "`":
-                    end = text.find("`", i + 1)
-                    if end < 0:
-                        raise BashSyntax("unclosed `")
-                    parts.append(("cmd", text[i + 1 : end]))
-                    i = end + 1
+                    i = _backticks(text, i, parts)
                 else:
                     if ch == "\n":
                         line += 1
@@ -272,11 +277,7 @@ def lex_commands(text: str, first_line: int = 1) -> list[Command]:
             i = _dollar(text, i, parts)
             line += text[start:i].count("\n")
         elif c == "`":
-            end = text.find("`", i + 1)
-            if end < 0:
-                raise BashSyntax("unclosed `")
-            parts.append(("cmd", text[i + 1 : end]))
-            i = end + 1
+            i = _backticks(text, i, parts)
         else:
             parts.append(("lit", c))
             i += 1
