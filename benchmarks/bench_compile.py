@@ -16,7 +16,7 @@ import tracemalloc
 
 from tabulate import tabulate
 
-from slurmdag.compile import compile_text
+from slurmdag.compiler.compile import compile_text
 
 
 def layered(n: int, width: int = 10) -> str:

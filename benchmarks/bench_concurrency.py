@@ -4,7 +4,7 @@
     python benchmarks/bench_concurrency.py --cluster [--k 2] [--width 10]    # real cluster: a fan-out of sleeps
 
 Mechanisms (all need no slurmdag process once submitted):
-  lanes/walltime  dependency lanes (slurmdag.concurrency), lanes assigned with each job's walltime as its length
+  lanes/walltime  dependency lanes (slurmdag.compiler.lanes), lanes assigned with each job's walltime as its length
   lanes/equal     the same without walltimes (every job looks equally long: round-robin-like assignment)
   array %K        one throttled array (only for a homogeneous fan-out that can be written as a task group)
 Reference: "greedy" = a live scheduler with K slots starting the next ready job whenever one ends (what a polling
@@ -28,9 +28,9 @@ from datetime import datetime
 
 from tabulate import tabulate
 
-from slurmdag.compile import compile_text
-from slurmdag.concurrency import apply_max_concurrent
-from slurmdag.plan import Plan
+from slurmdag.compiler.compile import compile_text
+from slurmdag.compiler.lanes import apply_max_concurrent
+from slurmdag.model.plan import Plan
 
 
 def workflow(kind: str, n: int, durations: list[int], walltimes: bool, rng: random.Random) -> str:

@@ -45,10 +45,10 @@ import bench_compile  # noqa: E402  (the compile measurement lives there; reused
 
 from slurmdag.backends import runner  # noqa: E402
 from slurmdag.backends.cli import CliBackend  # noqa: E402
-from slurmdag.compile import compile_text  # noqa: E402
-from slurmdag.plan import Plan  # noqa: E402
-from slurmdag.store import Store  # noqa: E402
-from slurmdag.submit import render_options, submit_plan  # noqa: E402
+from slurmdag.compiler.compile import compile_text  # noqa: E402
+from slurmdag.model.plan import Plan  # noqa: E402
+from slurmdag.state.store import Store  # noqa: E402
+from slurmdag.runs.submit import render_options, submit_plan  # noqa: E402
 
 
 SUBMIT_SHAPES = ("chain", "fan-out-fan-in", "layered")
@@ -300,18 +300,18 @@ def bench_rpc(sizes: list[int], repeat: int, home: Path) -> dict:
         targets.append((f"submit {shape}: RPCs beyond 1 per job are a per-DAG constant (same at every size)",
                         " / ".join(str(c) for c in consts), max(consts) - min(consts) <= 1))
     # status and reconcile passes over the last DAG submitted (largest), while its jobs run or wait.
-    from slurmdag import status
+    from slurmdag.runs import status
 
     dag_id = records[-1].dag_id
     passes = {"status pass (status.collect)": lambda: status.collect(store, backend, dag_id)}
     try:
-        from slurmdag import reconcile
+        from slurmdag.runs import reconcile
     except ImportError:
         reconcile = None  # issue 4's reconciler not present: the hook stays, the row says so
     if reconcile is not None and hasattr(reconcile, "reconcile_pass"):
         passes["reconcile pass (reconcile.reconcile_pass)"] = lambda: reconcile.reconcile_pass(store, backend, [dag_id])
     else:
-        rows.append(["reconcile pass", "", "", "", "", "not measured: slurmdag.reconcile.reconcile_pass missing", ""])
+        rows.append(["reconcile pass", "", "", "", "", "not measured: slurmdag.runs.reconcile.reconcile_pass missing", ""])
     for what, action in passes.items():
         samples, seen = [], []
         for _ in range(max(repeat, 5)):

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta, timezone
 from slurmdag.backends import runner
 from slurmdag.backends.base import Backend, JobInfo
 from slurmdag.backends.parse import SACCT_FIELDS, SQUEUE_FORMAT, parse_sacct, parse_sbatch_parsable, parse_squeue
-from slurmdag.errors import SlurmCommandError, SlurmUnavailableError
+from slurmdag.model.errors import SlurmCommandError, SlurmUnavailableError
 
 # How far back sacct looks when the caller gives no bound; job ids repeat after a cluster reset (slurm-facts §6),
 # so an unbounded `sacct -j` may return somebody's old job.

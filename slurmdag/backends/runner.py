@@ -10,7 +10,7 @@ import os
 import subprocess
 from collections.abc import Callable, Mapping, Sequence
 
-from slurmdag.errors import SlurmCommandError, SlurmUnavailableError
+from slurmdag.model.errors import SlurmCommandError, SlurmUnavailableError
 
 DEFAULT_TIMEOUT = float(os.environ.get("SLURMDAG_SLURM_TIMEOUT", "60"))
 

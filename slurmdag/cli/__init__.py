@@ -7,7 +7,7 @@ import sys
 import typer
 
 from slurmdag import __version__
-from slurmdag.errors import SlurmdagError
+from slurmdag.model.errors import SlurmdagError
 
 app = typer.Typer(
     name="slurmdag",

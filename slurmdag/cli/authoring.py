@@ -8,9 +8,9 @@ from pathlib import Path
 import typer
 
 from slurmdag.cli import app
-from slurmdag.compile import compile_file, parse_overrides
-from slurmdag.errors import Problem, SlurmdagError, UsageError
-from slurmdag.plan import Plan
+from slurmdag.compiler.compile import compile_file, parse_overrides
+from slurmdag.model.errors import Problem, SlurmdagError, UsageError
+from slurmdag.model.plan import Plan
 from slurmdag.views.graph_formats import FORMATS, render_graph
 
 _SET_HELP = "Override a workflow param: --set NAME=VALUE (repeatable; VALUE is read as a YAML scalar)."

@@ -9,7 +9,7 @@ import typer
 
 from slurmdag.cli import app
 from slurmdag.cli.running import _backend, _store, _watch
-from slurmdag.errors import SlurmdagError
+from slurmdag.model.errors import SlurmdagError
 
 RETRY_MAX = 60.0  # seconds between retries while Slurm cannot be read
 
@@ -33,8 +33,8 @@ def watch(
     graph: bool = typer.Option(False, "--graph", help="Show the DAG as a tree with states."),
 ) -> None:
     """Follow a DAG live and reconcile it until it ends; exit 0 if it Completed, 1 otherwise."""
-    from slurmdag import reconcile
-    from slurmdag.status import collect
+    from slurmdag.runs import reconcile
+    from slurmdag.runs.status import collect
 
     store, backend = _store(), _backend()
 
@@ -63,7 +63,7 @@ def reconcile_(
 ) -> None:
     """Do what Slurm cannot: cancel jobs that can never run (--cascade reconciler DAGs, or where Slurm's own kill
     is off). One batched query per pass; backs off while nothing changes; a lock keeps reconcilers from racing."""
-    from slurmdag import reconcile
+    from slurmdag.runs import reconcile
 
     store, backend = _store(), _backend()
     lock = reconcile.ReconcileLock.try_take(store)

@@ -8,8 +8,8 @@ import typer
 from tabulate import tabulate
 
 from slurmdag.cli import app
-from slurmdag.errors import InputError, Problem, SlurmCommandError
-from slurmdag.plan import Plan
+from slurmdag.model.errors import InputError, Problem, SlurmCommandError
+from slurmdag.model.plan import Plan
 
 # compile's own allocation cap is lifted where the policy check follows, so a site may raise it and a refusal
 # names the limit and who set it.
@@ -25,8 +25,8 @@ def _warn(problems: list[Problem]) -> None:
 
 
 def load_policy(plan: Plan | None = None):
-    from slurmdag.policy import read_policy, workflow_source
-    from slurmdag.site_paths import site_policy_path, user_config_path
+    from slurmdag.policy.limits import read_policy, workflow_source
+    from slurmdag.policy.site_paths import site_policy_path, user_config_path
 
     policy = read_policy(site_policy_path(), user_config_path(), workflow_source(plan) if plan else None)
     _warn(policy.warnings)
@@ -35,7 +35,7 @@ def load_policy(plan: Plan | None = None):
 
 def check_policy(plan: Plan, default_partition: str | None = None):
     """The effective policy for `plan`; raises InputError (exit 2) naming every limit the plan exceeds."""
-    from slurmdag.policy import check_plan
+    from slurmdag.policy.limits import check_plan
 
     policy = load_policy(plan)
     problems = check_plan(plan, policy, default_partition)
@@ -48,8 +48,8 @@ def admit(plan: Plan, dry_run: bool = False):
     """Policy, then pre-flight against the live cluster: the plan to submit (arrays split, concurrency lanes) and
     the verdict. Refusals raise InputError/PreflightError before anything is submitted. A dry run that cannot
     reach Slurm still shows the plan (verdict None)."""
-    from slurmdag import preflight
-    from slurmdag.concurrency import apply_max_concurrent
+    from slurmdag.policy import preflight
+    from slurmdag.compiler.lanes import apply_max_concurrent
 
     try:
         cluster = preflight.read_cluster(plan)
@@ -77,9 +77,9 @@ def show(
     """Print the effective limits and where each came from (site file, your config, the workflow)."""
     import json
 
-    from slurmdag.compile import compile_file
-    from slurmdag.policy import LIMITS, env_note
-    from slurmdag.site_paths import site_policy_path, user_config_path
+    from slurmdag.compiler.compile import compile_file
+    from slurmdag.policy.limits import LIMITS, env_note
+    from slurmdag.policy.site_paths import site_policy_path, user_config_path
 
     plan = compile_file(workflow, max_allocations=NO_COMPILE_CAP) if workflow else None
     policy = load_policy(plan)

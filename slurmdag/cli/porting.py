@@ -7,8 +7,8 @@ import os
 import typer
 
 from slurmdag.cli import app
-from slurmdag.errors import InputError, Problem
-from slurmdag.importer import import_files
+from slurmdag.model.errors import InputError, Problem
+from slurmdag.porting.importer import import_files
 
 
 @app.command("import")

@@ -1,4 +1,4 @@
-"""Commands that run part of a DAG again: resume, redo (slurmdag/recovery.py does the work)."""
+"""Commands that run part of a DAG again: resume, redo (slurmdag/runs/recovery.py does the work)."""
 
 from __future__ import annotations
 
@@ -40,8 +40,8 @@ def _json(outcome) -> dict:
 
 def _run(dag_id: str, node: str | None, cascade: bool, from_file: Path | None, dry_run: bool, as_json: bool) -> None:
     from slurmdag.backends import default_backend
-    from slurmdag.recovery import recover
-    from slurmdag.store import Store
+    from slurmdag.runs.recovery import recover
+    from slurmdag.state.store import Store
 
     outcome = recover(Store(), default_backend(), dag_id, node=node, cascade=cascade, from_file=from_file,
                       dry_run=dry_run)

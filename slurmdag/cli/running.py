@@ -9,8 +9,8 @@ from pathlib import Path
 import typer
 
 from slurmdag.cli import app
-from slurmdag.errors import InputError, SlurmdagError
-from slurmdag.plan import Plan
+from slurmdag.model.errors import InputError, SlurmdagError
+from slurmdag.model.plan import Plan
 
 # --watch polling: one batched query per poll, starting fast and backing off so a long DAG costs little.
 WATCH_FIRST_INTERVAL = 2.0
@@ -28,7 +28,7 @@ def _backend():
 
 
 def _store():
-    from slurmdag.store import Store
+    from slurmdag.state.store import Store
 
     return Store()
 
@@ -49,7 +49,7 @@ def _load_plan(path: Path, sets: list[str]) -> Plan:
             raise InputError(f"{plan_file}: no such file") from None
         except (ValueError, KeyError, TypeError) as ex:
             raise InputError(f"{plan_file}: not a slurmdag plan: {ex}") from None
-    from slurmdag.compile import compile_file, parse_overrides
+    from slurmdag.compiler.compile import compile_file, parse_overrides
 
     from slurmdag.cli.policy import NO_COMPILE_CAP  # the site policy checks the size (submit: admit)
 
@@ -68,14 +68,14 @@ def submit(
         help="Who cancels jobs that can never run: Slurm (--kill-on-invalid-dep=yes) or `slurmdag reconcile`."),
 ) -> None:
     """Submit a whole workflow at once, all or nothing."""
-    from slurmdag import submit as submitting
+    from slurmdag.runs import submit as submitting
     from slurmdag.views.status_views import submit_dry_run
 
     if cascade not in submitting.CASCADES:
         raise InputError(f"--cascade must be one of: {', '.join(submitting.CASCADES)} (got {cascade!r})")
     plan = _load_plan(workflow, set_)
     from slurmdag.cli.policy import admit
-    from slurmdag.preflight import raise_if_refused
+    from slurmdag.policy.preflight import raise_if_refused
 
     plan, verdict = admit(plan, dry_run=dry_run)  # site policy + pre-flight against the live cluster
     if dry_run:
@@ -107,8 +107,8 @@ def _watch(store, backend, dag_id: str, as_json: bool = False, graph: bool = Fal
            poll=None) -> None:
     """The one follow loop (status --watch, submit --watch, watch). `poll()` returns the DAG's status; by default a
     plain read, `slurmdag watch` passes one that also reconciles."""
-    from slurmdag.states import DagState
-    from slurmdag.status import collect
+    from slurmdag.model.states import DagState
+    from slurmdag.runs.status import collect
     from slurmdag.views.status_views import status_json, status_table, status_tree
 
     poll = poll or (lambda: collect(store, backend, dag_id))
@@ -144,7 +144,7 @@ def status(
     tasks: bool = typer.Option(False, "--tasks", help="One row per task of each task group."),
 ) -> None:
     """Show the state of a DAG (one squeue and one sacct call, whatever its size)."""
-    from slurmdag.status import collect
+    from slurmdag.runs.status import collect
     from slurmdag.views.status_views import status_json, status_table, status_tree
 
     store, backend = _store(), _backend()
@@ -170,7 +170,7 @@ def list_(
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
     """Your DAGs, newest first: every active one and the 10 newest finished (--all: every one)."""
-    from slurmdag.status import list_dags
+    from slurmdag.runs.status import list_dags
     from slurmdag.views.status_views import list_json, list_table
 
     listed = list_dags(_store(), _backend(), show_all=show_all)
@@ -195,13 +195,13 @@ def cancel(
                                     "succeed is cancelled, its failure handlers do not start."),
 ) -> None:
     """Cancel every unfinished job of a DAG; failure/any handlers do not start."""
-    from slurmdag.cancel import cancel_dag
+    from slurmdag.runs.cancel import cancel_dag
     from slurmdag.views.status_views import cancel_listing
 
     if nodes:
         if dry_run:
             raise InputError("--dry-run lists a whole-DAG cancel; it does not combine with --node")
-        from slurmdag.cancel_nodes import cancel_nodes
+        from slurmdag.runs.cancel_allocations import cancel_nodes
 
         done = cancel_nodes(_store(), _backend(), dag_id, nodes)
         if as_json:

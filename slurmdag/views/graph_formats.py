@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 
-from slurmdag.plan import Plan, PlannedJob
+from slurmdag.model.plan import Plan, PlannedJob
 
 FORMATS = ("ascii", "dot", "mermaid")
 

@@ -8,8 +8,8 @@ from typing import Any
 
 from tabulate import tabulate
 
-from slurmdag.plan import Plan
-from slurmdag.status import DagStatus, NodeStatus
+from slurmdag.model.plan import Plan
+from slurmdag.runs.status import DagStatus, NodeStatus
 
 
 def _dash(value: object) -> str:

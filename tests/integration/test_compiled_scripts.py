@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from slurmdag.cli.authoring import write_plan_dir
-from slurmdag.compile import compile_file
+from slurmdag.compiler.compile import compile_file
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted(p for p in (REPO / "examples").rglob("*.yaml"))

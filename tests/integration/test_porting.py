@@ -22,9 +22,9 @@ from pathlib import Path
 
 import pytest
 
-from slurmdag.importer import import_files
-from slurmdag.script_directives import read_script_file
-from slurmdag.script_merge import merge, rebuild_script
+from slurmdag.porting.importer import import_files
+from slurmdag.compiler.script_directives import read_script_file
+from slurmdag.compiler.script_merge import merge, rebuild_script
 
 pytestmark = pytest.mark.integration
 

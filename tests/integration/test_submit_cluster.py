@@ -217,9 +217,9 @@ def test_submission_costs_one_sbatch_per_job_plus_the_gate(cluster, tmp_path, mo
     """The controller budget: N+1 sbatch and 1 scontrol release; no per-job hold/release, no queries."""
     from slurmdag.backends import runner
     from slurmdag.backends.cli import CliBackend
-    from slurmdag.compile import compile_file
-    from slurmdag.store import Store
-    from slurmdag.submit import submit_plan
+    from slurmdag.compiler.compile import compile_file
+    from slurmdag.state.store import Store
+    from slurmdag.runs.submit import submit_plan
 
     for key, value in cluster.items():
         monkeypatch.setenv(key, value)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from slurmdag.errors import InputError
+from slurmdag.model.errors import InputError
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "examples"

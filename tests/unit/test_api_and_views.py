@@ -8,9 +8,9 @@ import sys
 
 import pytest
 
-from slurmdag.api import Workflow
-from slurmdag.compile import compile_file, compile_text
-from slurmdag.errors import InputError
+from slurmdag.compiler.api import Workflow
+from slurmdag.compiler.compile import compile_file, compile_text
+from slurmdag.model.errors import InputError
 from slurmdag.views.graph_formats import render_graph, to_ascii, to_dot, to_mermaid
 
 from .conftest import EXAMPLES

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from slurmdag.backends import runner
-from slurmdag.errors import SlurmCommandError, SlurmUnavailableError
+from slurmdag.model.errors import SlurmCommandError, SlurmUnavailableError
 
 
 def test_success_returns_output_and_passes_stdin_and_env():

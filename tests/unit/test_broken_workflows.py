@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from slurmdag.compile import compile_file
-from slurmdag.errors import InputError
+from slurmdag.compiler.compile import compile_file
+from slurmdag.model.errors import InputError
 
 from .conftest import problem_lines
 

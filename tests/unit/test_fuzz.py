@@ -6,10 +6,10 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from slurmdag.compile import compile_text
-from slurmdag.errors import InputError
-from slurmdag.plan import Plan
-from slurmdag.spec import ALLOCATION_KEYS
+from slurmdag.compiler.compile import compile_text
+from slurmdag.model.errors import InputError
+from slurmdag.model.plan import Plan
+from slurmdag.compiler.spec import ALLOCATION_KEYS
 
 
 def outcome(text: str):

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from slurmdag.compile import compile_file
-from slurmdag.plan import Plan
+from slurmdag.compiler.compile import compile_file
+from slurmdag.model.plan import Plan
 
 from .conftest import REPO
 

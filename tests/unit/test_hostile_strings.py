@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from slurmdag.api import Workflow
-from slurmdag.errors import InputError
+from slurmdag.compiler.api import Workflow
+from slurmdag.model.errors import InputError
 
 HOSTILE = [
     "plain",

@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from slurmdag.errors import InputError
-from slurmdag.importer import import_files, lex_commands, slurm_time_to_walltime
+from slurmdag.model.errors import InputError
+from slurmdag.porting.importer import import_files, lex_commands, slurm_time_to_walltime
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 SCRIPT = "#!/bin/bash\n#SBATCH --time=5\ntrue\n"
@@ -175,7 +175,7 @@ def test_fixture_chain_imports_cleanly_and_loads_as_a_workflow(tmp_path):
     assert a["shard"]["array"] == "0-3%2"
     doc = yaml.safe_load(r.to_yaml())
     assert doc == r.workflow
-    spec = pytest.importorskip("slurmdag.spec")
+    spec = pytest.importorskip("slurmdag.compiler.spec")
     if not hasattr(spec, "load_workflow"):
         pytest.skip("spec.load_workflow not available yet")
     out_file = chain.parent / "_imported_for_test.yaml"

@@ -5,9 +5,9 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from slurmdag.api import Workflow
-from slurmdag.compile import compile_text
-from slurmdag.plan import Dependency, DependencyTerm
+from slurmdag.compiler.api import Workflow
+from slurmdag.compiler.compile import compile_text
+from slurmdag.model.plan import Dependency, DependencyTerm
 
 
 def deps(plan, name):

@@ -6,10 +6,10 @@ import os
 
 import pytest
 
-from slurmdag import site_paths
-from slurmdag.compile import compile_text
-from slurmdag.errors import InputError
-from slurmdag.policy import BUILTIN, check_plan, effective, parse_site, parse_user_config, read_policy
+from slurmdag.policy import site_paths
+from slurmdag.compiler.compile import compile_text
+from slurmdag.model.errors import InputError
+from slurmdag.policy.limits import BUILTIN, check_plan, effective, parse_site, parse_user_config, read_policy
 
 SITE = "/etc/slurmdag/policy.yaml"
 
@@ -81,7 +81,7 @@ def test_workflow_max_concurrent_is_a_tightening_source(tmp_path):
     plan = _plan(2, top="max_concurrent: 4\n")
     assert plan.max_concurrent == 4
     (tmp_path / "site.yaml").write_text("max_concurrent: 3\n")
-    from slurmdag.policy import workflow_source
+    from slurmdag.policy.limits import workflow_source
     policy = read_policy(tmp_path / "site.yaml", None, workflow_source(plan))
     assert policy.value("max_concurrent") == 3
     assert "max_concurrent 4 ignored" in policy.warnings[0].message

@@ -7,14 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from slurmdag import preflight
-from slurmdag.array_split import chunks, compact, split_plan
-from slurmdag.compile import compile_text
-from slurmdag.concurrency import apply_max_concurrent
-from slurmdag.states import NodeState
+from slurmdag.policy import preflight
+from slurmdag.compiler.array_split import chunks, compact, split_plan
+from slurmdag.compiler.compile import compile_text
+from slurmdag.compiler.lanes import apply_max_concurrent
+from slurmdag.model.states import NodeState
 from slurmdag.backends.base import JobInfo
-from slurmdag.status import build_status
-from slurmdag.store import DagRecord
+from slurmdag.runs.status import build_status
+from slurmdag.state.store import DagRecord
 
 DATA = Path(__file__).parent / "data" / "preflight"
 

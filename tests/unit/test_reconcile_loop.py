@@ -3,11 +3,11 @@ A fake backend stands in for Slurm (the real thing is tested in tests/integratio
 
 from __future__ import annotations
 
-from slurmdag import reconcile
+from slurmdag.runs import reconcile
 from slurmdag.backends.base import Backend, JobInfo
-from slurmdag.compile import compile_text
-from slurmdag.errors import SlurmUnavailableError
-from slurmdag.store import SUBMITTED, Store
+from slurmdag.compiler.compile import compile_text
+from slurmdag.model.errors import SlurmUnavailableError
+from slurmdag.state.store import SUBMITTED, Store
 
 WF = """\
 name: t
@@ -126,7 +126,7 @@ def test_run_backs_off_while_nothing_changes_and_stops_when_terminal(tmp_path):
 
 
 def test_reconciler_mode_submits_with_the_kill_off_and_records_it(tmp_path):
-    from slurmdag.submit import describe
+    from slurmdag.runs.submit import describe
 
     plan = compile_text(WF)
     assert all("--kill-on-invalid-dep=no" in p.options for p in describe(plan, "reconciler"))

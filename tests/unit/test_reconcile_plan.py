@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 
 from slurmdag.backends.base import JobInfo
-from slurmdag.compile import compile_text
-from slurmdag.reconcile_plan import Outcome, TermValue, plan_actions, term_value
-from slurmdag.status import build_status
-from slurmdag.store import DagRecord
+from slurmdag.compiler.compile import compile_text
+from slurmdag.runs.reconcile_plan import Outcome, TermValue, plan_actions, term_value
+from slurmdag.runs.status import build_status
+from slurmdag.state.store import DagRecord
 
 WF = """\
 name: t

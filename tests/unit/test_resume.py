@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from slurmdag.compile import compile_text
-from slurmdag.resume_plan import (DagStillActive, NothingToResume, Outcome, compress_indexes, descendants, plan_redo,
+from slurmdag.compiler.compile import compile_text
+from slurmdag.runs.resume_plan import (DagStillActive, NothingToResume, Outcome, compress_indexes, descendants, plan_redo,
                              plan_resume)
-from slurmdag.states import NodeState as S
+from slurmdag.model.states import NodeState as S
 
 CHAIN = """
 name: chain

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
-from slurmdag import attempt_history
-from slurmdag.store import DagRecord
+from slurmdag.state import attempt_history
+from slurmdag.state.store import DagRecord
 
 
 def record(**kw) -> DagRecord:

@@ -6,8 +6,8 @@ from __future__ import annotations
 import os
 import subprocess
 
-from slurmdag.compile import compile_text
-from slurmdag.retry_progress import RetryAttempt, parse_comment, parse_rows
+from slurmdag.compiler.compile import compile_text
+from slurmdag.runs.retry_progress import RetryAttempt, parse_comment, parse_rows
 
 WF = """
 name: r

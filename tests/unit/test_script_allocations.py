@@ -10,10 +10,10 @@ import sys
 
 import pytest
 
-from slurmdag.compile import compile_file
-from slurmdag.errors import InputError
-from slurmdag.plan import Plan
-from slurmdag.script_directives import interpreter, read_directives, shell_kind
+from slurmdag.compiler.compile import compile_file
+from slurmdag.model.errors import InputError
+from slurmdag.model.plan import Plan
+from slurmdag.compiler.script_directives import interpreter, read_directives, shell_kind
 
 from .conftest import problem_lines
 

@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from slurmdag.sbatch_options import Token, parse_args, resolve_long
-from slurmdag.script_directives import read_directives
-from slurmdag.script_merge import directive_lines, merge, quote_directive_value, rebuild_script
+from slurmdag.model.sbatch_options import Token, parse_args, resolve_long
+from slurmdag.compiler.script_directives import read_directives
+from slurmdag.compiler.script_merge import directive_lines, merge, quote_directive_value, rebuild_script
 
 CORPUS = Path(__file__).resolve().parents[1] / "fixtures" / "batch-scripts"
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from slurmdag.plan import Dependency, DependencyTerm, Edge, Plan, PlannedJob
-from slurmdag.states import (
+from slurmdag.model.plan import Dependency, DependencyTerm, Edge, Plan, PlannedJob
+from slurmdag.model.states import (
     DagState,
     NodeState,
     count_states,

@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 
 from slurmdag.backends.base import JobInfo
-from slurmdag.plan import Dependency, DependencyTerm, Edge, Plan, PlannedJob
-from slurmdag.states import DagState, NodeState
-from slurmdag.status import build_status
-from slurmdag.store import DagRecord
+from slurmdag.model.plan import Dependency, DependencyTerm, Edge, Plan, PlannedJob
+from slurmdag.model.states import DagState, NodeState
+from slurmdag.runs.status import build_status
+from slurmdag.state.store import DagRecord
 from slurmdag.views.status_views import status_json, status_table, status_tree
 
 DAG = "abcd1234"

@@ -12,9 +12,9 @@ import textwrap
 
 import pytest
 
-from slurmdag.errors import StoreError, UsageError
-from slurmdag.plan import Plan, PlannedJob
-from slurmdag.store import SUBMITTED, Store, UnknownDagError, atomic_write, check_dag_id
+from slurmdag.model.errors import StoreError, UsageError
+from slurmdag.model.plan import Plan, PlannedJob
+from slurmdag.state.store import SUBMITTED, Store, UnknownDagError, atomic_write, check_dag_id
 
 
 def _plan(n: int = 2) -> Plan:
@@ -89,7 +89,7 @@ def test_dag_lock_is_exclusive_across_processes_and_freed_when_holder_dies(tmp_p
     record, lock = store.create(_plan())
     holder = textwrap.dedent(f"""
         import sys, time
-        from slurmdag.store import Store
+        from slurmdag.state.store import Store
         lock = Store({str(tmp_path)!r}).lock_dag({record.dag_id!r}, blocking=False)
         print("got" if lock else "busy", flush=True)
         if lock and len(sys.argv) > 1:

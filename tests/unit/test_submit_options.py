@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from slurmdag.plan import Dependency, DependencyTerm, Plan, PlannedJob
-from slurmdag.submit import dependency_expression, describe, gate_options, job_options
+from slurmdag.model.plan import Dependency, DependencyTerm, Plan, PlannedJob
+from slurmdag.runs.submit import dependency_expression, describe, gate_options, job_options
 
 
 def _plan() -> Plan:

@@ -6,9 +6,9 @@ import threading
 
 import pytest
 
-from slurmdag import submit
-from slurmdag.plan import Dependency, DependencyTerm, Plan, PlannedJob
-from slurmdag.submit import _SignalGuard, _submit_wave, submission_waves
+from slurmdag.runs import submit
+from slurmdag.model.plan import Dependency, DependencyTerm, Plan, PlannedJob
+from slurmdag.runs.submit import _SignalGuard, _submit_wave, submission_waves
 
 
 def _job(name: str, *parents: str, join: str = "all") -> PlannedJob:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from slurmdag import walltime as wt
-from slurmdag.compile import compile_text, parse_overrides
-from slurmdag.errors import InputError
+from slurmdag.model import slurm_values as wt
+from slurmdag.compiler.compile import compile_text, parse_overrides
+from slurmdag.model.errors import InputError
 
 
 @pytest.mark.parametrize(
@@ -129,7 +129,7 @@ def test_task_groups():
 def test_script_key_keeps_the_body_after_our_directives(write):
     (write("#!/bin/bash\n#SBATCH --nodes=9\necho from-script\n", "job.sh"))
     path = write("name: w\nallocations:\n  - {name: a, script: job.sh, walltime: 5}\n")
-    from slurmdag.compile import compile_file
+    from slurmdag.compiler.compile import compile_file
 
     job = compile_file(path).job("a")
     script = job.script

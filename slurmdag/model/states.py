@@ -11,7 +11,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from enum import Enum
 
-from slurmdag.plan import Plan
+from slurmdag.model.plan import Plan
 
 
 class NodeState(str, Enum):

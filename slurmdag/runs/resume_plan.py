@@ -18,9 +18,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 
 from slurmdag.backends.parse import expand_array_indexes
-from slurmdag.errors import Problem, UsageError
-from slurmdag.plan import Dependency, DependencyTerm, Plan, PlannedJob
-from slurmdag.states import ACTIVE, FAILURES, NodeState
+from slurmdag.model.errors import Problem, UsageError
+from slurmdag.model.plan import Dependency, DependencyTerm, Plan, PlannedJob
+from slurmdag.model.states import ACTIVE, FAILURES, NodeState
 
 
 @dataclass(frozen=True)
@@ -79,7 +79,7 @@ def plan_redo(plan: Plan, outcomes: Mapping[str, Outcome], node: str, cascade: b
     _refuse_active(outcomes)
     names = {j.name for j in plan.allocations()}
     if node not in names:
-        from slurmdag.spec import did_you_mean
+        from slurmdag.compiler.spec import did_you_mean
 
         raise UsageError(Problem(f"no allocation {node!r} in this DAG", file="slurmdag",
                                  hint=did_you_mean(node, names) or f"allocations: {', '.join(sorted(names))}"))

@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import dataclasses
 
-from slurmdag import walltime as wt
-from slurmdag.errors import Problem
-from slurmdag.plan import Dependency, DependencyTerm, Plan, PlannedJob
-from slurmdag.script_directives import shell_kind
+from slurmdag.model import slurm_values as wt
+from slurmdag.model.errors import Problem
+from slurmdag.model.plan import Dependency, DependencyTerm, Plan, PlannedJob
+from slurmdag.compiler.script_directives import shell_kind
 
 
 @dataclasses.dataclass(frozen=True)

@@ -19,10 +19,10 @@ from typing import Any, Union
 
 import yaml
 
-from slurmdag import graph
-from slurmdag.compile import compile_nodes
-from slurmdag.plan import Plan
-from slurmdag.yamlsrc import from_python
+from slurmdag.compiler import graph
+from slurmdag.compiler.compile import compile_nodes
+from slurmdag.model.plan import Plan
+from slurmdag.compiler.yamlsrc import from_python
 
 PYTHON_SOURCE = "<python>"
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from slurmdag.errors import InputError, Problem
+from slurmdag.model.errors import InputError, Problem
 
 # libyaml is ~10x faster; its error messages are terser, so syntax errors are re-read with the Python loader.
 _FastLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)

@@ -21,9 +21,9 @@ from typing import Any
 
 import yaml
 
-from slurmdag.errors import InputError, Problem
-from slurmdag.sbatch_options import CLIENT_ONLY, ParsedOption, Token, parse_args
-from slurmdag.script_directives import ScriptDirectives, read_directives
+from slurmdag.model.errors import InputError, Problem
+from slurmdag.model.sbatch_options import CLIENT_ONLY, ParsedOption, Token, parse_args
+from slurmdag.compiler.script_directives import ScriptDirectives, read_directives
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 

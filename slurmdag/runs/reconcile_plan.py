@@ -16,9 +16,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
-from slurmdag.plan import Dependency, DependencyTerm, Plan
-from slurmdag.states import ACTIVE, NodeState
-from slurmdag.status import DagStatus, NodeStatus
+from slurmdag.model.plan import Dependency, DependencyTerm, Plan
+from slurmdag.model.states import ACTIVE, NodeState
+from slurmdag.runs.status import DagStatus, NodeStatus
 
 NEVER_SATISFIED = "DependencyNeverSatisfied"
 

@@ -2,7 +2,7 @@
 
 1. Read every node's outcome from Slurm (status.collect: one squeue + one sacct bounded by the DAG's creation time,
    rows matched by job name, so a reused or purged id can never pass for ours).
-2. Compute the sub-plan (slurmdag/resume_plan.py): no dependency on any job of an earlier attempt survives.
+2. Compute the sub-plan (slurmdag/runs/resume_plan.py): no dependency on any job of an earlier attempt survives.
 3. Submit it through the same gate as `submit` (submit.submit_gated): all or nothing; a failed submission is
    withdrawn and the DAG stays as it was before the resume.
 """
@@ -14,15 +14,15 @@ import socket
 from dataclasses import dataclass
 from pathlib import Path
 
-from slurmdag import attempt_history
+from slurmdag.state import attempt_history
 from slurmdag.backends.base import Backend
-from slurmdag.errors import Problem, UsageError
-from slurmdag.plan import Plan
-from slurmdag.resume_plan import Outcome, ResumePlan, plan_redo, plan_resume
-from slurmdag.states import NodeState
-from slurmdag.status import DagStatus, collect
-from slurmdag.store import FAILED, SUBMITTING, DagRecord, Store, atomic_write, boot_id
-from slurmdag.submit import submit_gated
+from slurmdag.model.errors import Problem, UsageError
+from slurmdag.model.plan import Plan
+from slurmdag.runs.resume_plan import Outcome, ResumePlan, plan_redo, plan_resume
+from slurmdag.model.states import NodeState
+from slurmdag.runs.status import DagStatus, collect
+from slurmdag.state.store import FAILED, SUBMITTING, DagRecord, Store, atomic_write, boot_id
+from slurmdag.runs.submit import submit_gated
 
 
 class ChangedCompletedAllocations(UsageError):
@@ -72,7 +72,7 @@ def recover(store: Store, backend: Backend, dag_id: str, *, node: str | None = N
             from_file: Path | None = None, dry_run: bool = False) -> RecoveryOutcome:
     """`resume` (node=None) or `redo NODE [--cascade]` of DAG `dag_id`."""
     if not store.exists(dag_id):
-        from slurmdag.store import UnknownDagError
+        from slurmdag.state.store import UnknownDagError
 
         raise UnknownDagError(dag_id)
     status = collect(store, backend, dag_id)  # also finishes off an abandoned submission
@@ -83,7 +83,7 @@ def recover(store: Store, backend: Backend, dag_id: str, *, node: str | None = N
     plan = status.plan
     outcomes = outcomes_of(status)
     if from_file is not None:
-        from slurmdag.compile import compile_file
+        from slurmdag.compiler.compile import compile_file
 
         new_plan = compile_file(from_file)
         completed = [n.name for n in status.allocations() if n.state is NodeState.COMPLETED]

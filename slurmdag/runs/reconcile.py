@@ -16,11 +16,11 @@ from dataclasses import dataclass, field
 
 from slurmdag.backends.base import Backend
 from slurmdag.backends.parse import ParseError
-from slurmdag.errors import SlurmCommandError
-from slurmdag.reconcile_plan import Cancel, plan_actions
-from slurmdag.status import DagStatus, collect_many, remember
-from slurmdag.store import CANCELLED, SUBMITTED, SUBMITTING, DagRecord, Store, check_dag_id
-from slurmdag.submit import recover_abandoned
+from slurmdag.model.errors import SlurmCommandError
+from slurmdag.runs.reconcile_plan import Cancel, plan_actions
+from slurmdag.runs.status import DagStatus, collect_many, remember
+from slurmdag.state.store import CANCELLED, SUBMITTED, SUBMITTING, DagRecord, Store, check_dag_id
+from slurmdag.runs.submit import recover_abandoned
 
 LOCK_FILE = "reconcile.lock"
 FIRST_INTERVAL = 2.0  # seconds between passes while things change

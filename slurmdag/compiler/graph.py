@@ -5,8 +5,8 @@ from __future__ import annotations
 import graphlib
 import heapq
 
-from slurmdag.errors import InputError, Problem
-from slurmdag.spec import AllocationSpec, DepSpec, WorkflowSpec, did_you_mean, problem_at
+from slurmdag.model.errors import InputError, Problem
+from slurmdag.compiler.spec import AllocationSpec, DepSpec, WorkflowSpec, did_you_mean, problem_at
 
 DEFAULT_MAX_ALLOCATIONS = 1000
 _MAX_CYCLES_REPORTED = 20

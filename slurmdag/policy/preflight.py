@@ -17,12 +17,12 @@ import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from slurmdag import walltime as wt
-from slurmdag.array_split import split_plan
+from slurmdag.model import slurm_values as wt
+from slurmdag.compiler.array_split import split_plan
 from slurmdag.backends import runner
-from slurmdag.errors import InputError, Problem, SlurmCommandError
-from slurmdag.plan import Plan, PlannedJob
-from slurmdag.sbatch_options import resolve_long
+from slurmdag.model.errors import InputError, Problem, SlurmCommandError
+from slurmdag.model.plan import Plan, PlannedJob
+from slurmdag.model.sbatch_options import resolve_long
 
 
 class PreflightError(InputError):

@@ -19,12 +19,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from slurmdag import walltime as wt
-from slurmdag.errors import InputError, Problem
-from slurmdag.sbatch_options import MAPPED_OWNED, resolve_long
-from slurmdag.script_directives import ScriptDirectives, interpreter, read_directives, shell_kind
-from slurmdag.script_merge import Merged, merge
-from slurmdag.yamlsrc import MapNode, Node, ScalarNode, SeqNode, parse_yaml, type_name
+from slurmdag.model import slurm_values as wt
+from slurmdag.model.errors import InputError, Problem
+from slurmdag.model.sbatch_options import MAPPED_OWNED, resolve_long
+from slurmdag.compiler.script_directives import ScriptDirectives, interpreter, read_directives, shell_kind
+from slurmdag.compiler.script_merge import Merged, merge
+from slurmdag.compiler.yamlsrc import MapNode, Node, ScalarNode, SeqNode, parse_yaml, type_name
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 NAME_HINT = "names are 1-64 characters: letters, digits, '-', '_' and '.', starting with a letter or digit"

@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 from dataclasses import replace as dc_replace
 
 from slurmdag.backends.base import Backend
-from slurmdag.errors import SlurmCommandError, SlurmdagError, SlurmUnavailableError, SubmitError
-from slurmdag.plan import Plan, PlannedJob
-from slurmdag.store import FAILED, SUBMITTED, SUBMITTING, DagRecord, Store
+from slurmdag.model.errors import SlurmCommandError, SlurmdagError, SlurmUnavailableError, SubmitError
+from slurmdag.model.plan import Plan, PlannedJob
+from slurmdag.state.store import FAILED, SUBMITTED, SUBMITTING, DagRecord, Store
 
 GATE_NAME = "+gate"  # '+' cannot occur in an allocation name, so the gate never collides with one
 GATE_SCRIPT = "#!/bin/sh\n# slurmdag gate: the DAG's roots wait on this held job until every job is submitted.\nexit 0\n"
@@ -193,7 +193,7 @@ def submit_gated(plan: Plan, store: Store, backend: Backend, record: DagRecord, 
                  on_withdrawn: Callable[[DagRecord, str, WithdrawOutcome], None] | None = None) -> DagRecord:
     """Submit `plan`'s jobs behind a new held gate into an existing, locked record; ids go into `job_ids`.
 
-    `submit` passes record.job_ids; `resume`/`redo` (slurmdag/recovery.py) pass the new attempt's dict, since their
+    `submit` passes record.job_ids; `resume`/`redo` (slurmdag/runs/recovery.py) pass the new attempt's dict, since their
     sub-plan depends only on jobs of the same attempt, and use the hooks to keep the record's history right.
     """
     dag_id = record.dag_id

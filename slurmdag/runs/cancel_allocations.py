@@ -12,12 +12,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from slurmdag.backends.base import Backend
-from slurmdag.cancel import CONFIRM_TIMEOUT, CancelError, _confirm
-from slurmdag.errors import Problem, UsageError
-from slurmdag.plan import Plan
-from slurmdag.states import ACTIVE
-from slurmdag.status import collect_many, load_dag, remember
-from slurmdag.store import Store
+from slurmdag.runs.cancel import CONFIRM_TIMEOUT, CancelError, _confirm
+from slurmdag.model.errors import Problem, UsageError
+from slurmdag.model.plan import Plan
+from slurmdag.model.states import ACTIVE
+from slurmdag.runs.status import collect_many, load_dag, remember
+from slurmdag.state.store import Store
 
 
 @dataclass

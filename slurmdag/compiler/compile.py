@@ -25,13 +25,13 @@ import jinja2
 import jinja2.sandbox
 import yaml
 
-from slurmdag import graph, render
-from slurmdag.errors import InputError, Problem
-from slurmdag.plan import Dependency, DependencyTerm, Edge, Plan, PlannedJob
-from slurmdag.script_directives import shell_kind
-from slurmdag.spec import AllocationSpec, WorkflowSpec, build_partial, did_you_mean, problem_at, read_text
-from slurmdag.walltime import format_walltime
-from slurmdag.yamlsrc import Node, parse_yaml
+from slurmdag.compiler import graph, render
+from slurmdag.model.errors import InputError, Problem
+from slurmdag.model.plan import Dependency, DependencyTerm, Edge, Plan, PlannedJob
+from slurmdag.compiler.script_directives import shell_kind
+from slurmdag.compiler.spec import AllocationSpec, WorkflowSpec, build_partial, did_you_mean, problem_at, read_text
+from slurmdag.model.slurm_values import format_walltime
+from slurmdag.compiler.yamlsrc import Node, parse_yaml
 
 TemplateDirs = Sequence[str | PathLike[str]]
 

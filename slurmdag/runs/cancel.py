@@ -8,11 +8,11 @@ import time
 from dataclasses import dataclass, field
 
 from slurmdag.backends.base import Backend
-from slurmdag.errors import SlurmdagError
-from slurmdag.states import ACTIVE, NodeState
-from slurmdag.status import DagStatus, collect_many, load_dag, remember
-from slurmdag.store import CANCELLED, SUBMITTING, Store, utc_now
-from slurmdag.submit import _unfinished
+from slurmdag.model.errors import SlurmdagError
+from slurmdag.model.states import ACTIVE, NodeState
+from slurmdag.runs.status import DagStatus, collect_many, load_dag, remember
+from slurmdag.state.store import CANCELLED, SUBMITTING, Store, utc_now
+from slurmdag.runs.submit import _unfinished
 
 # How long to keep reading state back after scancel: running jobs get SIGTERM, then SIGKILL after KillWait.
 CONFIRM_TIMEOUT = 60.0

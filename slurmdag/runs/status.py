@@ -5,15 +5,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
-from slurmdag import attempt_history, retry_progress
-from slurmdag.retry_progress import RetryAttempt
+from slurmdag.state import attempt_history
+
+from slurmdag.runs import retry_progress
+from slurmdag.runs.retry_progress import RetryAttempt
 from slurmdag.backends.base import Backend, JobInfo
 from slurmdag.backends.parse import expand_array_indexes
-from slurmdag.plan import Plan, PlannedJob
-from slurmdag.states import ACTIVE, DagState, NodeState, count_states, dag_state, group_state, label, node_state
-from slurmdag.states import _blocking_cause
-from slurmdag.store import CANCELLED, FAILED, SUBMITTING, DagRecord, Store, UnknownDagError, check_dag_id
-from slurmdag.submit import GATE_NAME, job_name_prefix, recover_abandoned, slurm_job_name
+from slurmdag.model.plan import Plan, PlannedJob
+from slurmdag.model.states import ACTIVE, DagState, NodeState, count_states, dag_state, group_state, label, node_state
+from slurmdag.model.states import _blocking_cause
+from slurmdag.state.store import CANCELLED, FAILED, SUBMITTING, DagRecord, Store, UnknownDagError, check_dag_id
+from slurmdag.runs.submit import GATE_NAME, job_name_prefix, recover_abandoned, slurm_job_name
 
 # sacct is bounded below by the DAG's creation time (job ids repeat after a cluster reset) minus this slack for
 # clocks that disagree between the login node and the controller.
@@ -49,7 +51,7 @@ class NodeStatus:
     tasks: list[TaskStatus] | None = None  # task groups only
     # Cancelled nodes: "upstream" (a dependency failed: Slurm's or the reconciler's cascade) or "user"
     cancelled_by: str | None = None
-    retry: RetryAttempt | None = None  # allocations with `retries`: which run ended last (slurmdag/retry_progress.py)
+    retry: RetryAttempt | None = None  # allocations with `retries`: which run ended last (slurmdag/runs/retry_progress.py)
 
     def task_counts(self) -> dict[str, int]:
         return count_states(t.state for t in self.tasks or [])
@@ -65,7 +67,7 @@ class DagStatus:
     nodes: list[NodeStatus]
     plan: Plan
     notes: list[str] = field(default_factory=list)  # things the user should know (lost jobs, rebuilt record)
-    attempt: int = 1  # the current attempt (resume/redo start a new one; slurmdag/attempt_history.py)
+    attempt: int = 1  # the current attempt (resume/redo start a new one; slurmdag/state/attempt_history.py)
     attempts: int = 1  # how many attempts were submitted
 
     def allocations(self) -> list[NodeStatus]:

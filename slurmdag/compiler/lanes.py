@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import dataclasses
 
-from slurmdag import render
-from slurmdag import walltime as wt
-from slurmdag.plan import Dependency, DependencyTerm, Plan, PlannedJob
+from slurmdag.compiler import render
+from slurmdag.model import slurm_values as wt
+from slurmdag.model.plan import Dependency, DependencyTerm, Plan, PlannedJob
 
 DEFAULT_ESTIMATE = 3600  # seconds, for a job without a walltime
 
@@ -94,7 +94,7 @@ def lanes_of(plan: Plan) -> dict[str, list[str]]:
 
 
 def _or_join(plan: Plan, job: PlannedJob, dep: Dependency) -> PlannedJob:
-    from slurmdag.compile import _JOIN_COPIED, _JOIN_OPTIONS
+    from slurmdag.compiler.compile import _JOIN_COPIED, _JOIN_OPTIONS
 
     name = f"{job.name}+any"
     options: dict[str, str | None] = dict(_JOIN_OPTIONS)

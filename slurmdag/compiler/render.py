@@ -14,7 +14,7 @@ from os import PathLike
 
 import jinja2
 
-from slurmdag.script_merge import quote_directive_value
+from slurmdag.compiler.script_merge import quote_directive_value
 
 TEMPLATE_NAME = "job.sbatch.j2"
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from slurmdag.backends import runner
-from slurmdag.errors import SlurmCommandError
+from slurmdag.model.errors import SlurmCommandError
 
 _ATTEMPT = re.compile(r":attempt=(\d+)/(\d+):exit=(-?\d+)\s*$")
 

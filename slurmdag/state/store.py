@@ -21,8 +21,8 @@ from dataclasses import dataclass, field, fields
 from datetime import datetime, timezone
 from pathlib import Path
 
-from slurmdag.errors import Problem, StoreError, UsageError
-from slurmdag.plan import Plan
+from slurmdag.model.errors import Problem, StoreError, UsageError
+from slurmdag.model.plan import Plan
 
 RECORD_FORMAT = 1
 DAG_ID = re.compile(r"^[0-9a-f]{8}$")
@@ -77,7 +77,7 @@ class DagRecord:
     updated: str | None = None
     # "native" (Slurm cancels what can never run) or "reconciler" (`slurmdag reconcile` does): see docs/semantics.md
     cascade: str = "native"
-    # resume/redo history (slurmdag/attempt_history.py): one dict per attempt, oldest first; empty for a DAG submitted
+    # resume/redo history (slurmdag/state/attempt_history.py): one dict per attempt, oldest first; empty for a DAG submitted
     # once. `job_ids` then holds each node's newest job and `attempt` the current attempt's number.
     attempts: list[dict] = field(default_factory=list)
     format: int = RECORD_FORMAT

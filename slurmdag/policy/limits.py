@@ -13,11 +13,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from slurmdag import walltime as wt
-from slurmdag.errors import InputError, Problem
-from slurmdag.plan import Plan, PlannedJob
-from slurmdag.spec import did_you_mean, problem_at
-from slurmdag.yamlsrc import MapNode, Node, ScalarNode, SeqNode, parse_yaml, type_name
+from slurmdag.model import slurm_values as wt
+from slurmdag.model.errors import InputError, Problem
+from slurmdag.model.plan import Plan, PlannedJob
+from slurmdag.compiler.spec import did_you_mean, problem_at
+from slurmdag.compiler.yamlsrc import MapNode, Node, ScalarNode, SeqNode, parse_yaml, type_name
 
 BUILTIN = "built-in default"
 
@@ -323,7 +323,7 @@ def _slurm_seconds(text: str) -> int | None:
 
 def env_note() -> str | None:
     """Said by `policy show` when root points the site file elsewhere (never honoured for other users)."""
-    from slurmdag.site_paths import ROOT_OVERRIDE_ENV
+    from slurmdag.policy.site_paths import ROOT_OVERRIDE_ENV
 
     if os.environ.get(ROOT_OVERRIDE_ENV):
         return (f"{ROOT_OVERRIDE_ENV} is set; it is honoured only for root"

@@ -10,7 +10,7 @@ task of a group) is that node's (task's) current job; older ones stay only as hi
 from __future__ import annotations
 
 from slurmdag.backends.parse import expand_array_indexes
-from slurmdag.store import SUBMITTED, DagRecord, utc_now
+from slurmdag.state.store import SUBMITTED, DagRecord, utc_now
 
 
 def history(record: DagRecord) -> list[dict]:

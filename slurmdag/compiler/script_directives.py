@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from slurmdag.errors import Problem
-from slurmdag.sbatch_options import CLIENT_ONLY, OWNED, OWNED_POLICY, ParsedOption, Token, parse_args
+from slurmdag.model.errors import Problem
+from slurmdag.model.sbatch_options import CLIENT_ONLY, OWNED, OWNED_POLICY, ParsedOption, Token, parse_args
 
 MAGIC = "#SBATCH"
 

@@ -1,0 +1,1 @@
+"""Porting: hand-written bash sbatch chains -> workflow YAML."""

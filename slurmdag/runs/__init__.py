@@ -1,0 +1,1 @@
+"""Services over one DAG: submit, status, cancel, reconcile, resume/redo."""

@@ -1,0 +1,1 @@
+"""The per-user state on disk: DAG records, locks, attempt history."""
