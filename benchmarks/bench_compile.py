@@ -38,7 +38,10 @@ def fan(n: int) -> str:
 
 def chain(n: int) -> str:
     lines = ["name: chain", "allocations:", "  - {name: c0, entrypoint: 'echo 0', walltime: 5}"]
-    lines += [f"  - {{name: c{i}, entrypoint: 'echo {i}', walltime: 5, depends_on: [{{c{i - 1}: success}}]}}" for i in range(1, n)]
+    lines += [
+        f"  - {{name: c{i}, entrypoint: 'echo {i}', walltime: 5, depends_on: [{{c{i - 1}: success}}]}}"
+        for i in range(1, n)
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -72,11 +75,18 @@ def main() -> None:
             times[(shape, n)] = secs
             ratio = f"{secs / times[(shape, n // 10)]:.1f}x" if (shape, n // 10) in times else ""
             rows.append([shape, n, jobs, f"{secs:.3f}", ratio, f"{secs / n * 1e6:.0f}", f"{mib:.1f}"])
-    print(tabulate(rows, headers=["shape", "allocations", "jobs", "seconds (best)", "vs 10x fewer", "us/alloc", "peak MiB"]))
+    print(
+        tabulate(
+            rows, headers=["shape", "allocations", "jobs", "seconds (best)", "vs 10x fewer", "us/alloc", "peak MiB"]
+        )
+    )
     if ("layered", 10000) in times and ("layered", 1000) in times:
         t10k, t1k = times[("layered", 10000)], times[("layered", 1000)]
         ok = t10k <= 3 and t10k <= 12 * t1k
-        print(f"\ntarget 10,000 layered <= 3 s and <= 12x 1,000: {t10k:.2f} s, {t10k / t1k:.1f}x -> {'met' if ok else 'MISSED'}")
+        print(
+            f"\ntarget 10,000 layered <= 3 s and <= 12x 1,000: {t10k:.2f} s, {t10k / t1k:.1f}x -> "
+            f"{'met' if ok else 'MISSED'}"
+        )
 
 
 if __name__ == "__main__":

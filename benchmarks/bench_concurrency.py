@@ -105,12 +105,23 @@ def run_simulation(k: int, seeds: int, noise: float) -> None:
                 makespan, peak = simulate_static(apply_max_concurrent(plan, k), length)
                 peaks = max(peaks, peak)
                 ratios[name].append(makespan / best)
-            ratios["greedy"].append(simulate_greedy(compile_text(workflow(kind, n, true, False, random.Random(seed))),
-                                                    length, k) / best)
+            ratios["greedy"].append(
+                simulate_greedy(compile_text(workflow(kind, n, true, False, random.Random(seed))), length, k) / best
+            )
         for name, r in ratios.items():
             r.sort()
-            rows.append([kind, n, name, f"{sum(r) / len(r):.3f}", f"{r[len(r) // 2]:.3f}", f"{r[int(len(r) * .9)]:.3f}",
-                         f"{r[-1]:.3f}", peaks if name.startswith("lanes") else k])
+            rows.append(
+                [
+                    kind,
+                    n,
+                    name,
+                    f"{sum(r) / len(r):.3f}",
+                    f"{r[len(r) // 2]:.3f}",
+                    f"{r[int(len(r) * 0.9)]:.3f}",
+                    f"{r[-1]:.3f}",
+                    peaks if name.startswith("lanes") else k,
+                ]
+            )
     print(f"makespan / lower bound, K={k}, {seeds} random instances each, walltime noise x{1 + noise:g}")
     print(tabulate(rows, headers=["shape", "jobs", "mechanism", "mean", "median", "p90", "max", "peak running"]))
 
@@ -133,21 +144,27 @@ def run_cluster(k: int, width: int) -> None:
         arr = os.path.join(tmp, "array.yaml")
         with open(arr, "w") as f:
             cases = " ".join(f"{i}) sleep {s};;" for i, s in enumerate(sleeps))
-            f.write(f"name: bench-array\nmax_concurrent: {k}\nallocations:\n  - name: s\n    tasks: {width}\n"
-                    f"    entrypoint: 'case $SLURMDAG_TASK_INDEX in {cases} esac'\n")
+            f.write(
+                f"name: bench-array\nmax_concurrent: {k}\nallocations:\n  - name: s\n    tasks: {width}\n"
+                f"    entrypoint: 'case $SLURMDAG_TASK_INDEX in {cases} esac'\n"
+            )
         for label, path in (("lanes/walltime", lanes), ("array %K", arr)):
             out = json.loads(_slurm(sys.executable, "-m", "slurmdag", "submit", "--json", path))
             ids = ",".join(out["jobs"].values())
             while _slurm("squeue", "-h", "-j", ids, "-o", "%i").strip():
                 time.sleep(1)
             time.sleep(2)
-            rows = [ln.split("|") for ln in _slurm("sacct", "-X", "-n", "-P", "-j", ids, "-o", "Start,End").splitlines()]
+            rows = [
+                ln.split("|") for ln in _slurm("sacct", "-X", "-n", "-P", "-j", ids, "-o", "Start,End").splitlines()
+            ]
             fmt = "%Y-%m-%dT%H:%M:%S"
             starts = [datetime.strptime(r[0], fmt) for r in rows]
             ends = [datetime.strptime(r[1], fmt) for r in rows]
             results.append([label, (max(ends) - min(starts)).total_seconds()])
     length = {f"j{i}": s for i, s in enumerate(sleeps)}
-    plan = compile_text("name: b\nallocations:\n" + "".join(f"  - {{name: j{i}, entrypoint: x}}\n" for i in range(width)))
+    plan = compile_text(
+        "name: b\nallocations:\n" + "".join(f"  - {{name: j{i}, entrypoint: x}}\n" for i in range(width))
+    )
     results.append(["bound max(longest, sum/K)", bound(plan, length, k)])
     results.append(["greedy (simulated)", simulate_greedy(plan, length, k)])
     print(f"real cluster: fan-out of {width} sleeps {sleeps} s, max_concurrent={k} (seconds, first start to last end)")

@@ -47,16 +47,21 @@ from slurmdag.backends import runner  # noqa: E402
 from slurmdag.backends.cli import CliBackend  # noqa: E402
 from slurmdag.compiler.compile import compile_text  # noqa: E402
 from slurmdag.model.plan import Plan  # noqa: E402
-from slurmdag.state.store import Store  # noqa: E402
 from slurmdag.runs.submit import render_options, submit_plan  # noqa: E402
-
+from slurmdag.state.store import Store  # noqa: E402
 
 SUBMIT_SHAPES = ("chain", "fan-out-fan-in", "layered")
 LATENCY_LINKS = 20
 # Message types slurmd (not a client) sends when jobs run or end; not caused by the command measured.
-SLURMD_MESSAGES = {"MESSAGE_EPILOG_COMPLETE", "REQUEST_COMPLETE_BATCH_SCRIPT", "MESSAGE_NODE_REGISTRATION_STATUS",
-                   "REQUEST_STEP_COMPLETE", "REQUEST_COMPLETE_PROLOG", "REQUEST_JOB_STEP_CREATE",
-                   "REQUEST_COMPLETE_JOB_ALLOCATION"}
+SLURMD_MESSAGES = {
+    "MESSAGE_EPILOG_COMPLETE",
+    "REQUEST_COMPLETE_BATCH_SCRIPT",
+    "MESSAGE_NODE_REGISTRATION_STATUS",
+    "REQUEST_STEP_COMPLETE",
+    "REQUEST_COMPLETE_PROLOG",
+    "REQUEST_JOB_STEP_CREATE",
+    "REQUEST_COMPLETE_JOB_ALLOCATION",
+}
 SDIAG_READ = "REQUEST_STATS_INFO"  # the sdiag reading itself
 SETTLE = 0.3  # slurmctld counts an RPC after answering it: let the last one land before reading sdiag again
 STAMP = Path(tempfile.gettempdir())
@@ -102,14 +107,14 @@ def bash_baseline(plan: Plan, tag: str, folder: Path) -> str:
         if job.array:
             opts.append(f"--array={job.array}")
         if job.dependency and job.dependency.terms:
-            opts.append("--dependency=" + job.dependency.render({k: "${%s}" % v for k, v in var.items()}))
+            opts.append("--dependency=" + job.dependency.render({k: f"${{{v}}}" for k, v in var.items()}))
         else:
             opts.append("--hold")
             roots.append(var[job.name])
         quoted = " ".join(o if "${" in o else shlex.quote(o) for o in opts)
         lines.append(f"{var[job.name]}=$(sbatch --parsable {quoted} {shlex.quote(str(script))})")
-    lines.append("scontrol release " + " ".join("${%s}" % r for r in roots))
-    lines.append("echo " + " ".join("${%s}" % v for v in var.values()))
+    lines.append("scontrol release " + " ".join(f"${{{r}}}" for r in roots))
+    lines.append("echo " + " ".join(f"${{{v}}}" for v in var.values()))
     return "\n".join(lines) + "\n"
 
 
@@ -128,7 +133,7 @@ def wait_for_room(jobs_needed: int) -> None:
 
 def cancel_ids(ids: list[str]) -> None:
     for i in range(0, len(ids), 500):
-        subprocess.run(["scancel", *ids[i:i + 500]], capture_output=True)
+        subprocess.run(["scancel", *ids[i : i + 500]], capture_output=True)
 
 
 # --- 1. compile ---
@@ -142,8 +147,9 @@ def bench_compile_sizes(sizes: list[int], repeat: int) -> dict:
             times[(shape, n)], mem[(shape, n)] = secs, mib
             out.append({"shape": shape, "allocations": n, "jobs": jobs, "seconds": secs, "peak_mib": mib})
             rows.append([shape, n, jobs, f"{secs:.3f}", f"{secs / n * 1e6:.0f}", f"{mib:.1f}", f"{mib / n * 1024:.1f}"])
-    print(tabulate(rows, headers=["shape", "allocations", "jobs", "seconds (best)", "us/alloc", "peak MiB",
-                                  "KiB/alloc"]))
+    print(
+        tabulate(rows, headers=["shape", "allocations", "jobs", "seconds (best)", "us/alloc", "peak MiB", "KiB/alloc"])
+    )
     targets = []
     big = max(sizes)
     if ("layered", big) in times and big >= 10000:
@@ -194,20 +200,54 @@ def bench_submit(sizes: list[int], repeat: int, home: Path) -> dict:
             for r in range(repeat):
                 wait_for_room(2 * len(plan.jobs) + 10)
                 # Alternate who goes first, so a burst of someone else's load hits both alike.
-                pair = [lambda: theirs.append(time_bash(plan, f"sdbench-bash-{os.getpid()}")),
-                        lambda: ours.append(time_slurmdag(text, home))]
+                pair = [
+                    lambda theirs=theirs, plan=plan: theirs.append(time_bash(plan, f"sdbench-bash-{os.getpid()}")),
+                    lambda ours=ours, text=text: ours.append(time_slurmdag(text, home)),
+                ]
                 for run in pair if r % 2 == 0 else pair[::-1]:
                     run()
             ratio = median(ours) / median(theirs)
-            out.append({"shape": shape, "allocations": n, "jobs": len(plan.jobs), "slurmdag_s": ours, "bash_s": theirs,
-                        "ratio": ratio})
-            rows.append([shape, n, len(plan.jobs), f"{median(ours):.2f}", f"{median(theirs):.2f}", f"{ratio:.2f}x",
-                         f"{len(plan.jobs) / median(ours):.0f}", " ".join(f"{x:.2f}" for x in ours),
-                         " ".join(f"{x:.2f}" for x in theirs)])
+            out.append(
+                {
+                    "shape": shape,
+                    "allocations": n,
+                    "jobs": len(plan.jobs),
+                    "slurmdag_s": ours,
+                    "bash_s": theirs,
+                    "ratio": ratio,
+                }
+            )
+            rows.append(
+                [
+                    shape,
+                    n,
+                    len(plan.jobs),
+                    f"{median(ours):.2f}",
+                    f"{median(theirs):.2f}",
+                    f"{ratio:.2f}x",
+                    f"{len(plan.jobs) / median(ours):.0f}",
+                    " ".join(f"{x:.2f}" for x in ours),
+                    " ".join(f"{x:.2f}" for x in theirs),
+                ]
+            )
             if n >= 500:
                 targets.append((f"submit {n} {shape}: slurmdag <= 1.0x bash", f"{ratio:.2f}x", ratio <= 1.0))
-    print(tabulate(rows, headers=["shape", "allocations", "jobs", "slurmdag s", "bash s", "ratio", "jobs/s",
-                                  "slurmdag runs", "bash runs"]))
+    print(
+        tabulate(
+            rows,
+            headers=[
+                "shape",
+                "allocations",
+                "jobs",
+                "slurmdag s",
+                "bash s",
+                "ratio",
+                "jobs/s",
+                "slurmdag runs",
+                "bash runs",
+            ],
+        )
+    )
     return {"rows": out, "targets": targets}
 
 
@@ -279,7 +319,7 @@ def bench_rpc(sizes: list[int], repeat: int, home: Path) -> dict:
             for _ in range(repeat):
                 wait_for_room(len(plan.jobs) + 10)
                 holder = []
-                delta, seen = rpc_delta(lambda: holder.append(cli_submit(text, home)))
+                delta, seen = rpc_delta(lambda holder=holder, text=text: holder.append(cli_submit(text, home)))
                 samples.append(delta)
                 records.append(store.load(holder[0]))
                 if len(records) > 1:  # keep only the newest DAG (the status/reconcile passes read it); no runs
@@ -287,18 +327,37 @@ def bench_rpc(sizes: list[int], repeat: int, home: Path) -> dict:
             counts = median_counts(samples)
             total, jobs = sum(counts.values()), len(plan.jobs)
             per_dag = total - jobs
-            out.append({"action": f"submit {shape}", "allocations": n, "jobs": jobs, "rpcs": counts, "total": total,
-                        "samples": samples, "commands": commands_of(seen)})
-            rows.append([f"submit {shape} {n}", jobs, total, f"{total / jobs:.3f}", per_dag, _fmt(counts),
-                         commands_of(seen)])
+            out.append(
+                {
+                    "action": f"submit {shape}",
+                    "allocations": n,
+                    "jobs": jobs,
+                    "rpcs": counts,
+                    "total": total,
+                    "samples": samples,
+                    "commands": commands_of(seen),
+                }
+            )
+            rows.append(
+                [f"submit {shape} {n}", jobs, total, f"{total / jobs:.3f}", per_dag, _fmt(counts), commands_of(seen)]
+            )
             per_dag_by_size.setdefault(shape, []).append(per_dag)
             releases = counts.get("REQUEST_UPDATE_JOB", 0)
-            targets.append((f"submit {shape} {n}: <= 1 sbatch RPC per job, the release 1 RPC",
-                            f"{counts.get('REQUEST_SUBMIT_BATCH_JOB', 0)} for {jobs} jobs (+gate), {releases} release",
-                            counts.get("REQUEST_SUBMIT_BATCH_JOB", 0) <= jobs + 1 and releases <= 1))
+            targets.append(
+                (
+                    f"submit {shape} {n}: <= 1 sbatch RPC per job, the release 1 RPC",
+                    f"{counts.get('REQUEST_SUBMIT_BATCH_JOB', 0)} for {jobs} jobs (+gate), {releases} release",
+                    counts.get("REQUEST_SUBMIT_BATCH_JOB", 0) <= jobs + 1 and releases <= 1,
+                )
+            )
     for shape, consts in per_dag_by_size.items():
-        targets.append((f"submit {shape}: RPCs beyond 1 per job are a per-DAG constant (same at every size)",
-                        " / ".join(str(c) for c in consts), max(consts) - min(consts) <= 1))
+        targets.append(
+            (
+                f"submit {shape}: RPCs beyond 1 per job are a per-DAG constant (same at every size)",
+                " / ".join(str(c) for c in consts),
+                max(consts) - min(consts) <= 1,
+            )
+        )
     # status and reconcile passes over the last DAG submitted (largest), while its jobs run or wait.
     from slurmdag.runs import status
 
@@ -311,7 +370,9 @@ def bench_rpc(sizes: list[int], repeat: int, home: Path) -> dict:
     if reconcile is not None and hasattr(reconcile, "reconcile_pass"):
         passes["reconcile pass (reconcile.reconcile_pass)"] = lambda: reconcile.reconcile_pass(store, backend, [dag_id])
     else:
-        rows.append(["reconcile pass", "", "", "", "", "not measured: slurmdag.runs.reconcile.reconcile_pass missing", ""])
+        rows.append(
+            ["reconcile pass", "", "", "", "", "not measured: slurmdag.runs.reconcile.reconcile_pass missing", ""]
+        )
     for what, action in passes.items():
         samples, seen = [], []
         for _ in range(max(repeat, 5)):
@@ -323,8 +384,20 @@ def bench_rpc(sizes: list[int], repeat: int, home: Path) -> dict:
         rows.append([what, len(records[-1].job_ids), total, "", "", _fmt(counts), commands_of(seen)])
         targets.append((f"{what}: <= 2 RPCs", str(total), total <= 2))
     cancel_ids([records[-1].gate_job_id, *records[-1].job_ids.values()])
-    print(tabulate(rows, headers=["action", "jobs", "RPCs", "per job", "per DAG", "by type (median over runs)",
-                                  "commands slurmdag ran"]))
+    print(
+        tabulate(
+            rows,
+            headers=[
+                "action",
+                "jobs",
+                "RPCs",
+                "per job",
+                "per DAG",
+                "by type (median over runs)",
+                "commands slurmdag ran",
+            ],
+        )
+    )
     return {"rows": out, "targets": targets}
 
 
@@ -342,8 +415,9 @@ def stamped(folder: Path) -> str:
 
 
 def sacct_times(ids: list[str]) -> dict[str, tuple[int, int]]:
-    out = sh(["sacct", "-X", "-n", "-P", "-o", "JobIDRaw,Start,End", "-j", ",".join(ids),
-              "-S", "now-1days", "-E", "now"]).stdout
+    out = sh(
+        ["sacct", "-X", "-n", "-P", "-o", "JobIDRaw,Start,End", "-j", ",".join(ids), "-S", "now-1days", "-E", "now"]
+    ).stdout
     times = {}
     for line in out.splitlines():
         job, start, end = line.split("|")
@@ -359,13 +433,18 @@ def _epoch(text: str) -> int:
 def chain_figures(names: list[str], ids: dict[str, str], folder: Path) -> dict:
     acct = sacct_times([ids[n] for n in names])
     stamps = {n: (float((folder / f"{n}.start").read_text()), float((folder / f"{n}.end").read_text())) for n in names}
-    edges = list(zip(names, names[1:]))
+    edges = list(zip(names, names[1:], strict=False))
     by_sacct = [acct[ids[c]][0] - acct[ids[p]][1] for p, c in edges]
     by_stamp = [stamps[c][0] - stamps[p][1] for p, c in edges]
     makespan = stamps[names[-1]][1] - stamps[names[0]][0]
     critical = sum(e - s for s, e in stamps.values())  # a chain's critical path is all of it
-    return {"sacct": by_sacct, "stamps": by_stamp, "makespan": makespan, "critical_path": critical,
-            "ratio": makespan / critical}
+    return {
+        "sacct": by_sacct,
+        "stamps": by_stamp,
+        "makespan": makespan,
+        "critical_path": critical,
+        "ratio": makespan / critical,
+    }
 
 
 def run_chains(links: int) -> tuple[dict, dict]:
@@ -382,7 +461,7 @@ def run_chains(links: int) -> tuple[dict, dict]:
     with tempfile.TemporaryDirectory(prefix="sdbench-") as tmp:
         script = Path(tmp) / "baseline.sh"
         script.write_text(bash_baseline(bash_plan, f"sdbench-lat-{os.getpid()}", Path(tmp)))
-        bash_ids = dict(zip(names, sh(["bash", str(script)]).stdout.split()))
+        bash_ids = dict(zip(names, sh(["bash", str(script)]).stdout.split(), strict=False))
     deadline = time.monotonic() + links * 10 + 120
     while not all((d / f"{names[-1]}.end").exists() for d in (ours_dir, theirs_dir)):
         if time.monotonic() > deadline:
@@ -401,10 +480,31 @@ def bench_latency(repeat: int) -> dict:
         stamp_l = [x for r in runs for x in r[k]["stamps"]]
         ratios = [r[k]["ratio"] for r in runs]
         out[who] = {"sacct_edge_s": sacct_l, "stamp_edge_s": stamp_l, "makespan_over_critical_path": ratios}
-        rows.append([who, len(stamp_l), f"{median(sacct_l):.2f}", f"{p95(sacct_l):.2f}", f"{median(stamp_l):.3f}",
-                     f"{p95(stamp_l):.3f}", f"{median(ratios):.3f}"])
-    print(tabulate(rows, headers=["chain of 20 x sleep 1", "edges", "sacct median s", "sacct p95 s",
-                                  "stamped median s", "stamped p95 s", "makespan / critical path"]))
+        rows.append(
+            [
+                who,
+                len(stamp_l),
+                f"{median(sacct_l):.2f}",
+                f"{p95(sacct_l):.2f}",
+                f"{median(stamp_l):.3f}",
+                f"{p95(stamp_l):.3f}",
+                f"{median(ratios):.3f}",
+            ]
+        )
+    print(
+        tabulate(
+            rows,
+            headers=[
+                "chain of 20 x sleep 1",
+                "edges",
+                "sacct median s",
+                "sacct p95 s",
+                "stamped median s",
+                "stamped p95 s",
+                "makespan / critical path",
+            ],
+        )
+    )
     diff = median(out["slurmdag"]["stamp_edge_s"]) - median(out["bash"]["stamp_edge_s"])
     return {"rows": out, "targets": [("median edge latency within 0.2 s of bash's", f"{diff:+.3f} s", diff <= 0.2)]}
 

@@ -3,6 +3,7 @@
 Tests under tests/unit get the ``unit`` marker, tests under tests/integration the
 ``integration`` marker, so ``pytest -m unit`` / ``pytest tests/unit`` need no Slurm.
 """
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import replace
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from slurmdag.backends import runner
 from slurmdag.backends.base import Backend, JobInfo
@@ -19,14 +19,25 @@ DEFAULT_LOOKBACK = timedelta(days=30)
 ALL_STATES = "BF,CA,CD,DL,F,NF,OOM,PD,PR,R,RQ,RS,RV,S,TO"
 
 # squeue states after which a job will not change any more (sacct then holds the exit code).
-_FINAL = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL", "BOOT_FAIL", "DEADLINE",
-          "PREEMPTED", "REVOKED", "SPECIAL_EXIT"}
+_FINAL = {
+    "COMPLETED",
+    "FAILED",
+    "CANCELLED",
+    "TIMEOUT",
+    "OUT_OF_MEMORY",
+    "NODE_FAIL",
+    "BOOT_FAIL",
+    "DEADLINE",
+    "PREEMPTED",
+    "REVOKED",
+    "SPECIAL_EXIT",
+}
 
 
 def _slurm_time(when: datetime) -> str:
     """sacct -S wants local wall-clock time."""
     if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
+        when = when.replace(tzinfo=UTC)
     return when.astimezone().strftime("%Y-%m-%dT%H:%M:%S")
 
 
@@ -66,9 +77,21 @@ class CliBackend(Backend):
         ids = _unique(job_ids)
         if not ids:
             return {}
-        start = since or (datetime.now(timezone.utc) - DEFAULT_LOOKBACK)
-        argv = ["sacct", "-X", "-n", "-P", "-o", SACCT_FIELDS, "-S", _slurm_time(start), "-E", "now",
-                "-j", ",".join(ids)]
+        start = since or (datetime.now(UTC) - DEFAULT_LOOKBACK)
+        argv = [
+            "sacct",
+            "-X",
+            "-n",
+            "-P",
+            "-o",
+            SACCT_FIELDS,
+            "-S",
+            _slurm_time(start),
+            "-E",
+            "now",
+            "-j",
+            ",".join(ids),
+        ]
         return parse_sacct(runner.run_slurm(argv).stdout)
 
     def query(self, job_ids: Iterable[str], since: datetime | None = None) -> dict[str, JobInfo]:
@@ -82,7 +105,7 @@ class CliBackend(Backend):
         mine = lambda jobs: {k: v for k, v in jobs.items() if v.name.startswith(name_prefix)}  # noqa: E731
         if not include_accounting:
             return mine(parse_squeue(live))
-        start = since or (datetime.now(timezone.utc) - DEFAULT_LOOKBACK)
+        start = since or (datetime.now(UTC) - DEFAULT_LOOKBACK)
         acct = runner.run_slurm(
             ["sacct", "-X", "-n", "-P", "-o", SACCT_FIELDS, "-S", _slurm_time(start), "-E", "now", "-s", ALL_STATES]
         ).stdout

@@ -57,7 +57,9 @@ def run_slurm(
             check=False,
         )
     except FileNotFoundError as ex:
-        raise SlurmUnavailableError(args, None, note=f"{args[0]} not found on PATH: are the Slurm clients installed?") from ex
+        raise SlurmUnavailableError(
+            args, None, note=f"{args[0]} not found on PATH: are the Slurm clients installed?"
+        ) from ex
     except subprocess.TimeoutExpired as ex:
         raise SlurmUnavailableError(
             args, None, _text(ex.stdout), _text(ex.stderr), note=f"no answer within {ex.timeout:g} s"

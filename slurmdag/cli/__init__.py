@@ -32,10 +32,6 @@ def _root(
     pass
 
 
-# Commands register themselves on `app` when their modules are imported.
-from slurmdag.cli import authoring, porting, running  # noqa: E402,F401
-
-
 def main() -> None:
     try:
         # In this mode the framework returns a command's typer.Exit code instead of exiting with it.
@@ -60,6 +56,5 @@ def main() -> None:
     sys.exit(rc if isinstance(rc, int) else 0)
 
 
-from slurmdag.cli import following  # noqa: E402,F401  (watch, reconcile)
-from slurmdag.cli import recovery  # noqa: E402,F401  (resume, redo)
-from slurmdag.cli import policy  # noqa: E402,F401  (policy show)
+# Commands register themselves on `app` when their modules are imported (after `app` exists).
+from slurmdag.cli import authoring, following, policy, porting, recovery, running  # noqa: E402,F401

@@ -74,12 +74,18 @@ def reconcile_(
 
     def show(report) -> None:
         if as_json:
-            typer.echo(json.dumps({
-                "dags": [{"dag_id": s.dag_id, "state": s.state.value} for s in report.statuses],
-                "cancelled": {d: [{"name": c.node, "job_id": c.job_id, "why": c.why} for c in cs]
-                              for d, cs in report.cancelled.items()},
-                "error": report.error,
-            }))
+            typer.echo(
+                json.dumps(
+                    {
+                        "dags": [{"dag_id": s.dag_id, "state": s.state.value} for s in report.statuses],
+                        "cancelled": {
+                            d: [{"name": c.node, "job_id": c.job_id, "why": c.why} for c in cs]
+                            for d, cs in report.cancelled.items()
+                        },
+                        "error": report.error,
+                    }
+                )
+            )
         else:
             for line in _pass_lines(report):
                 typer.echo(line)

@@ -48,8 +48,8 @@ def admit(plan: Plan, dry_run: bool = False):
     """Policy, then pre-flight against the live cluster: the plan to submit (arrays split, concurrency lanes) and
     the verdict. Refusals raise InputError/PreflightError before anything is submitted. A dry run that cannot
     reach Slurm still shows the plan (verdict None)."""
-    from slurmdag.policy import preflight
     from slurmdag.compiler.lanes import apply_max_concurrent
+    from slurmdag.policy import preflight
 
     try:
         cluster = preflight.read_cluster(plan)
@@ -64,8 +64,10 @@ def admit(plan: Plan, dry_run: bool = False):
     k = policy.value("max_concurrent")
     if k is not None and verdict.ok:
         verdict.plan = apply_max_concurrent(verdict.plan, k)
-        verdict.notes.append(f"max_concurrent = {k} (set by {policy['max_concurrent'].source}): at most {k} of the "
-                             f"DAG's jobs run at once (dependency lanes and %{k} array throttles)")
+        verdict.notes.append(
+            f"max_concurrent = {k} (set by {policy['max_concurrent'].source}): at most {k} of the "
+            f"DAG's jobs run at once (dependency lanes and %{k} array throttles)"
+        )
     return verdict.plan, verdict
 
 
@@ -84,12 +86,20 @@ def show(
     plan = compile_file(workflow, max_allocations=NO_COMPILE_CAP) if workflow else None
     policy = load_policy(plan)
     if as_json:
-        typer.echo(json.dumps({
-            "site_file": str(site_policy_path()), "user_config": str(user_config_path()),
-            "limits": {n: {"value": _jsonable(l.value), "source": l.source} for n, l in policy.limits.items()},
-        }, indent=2))
+        typer.echo(
+            json.dumps(
+                {
+                    "site_file": str(site_policy_path()),
+                    "user_config": str(user_config_path()),
+                    "limits": {
+                        n: {"value": _jsonable(lim.value), "source": lim.source} for n, lim in policy.limits.items()
+                    },
+                },
+                indent=2,
+            )
+        )
         return
-    rows = [[n, LIMITS[n].show(l.value), l.source, LIMITS[n].doc] for n, l in policy.limits.items()]
+    rows = [[n, LIMITS[n].show(lim.value), lim.source, LIMITS[n].doc] for n, lim in policy.limits.items()]
     typer.echo(f"site policy file: {site_policy_path()}" + ("" if site_policy_path().exists() else " (absent)"))
     typer.echo(f"your config:      {user_config_path()}" + ("" if user_config_path().exists() else " (absent)"))
     typer.echo(tabulate(rows, headers=["LIMIT", "VALUE", "SET BY", "WHAT"], tablefmt="simple", disable_numparse=True))

@@ -14,8 +14,10 @@ def _describe(outcome) -> str:
     sub = outcome.sub_plan
     verb = "Would submit" if outcome.dry_run else "Submitted"
     allocations = [j for j in sub.jobs if j.kind == "allocation"]
-    lines = [f"{verb} attempt {outcome.attempt} of DAG {outcome.dag_id} ({outcome.kind}): "
-             f"{len(allocations)} allocation(s) run again"]
+    lines = [
+        f"{verb} attempt {outcome.attempt} of DAG {outcome.dag_id} ({outcome.kind}): "
+        f"{len(allocations)} allocation(s) run again"
+    ]
     for job in sub.jobs:
         if job.kind != "allocation":
             continue
@@ -32,10 +34,17 @@ def _describe(outcome) -> str:
 
 def _json(outcome) -> dict:
     sub = outcome.sub_plan
-    return {"dag_id": outcome.dag_id, "attempt": outcome.attempt, "kind": outcome.kind, "dry_run": outcome.dry_run,
-            "jobs": outcome.job_ids if not outcome.dry_run else {j.name: None for j in sub.jobs},
-            "subsets": sub.subsets, "kept": sub.kept, "decided": sub.decided,
-            "dropped_edges": [list(e) for e in sub.dropped]}
+    return {
+        "dag_id": outcome.dag_id,
+        "attempt": outcome.attempt,
+        "kind": outcome.kind,
+        "dry_run": outcome.dry_run,
+        "jobs": outcome.job_ids if not outcome.dry_run else {j.name: None for j in sub.jobs},
+        "subsets": sub.subsets,
+        "kept": sub.kept,
+        "decided": sub.decided,
+        "dropped_edges": [list(e) for e in sub.dropped],
+    }
 
 
 def _run(dag_id: str, node: str | None, cascade: bool, from_file: Path | None, dry_run: bool, as_json: bool) -> None:
@@ -43,8 +52,9 @@ def _run(dag_id: str, node: str | None, cascade: bool, from_file: Path | None, d
     from slurmdag.runs.recovery import recover
     from slurmdag.state.store import Store
 
-    outcome = recover(Store(), default_backend(), dag_id, node=node, cascade=cascade, from_file=from_file,
-                      dry_run=dry_run)
+    outcome = recover(
+        Store(), default_backend(), dag_id, node=node, cascade=cascade, from_file=from_file, dry_run=dry_run
+    )
     if as_json:
         typer.echo(json.dumps(_json(outcome), indent=2))
     else:
@@ -54,8 +64,11 @@ def _run(dag_id: str, node: str | None, cascade: bool, from_file: Path | None, d
 @app.command()
 def resume(
     dag_id: str = typer.Argument(..., metavar="DAG", help="DAG id (8 hex characters)."),
-    from_file: Path = typer.Option(None, "--from", help="Re-read this workflow instead of the submitted plan; "
-                                   "refused if it changes an allocation that completed."),
+    from_file: Path = typer.Option(
+        None,
+        "--from",
+        help="Re-read this workflow instead of the submitted plan; refused if it changes an allocation that completed.",
+    ),
     dry_run: bool = typer.Option(False, "--dry-run", help="Show what would run again; submit nothing."),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:

@@ -49,9 +49,8 @@ def _load_plan(path: Path, sets: list[str]) -> Plan:
             raise InputError(f"{plan_file}: no such file") from None
         except (ValueError, KeyError, TypeError) as ex:
             raise InputError(f"{plan_file}: not a slurmdag plan: {ex}") from None
-    from slurmdag.compiler.compile import compile_file, parse_overrides
-
     from slurmdag.cli.policy import NO_COMPILE_CAP  # the site policy checks the size (submit: admit)
+    from slurmdag.compiler.compile import compile_file, parse_overrides
 
     return compile_file(path, overrides=parse_overrides(sets), max_allocations=NO_COMPILE_CAP)
 
@@ -64,8 +63,11 @@ def submit(
     as_json: bool = typer.Option(False, "--json", help='Print {"dag_id": ..., "jobs": {name: job_id}}.'),
     watch: bool = typer.Option(False, "--watch", help="Follow the DAG until it ends; exit 0 only if Completed."),
     cascade: str = typer.Option(
-        "native", "--cascade", metavar="native|reconciler",
-        help="Who cancels jobs that can never run: Slurm (--kill-on-invalid-dep=yes) or `slurmdag reconcile`."),
+        "native",
+        "--cascade",
+        metavar="native|reconciler",
+        help="Who cancels jobs that can never run: Slurm (--kill-on-invalid-dep=yes) or `slurmdag reconcile`.",
+    ),
 ) -> None:
     """Submit a whole workflow at once, all or nothing."""
     from slurmdag.runs import submit as submitting
@@ -81,10 +83,18 @@ def submit(
     if dry_run:
         planned = submitting.describe(plan, cascade)
         if as_json:
-            _echo_json({"workflow": plan.workflow, "jobs": [
-                {"name": p.name, "kind": p.kind, "dependency": p.dependency, "sbatch": p.options} for p in planned],
-                "preflight": None if verdict is None else {"ok": verdict.ok, "notes": verdict.notes,
-                                                           "problems": [str(p) for p in verdict.problems]}})
+            _echo_json(
+                {
+                    "workflow": plan.workflow,
+                    "jobs": [
+                        {"name": p.name, "kind": p.kind, "dependency": p.dependency, "sbatch": p.options}
+                        for p in planned
+                    ],
+                    "preflight": None
+                    if verdict is None
+                    else {"ok": verdict.ok, "notes": verdict.notes, "problems": [str(p) for p in verdict.problems]},
+                }
+            )
         else:
             typer.echo(submit_dry_run(plan, planned))
             if verdict is not None:
@@ -103,8 +113,9 @@ def submit(
         _watch(store, backend, record.dag_id, as_json=as_json)
 
 
-def _watch(store, backend, dag_id: str, as_json: bool = False, graph: bool = False, tasks: bool = False,
-           poll=None) -> None:
+def _watch(
+    store, backend, dag_id: str, as_json: bool = False, graph: bool = False, tasks: bool = False, poll=None
+) -> None:
     """The one follow loop (status --watch, submit --watch, watch). `poll()` returns the DAG's status; by default a
     plain read, `slurmdag watch` passes one that also reconciles."""
     from slurmdag.model.states import DagState
@@ -191,8 +202,12 @@ def cancel(
     dag_id: str = typer.Argument(..., metavar="DAG", help="DAG id (8 hex characters)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="List exactly what would be cancelled."),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
-    nodes: list[str] = typer.Option([], "--node", help="Cancel only this allocation (repeatable); what needs it to "
-                                    "succeed is cancelled, its failure handlers do not start."),
+    nodes: list[str] = typer.Option(
+        [],
+        "--node",
+        help="Cancel only this allocation (repeatable); what needs it to "
+        "succeed is cancelled, its failure handlers do not start.",
+    ),
 ) -> None:
     """Cancel every unfinished job of a DAG; failure/any handlers do not start."""
     from slurmdag.runs.cancel import cancel_dag
@@ -201,26 +216,30 @@ def cancel(
     if nodes:
         if dry_run:
             raise InputError("--dry-run lists a whole-DAG cancel; it does not combine with --node")
-        from slurmdag.runs.cancel_allocations import cancel_nodes
+        from slurmdag.runs.cancel_allocations import cancel_allocations
 
-        done = cancel_nodes(_store(), _backend(), dag_id, nodes)
+        done = cancel_allocations(_store(), _backend(), dag_id, nodes)
         if as_json:
             _echo_json({"dag_id": dag_id, "cancelled": done.cancelled, "handlers_cancelled": done.handlers})
         else:
             for note in done.notes:
                 typer.echo(f"note: {note}")
-            typer.echo(f"DAG {dag_id}: cancelled {', '.join(done.cancelled) or 'nothing'}"
-                       + (f"; failure handlers not started: {', '.join(done.handlers)}" if done.handlers else ""))
+            typer.echo(
+                f"DAG {dag_id}: cancelled {', '.join(done.cancelled) or 'nothing'}"
+                + (f"; failure handlers not started: {', '.join(done.handlers)}" if done.handlers else "")
+            )
         return
 
     outcome = cancel_dag(_store(), _backend(), dag_id, dry_run=dry_run)
     if as_json:
-        _echo_json({
-            "dag_id": outcome.dag_id,
-            "dry_run": outcome.dry_run,
-            "state": outcome.status.state.value if outcome.status else None,
-            "jobs": [{"name": t.name, "job_id": t.job_id, "state": t.state.value} for t in outcome.targets],
-        })
+        _echo_json(
+            {
+                "dag_id": outcome.dag_id,
+                "dry_run": outcome.dry_run,
+                "state": outcome.status.state.value if outcome.status else None,
+                "jobs": [{"name": t.name, "job_id": t.job_id, "state": t.state.value} for t in outcome.targets],
+            }
+        )
         for note in outcome.notes:
             typer.echo(f"note: {note}", err=True)
         return

@@ -1,1 +1,3 @@
-"""The pure compiler: YAML (or the Python API) -> validated spec -> graph -> Plan -> batch-script text. No I/O but reading inputs."""
+"""The pure compiler: YAML (or the Python API) -> validated spec -> graph -> Plan -> batch-script
+text. No I/O but reading inputs.
+"""

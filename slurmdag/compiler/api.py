@@ -15,14 +15,14 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from os import PathLike
-from typing import Any, Union
+from typing import Any
 
 import yaml
 
 from slurmdag.compiler import graph
-from slurmdag.compiler.compile import compile_nodes
-from slurmdag.model.plan import Plan
+from slurmdag.compiler.compile import compile_allocations
 from slurmdag.compiler.yamlsrc import from_python
+from slurmdag.model.plan import Plan
 
 PYTHON_SOURCE = "<python>"
 
@@ -53,7 +53,7 @@ class Allocation:
         return f"Allocation({self.name!r})"
 
 
-DependencyRef = Union[Allocation, str, Mapping[str, str], tuple]
+DependencyRef = Allocation | str | Mapping[str, str] | tuple
 
 
 def _dep_entry(ref: Any) -> Any:
@@ -132,7 +132,9 @@ class Workflow:
         `base_dir` is where relative `script:` paths start (default: the current directory).
         """
         root = from_python(self.to_dict())
-        return compile_nodes(root, PYTHON_SOURCE, base_dir or os.getcwd(), overrides, template_dirs, max_allocations)
+        return compile_allocations(
+            root, PYTHON_SOURCE, base_dir or os.getcwd(), overrides, template_dirs, max_allocations
+        )
 
 
 def _plain(value: Any) -> Any:

@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import dataclasses
 
+from slurmdag.compiler.script_directives import shell_kind
 from slurmdag.model import slurm_values as wt
 from slurmdag.model.errors import Problem
 from slurmdag.model.plan import Dependency, DependencyTerm, Plan, PlannedJob
-from slurmdag.compiler.script_directives import shell_kind
 
 
 @dataclasses.dataclass(frozen=True)
@@ -89,17 +89,23 @@ def split_plan(plan: Plan, max_array_size: int) -> tuple[Plan, list[Problem], li
             continue
         cut, throttle = chunks(job.array or "", max_array_size)
         if shell_kind(job.script.split("\n", 1)[0]) == "none":
-            problems.append(Problem(
-                f"task group {job.name!r} ({job.array}) does not fit the cluster's MaxArraySize={max_array_size} and "
-                "its script is not a shell script, so slurmdag cannot split it into several arrays", file,
-                hint=f"keep its indexes below {max_array_size}, or wrap the script in a bash script"))
+            problems.append(
+                Problem(
+                    f"task group {job.name!r} ({job.array}) does not fit the cluster's "
+                    f"MaxArraySize={max_array_size} and "
+                    "its script is not a shell script, so slurmdag cannot split it into several arrays",
+                    file,
+                    hint=f"keep its indexes below {max_array_size}, or wrap the script in a bash script",
+                )
+            )
             continue
         jobs = [_chunk_job(job, c, n + 1, len(cut), throttle, max_array_size) for n, c in enumerate(cut)]
         new_jobs[job.name] = jobs
         parts[job.name] = [j.name for j in jobs]
         notes.append(
             f"task group {job.name!r} ({job.array}) is split into {len(cut)} arrays: the cluster's MaxArraySize is "
-            f"{max_array_size}" + (f"; its %{throttle} throttle applies to each array" if throttle and len(cut) > 1 else "")
+            f"{max_array_size}"
+            + (f"; its %{throttle} throttle applies to each array" if throttle and len(cut) > 1 else "")
         )
     if not parts:
         return plan, problems, notes
@@ -116,8 +122,9 @@ def split_plan(plan: Plan, max_array_size: int) -> tuple[Plan, list[Problem], li
     return dataclasses.replace(plan, jobs=out), problems, notes
 
 
-def _chunk_job(job: PlannedJob, chunk: Chunk, number: int, total: int, throttle: int | None,
-               max_array_size: int) -> PlannedJob:
+def _chunk_job(
+    job: PlannedJob, chunk: Chunk, number: int, total: int, throttle: int | None, max_array_size: int
+) -> PlannedJob:
     array = chunk.slurm_array(throttle)
     script = _patch_script(job.script, array, chunk.base, number, total, job.name, max_array_size)
     return dataclasses.replace(
@@ -145,7 +152,7 @@ def _patch_script(script: str, array: str, base: int, number: int, total: int, n
         elif i > 0 and line and not line.startswith("#"):
             break
     if base:
-        lines[last + 1:last + 1] = [
+        lines[last + 1 : last + 1] = [
             f"# slurmdag: array {number} of {total} of task group {name} (the cluster's MaxArraySize is {size}):",
             f"# Slurm's task ids are shifted by {base} to the group's own indexes.",
             'SLURMDAG_SLURM_ARRAY_TASK_ID="$SLURM_ARRAY_TASK_ID"; export SLURMDAG_SLURM_ARRAY_TASK_ID',
@@ -160,11 +167,15 @@ def _unsplittable_edges(plan: Plan, parts: dict[str, list[str]], file: str, size
         for edge in job.edges:
             if edge.parent in parts and (edge.condition == "failure" or edge.group == "any"):
                 how = "a `failure` edge" if edge.condition == "failure" else "depends_on_any"
-                problems.append(Problem(
-                    f"task group {edge.parent!r} does not fit the cluster's MaxArraySize={size} and must be split "
-                    f"into {len(parts[edge.parent])} arrays, but {job.name!r} uses it in {how}, which cannot be "
-                    "expressed exactly over several arrays", file,
-                    hint=f"keep {edge.parent!r}'s indexes below {size}, or depend on it with success/any"))
+                problems.append(
+                    Problem(
+                        f"task group {edge.parent!r} does not fit the cluster's MaxArraySize={size} and must be split "
+                        f"into {len(parts[edge.parent])} arrays, but {job.name!r} uses it in {how}, which cannot be "
+                        "expressed exactly over several arrays",
+                        file,
+                        hint=f"keep {edge.parent!r}'s indexes below {size}, or depend on it with success/any",
+                    )
+                )
     return problems
 
 

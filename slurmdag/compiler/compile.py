@@ -26,12 +26,12 @@ import jinja2.sandbox
 import yaml
 
 from slurmdag.compiler import graph, render
-from slurmdag.model.errors import InputError, Problem
-from slurmdag.model.plan import Dependency, DependencyTerm, Edge, Plan, PlannedJob
 from slurmdag.compiler.script_directives import shell_kind
 from slurmdag.compiler.spec import AllocationSpec, WorkflowSpec, build_partial, did_you_mean, problem_at, read_text
-from slurmdag.model.slurm_values import format_walltime
 from slurmdag.compiler.yamlsrc import Node, parse_yaml
+from slurmdag.model.errors import InputError, Problem
+from slurmdag.model.plan import Dependency, DependencyTerm, Edge, Plan, PlannedJob
+from slurmdag.model.slurm_values import format_walltime
 
 TemplateDirs = Sequence[str | PathLike[str]]
 
@@ -61,8 +61,6 @@ def _without_gc(fn):
 
 
 @_without_gc
-
-
 def compile_file(
     path: str | PathLike[str],
     overrides: Mapping[str, str] | None = None,
@@ -77,7 +75,7 @@ def compile_file(
     """
     file = str(path)
     root = parse_yaml(read_text(path), file)
-    return compile_nodes(
+    return compile_allocations(
         root, file, Path(path).parent, overrides, template_dirs, max_allocations, source=file, warnings=warnings
     )
 
@@ -93,13 +91,13 @@ def compile_text(
     warnings: list[Problem] | None = None,
 ) -> Plan:
     """Like compile_file, for workflow text already in memory (`file` names it in error messages)."""
-    return compile_nodes(
+    return compile_allocations(
         parse_yaml(text, file), file, base_dir, overrides, template_dirs, max_allocations, warnings=warnings
     )
 
 
 @_without_gc
-def compile_nodes(
+def compile_allocations(
     root: Node | None,
     file: str,
     base_dir: str | PathLike[str] = ".",
@@ -246,7 +244,9 @@ class _ParamRenderer:
             out = None
             msg = getattr(e, "message", None) or str(e)
             self.problems.append(
-                problem_at(self.spec.file, node, f"cannot render `{key}`: {msg}", "params are written {{ params.NAME }}")
+                problem_at(
+                    self.spec.file, node, f"cannot render `{key}`: {msg}", "params are written {{ params.NAME }}"
+                )
             )
         self.cache[cache_key] = out
         return out
@@ -341,7 +341,8 @@ def _allocation_job(
         retries=a.retries,
     )
     edges = tuple(Edge(d.parent, d.condition, "all") for d in a.depends_on) + tuple(  # type: ignore[arg-type]
-        Edge(d.parent, d.condition, "any") for d in a.depends_on_any  # type: ignore[arg-type]
+        Edge(d.parent, d.condition, "any")
+        for d in a.depends_on_any  # type: ignore[arg-type]
     )
     return PlannedJob(
         name=a.name,
@@ -373,7 +374,9 @@ def _script_parts(a: AllocationSpec) -> tuple[str, str, str | None]:
     return shebang, kind, render.strip_shebang(a.script_body or "")
 
 
-def _join_job(workflow: str, name: str, a: AllocationSpec, dependency: Dependency, renderer: render.Renderer) -> PlannedJob:
+def _join_job(
+    workflow: str, name: str, a: AllocationSpec, dependency: Dependency, renderer: render.Renderer
+) -> PlannedJob:
     options: dict[str, str | None] = dict(_JOIN_OPTIONS)
     for key in _JOIN_COPIED:
         if key in a.options:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import graphlib
 import heapq
 
-from slurmdag.model.errors import InputError, Problem
 from slurmdag.compiler.spec import AllocationSpec, DepSpec, WorkflowSpec, did_you_mean, problem_at
+from slurmdag.model.errors import InputError, Problem
 
 DEFAULT_MAX_ALLOCATIONS = 1000
 _MAX_CYCLES_REPORTED = 20
@@ -24,7 +24,8 @@ def check(spec: WorkflowSpec, max_allocations: int = DEFAULT_MAX_ALLOCATIONS) ->
         bad(
             spec.allocations_node or spec.node,
             f"the workflow has {len(spec.allocations)} allocations, more than the limit of {max_allocations}",
-            "split the workflow, use task groups (tasks/array/matrix) for similar steps, or ask your site to raise the limit",
+            "split the workflow, use task groups (tasks/array/matrix) for similar steps, or ask your "
+            "site to raise the limit",
         )
 
     by_name: dict[str, AllocationSpec] = {}
@@ -63,7 +64,11 @@ def check(spec: WorkflowSpec, max_allocations: int = DEFAULT_MAX_ALLOCATIONS) ->
                         continue
                     msg = _corresponding_problem(parent, a)
                     if msg:
-                        bad(dep.node, msg, "both sides of `corresponding` must be task groups with the same task indexes")
+                        bad(
+                            dep.node,
+                            msg,
+                            "both sides of `corresponding` must be task groups with the same task indexes",
+                        )
                         continue
                 parents[a.name].append(dep)
 
@@ -99,7 +104,10 @@ def _corresponding_problem(parent: AllocationSpec, child: AllocationSpec) -> str
             f"{parent.name!r} has {len(parent.indexes)}"
         )
     if parent.indexes != child.indexes:
-        return f"`corresponding` needs the same task indexes: {child.name!r} is {child.array}, {parent.name!r} is {parent.array}"
+        return (
+            f"`corresponding` needs the same task indexes: {child.name!r} is {child.array}, "
+            f"{parent.name!r} is {parent.array}"
+        )
     return None
 
 

@@ -102,8 +102,18 @@ def _or_join(plan: Plan, job: PlannedJob, dep: Dependency) -> PlannedJob:
         if key in job.options:
             options[key] = job.options[key]
     options = dict(sorted(options.items()))
-    ctx = render.ScriptContext(workflow=plan.workflow, name=name, kind="join",
-                               directives=render.directive_lines(options, {"job-name": name}),
-                               for_allocation=job.name)
-    return PlannedJob(name=name, kind="join", options=options, script=render.renderer_for().render(ctx),
-                      dependency=dep, for_allocation=job.name)
+    ctx = render.ScriptContext(
+        workflow=plan.workflow,
+        name=name,
+        kind="join",
+        directives=render.directive_lines(options, {"job-name": name}),
+        for_allocation=job.name,
+    )
+    return PlannedJob(
+        name=name,
+        kind="join",
+        options=options,
+        script=render.renderer_for().render(ctx),
+        dependency=dep,
+        for_allocation=job.name,
+    )

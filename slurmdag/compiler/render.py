@@ -63,7 +63,9 @@ class Renderer:
     """One Jinja2 environment and one compiled template for a whole plan (compiling per job would dominate)."""
 
     def __init__(self, template_dirs: Sequence[str | PathLike[str]] = ()):
-        loaders: list[jinja2.BaseLoader] = [jinja2.FileSystemLoader([str(d) for d in template_dirs])] if template_dirs else []
+        loaders: list[jinja2.BaseLoader] = (
+            [jinja2.FileSystemLoader([str(d) for d in template_dirs])] if template_dirs else []
+        )
         loaders.append(jinja2.PackageLoader("slurmdag", "templates"))
         self.env = jinja2.Environment(
             loader=jinja2.ChoiceLoader(loaders),

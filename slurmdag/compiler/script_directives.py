@@ -106,7 +106,9 @@ def read_directives(text: str, path: str = "<script>") -> ScriptDirectives:
     notes: list[Problem] = []
     if "\r\n" in text:
         problems.append(
-            Problem("batch script has DOS line breaks (\\r\\n); sbatch refuses it", path, 1, 1, "convert it with dos2unix")
+            Problem(
+                "batch script has DOS line breaks (\\r\\n); sbatch refuses it", path, 1, 1, "convert it with dos2unix"
+            )
         )
     lines = text.split("\n")
     shebang = lines[0] if lines and lines[0].startswith("#!") else None
@@ -154,9 +156,7 @@ def read_directives(text: str, path: str = "<script>") -> ScriptDirectives:
             msg = f"{written}: this option is set by slurmdag"
             (problems if severity == "error" else notes).append(Problem(msg, path, d.line, d.col, hint))
         elif d.name in CLIENT_ONLY:
-            notes.append(
-                Problem(f"--{d.name} only affects the sbatch command; not applied", path, d.line, d.col)
-            )
+            notes.append(Problem(f"--{d.name} only affects the sbatch command; not applied", path, d.line, d.col))
 
     if body_index is not None:
         for idx in range(body_index + 1, len(lines)):
@@ -189,7 +189,7 @@ def interpreter(shebang: str | None) -> str | None:
 
 
 def shell_kind(shebang: str | None) -> str:
-    """"bash", "sh" (POSIX shell code only) or "none" (not a shell: slurmdag adds no code to the script)."""
+    """ "bash", "sh" (POSIX shell code only) or "none" (not a shell: slurmdag adds no code to the script)."""
     name = interpreter(shebang)
     if name in BASH_SHELLS:
         return "bash"

@@ -12,8 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
-from slurmdag.model.errors import Problem
 from slurmdag.compiler.script_directives import ScriptDirectives
+from slurmdag.model.errors import Problem
 
 # Options sbatch accepts only one of; setting one in the workflow replaces the script's others.
 EXCLUSIVE_GROUPS: tuple[frozenset[str], ...] = (

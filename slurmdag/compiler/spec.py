@@ -19,12 +19,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from slurmdag.model import slurm_values as wt
-from slurmdag.model.errors import InputError, Problem
-from slurmdag.model.sbatch_options import MAPPED_OWNED, resolve_long
 from slurmdag.compiler.script_directives import ScriptDirectives, interpreter, read_directives, shell_kind
 from slurmdag.compiler.script_merge import Merged, merge
 from slurmdag.compiler.yamlsrc import MapNode, Node, ScalarNode, SeqNode, parse_yaml, type_name
+from slurmdag.model import slurm_values as wt
+from slurmdag.model.errors import InputError, Problem
+from slurmdag.model.sbatch_options import MAPPED_OWNED, resolve_long
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 NAME_HINT = "names are 1-64 characters: letters, digits, '-', '_' and '.', starting with a letter or digit"
@@ -230,7 +230,10 @@ def _p_nodes(key: str, node: Node, ctx: _Ctx) -> str:
 
 def _p_walltime(key: str, node: Node, ctx: _Ctx) -> str:
     if not isinstance(node, ScalarNode):
-        raise _Bad(f"`{key}` must be a number of minutes or a string, not {type_name(node)}", f"accepted forms: {wt.WALLTIME_FORMS}")
+        raise _Bad(
+            f"`{key}` must be a number of minutes or a string, not {type_name(node)}",
+            f"accepted forms: {wt.WALLTIME_FORMS}",
+        )
     try:
         return wt.format_walltime(wt.parse_walltime(node.value))
     except ValueError as e:
@@ -261,7 +264,7 @@ def _p_exclusive(key: str, node: Node, ctx: _Ctx) -> str | bool | None:
         return v
     if isinstance(v, str) and v in ("user", "mcs", "topo"):
         return v
-    raise _Bad("`exclusive` must be true, false, \"user\", \"mcs\" or \"topo\"")
+    raise _Bad('`exclusive` must be true, false, "user", "mcs" or "topo"')
 
 
 def _p_deps(key: str, node: Node, ctx: _Ctx) -> list[DepSpec]:
@@ -303,7 +306,7 @@ def _p_array(key: str, node: Node, ctx: _Ctx) -> tuple[str, frozenset[int]]:
     if isinstance(v, int) and not isinstance(v, bool):
         v = str(v)
     if not isinstance(node, ScalarNode) or not isinstance(v, str):
-        raise _Bad(f"`array` must be a string like \"0-99%20\", not {type_name(node)}", f"accepted: {wt.ARRAY_FORMS}")
+        raise _Bad(f'`array` must be a string like "0-99%20", not {type_name(node)}', f"accepted: {wt.ARRAY_FORMS}")
     text = v.strip()
     try:
         ranges, _ = wt.parse_array(text)
@@ -323,7 +326,10 @@ def _p_matrix(key: str, node: Node, ctx: _Ctx) -> list[tuple[str, list[str]]]:
             ctx.bad(key_node, f"invalid matrix key {k!r}", "matrix keys become env vars: letters, digits and '_'")
             continue
         if k.upper() in seen_env:
-            ctx.bad(key_node, f"matrix keys {seen_env[k.upper()]!r} and {k!r} give the same env var SLURMDAG_MATRIX_{k.upper()}")
+            ctx.bad(
+                key_node,
+                f"matrix keys {seen_env[k.upper()]!r} and {k!r} give the same env var SLURMDAG_MATRIX_{k.upper()}",
+            )
             continue
         seen_env[k.upper()] = k
         if not isinstance(values, SeqNode) or not values.value:
@@ -363,7 +369,11 @@ def _p_env(key: str, node: Node, ctx: _Ctx) -> dict[str, tuple[str, Node]]:
     for k, v in node.value.items():
         key_node = node.keys[k]
         if not isinstance(k, str) or not IDENT_RE.match(k):
-            ctx.bad(key_node, f"invalid environment variable name {k!r}", "use letters, digits and '_', not starting with a digit")
+            ctx.bad(
+                key_node,
+                f"invalid environment variable name {k!r}",
+                "use letters, digits and '_', not starting with a digit",
+            )
             continue
         if k.upper().startswith("SLURMDAG_"):
             ctx.bad(key_node, f"environment variable {k!r} uses the reserved prefix SLURMDAG_")
@@ -396,7 +406,7 @@ def _p_retries(key: str, node: Node, ctx: _Ctx) -> int:
 def _p_sbatch(key: str, node: Node, ctx: _Ctx) -> dict[str, tuple[str | None, Node]]:
     items = node.value if isinstance(node, SeqNode) else [node] if isinstance(node.value, str) else None
     if items is None:
-        raise _Bad(f"`sbatch` must be a list of flags like \"--mail-type=END\", not {type_name(node)}")
+        raise _Bad(f'`sbatch` must be a list of flags like "--mail-type=END", not {type_name(node)}')
     owned_by_keys = {opt: k for k, opt in OPTION_KEYS.items()}
     flags: dict[str, tuple[str | None, Node]] = {}
     for item in items:
@@ -410,7 +420,9 @@ def _p_sbatch(key: str, node: Node, ctx: _Ctx) -> dict[str, tuple[str | None, No
             if short and short.group(1) in OWNED_SHORT:
                 ctx.bad(item, f"sbatch flag {text!r} (--{OWNED_SHORT[short.group(1)]}) is set by slurmdag", _OWNED_HINT)
             else:
-                ctx.bad(item, f"invalid sbatch flag {text!r}", 'write one long flag per entry: "--name=value" or "--name"')
+                ctx.bad(
+                    item, f"invalid sbatch flag {text!r}", 'write one long flag per entry: "--name=value" or "--name"'
+                )
             continue
         name, value = m.group(1), m.group(2)
         # sbatch accepts any unambiguous prefix of a long option (--dep=...), so prefixes of owned flags are refused.
@@ -419,7 +431,11 @@ def _p_sbatch(key: str, node: Node, ctx: _Ctx) -> dict[str, tuple[str | None, No
             ctx.bad(item, f"sbatch flag --{owned} is set by slurmdag and cannot be given in `sbatch`", _OWNED_HINT)
             continue
         if name in owned_by_keys:
-            ctx.bad(item, f"sbatch flag --{name} duplicates the `{owned_by_keys[name]}` key", f"set `{owned_by_keys[name]}:` instead")
+            ctx.bad(
+                item,
+                f"sbatch flag --{name} duplicates the `{owned_by_keys[name]}` key",
+                f"set `{owned_by_keys[name]}:` instead",
+            )
             continue
         if name in flags:
             ctx.bad(item, f"sbatch flag --{name} given twice")
@@ -450,7 +466,9 @@ def _p_script(key: str, node: Node, ctx: _Ctx) -> tuple[str, str, ScriptDirectiv
     try:
         body = full.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise _Bad(f"script {path!r} not found", f"looked for {full} (relative paths start at the workflow's directory)") from None
+        raise _Bad(
+            f"script {path!r} not found", f"looked for {full} (relative paths start at the workflow's directory)"
+        ) from None
     except (OSError, UnicodeDecodeError) as e:
         raise _Bad(f"cannot read script {path!r}: {e}") from None
     return path, _no_nul(key, body), ctx.directives(str(full), body)
@@ -549,14 +567,21 @@ def build_workflow(root: Node | None, file: str, base_dir: Path | str = ".") -> 
     return spec
 
 
-def build_partial(root: Node | None, file: str, base_dir: Path | str = ".") -> tuple[WorkflowSpec | None, list[Problem]]:
+def build_partial(
+    root: Node | None, file: str, base_dir: Path | str = "."
+) -> tuple[WorkflowSpec | None, list[Problem]]:
     """The spec as far as it could be built, and every problem found; lets `graph` add its own to the same report."""
     ctx = _Ctx(file, Path(base_dir))
     if root is None:
         return None, [Problem("the workflow file is empty", file, 1, 1, "a workflow needs `name:` and `allocations:`")]
     if not isinstance(root, MapNode):
         return None, [
-            problem_at(file, root, f"a workflow must be a mapping, not {type_name(root)}", "a workflow needs `name:` and `allocations:`")
+            problem_at(
+                file,
+                root,
+                f"a workflow must be a mapping, not {type_name(root)}",
+                "a workflow needs `name:` and `allocations:`",
+            )
         ]
     for key, key_node in root.keys.items():
         if key not in TOP_KEYS:
@@ -588,7 +613,9 @@ def build_partial(root: Node | None, file: str, base_dir: Path | str = ".") -> t
     if anode is None:
         ctx.bad(root, "missing required key 'allocations'", "list the workflow's steps under `allocations:`")
     elif not isinstance(anode, SeqNode):
-        ctx.bad(anode, f"`allocations` must be a list, not {type_name(anode)}", "start each allocation with `- name: ...`")
+        ctx.bad(
+            anode, f"`allocations` must be a list, not {type_name(anode)}", "start each allocation with `- name: ...`"
+        )
     elif not anode.value:
         ctx.bad(anode, "`allocations` is empty", "a workflow needs at least one allocation")
     else:
@@ -645,13 +672,21 @@ def _params(node: Node | None, ctx: _Ctx) -> tuple[dict[str, Any], dict[str, Nod
 
 def _allocation(index: int, item: Node, defaults: dict[str, tuple[Any, Node]], ctx: _Ctx) -> AllocationSpec | None:
     if not isinstance(item, MapNode):
-        ctx.bad(item, f"allocation #{index + 1} must be a mapping, not {type_name(item)}", "write `- name: step` followed by its keys")
+        ctx.bad(
+            item,
+            f"allocation #{index + 1} must be a mapping, not {type_name(item)}",
+            "write `- name: step` followed by its keys",
+        )
         return None
     name_node = item.value.get("name")
     name = ""
     if name_node is None:
         ctx.bad(item, f"allocation #{index + 1} has no `name`", NAME_HINT)
-    elif not isinstance(name_node, ScalarNode) or not isinstance(name_node.value, (str, int)) or isinstance(name_node.value, bool):
+    elif (
+        not isinstance(name_node, ScalarNode)
+        or not isinstance(name_node.value, (str, int))
+        or isinstance(name_node.value, bool)
+    ):
         ctx.bad(name_node, f"allocation name must be a string, not {type_name(name_node)}")
     else:
         name = str(name_node.value)
@@ -716,7 +751,9 @@ def _allocation(index: int, item: Node, defaults: dict[str, tuple[Any, Node]], c
         _merge_script(a, ctx)
     written = set(item.value) | ctx.default_keys  # a key that was written but is invalid is reported already
     if "entrypoint" not in written and "script" not in written and name:
-        ctx.bad(item, f"allocation {name!r} needs an `entrypoint` or a `script`", "e.g. `entrypoint: \"python train.py\"`")
+        ctx.bad(
+            item, f"allocation {name!r} needs an `entrypoint` or a `script`", 'e.g. `entrypoint: "python train.py"`'
+        )
     return a
 
 

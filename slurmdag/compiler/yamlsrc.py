@@ -129,7 +129,9 @@ def _syntax_problem(text: str, file: str) -> Problem:
             file,
             line,
             col,
-            hint="control characters are not allowed in YAML; quote them with escapes (\"\\t\") in a double-quoted string",
+            hint=(
+                'control characters are not allowed in YAML; quote them with escapes ("\\t") in a double-quoted string'
+            ),
         )
     line = mark.line + 1 if mark is not None else None
     col = mark.column + 1 if mark is not None else None
@@ -230,7 +232,9 @@ class _Builder:
                 continue
             if first is not None:
                 m = first.start_mark
-                self.err(ykey, f"duplicate key {key!r}", hint=f"first defined at line {m.line + 1}, column {m.column + 1}")
+                self.err(
+                    ykey, f"duplicate key {key!r}", hint=f"first defined at line {m.line + 1}, column {m.column + 1}"
+                )
                 continue
             seen[key] = ykey
             node.keys[key] = key_node

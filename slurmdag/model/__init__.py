@@ -1,1 +1,3 @@
-"""Leaf types every layer shares: errors, the compiled plan, Slurm states, Slurm value syntax, the sbatch option table."""
+"""Leaf types every layer shares: errors, the compiled plan, Slurm states, Slurm value syntax, the
+sbatch option table.
+"""

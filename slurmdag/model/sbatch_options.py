@@ -247,10 +247,18 @@ def parse_args(
             if opt is None:
                 cands = candidates(name)
                 if len(cands) > 1:
-                    issues.append(ArgIssue(f"ambiguous option --{name}", tok.line, tok.col, "could be --" + ", --".join(cands)))
+                    issues.append(
+                        ArgIssue(f"ambiguous option --{name}", tok.line, tok.col, "could be --" + ", --".join(cands))
+                    )
                 else:
-                    issues.append(ArgIssue(f"unknown sbatch option --{name}", tok.line, tok.col,
-                                           "not in sbatch's option list (a site plugin option?)"))
+                    issues.append(
+                        ArgIssue(
+                            f"unknown sbatch option --{name}",
+                            tok.line,
+                            tok.col,
+                            "not in sbatch's option list (a site plugin option?)",
+                        )
+                    )
                 opts.append(ParsedOption(name, val if eq else None, tok.line, tok.col, t, known=False))
                 i += 1
                 continue

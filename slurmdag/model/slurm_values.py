@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import re
 
-WALLTIME_FORMS = '30 (minutes), "90m", "2h", "1d12h", "1h30m", "MM", "MM:SS", "HH:MM:SS", "D-HH", "D-HH:MM", "D-HH:MM:SS"'
+WALLTIME_FORMS = (
+    '30 (minutes), "90m", "2h", "1d12h", "1h30m", "MM", "MM:SS", "HH:MM:SS", "D-HH", "D-HH:MM", "D-HH:MM:SS"'
+)
 
 _UNITS = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
 _CLOCK = re.compile(r"^(?:(\d+)-)?(\d+)(?::(\d+))?(?::(\d+))?$")
@@ -78,7 +80,7 @@ _MEMORY = re.compile(r"^(\d+)([KMGT])?B?$", re.IGNORECASE)
 def parse_memory(value: object) -> str:
     """Slurm's `--mem` value ("4G", "500M", plain megabytes); raises ValueError."""
     if isinstance(value, bool) or not isinstance(value, (int, str)):
-        raise ValueError("memory must be a number of megabytes or a string like \"4G\"")
+        raise ValueError('memory must be a number of megabytes or a string like "4G"')
     text = str(value).strip()
     m = _MEMORY.match(text)
     if not m:

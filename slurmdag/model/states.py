@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from enum import Enum
+from enum import StrEnum
 
 from slurmdag.model.plan import Plan
 
 
-class NodeState(str, Enum):
+class AllocationState(StrEnum):
     PENDING = "Pending"
     RUNNING = "Running"
     COMPLETED = "Completed"
@@ -28,11 +28,8 @@ class NodeState(str, Enum):
     # succeeded.
     UNKNOWN = "Unknown"
 
-    def __str__(self) -> str:
-        return self.value
 
-
-class DagState(str, Enum):
+class DagState(StrEnum):
     PENDING = "Pending"
     RUNNING = "Running"
     COMPLETED = "Completed"
@@ -40,83 +37,86 @@ class DagState(str, Enum):
     CANCELLED = "Cancelled"
     UNKNOWN = "Unknown"  # finished, but some job's outcome is lost
 
-    def __str__(self) -> str:
-        return self.value
 
-
-FAILURES = frozenset({NodeState.FAILED, NodeState.TIMEOUT, NodeState.OUT_OF_MEMORY, NodeState.NODE_FAIL})
-ACTIVE = frozenset({NodeState.PENDING, NodeState.RUNNING})
+FAILURES = frozenset(
+    {AllocationState.FAILED, AllocationState.TIMEOUT, AllocationState.OUT_OF_MEMORY, AllocationState.NODE_FAIL}
+)
+ACTIVE = frozenset({AllocationState.PENDING, AllocationState.RUNNING})
 TERMINAL_DAG = frozenset({DagState.COMPLETED, DagState.FAILED, DagState.CANCELLED, DagState.UNKNOWN})
 
 _SLURM_TO_NODE = {
-    "PENDING": NodeState.PENDING,
-    "CONFIGURING": NodeState.PENDING,
-    "REQUEUED": NodeState.PENDING,
-    "REQUEUE_HOLD": NodeState.PENDING,
-    "REQUEUE_FED": NodeState.PENDING,
-    "RESV_DEL_HOLD": NodeState.PENDING,
-    "RUNNING": NodeState.RUNNING,
-    "COMPLETING": NodeState.RUNNING,  # still releasing its nodes; its outcome is not final yet
-    "SIGNALING": NodeState.RUNNING,
-    "STAGE_OUT": NodeState.RUNNING,
-    "SUSPENDED": NodeState.RUNNING,
-    "STOPPED": NodeState.RUNNING,
-    "RESIZING": NodeState.RUNNING,
-    "COMPLETED": NodeState.COMPLETED,
-    "FAILED": NodeState.FAILED,
-    "BOOT_FAIL": NodeState.FAILED,
-    "DEADLINE": NodeState.FAILED,
-    "PREEMPTED": NodeState.FAILED,
-    "SPECIAL_EXIT": NodeState.FAILED,
-    "TIMEOUT": NodeState.TIMEOUT,
-    "OUT_OF_MEMORY": NodeState.OUT_OF_MEMORY,
-    "NODE_FAIL": NodeState.NODE_FAIL,
-    "CANCELLED": NodeState.CANCELLED,
-    "REVOKED": NodeState.CANCELLED,
+    "PENDING": AllocationState.PENDING,
+    "CONFIGURING": AllocationState.PENDING,
+    "REQUEUED": AllocationState.PENDING,
+    "REQUEUE_HOLD": AllocationState.PENDING,
+    "REQUEUE_FED": AllocationState.PENDING,
+    "RESV_DEL_HOLD": AllocationState.PENDING,
+    "RUNNING": AllocationState.RUNNING,
+    "COMPLETING": AllocationState.RUNNING,  # still releasing its nodes; its outcome is not final yet
+    "SIGNALING": AllocationState.RUNNING,
+    "STAGE_OUT": AllocationState.RUNNING,
+    "SUSPENDED": AllocationState.RUNNING,
+    "STOPPED": AllocationState.RUNNING,
+    "RESIZING": AllocationState.RUNNING,
+    "COMPLETED": AllocationState.COMPLETED,
+    "FAILED": AllocationState.FAILED,
+    "BOOT_FAIL": AllocationState.FAILED,
+    "DEADLINE": AllocationState.FAILED,
+    "PREEMPTED": AllocationState.FAILED,
+    "SPECIAL_EXIT": AllocationState.FAILED,
+    "TIMEOUT": AllocationState.TIMEOUT,
+    "OUT_OF_MEMORY": AllocationState.OUT_OF_MEMORY,
+    "NODE_FAIL": AllocationState.NODE_FAIL,
+    "CANCELLED": AllocationState.CANCELLED,
+    "REVOKED": AllocationState.CANCELLED,
 }
 
 # Which failure wins when a task group's tasks ended differently (first present wins).
 _GROUP_PRECEDENCE = (
-    NodeState.FAILED,
-    NodeState.OUT_OF_MEMORY,
-    NodeState.TIMEOUT,
-    NodeState.NODE_FAIL,
-    NodeState.CANCELLED,
-    NodeState.UNKNOWN,
-    NodeState.SKIPPED,
+    AllocationState.FAILED,
+    AllocationState.OUT_OF_MEMORY,
+    AllocationState.TIMEOUT,
+    AllocationState.NODE_FAIL,
+    AllocationState.CANCELLED,
+    AllocationState.UNKNOWN,
+    AllocationState.SKIPPED,
 )
 
 
-def node_state(slurm_state: str | None) -> NodeState:
-    """One Slurm state word ("CANCELLED", "CANCELLED by 0", "OUT_OF_MEMORY") -> NodeState; None -> Unknown."""
+def allocation_state(slurm_state: str | None) -> AllocationState:
+    """One Slurm state word ("CANCELLED", "CANCELLED by 0", "OUT_OF_MEMORY") -> AllocationState; None -> Unknown."""
     if not slurm_state:
-        return NodeState.UNKNOWN
+        return AllocationState.UNKNOWN
     word = slurm_state.strip().split(" ", 1)[0].upper().rstrip("+")
-    return _SLURM_TO_NODE.get(word, NodeState.UNKNOWN)
+    return _SLURM_TO_NODE.get(word, AllocationState.UNKNOWN)
 
 
-def group_state(task_states: Iterable[NodeState]) -> NodeState:
+def group_state(task_states: Iterable[AllocationState]) -> AllocationState:
     """A task group's state: active while any task is; Completed only if every task is; else its worst outcome."""
     states = list(task_states)
     if not states:
-        return NodeState.UNKNOWN
+        return AllocationState.UNKNOWN
     if any(s in ACTIVE for s in states):
-        return NodeState.RUNNING if any(s is not NodeState.PENDING for s in states) else NodeState.PENDING
-    if all(s is NodeState.COMPLETED for s in states):
-        return NodeState.COMPLETED
+        return (
+            AllocationState.RUNNING
+            if any(s is not AllocationState.PENDING for s in states)
+            else AllocationState.PENDING
+        )
+    if all(s is AllocationState.COMPLETED for s in states):
+        return AllocationState.COMPLETED
     for candidate in _GROUP_PRECEDENCE:
         if candidate in states:
             return candidate
-    return NodeState.UNKNOWN
+    return AllocationState.UNKNOWN
 
 
-def count_states(states: Iterable[NodeState]) -> dict[str, int]:
-    """{"Completed": 6, "Failed": 1, ...} in NodeState order, zero counts left out."""
+def count_states(states: Iterable[AllocationState]) -> dict[str, int]:
+    """{"Completed": 6, "Failed": 1, ...} in AllocationState order, zero counts left out."""
     counts = Counter(states)
-    return {s.value: counts[s] for s in NodeState if counts[s]}
+    return {s.value: counts[s] for s in AllocationState if counts[s]}
 
 
-class Labels(dict[str, NodeState]):
+class Labels(dict[str, AllocationState]):
     """Node name -> labelled state, plus which Cancelled nodes were cancelled by a cascade from upstream."""
 
     def __init__(self) -> None:
@@ -124,7 +124,7 @@ class Labels(dict[str, NodeState]):
         self.cascaded: set[str] = set()
 
 
-def label(plan: Plan, raw: Mapping[str, NodeState], ran: Mapping[str, bool]) -> Labels:
+def label(plan: Plan, raw: Mapping[str, AllocationState], ran: Mapping[str, bool]) -> Labels:
     """Turn Slurm-derived states into user states along the plan's edges (plan order is topological).
 
     A node that Slurm cancelled without ever running it is
@@ -136,23 +136,23 @@ def label(plan: Plan, raw: Mapping[str, NodeState], ran: Mapping[str, bool]) -> 
     """
     labels = Labels()
     for job in plan.jobs:
-        state = raw.get(job.name, NodeState.UNKNOWN)
-        if state is NodeState.CANCELLED and not ran.get(job.name, False) and job.edges:
+        state = raw.get(job.name, AllocationState.UNKNOWN)
+        if state is AllocationState.CANCELLED and not ran.get(job.name, False) and job.edges:
             cause = _blocking_cause(job.edges, labels)
             if cause == "skip":
-                state = NodeState.SKIPPED
+                state = AllocationState.SKIPPED
             elif cause == "fail":
                 labels.cascaded.add(job.name)
         labels[job.name] = state
     return labels
 
 
-def _blocking_cause(edges, labels: Mapping[str, NodeState]) -> str | None:
+def _blocking_cause(edges, labels: Mapping[str, AllocationState]) -> str | None:
     """'skip', 'fail' or None (nothing upstream explains why the node did not run)."""
     causes: list[str] = []
     any_group: list[str | None] = []
     for edge in edges:
-        parent = labels.get(edge.parent, NodeState.UNKNOWN)
+        parent = labels.get(edge.parent, AllocationState.UNKNOWN)
         cause = _edge_cause(edge.condition, parent)
         if edge.group == "any":
             any_group.append(cause)
@@ -165,18 +165,18 @@ def _blocking_cause(edges, labels: Mapping[str, NodeState]) -> str | None:
     return "skip" if all(c == "skip" for c in causes) else "fail"
 
 
-def _edge_cause(condition: str, parent: NodeState) -> str | None:
+def _edge_cause(condition: str, parent: AllocationState) -> str | None:
     """Why this edge cannot be satisfied: 'skip', 'fail', or None if it is (or may still be) satisfied."""
     if condition == "any" or parent in ACTIVE:
         return None
     if condition == "failure":
-        if parent in (NodeState.COMPLETED, NodeState.SKIPPED):
+        if parent in (AllocationState.COMPLETED, AllocationState.SKIPPED):
             return "skip"
         return None if parent in FAILURES else "fail"
     # success / corresponding
-    if parent is NodeState.COMPLETED:
+    if parent is AllocationState.COMPLETED:
         return None
-    return "skip" if parent is NodeState.SKIPPED else "fail"
+    return "skip" if parent is AllocationState.SKIPPED else "fail"
 
 
 def caught_failures(plan: Plan) -> set[str]:
@@ -196,14 +196,14 @@ def dag_state(plan: Plan, labels: Labels, *, cancelled_by_user: bool = False) ->
     if not states:
         return DagState.UNKNOWN
     if any(s in ACTIVE for s in states):
-        return DagState.RUNNING if any(s is not NodeState.PENDING for s in states) else DagState.PENDING
-    if cancelled_by_user and NodeState.CANCELLED in states:
+        return DagState.RUNNING if any(s is not AllocationState.PENDING for s in states) else DagState.PENDING
+    if cancelled_by_user and AllocationState.CANCELLED in states:
         return DagState.CANCELLED
     caught = caught_failures(plan)
     if any(s in FAILURES and name not in caught for name, s in labels.items()):
         return DagState.FAILED
-    if any(s is NodeState.CANCELLED and name not in labels.cascaded for name, s in labels.items()):
+    if any(s is AllocationState.CANCELLED and name not in labels.cascaded for name, s in labels.items()):
         return DagState.CANCELLED
-    if NodeState.UNKNOWN in states:
+    if AllocationState.UNKNOWN in states:
         return DagState.UNKNOWN
     return DagState.COMPLETED

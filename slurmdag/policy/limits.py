@@ -13,11 +13,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from slurmdag.compiler.spec import did_you_mean, problem_at
+from slurmdag.compiler.yamlsrc import MapNode, Node, ScalarNode, SeqNode, parse_yaml, type_name
 from slurmdag.model import slurm_values as wt
 from slurmdag.model.errors import InputError, Problem
 from slurmdag.model.plan import Plan, PlannedJob
-from slurmdag.compiler.spec import did_you_mean, problem_at
-from slurmdag.compiler.yamlsrc import MapNode, Node, ScalarNode, SeqNode, parse_yaml, type_name
 
 BUILTIN = "built-in default"
 
@@ -77,16 +77,21 @@ def _names(node: Node) -> frozenset[str]:
     return frozenset(i.value for i in node.value)
 
 
-LIMITS: dict[str, LimitDef] = {d.name: d for d in (
-    LimitDef("max_allocations", "max", _int, 1000, "allocations per DAG"),
-    LimitDef("max_array_size", "max", _int, None, "tasks per task group"),
-    LimitDef("max_nodes_per_allocation", "max", _int, None, "nodes one allocation (one task) may ask for"),
-    LimitDef("max_nodes_per_dag", "max", _int, None, "nodes summed over the DAG (a task group counts nodes x tasks)"),
-    LimitDef("max_walltime", "max", _walltime, None, "walltime of one allocation"),
-    LimitDef("allowed_partitions", "subset", _names, None, "partitions a DAG may use"),
-    LimitDef("max_concurrent", "max", _int, None, "allocations (and tasks) of one DAG running at once"),
-    LimitDef("min_poll_interval", "min", _seconds, None, "seconds between two reconciler/watch polls"),
-)}
+LIMITS: dict[str, LimitDef] = {
+    d.name: d
+    for d in (
+        LimitDef("max_allocations", "max", _int, 1000, "allocations per DAG"),
+        LimitDef("max_array_size", "max", _int, None, "tasks per task group"),
+        LimitDef("max_nodes_per_allocation", "max", _int, None, "nodes one allocation (one task) may ask for"),
+        LimitDef(
+            "max_nodes_per_dag", "max", _int, None, "nodes summed over the DAG (a task group counts nodes x tasks)"
+        ),
+        LimitDef("max_walltime", "max", _walltime, None, "walltime of one allocation"),
+        LimitDef("allowed_partitions", "subset", _names, None, "partitions a DAG may use"),
+        LimitDef("max_concurrent", "max", _int, None, "allocations (and tasks) of one DAG running at once"),
+        LimitDef("min_poll_interval", "min", _seconds, None, "seconds between two reconciler/watch polls"),
+    )
+}
 
 
 @dataclass(frozen=True)
@@ -133,7 +138,9 @@ def parse_limits(node: Node | None, label: str, where: str = "") -> tuple[Source
     if node is None or (isinstance(node, ScalarNode) and node.value is None):
         return Source(label, values), problems
     if not isinstance(node, MapNode):
-        return Source(label, values), [problem_at(label, node, f"{where or 'the policy'} must be a mapping of limit: value")]
+        return Source(label, values), [
+            problem_at(label, node, f"{where or 'the policy'} must be a mapping of limit: value")
+        ]
     for key, value in node.value.items():
         d = LIMITS.get(key)
         if d is None:
@@ -192,11 +199,14 @@ def effective(sources: Iterable[Source]) -> Policy:
             new, loosening = _tighter(d, current.value, value)
             if loosening is not None:
                 asked = d.show(loosening)
-                policy.warnings.append(problem_at(
-                    source.label, node,
-                    f"{name} {asked} ignored: it would loosen {current.describe()}",
-                    "a user config or a workflow can only tighten the site's limits",
-                ))
+                policy.warnings.append(
+                    problem_at(
+                        source.label,
+                        node,
+                        f"{name} {asked} ignored: it would loosen {current.describe()}",
+                        "a user config or a workflow can only tighten the site's limits",
+                    )
+                )
             if new != current.value:
                 policy.limits[name] = Limit(name, new, source.label)
     return policy
@@ -234,8 +244,13 @@ def _read(path: Path, required: bool = True) -> str | None:
         if not required:
             return None
         # A site file that exists but cannot be read must not silently mean "no limits".
-        raise InputError(Problem(f"cannot read the site policy: {e}", str(path),
-                                 hint="ask your site admin: the policy file must be readable by every user")) from None
+        raise InputError(
+            Problem(
+                f"cannot read the site policy: {e}",
+                str(path),
+                hint="ask your site admin: the policy file must be readable by every user",
+            )
+        ) from None
 
 
 def _site_file_warnings(path: Path) -> list[Problem]:
@@ -244,8 +259,13 @@ def _site_file_warnings(path: Path) -> list[Problem]:
     except OSError:
         return []
     if st.st_mode & 0o022:
-        return [Problem("the site policy file is writable by users other than its owner, so users can change it",
-                        str(path), hint="chmod go-w it")]
+        return [
+            Problem(
+                "the site policy file is writable by users other than its owner, so users can change it",
+                str(path),
+                hint="chmod go-w it",
+            )
+        ]
     return []
 
 
@@ -272,11 +292,15 @@ def check_plan(plan: Plan, policy: Policy, default_partition: str | None = None)
 
     def over(name: str, asked: str, what: str) -> None:
         limit = policy[name]
-        problems.append(Problem(
-            f"{what} asks for {asked}, more than {limit.describe()}", file,
-            hint="change the workflow, or ask your site admin" if limit.source != BUILTIN or name != "max_allocations"
-            else "split the workflow or use task groups",
-        ))
+        problems.append(
+            Problem(
+                f"{what} asks for {asked}, more than {limit.describe()}",
+                file,
+                hint="change the workflow, or ask your site admin"
+                if limit.source != BUILTIN or name != "max_allocations"
+                else "split the workflow or use task groups",
+            )
+        )
 
     allocations = plan.allocations()
     cap = policy.value("max_allocations")
@@ -305,9 +329,13 @@ def check_plan(plan: Plan, policy: Policy, default_partition: str | None = None)
             for p in partition.split(","):
                 if p not in allowed:
                     limit = policy["allowed_partitions"]
-                    problems.append(Problem(
-                        f"allocation {job.name!r} asks for partition {p!r}, not in {limit.describe()}", file,
-                        hint="use one of the allowed partitions"))
+                    problems.append(
+                        Problem(
+                            f"allocation {job.name!r} asks for partition {p!r}, not in {limit.describe()}",
+                            file,
+                            hint="use one of the allowed partitions",
+                        )
+                    )
     cap = policy.value("max_nodes_per_dag")
     if cap is not None and total_nodes > cap:
         over("max_nodes_per_dag", f"{total_nodes} nodes in total", "the workflow")
@@ -326,6 +354,7 @@ def env_note() -> str | None:
     from slurmdag.policy.site_paths import ROOT_OVERRIDE_ENV
 
     if os.environ.get(ROOT_OVERRIDE_ENV):
-        return (f"{ROOT_OVERRIDE_ENV} is set; it is honoured only for root"
-                + ("" if os.getuid() == 0 else ", so it is ignored here"))
+        return f"{ROOT_OVERRIDE_ENV} is set; it is honoured only for root" + (
+            "" if os.getuid() == 0 else ", so it is ignored here"
+        )
     return None

@@ -17,9 +17,9 @@ import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from slurmdag.model import slurm_values as wt
-from slurmdag.compiler.array_split import split_plan
 from slurmdag.backends import runner
+from slurmdag.compiler.array_split import split_plan
+from slurmdag.model import slurm_values as wt
 from slurmdag.model.errors import InputError, Problem, SlurmCommandError
 from slurmdag.model.plan import Plan, PlannedJob
 from slurmdag.model.sbatch_options import resolve_long
@@ -131,7 +131,7 @@ def parse_oneliners(text: str) -> list[dict[str, str]]:
 
 
 def expand_hostlist(text: str) -> list[str]:
-    """"node[1-3,5],gpu01" -> ["node1", "node2", "node3", "node5", "gpu01"]."""
+    """ "node[1-3,5],gpu01" -> ["node1", "node2", "node3", "node5", "gpu01"]."""
     if not text or text == "(null)":
         return []
     out = []
@@ -163,8 +163,14 @@ def parse_partitions(text: str) -> dict[str, Partition]:
         name = rec.get("PartitionName")
         if not name:
             continue
-        out[name] = Partition(name, expand_hostlist(rec.get("Nodes", "")), rec.get("Default") == "YES",
-                              rec.get("State", "UP"), _int(rec.get("MaxNodes")), _slurm_time(rec.get("MaxTime")))
+        out[name] = Partition(
+            name,
+            expand_hostlist(rec.get("Nodes", "")),
+            rec.get("Default") == "YES",
+            rec.get("State", "UP"),
+            _int(rec.get("MaxNodes")),
+            _slurm_time(rec.get("MaxTime")),
+        )
     return out
 
 
@@ -174,10 +180,16 @@ def parse_nodes(text: str) -> list[Node]:
         if "NodeName" not in rec:
             continue
         feats = rec.get("AvailableFeatures", "")
-        out.append(Node(rec["NodeName"], _int(rec.get("CPUTot")) or 0, _int(rec.get("RealMemory")) or 0,
-                        [p for p in rec.get("Partitions", "").split(",") if p],
-                        "" if rec.get("Gres") in (None, "(null)") else rec["Gres"],
-                        [] if feats in ("", "(null)") else feats.split(",")))
+        out.append(
+            Node(
+                rec["NodeName"],
+                _int(rec.get("CPUTot")) or 0,
+                _int(rec.get("RealMemory")) or 0,
+                [p for p in rec.get("Partitions", "").split(",") if p],
+                "" if rec.get("Gres") in (None, "(null)") else rec["Gres"],
+                [] if feats in ("", "(null)") else feats.split(","),
+            )
+        )
     return out
 
 
@@ -236,13 +248,21 @@ def read_cluster(plan: Plan | None = None) -> ClusterInfo:
     else:
         accounts = {j.options.get("account") for j in (plan.jobs if plan else [])} - {None}
         qos_used = {j.options.get("qos") for j in (plan.jobs if plan else [])} - {None}
-        info.submit_limits = submit_limits(user, default_account.splitlines()[0] if default_account else "",
-                                           accounts, qos_used, assocs, qos, rows)
+        info.submit_limits = submit_limits(
+            user, default_account.splitlines()[0] if default_account else "", accounts, qos_used, assocs, qos, rows
+        )
     return info
 
 
-def submit_limits(user: str, default_account: str, accounts: set, qos_used: set, assoc_text: str, qos_text: str,
-                  queue_rows: list[list[str]]) -> list[SubmitLimit]:
+def submit_limits(
+    user: str,
+    default_account: str,
+    accounts: set,
+    qos_used: set,
+    assoc_text: str,
+    qos_text: str,
+    queue_rows: list[list[str]],
+) -> list[SubmitLimit]:
     """Pure: the submit limits that apply to this DAG's jobs, with how much of each the user already uses."""
     limits = []
     wanted = accounts or {default_account}
@@ -289,21 +309,33 @@ def check(plan: Plan, cluster: ClusterInfo) -> Verdict:
     verdict.jobs_needed = needed
     verdict.notes.append(f"the DAG puts {needed} jobs in the queue (array tasks counted one by one, with the gate)")
     for limit in cluster.submit_limits:
-        count = needed if limit.qos is None else 1 + sum(j.tasks or 1 for j in plan.jobs
-                                                         if j.options.get("qos") == limit.qos)
+        count = (
+            needed
+            if limit.qos is None
+            else 1 + sum(j.tasks or 1 for j in plan.jobs if j.options.get("qos") == limit.qos)
+        )
         room = limit.value - limit.in_use
         if count > room:
-            verdict.problems.append(Problem(
-                f"the DAG needs {count} job slots but {limit.what} is {limit.value} and {limit.in_use} of your jobs "
-                f"are already queued, leaving {max(room, 0)}: {count - max(room, 0)} too many", file,
-                hint="wait for your queued jobs to finish, use task groups with fewer tasks, or split the workflow"))
+            verdict.problems.append(
+                Problem(
+                    f"the DAG needs {count} job slots but {limit.what} is {limit.value} and {limit.in_use} of "
+                    f"your jobs "
+                    f"are already queued, leaving {max(room, 0)}: {count - max(room, 0)} too many",
+                    file,
+                    hint="wait for your queued jobs to finish, use task groups with fewer tasks, or split the workflow",
+                )
+            )
         else:
-            verdict.notes.append(f"{limit.what} = {limit.value}: {limit.in_use} queued + {count} = "
-                                 f"{limit.in_use + count}, fits")
+            verdict.notes.append(
+                f"{limit.what} = {limit.value}: {limit.in_use} queued + {count} = {limit.in_use + count}, fits"
+            )
     total = cluster.max_job_count()
     if total is not None and needed > total:
-        verdict.problems.append(Problem(
-            f"the DAG needs {needed} jobs but the cluster's MaxJobCount is {total}: {needed - total} too many", file))
+        verdict.problems.append(
+            Problem(
+                f"the DAG needs {needed} jobs but the cluster's MaxJobCount is {total}: {needed - total} too many", file
+            )
+        )
     for job in plan.jobs:
         if job.kind != "part":
             verdict.problems += _resource_problems(job, cluster, file)
@@ -346,8 +378,13 @@ def _resource_problems(job: PlannedJob, cluster: ClusterInfo, file: str) -> list
     if not names:
         default = cluster.default_partition()
         if default is None:
-            problems.append(Problem(f"{where} names no partition and the cluster has no default partition", file,
-                                    hint=f"set `partition:`; partitions: {', '.join(cluster.partitions) or 'none'}"))
+            problems.append(
+                Problem(
+                    f"{where} names no partition and the cluster has no default partition",
+                    file,
+                    hint=f"set `partition:`; partitions: {', '.join(cluster.partitions) or 'none'}",
+                )
+            )
             return problems
         names = [default]
     nodes_needed, cpus, mem = _per_node(job)
@@ -356,35 +393,55 @@ def _resource_problems(job: PlannedJob, cluster: ClusterInfo, file: str) -> list
     for name in names:
         part = cluster.partitions.get(name)
         if part is None:
-            problems.append(Problem(f"{where}: partition {name!r} does not exist on this cluster", file,
-                                    hint=f"partitions: {', '.join(sorted(cluster.partitions)) or 'none'}"))
+            problems.append(
+                Problem(
+                    f"{where}: partition {name!r} does not exist on this cluster",
+                    file,
+                    hint=f"partitions: {', '.join(sorted(cluster.partitions)) or 'none'}",
+                )
+            )
             continue
         members = [n for n in cluster.nodes if n.name in part.nodes or name in n.partitions]
-        fitting = [n for n in members if n.cpus >= cpus and (mem is None or n.memory_mb >= mem)
-                   and _gres_fits(job, n) and _features_fit(job, n)]
+        fitting = [
+            n
+            for n in members
+            if n.cpus >= cpus and (mem is None or n.memory_mb >= mem) and _gres_fits(job, n) and _features_fit(job, n)
+        ]
         time = _slurm_time(job.options.get("time"))
         if part.max_time is not None and time is not None and time > part.max_time:
-            reasons.append(f"its walltime {wt.format_walltime(time)} exceeds partition {name!r}'s MaxTime "
-                           f"{wt.format_walltime(part.max_time)}")
+            reasons.append(
+                f"its walltime {wt.format_walltime(time)} exceeds partition {name!r}'s MaxTime "
+                f"{wt.format_walltime(part.max_time)}"
+            )
         elif part.max_nodes is not None and nodes_needed > part.max_nodes:
             reasons.append(f"it asks for {nodes_needed} nodes, partition {name!r} allows {part.max_nodes} per job")
         elif len(fitting) < nodes_needed:
             best = max(members, key=lambda n: (n.cpus, n.memory_mb), default=None)
             have = f"largest node {best.name}: {best.cpus} CPUs, {best.memory_mb} MB" if best else "no nodes"
-            reasons.append(f"it asks for {nodes_needed} node(s) with {cpus} CPUs"
-                           + (f" and {mem} MB" if mem is not None else "")
-                           + f" each; partition {name!r} has {len(fitting)} such node(s) ({have})")
+            reasons.append(
+                f"it asks for {nodes_needed} node(s) with {cpus} CPUs"
+                + (f" and {mem} MB" if mem is not None else "")
+                + f" each; partition {name!r} has {len(fitting)} such node(s) ({have})"
+            )
         else:
             fits_somewhere = True
     if not fits_somewhere and reasons:
-        problems.append(Problem(f"{where} cannot run: " + "; ".join(reasons), file,
-                                hint="lower its request or choose another partition"))
+        problems.append(
+            Problem(
+                f"{where} cannot run: " + "; ".join(reasons), file, hint="lower its request or choose another partition"
+            )
+        )
     if cluster.sbatch_options is not None:
         for opt in job.options:
             if resolve_long(opt) is None and opt not in cluster.sbatch_options:
-                problems.append(Problem(
-                    f"{where} uses --{opt}, which this cluster's sbatch does not know (a site plugin that is not "
-                    "installed here?)", file, hint=f"remove `{opt.replace('-', '_')}` or submit on a cluster that has it"))
+                problems.append(
+                    Problem(
+                        f"{where} uses --{opt}, which this cluster's sbatch does not know (a site plugin that is not "
+                        "installed here?)",
+                        file,
+                        hint=f"remove `{opt.replace('-', '_')}` or submit on a cluster that has it",
+                    )
+                )
     return problems
 
 

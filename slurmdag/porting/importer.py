@@ -21,9 +21,9 @@ from typing import Any
 
 import yaml
 
+from slurmdag.compiler.script_directives import ScriptDirectives, read_directives
 from slurmdag.model.errors import InputError, Problem
 from slurmdag.model.sbatch_options import CLIENT_ONLY, ParsedOption, Token, parse_args
-from slurmdag.compiler.script_directives import ScriptDirectives, read_directives
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
@@ -543,9 +543,7 @@ class _Chain:
                 if o.name == "hold":
                     self.warn("--hold dropped: slurmdag holds and releases the whole DAG itself", o.line, o.col)
                 elif o.name == "kill-on-invalid-dep":
-                    self.warn(
-                        "--kill-on-invalid-dep dropped: slurmdag sets it on every dependent job", o.line, o.col
-                    )
+                    self.warn("--kill-on-invalid-dep dropped: slurmdag sets it on every dependent job", o.line, o.col)
                 elif o.name != "parsable":
                     self.warn(f"--{o.name} only affects the sbatch command; dropped", o.line, o.col)
             else:
@@ -576,8 +574,9 @@ class _Chain:
             try:
                 directives = read_directives(self.read_text(script), script)
             except (OSError, UnicodeDecodeError) as ex:
-                self.warn(f"cannot read batch script {raw}: {getattr(ex, 'strerror', None) or ex}", line,
-                          operands[0].col)
+                self.warn(
+                    f"cannot read batch script {raw}: {getattr(ex, 'strerror', None) or ex}", line, operands[0].col
+                )
             if directives is not None:
                 for p in directives.problems + [
                     n for n in directives.notes if "job-name" not in n.message and "array" not in n.message
@@ -604,13 +603,15 @@ class _Chain:
             self._dependency(alloc, d)
         for o in kept:
             if o.value is not None and (UNK_L in o.value or JOB_L in o.value):
-                self.warn(f"--{o.name} value uses a variable that could not be resolved: {self._show(o.value)}",
-                          o.line, o.col)
+                self.warn(
+                    f"--{o.name} value uses a variable that could not be resolved: {self._show(o.value)}", o.line, o.col
+                )
         self.allocs.append(alloc)
         return alloc.key
 
     def _show(self, text: str) -> str:
         """A resolved word for a human: job markers back to the allocation name, unknowns as written."""
+
         def job(m: re.Match[str]) -> str:
             return "$" + next((a.name for a in self.allocs if a.key == m.group(1)), m.group(1))
 
@@ -643,8 +644,12 @@ class _Chain:
                 continue
             kind, _, ids = term.partition(":")
             if kind not in CONDITION:
-                self.warn(f"dependency type {kind!r} has no slurmdag equivalent; not translated", opt.line, opt.col,
-                          "after/singleton/afterburstbuffer/expand: port it by hand")
+                self.warn(
+                    f"dependency type {kind!r} has no slurmdag equivalent; not translated",
+                    opt.line,
+                    opt.col,
+                    "after/singleton/afterburstbuffer/expand: port it by hand",
+                )
                 continue
             for ref in ids.split(":") if ids else []:
                 plain = ref.split("+", 1)
@@ -660,11 +665,19 @@ class _Chain:
                         )
                     target.append((m.group(1), CONDITION[kind]))
                 elif re.fullmatch(r"\d+(_\d+)?", plain[0]):
-                    self.warn(f"dependency on existing job id {plain[0]} not translated", opt.line, opt.col,
-                              "a workflow can only depend on its own allocations")
+                    self.warn(
+                        f"dependency on existing job id {plain[0]} not translated",
+                        opt.line,
+                        opt.col,
+                        "a workflow can only depend on its own allocations",
+                    )
                 else:
-                    self.warn(f"dependency on {self._show(plain[0])!s} could not be resolved to an sbatch call "
-                              "of this file; not translated", opt.line, opt.col)
+                    self.warn(
+                        f"dependency on {self._show(plain[0])!s} could not be resolved to an sbatch call "
+                        "of this file; not translated",
+                        opt.line,
+                        opt.col,
+                    )
 
     # --- output
 
@@ -756,8 +769,13 @@ def slurm_time_to_walltime(value: str) -> Any:
 
 
 def _has_sbatch_call(text: str) -> bool:
-    return re.search(r"(^|[\s;&|`(])(\S*/)?sbatch(\s|$)", "\n".join(
-        ln for ln in text.splitlines() if not ln.lstrip().startswith("#"))) is not None
+    return (
+        re.search(
+            r"(^|[\s;&|`(])(\S*/)?sbatch(\s|$)",
+            "\n".join(ln for ln in text.splitlines() if not ln.lstrip().startswith("#")),
+        )
+        is not None
+    )
 
 
 def _read(path: str) -> str:
@@ -802,7 +820,9 @@ def import_files(
         else:
             directives = read_directives(text, p)
             if directives.shebang is None and not directives.directives:
-                raise InputError(Problem("neither a batch script (#!, #SBATCH) nor a bash chain calling sbatch", p, 1, 1))
+                raise InputError(
+                    Problem("neither a batch script (#!, #SBATCH) nor a bash chain calling sbatch", p, 1, 1)
+                )
             warnings.extend(directives.problems)
             warnings.extend(n for n in directives.notes if "job-name" not in n.message and "array" not in n.message)
             stem = directives.job_name or os.path.splitext(os.path.basename(p))[0]

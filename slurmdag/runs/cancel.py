@@ -9,10 +9,10 @@ from dataclasses import dataclass, field
 
 from slurmdag.backends.base import Backend
 from slurmdag.model.errors import SlurmdagError
-from slurmdag.model.states import ACTIVE, NodeState
+from slurmdag.model.states import ACTIVE, AllocationState
 from slurmdag.runs.status import DagStatus, collect_many, load_dag, remember
-from slurmdag.state.store import CANCELLED, SUBMITTING, Store, utc_now
 from slurmdag.runs.submit import _unfinished
+from slurmdag.state.store import CANCELLED, SUBMITTING, Store, utc_now
 
 # How long to keep reading state back after scancel: running jobs get SIGTERM, then SIGKILL after KillWait.
 CONFIRM_TIMEOUT = 60.0
@@ -26,7 +26,7 @@ class CancelError(SlurmdagError):
 class CancelTarget:
     name: str
     job_id: str
-    state: NodeState  # before cancelling
+    state: AllocationState  # before cancelling
 
 
 @dataclass
@@ -49,8 +49,9 @@ def cancel_targets(status: DagStatus) -> list[CancelTarget]:
     return [CancelTarget(n.name, n.job_id, n.state) for n in status.nodes if n.job_id and n.state in ACTIVE]
 
 
-def cancel_dag(store: Store, backend: Backend, dag_id: str, dry_run: bool = False,
-               confirm_timeout: float = CONFIRM_TIMEOUT) -> CancelOutcome:
+def cancel_dag(
+    store: Store, backend: Backend, dag_id: str, dry_run: bool = False, confirm_timeout: float = CONFIRM_TIMEOUT
+) -> CancelOutcome:
     record, plan, notes = load_dag(store, backend, dag_id)
     if record.submission == SUBMITTING:
         raise CancelError(
@@ -66,7 +67,7 @@ def cancel_dag(store: Store, backend: Backend, dag_id: str, dry_run: bool = Fals
     ids = [t.job_id for t in outcome.targets]
     if record.gate_job_id:
         ids.append(record.gate_job_id)  # a gate not yet run would start nothing now, but leave no stray job
-    pending = [t.job_id for t in outcome.targets if t.state is NodeState.PENDING or _has_pending_tasks(status, t)]
+    pending = [t.job_id for t in outcome.targets if t.state is AllocationState.PENDING or _has_pending_tasks(status, t)]
     lock = store.lock_dag(dag_id) if store.exists(dag_id) else None
     try:
         outcome.hold_messages = backend.hold(pending)
@@ -93,7 +94,7 @@ def cancel_dag(store: Store, backend: Backend, dag_id: str, dry_run: bool = Fals
 
 def _has_pending_tasks(status: DagStatus, target: CancelTarget) -> bool:
     node = next(n for n in status.nodes if n.name == target.name)
-    return any(t.state is NodeState.PENDING for t in node.tasks or [])
+    return any(t.state is AllocationState.PENDING for t in node.tasks or [])
 
 
 def _confirm(backend: Backend, ids: list[str], timeout: float) -> list[str]:

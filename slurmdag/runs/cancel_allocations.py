@@ -12,16 +12,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from slurmdag.backends.base import Backend
-from slurmdag.runs.cancel import CONFIRM_TIMEOUT, CancelError, _confirm
 from slurmdag.model.errors import Problem, UsageError
 from slurmdag.model.plan import Plan
 from slurmdag.model.states import ACTIVE
+from slurmdag.runs.cancel import CONFIRM_TIMEOUT, CancelError, _confirm
 from slurmdag.runs.status import collect_many, load_dag, remember
 from slurmdag.state.store import Store
 
 
 @dataclass
-class NodeCancelOutcome:
+class AllocationCancelOutcome:
     dag_id: str
     cancelled: list[str] = field(default_factory=list)  # node names asked to stop
     handlers: list[str] = field(default_factory=list)  # failure handlers cancelled with them
@@ -30,21 +30,30 @@ class NodeCancelOutcome:
 
 def failure_handlers(plan: Plan, names: set[str]) -> list[str]:
     """Pure: planned jobs (allocations and join jobs) that an `afternotok` term ties to one of `names`."""
-    return [j.name for j in plan.jobs if j.dependency is not None
-            and any(t.kind == "afternotok" and t.parent in names for t in j.dependency.terms)]
+    return [
+        j.name
+        for j in plan.jobs
+        if j.dependency is not None and any(t.kind == "afternotok" and t.parent in names for t in j.dependency.terms)
+    ]
 
 
-def cancel_nodes(store: Store, backend: Backend, dag_id: str, names: list[str],
-                 confirm_timeout: float = CONFIRM_TIMEOUT) -> NodeCancelOutcome:
+def cancel_allocations(
+    store: Store, backend: Backend, dag_id: str, names: list[str], confirm_timeout: float = CONFIRM_TIMEOUT
+) -> AllocationCancelOutcome:
     record, plan, notes = load_dag(store, backend, dag_id)
     known = {j.name for j in plan.jobs}
     unknown = [n for n in names if n not in known]
     if unknown:
-        raise UsageError(Problem(f"DAG {dag_id} has no allocation {', '.join(map(repr, unknown))}", file="slurmdag",
-                                 hint=f"its allocations: {', '.join(j.name for j in plan.allocations())}"))
+        raise UsageError(
+            Problem(
+                f"DAG {dag_id} has no allocation {', '.join(map(repr, unknown))}",
+                file="slurmdag",
+                hint=f"its allocations: {', '.join(j.name for j in plan.allocations())}",
+            )
+        )
     status = collect_many([(record, plan)], backend)[0]
     nodes = {n.name: n for n in status.nodes}
-    outcome = NodeCancelOutcome(dag_id, notes=notes + status.notes)
+    outcome = AllocationCancelOutcome(dag_id, notes=notes + status.notes)
     targets = [n for n in names if nodes[n].job_id and nodes[n].state in ACTIVE]
     handlers = [h for h in failure_handlers(plan, set(names)) if nodes[h].job_id and nodes[h].state in ACTIVE]
     handler_ids = [nodes[h].job_id for h in handlers]

@@ -19,8 +19,8 @@ from slurmdag.backends.parse import ParseError
 from slurmdag.model.errors import SlurmCommandError
 from slurmdag.runs.reconcile_plan import Cancel, plan_actions
 from slurmdag.runs.status import DagStatus, collect_many, remember
-from slurmdag.state.store import CANCELLED, SUBMITTED, SUBMITTING, DagRecord, Store, check_dag_id
 from slurmdag.runs.submit import recover_abandoned
+from slurmdag.state.store import CANCELLED, SUBMITTED, SUBMITTING, DagRecord, Store, check_dag_id
 
 LOCK_FILE = "reconcile.lock"
 FIRST_INTERVAL = 2.0  # seconds between passes while things change
@@ -37,8 +37,10 @@ class PassReport:
 
     def fingerprint(self) -> tuple:
         """What a change looks like: node states and the actions taken."""
-        return (tuple((s.dag_id, s.state, tuple((n.name, n.state) for n in s.nodes)) for s in self.statuses),
-                tuple((d, len(c)) for d, c in self.cancelled.items()))
+        return (
+            tuple((s.dag_id, s.state, tuple((n.name, n.state) for n in s.nodes)) for s in self.statuses),
+            tuple((d, len(c)) for d, c in self.cancelled.items()),
+        )
 
 
 class ReconcileLock:
@@ -104,7 +106,7 @@ def reconcile_pass(store: Store, backend: Backend, dag_ids: Iterable[str] = (), 
         report.error = f"reading Slurm failed, will try again: {ex}"
         return report
     to_cancel: list[tuple[str, Cancel]] = []
-    for (record, plan), status in zip(pairs, report.statuses):
+    for (record, plan), status in zip(pairs, report.statuses, strict=False):
         if act and record.submission == SUBMITTED:  # a DAG the user cancelled, or one still submitting, is left alone
             to_cancel += [(record.dag_id, c) for c in plan_actions(plan, status, record.cascade)]
         if store.exists(record.dag_id):
@@ -129,10 +131,15 @@ def step(store: Store, backend: Backend, dag_ids: Iterable[str] = ()) -> PassRep
         return reconcile_pass(store, backend, dag_ids, act=True)
 
 
-def run(store: Store, backend: Backend, dag_ids: Iterable[str] = (),
-        on_pass: Callable[[PassReport], None] = lambda r: None,
-        sleep: Callable[[float], None] = time.sleep,
-        first_interval: float = FIRST_INTERVAL, max_interval: float = MAX_INTERVAL) -> None:
+def run(
+    store: Store,
+    backend: Backend,
+    dag_ids: Iterable[str] = (),
+    on_pass: Callable[[PassReport], None] = lambda r: None,
+    sleep: Callable[[float], None] = time.sleep,
+    first_interval: float = FIRST_INTERVAL,
+    max_interval: float = MAX_INTERVAL,
+) -> None:
     """Passes until no watched DAG is active, backing off while nothing changes. Holds the lock throughout."""
     interval = first_interval
     last = None

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from enum import Enum
 
 from slurmdag.model.plan import Dependency, DependencyTerm, Plan
-from slurmdag.model.states import ACTIVE, NodeState
-from slurmdag.runs.status import DagStatus, NodeStatus
+from slurmdag.model.states import ACTIVE, AllocationState
+from slurmdag.runs.status import AllocationStatus, DagStatus
 
 NEVER_SATISFIED = "DependencyNeverSatisfied"
 
@@ -42,7 +42,7 @@ class Unit:
     node: str
     job_id: str
     index: int | None
-    state: NodeState
+    state: AllocationState
     reason: str | None
 
 
@@ -53,7 +53,7 @@ class Cancel:
     why: str
 
 
-def units(node: NodeStatus) -> list[Unit]:
+def units(node: AllocationStatus) -> list[Unit]:
     if node.tasks is not None:
         return [Unit(node.name, t.job_id, t.index, t.state, t.reason) for t in node.tasks]
     if node.job_id is None:
@@ -61,10 +61,10 @@ def units(node: NodeStatus) -> list[Unit]:
     return [Unit(node.name, node.job_id, None, node.state, node.reason)]
 
 
-def outcome(state: NodeState) -> Outcome:
-    if state is NodeState.COMPLETED:
+def outcome(state: AllocationState) -> Outcome:
+    if state is AllocationState.COMPLETED:
         return Outcome.OK
-    if state in ACTIVE or state is NodeState.UNKNOWN:
+    if state in ACTIVE or state is AllocationState.UNKNOWN:
         return Outcome.OPEN
     return Outcome.NOT_OK
 
@@ -113,20 +113,26 @@ def plan_actions(plan: Plan, status: DagStatus, cascade: str) -> list[Cancel]:
         outcomes[job.name] = {}
         for unit in node_units:
             result = outcome(unit.state)
-            if unit.state is NodeState.PENDING:
+            if unit.state is AllocationState.PENDING:
                 stuck = unit.reason == NEVER_SATISFIED
-                doomed = cascade == "reconciler" and job.dependency is not None and (
-                    dependency_value(job.dependency, unit, outcomes) is TermValue.NEVER)
+                doomed = (
+                    cascade == "reconciler"
+                    and job.dependency is not None
+                    and (dependency_value(job.dependency, unit, outcomes) is TermValue.NEVER)
+                )
                 if stuck or doomed:
-                    why = ("Slurm: DependencyNeverSatisfied" if stuck
-                           else "an upstream job it depends on can no longer end the way it needs")
+                    why = (
+                        "Slurm: DependencyNeverSatisfied"
+                        if stuck
+                        else "an upstream job it depends on can no longer end the way it needs"
+                    )
                     actions.append(Cancel(job.name, unit.job_id, why))
                     result = Outcome.NOT_OK  # it will be cancelled: what its children will see
             outcomes[job.name][unit.index] = result
     return _whole_arrays(actions, nodes)
 
 
-def _whole_arrays(actions: list[Cancel], nodes: dict[str, NodeStatus]) -> list[Cancel]:
+def _whole_arrays(actions: list[Cancel], nodes: dict[str, AllocationStatus]) -> list[Cancel]:
     """Every task of an array doomed -> one id for the whole array (fewer ids to pass to scancel)."""
     by_node: dict[str, list[Cancel]] = {}
     for a in actions:
@@ -134,7 +140,7 @@ def _whole_arrays(actions: list[Cancel], nodes: dict[str, NodeStatus]) -> list[C
     out: list[Cancel] = []
     for name, group in by_node.items():
         node = nodes[name]
-        pending = [t for t in node.tasks or [] if t.state is NodeState.PENDING]
+        pending = [t for t in node.tasks or [] if t.state is AllocationState.PENDING]
         if node.tasks is not None and node.job_id and len(group) == len(node.tasks) == len(pending):
             out.append(Cancel(name, node.job_id, group[0].why))
         else:

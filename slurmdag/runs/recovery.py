@@ -14,15 +14,15 @@ import socket
 from dataclasses import dataclass
 from pathlib import Path
 
-from slurmdag.state import attempt_history
 from slurmdag.backends.base import Backend
 from slurmdag.model.errors import Problem, UsageError
 from slurmdag.model.plan import Plan
+from slurmdag.model.states import AllocationState
 from slurmdag.runs.resume_plan import Outcome, ResumePlan, plan_redo, plan_resume
-from slurmdag.model.states import NodeState
 from slurmdag.runs.status import DagStatus, collect
-from slurmdag.state.store import FAILED, SUBMITTING, DagRecord, Store, atomic_write, boot_id
 from slurmdag.runs.submit import submit_gated
+from slurmdag.state import attempt_history
+from slurmdag.state.store import FAILED, SUBMITTING, DagRecord, Store, atomic_write, boot_id
 
 
 class ChangedCompletedAllocations(UsageError):
@@ -40,8 +40,10 @@ class RecoveryOutcome:
 
 
 def outcomes_of(status: DagStatus) -> dict[str, Outcome]:
-    return {n.name: Outcome(n.state, {t.index: t.state for t in n.tasks} if n.tasks is not None else None)
-            for n in status.nodes}
+    return {
+        n.name: Outcome(n.state, {t.index: t.state for t in n.tasks} if n.tasks is not None else None)
+        for n in status.nodes
+    }
 
 
 def identity(plan: Plan, name: str) -> tuple:
@@ -56,20 +58,45 @@ def check_unchanged(old: Plan, new: Plan, completed: list[str]) -> None:
     problems = []
     for name in completed:
         if name not in new_names:
-            problems.append(Problem(f"allocation {name!r} completed in an earlier attempt but is missing from the "
-                                    "workflow", file="slurmdag", hint="keep it, or submit the workflow as a new DAG"))
+            problems.append(
+                Problem(
+                    f"allocation {name!r} completed in an earlier attempt but is missing from the workflow",
+                    file="slurmdag",
+                    hint="keep it, or submit the workflow as a new DAG",
+                )
+            )
         elif identity(old, name) != identity(new, name):
-            what = [k for k, a, b in zip(("script", "options", "array", "tasks", "depends_on"),
-                                         identity(old, name), identity(new, name)) if a != b]
-            problems.append(Problem(f"allocation {name!r} completed in an earlier attempt; the workflow changes its "
-                                    f"{', '.join(what)}", file="slurmdag",
-                                    hint=f"`slurmdag redo DAG {name}` re-runs it, or submit the workflow as a new DAG"))
+            what = [
+                k
+                for k, a, b in zip(
+                    ("script", "options", "array", "tasks", "depends_on"),
+                    identity(old, name),
+                    identity(new, name),
+                    strict=False,
+                )
+                if a != b
+            ]
+            problems.append(
+                Problem(
+                    f"allocation {name!r} completed in an earlier attempt; the workflow changes its {', '.join(what)}",
+                    file="slurmdag",
+                    hint=f"`slurmdag redo DAG {name}` re-runs it, or submit the workflow as a new DAG",
+                )
+            )
     if problems:
         raise ChangedCompletedAllocations(problems)
 
 
-def recover(store: Store, backend: Backend, dag_id: str, *, node: str | None = None, cascade: bool = False,
-            from_file: Path | None = None, dry_run: bool = False) -> RecoveryOutcome:
+def recover(
+    store: Store,
+    backend: Backend,
+    dag_id: str,
+    *,
+    node: str | None = None,
+    cascade: bool = False,
+    from_file: Path | None = None,
+    dry_run: bool = False,
+) -> RecoveryOutcome:
     """`resume` (node=None) or `redo NODE [--cascade]` of DAG `dag_id`."""
     if not store.exists(dag_id):
         from slurmdag.state.store import UnknownDagError
@@ -78,26 +105,37 @@ def recover(store: Store, backend: Backend, dag_id: str, *, node: str | None = N
     status = collect(store, backend, dag_id)  # also finishes off an abandoned submission
     record = store.load(dag_id)
     if record.submission == SUBMITTING or (record.submission == FAILED and record.cleanup_pending):
-        raise UsageError(Problem(f"DAG {dag_id} is being submitted (or its failed submission is not cleaned up yet)",
-                                 file="slurmdag", hint=f"try again shortly; `slurmdag status {dag_id}` shows it"))
+        raise UsageError(
+            Problem(
+                f"DAG {dag_id} is being submitted (or its failed submission is not cleaned up yet)",
+                file="slurmdag",
+                hint=f"try again shortly; `slurmdag status {dag_id}` shows it",
+            )
+        )
     plan = status.plan
     outcomes = outcomes_of(status)
     if from_file is not None:
         from slurmdag.compiler.compile import compile_file
 
         new_plan = compile_file(from_file)
-        completed = [n.name for n in status.allocations() if n.state is NodeState.COMPLETED]
+        completed = [n.name for n in status.allocations() if n.state is AllocationState.COMPLETED]
         check_unchanged(plan, new_plan, completed)
         plan = new_plan
     kind = "resume" if node is None else "redo"
     sub = plan_resume(plan, outcomes) if node is None else plan_redo(plan, outcomes, node, cascade)
     if dry_run or not sub.jobs:
-        return RecoveryOutcome(dag_id, record.attempt + (0 if dry_run and not sub.jobs else 1), kind, sub, {},
-                               dry_run=True)
+        return RecoveryOutcome(
+            dag_id, record.attempt + (0 if dry_run and not sub.jobs else 1), kind, sub, {}, dry_run=True
+        )
     lock = store.lock_dag(dag_id, blocking=False)
     if lock is None:
-        raise UsageError(Problem(f"another slurmdag command is changing DAG {dag_id} right now", file="slurmdag",
-                                 hint="try again when it is done"))
+        raise UsageError(
+            Problem(
+                f"another slurmdag command is changing DAG {dag_id} right now",
+                file="slurmdag",
+                hint="try again when it is done",
+            )
+        )
     with lock:
         record = store.load(dag_id)
         if from_file is not None:
@@ -114,8 +152,15 @@ def recover(store: Store, backend: Backend, dag_id: str, *, node: str | None = N
             rec.pid = None
 
         sub_plan = Plan(workflow=plan.workflow, jobs=sub.jobs, params=plan.params, source=plan.source)
-        submit_gated(sub_plan, store, backend, record, attempt["job_ids"],
-                     on_released=lambda rec: attempt_history.committed(rec, attempt), on_withdrawn=withdrawn)
+        submit_gated(
+            sub_plan,
+            store,
+            backend,
+            record,
+            attempt["job_ids"],
+            on_released=lambda rec: attempt_history.committed(rec, attempt),
+            on_withdrawn=withdrawn,
+        )
         return RecoveryOutcome(dag_id, attempt["number"], kind, sub, dict(attempt["job_ids"]))
 
 

@@ -20,15 +20,15 @@ from dataclasses import dataclass, field, replace
 from slurmdag.backends.parse import expand_array_indexes
 from slurmdag.model.errors import Problem, UsageError
 from slurmdag.model.plan import Dependency, DependencyTerm, Plan, PlannedJob
-from slurmdag.model.states import ACTIVE, FAILURES, NodeState
+from slurmdag.model.states import ACTIVE, FAILURES, AllocationState
 
 
 @dataclass(frozen=True)
 class Outcome:
     """A node's combined state over all attempts so far; `tasks` (index -> state) for task groups."""
 
-    state: NodeState
-    tasks: Mapping[int, NodeState] | None = None
+    state: AllocationState
+    tasks: Mapping[int, AllocationState] | None = None
 
 
 @dataclass
@@ -57,8 +57,8 @@ def plan_resume(plan: Plan, outcomes: Mapping[str, Outcome]) -> ResumePlan:
     _refuse_active(outcomes)
     rerun: dict[str, list[int] | None] = {}
     for job in plan.jobs:
-        outcome = outcomes.get(job.name, Outcome(NodeState.UNKNOWN))
-        if outcome.state is NodeState.COMPLETED:
+        outcome = outcomes.get(job.name, Outcome(AllocationState.UNKNOWN))
+        if outcome.state is AllocationState.COMPLETED:
             continue
         if _is_group(job):
             tasks = _unfinished_tasks(job, outcome)
@@ -68,8 +68,13 @@ def plan_resume(plan: Plan, outcomes: Mapping[str, Outcome]) -> ResumePlan:
             rerun[job.name] = None
     result = _sub_plan(plan, outcomes, rerun)
     if not any(plan.job(n).kind == "allocation" for n in result.names()):
-        raise NothingToResume(Problem(_nothing_message(result), file="slurmdag",
-                                      hint="`slurmdag redo DAG NODE` re-runs a completed allocation"))
+        raise NothingToResume(
+            Problem(
+                _nothing_message(result),
+                file="slurmdag",
+                hint="`slurmdag redo DAG NODE` re-runs a completed allocation",
+            )
+        )
     return result
 
 
@@ -81,14 +86,24 @@ def plan_redo(plan: Plan, outcomes: Mapping[str, Outcome], node: str, cascade: b
     if node not in names:
         from slurmdag.compiler.spec import did_you_mean
 
-        raise UsageError(Problem(f"no allocation {node!r} in this DAG", file="slurmdag",
-                                 hint=did_you_mean(node, names) or f"allocations: {', '.join(sorted(names))}"))
+        raise UsageError(
+            Problem(
+                f"no allocation {node!r} in this DAG",
+                file="slurmdag",
+                hint=did_you_mean(node, names) or f"allocations: {', '.join(sorted(names))}",
+            )
+        )
     targets = {node} | (descendants(plan, node) if cascade else set())
     rerun: dict[str, list[int] | None] = {j.name: None for j in plan.jobs if j.name in targets}
     result = _sub_plan(plan, outcomes, rerun)
     if not result.jobs:
-        raise NothingToResume(Problem(f"cannot redo {node!r}: " + _nothing_message(result), file="slurmdag",
-                                      hint="redo (or resume) its upstream first"))
+        raise NothingToResume(
+            Problem(
+                f"cannot redo {node!r}: " + _nothing_message(result),
+                file="slurmdag",
+                hint="redo (or resume) its upstream first",
+            )
+        )
     return result
 
 
@@ -105,19 +120,30 @@ def descendants(plan: Plan, name: str) -> set[str]:
 
 
 def _refuse_split(plan: Plan) -> None:
-    split = sorted({j.part_of or j.name for j in plan.jobs if getattr(j, "part_of", None) or getattr(j, "task_offset", 0)})
+    split = sorted(
+        {j.part_of or j.name for j in plan.jobs if getattr(j, "part_of", None) or getattr(j, "task_offset", 0)}
+    )
     if split:
-        raise UsageError(Problem(f"task group(s) {', '.join(split)} were split into several arrays (MaxArraySize); "
-                                 "resume/redo of split groups is not supported yet", file="slurmdag",
-                                 hint="submit the workflow again as a new DAG"))
+        raise UsageError(
+            Problem(
+                f"task group(s) {', '.join(split)} were split into several arrays (MaxArraySize); "
+                "resume/redo of split groups is not supported yet",
+                file="slurmdag",
+                hint="submit the workflow again as a new DAG",
+            )
+        )
 
 
 def _refuse_active(outcomes: Mapping[str, Outcome]) -> None:
     active = sorted(n for n, o in outcomes.items() if o.state in ACTIVE)
     if active:
-        raise DagStillActive(Problem(
-            f"the DAG is still active ({', '.join(active)} pending or running): resuming now could run them twice",
-            file="slurmdag", hint="wait for it to end, or `slurmdag cancel DAG` first"))
+        raise DagStillActive(
+            Problem(
+                f"the DAG is still active ({', '.join(active)} pending or running): resuming now could run them twice",
+                file="slurmdag",
+                hint="wait for it to end, or `slurmdag cancel DAG` first",
+            )
+        )
 
 
 def _is_group(job: PlannedJob) -> bool:
@@ -132,7 +158,7 @@ def group_indexes(job: PlannedJob) -> list[int]:
 
 def _unfinished_tasks(job: PlannedJob, outcome: Outcome) -> list[int]:
     tasks = outcome.tasks or {}
-    return [i for i in group_indexes(job) if tasks.get(i, NodeState.UNKNOWN) is not NodeState.COMPLETED]
+    return [i for i in group_indexes(job) if tasks.get(i, AllocationState.UNKNOWN) is not AllocationState.COMPLETED]
 
 
 def compress_indexes(indexes: Iterable[int]) -> str:
@@ -167,8 +193,8 @@ def _term_holds(term: DependencyTerm, parent: Outcome, child_indexes: list[int] 
     if term.kind == "afternotok":
         return state in FAILURES  # only a parent that ran and failed; one that never ran does not fire it
     if term.kind == "aftercorr" and parent.tasks is not None and child_indexes is not None:
-        return all(parent.tasks.get(i) is NodeState.COMPLETED for i in child_indexes)
-    return state is NodeState.COMPLETED  # afterok, and aftercorr as a whole
+        return all(parent.tasks.get(i) is AllocationState.COMPLETED for i in child_indexes)
+    return state is AllocationState.COMPLETED  # afterok, and aftercorr as a whole
 
 
 def _sub_plan(plan: Plan, outcomes: Mapping[str, Outcome], rerun: dict[str, list[int] | None]) -> ResumePlan:
@@ -195,8 +221,14 @@ def _sub_plan(plan: Plan, outcomes: Mapping[str, Outcome], rerun: dict[str, list
     return result
 
 
-def _rewrite(job: PlannedJob, plan: Plan, outcomes: Mapping[str, Outcome], submitted: set[str],
-             result: ResumePlan, indexes: list[int] | None) -> tuple[Dependency | None, str | None]:
+def _rewrite(
+    job: PlannedJob,
+    plan: Plan,
+    outcomes: Mapping[str, Outcome],
+    submitted: set[str],
+    result: ResumePlan,
+    indexes: list[int] | None,
+) -> tuple[Dependency | None, str | None]:
     """The job's dependency with every term towards a job of an earlier attempt decided; or why it cannot run."""
     dep = job.dependency
     if dep is None or not dep.terms:
@@ -228,11 +260,11 @@ def _rewrite(job: PlannedJob, plan: Plan, outcomes: Mapping[str, Outcome], submi
 
 def _parent_outcome(name: str, outcomes: Mapping[str, Outcome], result: ResumePlan) -> Outcome:
     if name in result.decided:
-        return Outcome(NodeState.CANCELLED)  # will not run in this attempt
-    return outcomes.get(name, Outcome(NodeState.UNKNOWN))
+        return Outcome(AllocationState.CANCELLED)  # will not run in this attempt
+    return outcomes.get(name, Outcome(AllocationState.UNKNOWN))
 
 
 def _nothing_message(result: ResumePlan) -> str:
     if result.decided:
-        return ("nothing can run again: " + "; ".join(f"{n}: {why}" for n, why in result.decided.items()))
+        return "nothing can run again: " + "; ".join(f"{n}: {why}" for n, why in result.decided.items())
     return "nothing to resume: every allocation completed"

@@ -51,10 +51,29 @@ def read(job_ids: Iterable[str], since: datetime) -> dict[str, RetryAttempt]:
 
     out = {}
     try:
-        out.update(parse_rows(runner.run_slurm(["sacct", "-X", "-n", "-P", "-o", "JobID,Comment", "-S",
-                                                _slurm_time(since), "-E", "now", "-j", ",".join(ids)]).stdout))
-        out.update(parse_rows(runner.run_slurm(["squeue", "-h", "-t", "all", "-j", ",".join(ids),
-                                                "-o", "%i|%k"]).stdout))
+        out.update(
+            parse_rows(
+                runner.run_slurm(
+                    [
+                        "sacct",
+                        "-X",
+                        "-n",
+                        "-P",
+                        "-o",
+                        "JobID,Comment",
+                        "-S",
+                        _slurm_time(since),
+                        "-E",
+                        "now",
+                        "-j",
+                        ",".join(ids),
+                    ]
+                ).stdout
+            )
+        )
+        out.update(
+            parse_rows(runner.run_slurm(["squeue", "-h", "-t", "all", "-j", ",".join(ids), "-o", "%i|%k"]).stdout)
+        )
     except SlurmCommandError:
         pass  # all ids purged from slurmctld (squeue exits 1): what accounting said stands
     return out

@@ -3,19 +3,27 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
-from slurmdag.state import attempt_history
-
-from slurmdag.runs import retry_progress
-from slurmdag.runs.retry_progress import RetryAttempt
 from slurmdag.backends.base import Backend, JobInfo
 from slurmdag.backends.parse import expand_array_indexes
 from slurmdag.model.plan import Plan, PlannedJob
-from slurmdag.model.states import ACTIVE, DagState, NodeState, count_states, dag_state, group_state, label, node_state
-from slurmdag.model.states import _blocking_cause
-from slurmdag.state.store import CANCELLED, FAILED, SUBMITTING, DagRecord, Store, UnknownDagError, check_dag_id
+from slurmdag.model.states import (
+    ACTIVE,
+    AllocationState,
+    DagState,
+    _blocking_cause,
+    allocation_state,
+    count_states,
+    dag_state,
+    group_state,
+    label,
+)
+from slurmdag.runs import retry_progress
+from slurmdag.runs.retry_progress import RetryAttempt
 from slurmdag.runs.submit import GATE_NAME, job_name_prefix, recover_abandoned, slurm_job_name
+from slurmdag.state import attempt_history
+from slurmdag.state.store import CANCELLED, FAILED, SUBMITTING, DagRecord, Store, UnknownDagError, check_dag_id
 
 # sacct is bounded below by the DAG's creation time (job ids repeat after a cluster reset) minus this slack for
 # clocks that disagree between the login node and the controller.
@@ -28,7 +36,7 @@ REBUILD_LOOKBACK = timedelta(days=30)
 class TaskStatus:
     index: int
     job_id: str
-    state: NodeState
+    state: AllocationState
     slurm_state: str | None
     exit_code: int | None
     reason: str | None
@@ -36,11 +44,11 @@ class TaskStatus:
 
 
 @dataclass
-class NodeStatus:
+class AllocationStatus:
     name: str
     kind: str  # "allocation" or "join"
     job_id: str | None
-    state: NodeState
+    state: AllocationState
     slurm_state: str | None
     exit_code: int | None
     reason: str | None
@@ -51,7 +59,9 @@ class NodeStatus:
     tasks: list[TaskStatus] | None = None  # task groups only
     # Cancelled nodes: "upstream" (a dependency failed: Slurm's or the reconciler's cascade) or "user"
     cancelled_by: str | None = None
-    retry: RetryAttempt | None = None  # allocations with `retries`: which run ended last (slurmdag/runs/retry_progress.py)
+    retry: RetryAttempt | None = (
+        None  # allocations with `retries`: which run ended last (slurmdag/runs/retry_progress.py)
+    )
 
     def task_counts(self) -> dict[str, int]:
         return count_states(t.state for t in self.tasks or [])
@@ -64,13 +74,13 @@ class DagStatus:
     state: DagState
     submission: str
     created: str
-    nodes: list[NodeStatus]
+    nodes: list[AllocationStatus]
     plan: Plan
     notes: list[str] = field(default_factory=list)  # things the user should know (lost jobs, rebuilt record)
     attempt: int = 1  # the current attempt (resume/redo start a new one; slurmdag/state/attempt_history.py)
     attempts: int = 1  # how many attempts were submitted
 
-    def allocations(self) -> list[NodeStatus]:
+    def allocations(self) -> list[AllocationStatus]:
         return [n for n in self.nodes if n.kind == "allocation"]
 
     def counts(self) -> dict[str, int]:
@@ -91,13 +101,22 @@ def _ours(info: JobInfo | None, dag_id: str, name: str) -> JobInfo | None:
     return info
 
 
-def _single(job: PlannedJob, job_id: str, infos: dict[str, JobInfo], dag_id: str) -> NodeStatus:
+def _single(job: PlannedJob, job_id: str, infos: dict[str, JobInfo], dag_id: str) -> AllocationStatus:
     info = _ours(infos.get(job_id), dag_id, job.name)
     if info is None:
-        return NodeStatus(job.name, job.kind, job_id, NodeState.UNKNOWN, None, None, "not known to Slurm")
-    return NodeStatus(
-        job.name, job.kind, job_id, node_state(info.state), info.state, info.exit_code, info.reason,
-        info.elapsed, info.start, info.end, info.ran,
+        return AllocationStatus(job.name, job.kind, job_id, AllocationState.UNKNOWN, None, None, "not known to Slurm")
+    return AllocationStatus(
+        job.name,
+        job.kind,
+        job_id,
+        allocation_state(info.state),
+        info.state,
+        info.exit_code,
+        info.reason,
+        info.elapsed,
+        info.start,
+        info.end,
+        info.ran,
     )
 
 
@@ -107,28 +126,46 @@ def _expected_indexes(job: PlannedJob) -> list[int]:
     return list(range(job.tasks or 0))
 
 
-def _group(job: PlannedJob, job_id: str, infos: dict[str, JobInfo], dag_id: str,
-           sources: dict[int, str] | None = None) -> NodeStatus:
+def _group(
+    job: PlannedJob, job_id: str, infos: dict[str, JobInfo], dag_id: str, sources: dict[int, str] | None = None
+) -> AllocationStatus:
     """`sources` (task index -> array job id) when attempts re-ran only some tasks; else every task is job_id's."""
     rows = {i.array_task: i for i in infos.values() if i.array_job_id == job_id and i.array_task is not None}
     if sources:
-        rows = {i.array_task: i for i in infos.values()
-                if i.array_task is not None and sources.get(i.array_task) == i.array_job_id}
+        rows = {
+            i.array_task: i
+            for i in infos.values()
+            if i.array_task is not None and sources.get(i.array_task) == i.array_job_id
+        }
     rows = {k: v for k, v in rows.items() if _ours(v, dag_id, job.name)}
     indexes = sorted(set(_expected_indexes(job)) | set(rows))
     tasks = []
     for index in indexes:
         info = rows.get(index)
         if info is None:
-            tasks.append(TaskStatus(index, f"{job_id}_{index}", NodeState.UNKNOWN, None, None, "not known to Slurm", None))
+            tasks.append(
+                TaskStatus(index, f"{job_id}_{index}", AllocationState.UNKNOWN, None, None, "not known to Slurm", None)
+            )
         else:
-            tasks.append(TaskStatus(index, info.job_id, node_state(info.state), info.state, info.exit_code,
-                                    info.reason, info.elapsed))
+            tasks.append(
+                TaskStatus(
+                    index,
+                    info.job_id,
+                    allocation_state(info.state),
+                    info.state,
+                    info.exit_code,
+                    info.reason,
+                    info.elapsed,
+                )
+            )
     state = group_state(t.state for t in tasks)
     slurm_states = sorted({t.slurm_state for t in tasks if t.slurm_state})
     exit_codes = [t.exit_code for t in tasks if t.exit_code is not None]
-    return NodeStatus(
-        job.name, job.kind, job_id, state,
+    return AllocationStatus(
+        job.name,
+        job.kind,
+        job_id,
+        state,
         slurm_states[0] if len(slurm_states) == 1 else (",".join(slurm_states) or None),
         max(exit_codes) if exit_codes else None,
         next((t.reason for t in tasks if t.reason and t.state in ACTIVE), None),
@@ -137,7 +174,7 @@ def _group(job: PlannedJob, job_id: str, infos: dict[str, JobInfo], dag_id: str,
     )
 
 
-def _fold_parts(plan: Plan, nodes: dict[str, NodeStatus]) -> None:
+def _fold_parts(plan: Plan, nodes: dict[str, AllocationStatus]) -> None:
     """A task group split into several arrays (MaxArraySize, see array_split) shows as one allocation with all its
     tasks at the group's own indexes; its `part` nodes stay (cancel needs their job ids) but views skip them."""
     split = {j.part_of or j.name for j in plan.jobs if j.task_offset or j.part_of}
@@ -169,19 +206,23 @@ def _fold_parts(plan: Plan, nodes: dict[str, NodeStatus]) -> None:
 
 def build_status(record: DagRecord, plan: Plan, infos: dict[str, JobInfo]) -> DagStatus:
     """Pure: a DAG's record + plan + Slurm's rows -> labelled node states and the DAG state."""
-    nodes: dict[str, NodeStatus] = {}
+    nodes: dict[str, AllocationStatus] = {}
     current = attempt_history.current_job_ids(record) if record.attempts else record.job_ids
     for job in plan.jobs:
         job_id = current.get(job.name)
         if job_id is None:
             if record.submission == SUBMITTING:
-                nodes[job.name] = NodeStatus(job.name, job.kind, None, NodeState.PENDING, None, None,
-                                             "not submitted yet")
+                nodes[job.name] = AllocationStatus(
+                    job.name, job.kind, None, AllocationState.PENDING, None, None, "not submitted yet"
+                )
             else:
-                nodes[job.name] = NodeStatus(job.name, job.kind, None, NodeState.CANCELLED, None, None,
-                                             "not submitted")
+                nodes[job.name] = AllocationStatus(
+                    job.name, job.kind, None, AllocationState.CANCELLED, None, None, "not submitted"
+                )
         elif job.array or job.tasks:
-            sources = attempt_history.task_sources(record, job.name, _expected_indexes(job)) if record.attempts else None
+            sources = (
+                attempt_history.task_sources(record, job.name, _expected_indexes(job)) if record.attempts else None
+            )
             nodes[job.name] = _group(job, job_id, infos, record.dag_id, sources)
         else:
             nodes[job.name] = _single(job, job_id, infos, record.dag_id)
@@ -189,7 +230,7 @@ def build_status(record: DagRecord, plan: Plan, infos: dict[str, JobInfo]) -> Da
     labels = label(plan, {n: s.state for n, s in nodes.items()}, {n: s.ran for n, s in nodes.items()})
     for name, state in labels.items():
         nodes[name].state = state
-        if state is NodeState.CANCELLED:
+        if state is AllocationState.CANCELLED:
             # a task group whose other tasks ran: some tasks were cancelled by a failed corresponding parent task
             partly = nodes[name].tasks is not None and _blocking_cause(plan.job(name).edges, labels) == "fail"
             nodes[name].cancelled_by = "upstream" if name in labels.cascaded or partly else "user"
@@ -201,17 +242,27 @@ def build_status(record: DagRecord, plan: Plan, infos: dict[str, JobInfo]) -> Da
     elif record.submission == SUBMITTING:
         state = DagState.PENDING
         notes.append("still being submitted (its gate is held until every job is in Slurm)")
-    lost = [n.name for n in nodes.values() if n.state is NodeState.UNKNOWN and n.job_id]
+    lost = [n.name for n in nodes.values() if n.state is AllocationState.UNKNOWN and n.job_id]
     if lost:
         notes.append(
             "not known to Slurm any more (purged, and not found in accounting): "
-            + ", ".join(lost) + " — their outcome is unknown, not assumed successful"
+            + ", ".join(lost)
+            + " — their outcome is unknown, not assumed successful"
         )
     for name, why in attempt_history.decided_in_current(record).items():
         notes.append(f"{name} was not re-submitted by attempt {record.attempt}: its dependency {why}")
-    return DagStatus(record.dag_id, record.name, state, record.submission, record.created,
-                     [nodes[j.name] for j in plan.jobs], plan, notes,
-                     attempt=record.attempt, attempts=attempt_history.count(record))
+    return DagStatus(
+        record.dag_id,
+        record.name,
+        state,
+        record.submission,
+        record.created,
+        [nodes[j.name] for j in plan.jobs],
+        plan,
+        notes,
+        attempt=record.attempt,
+        attempts=attempt_history.count(record),
+    )
 
 
 # --- I/O: asking Slurm ---
@@ -233,13 +284,13 @@ def rebuild_from_slurm(dag_id: str, backend: Backend) -> tuple[DagRecord, Plan, 
 
     The rebuilt plan knows the jobs but not the edges, so Skipped cannot be told from Cancelled.
     """
-    found = backend.find_jobs(job_name_prefix(dag_id), since=datetime.now(timezone.utc) - REBUILD_LOOKBACK)
+    found = backend.find_jobs(job_name_prefix(dag_id), since=datetime.now(UTC) - REBUILD_LOOKBACK)
     if not found:
         raise UnknownDagError(dag_id)
     prefix = job_name_prefix(dag_id)
     by_name: dict[str, list[JobInfo]] = {}
     for info in found.values():
-        by_name.setdefault(info.name[len(prefix):], []).append(info)
+        by_name.setdefault(info.name[len(prefix) :], []).append(info)
     gate = by_name.pop(GATE_NAME, [])
     jobs = []
     job_ids = {}
@@ -248,14 +299,29 @@ def rebuild_from_slurm(dag_id: str, backend: Backend) -> tuple[DagRecord, Plan, 
         job_ids[name] = rows[0].array_job_id
         tasks = sorted(i.array_task for i in rows if i.array_task is not None)
         array = ",".join(str(t) for t in tasks) if tasks else None
-        jobs.append(PlannedJob(name=name, kind="join" if "+" in name else "allocation", options={}, script="",
-                               array=array, tasks=len(tasks) or None))
+        jobs.append(
+            PlannedJob(
+                name=name,
+                kind="join" if "+" in name else "allocation",
+                options={},
+                script="",
+                array=array,
+                tasks=len(tasks) or None,
+            )
+        )
     plan = Plan(workflow=f"(rebuilt {dag_id})", jobs=jobs)
-    record = DagRecord(dag_id=dag_id, name=plan.workflow, created=(datetime.now(timezone.utc) - REBUILD_LOOKBACK)
-                       .isoformat(timespec="seconds"), submission="submitted", job_ids=job_ids,
-                       gate_job_id=gate[0].array_job_id if gate else None)
-    notes = [f"no local record of DAG {dag_id}: rebuilt from the names of its {len(found)} job(s) in Slurm "
-             "(edges unknown: Skipped shows as Cancelled)"]
+    record = DagRecord(
+        dag_id=dag_id,
+        name=plan.workflow,
+        created=(datetime.now(UTC) - REBUILD_LOOKBACK).isoformat(timespec="seconds"),
+        submission="submitted",
+        job_ids=job_ids,
+        gate_job_id=gate[0].array_job_id if gate else None,
+    )
+    notes = [
+        f"no local record of DAG {dag_id}: rebuilt from the names of its {len(found)} job(s) in Slurm "
+        "(edges unknown: Skipped shows as Cancelled)"
+    ]
     return record, plan, notes
 
 
@@ -282,8 +348,9 @@ def collect(store: Store, backend: Backend, dag_id: str) -> DagStatus:
     status.notes[:0] = notes
     retried = {j.name for j in plan.jobs if j.retries}
     if retried:
-        seen = retry_progress.read([n.job_id for n in status.nodes if n.name in retried and n.job_id],
-                                   since=_since([record]))
+        seen = retry_progress.read(
+            [n.job_id for n in status.nodes if n.name in retried and n.job_id], since=_since([record])
+        )
         for node in status.nodes:
             node.retry = seen.get(node.job_id) if node.name in retried else None
     if store.exists(dag_id):

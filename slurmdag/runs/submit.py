@@ -14,8 +14,8 @@ from __future__ import annotations
 import os
 import signal
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from dataclasses import replace as dc_replace
@@ -26,11 +26,24 @@ from slurmdag.model.plan import Plan, PlannedJob
 from slurmdag.state.store import FAILED, SUBMITTED, SUBMITTING, DagRecord, Store
 
 GATE_NAME = "+gate"  # '+' cannot occur in an allocation name, so the gate never collides with one
-GATE_SCRIPT = "#!/bin/sh\n# slurmdag gate: the DAG's roots wait on this held job until every job is submitted.\nexit 0\n"
+GATE_SCRIPT = (
+    "#!/bin/sh\n# slurmdag gate: the DAG's roots wait on this held job until every job is submitted.\nexit 0\n"
+)
 # Options of the planned jobs the gate copies so it can run where they run (site-required account, QOS...).
 _GATE_INHERITS = ("partition", "account", "qos", "reservation", "clusters")
-_FINAL_SLURM = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL", "BOOT_FAIL",
-                "DEADLINE", "PREEMPTED", "REVOKED", "SPECIAL_EXIT"}
+_FINAL_SLURM = {
+    "COMPLETED",
+    "FAILED",
+    "CANCELLED",
+    "TIMEOUT",
+    "OUT_OF_MEMORY",
+    "NODE_FAIL",
+    "BOOT_FAIL",
+    "DEADLINE",
+    "PREEMPTED",
+    "REVOKED",
+    "SPECIAL_EXIT",
+}
 
 
 def slurm_job_name(dag_id: str, name: str) -> str:
@@ -162,8 +175,9 @@ def _signals_blocked() -> Iterator[None]:
 # --- submit ---
 
 
-def submit_plan(plan: Plan, store: Store, backend: Backend, workflow: str | None = None,
-                cascade: str = CASCADE_NATIVE) -> DagRecord:
+def submit_plan(
+    plan: Plan, store: Store, backend: Backend, workflow: str | None = None, cascade: str = CASCADE_NATIVE
+) -> DagRecord:
     """Submit every job of `plan`; return the record of the submitted DAG or raise SubmitError."""
     if not plan.jobs:
         raise SubmitError("the plan has no jobs: nothing to submit")
@@ -188,9 +202,15 @@ def _sync_quietly(store: Store, dag_id: str) -> None:
         pass  # only durability across a power loss is at stake; the files are written
 
 
-def submit_gated(plan: Plan, store: Store, backend: Backend, record: DagRecord, job_ids: dict[str, str],
-                 on_released: Callable[[DagRecord], None] | None = None,
-                 on_withdrawn: Callable[[DagRecord, str, WithdrawOutcome], None] | None = None) -> DagRecord:
+def submit_gated(
+    plan: Plan,
+    store: Store,
+    backend: Backend,
+    record: DagRecord,
+    job_ids: dict[str, str],
+    on_released: Callable[[DagRecord], None] | None = None,
+    on_withdrawn: Callable[[DagRecord, str, WithdrawOutcome], None] | None = None,
+) -> DagRecord:
     """Submit `plan`'s jobs behind a new held gate into an existing, locked record; ids go into `job_ids`.
 
     `submit` passes record.job_ids; `resume`/`redo` (slurmdag/runs/recovery.py) pass the new attempt's dict, since their
@@ -205,6 +225,7 @@ def submit_gated(plan: Plan, store: Store, backend: Backend, record: DagRecord, 
             gate_script = store.dag_dir(dag_id) / "scripts" / "+gate.sbatch"
             record.gate_job_id = backend.submit(str(gate_script), gate_options(plan, dag_id))
             store.save(record)
+
             def submit_one(job: PlannedJob) -> str:
                 dep = dependency_expression(job, job_ids, record.gate_job_id)
                 return backend.submit(str(store.script_path(dag_id, job.name)), job_options(job, dag_id, dep, cascade))
@@ -335,11 +356,12 @@ def _failure_message(dag_id: str, error: str, outcome: WithdrawOutcome, released
         lines.append(f"could not withdraw the jobs already submitted: {outcome.error}")
         lines.append(f"they wait behind a held gate and cannot start; run `slurmdag cancel {dag_id}` to remove them")
     elif outcome.not_cancelled:
-        lines.append(f"jobs still not cancelled: {' '.join(outcome.not_cancelled)} "
-                     f"(run `slurmdag cancel {dag_id}`)")
+        lines.append(f"jobs still not cancelled: {' '.join(outcome.not_cancelled)} (run `slurmdag cancel {dag_id}`)")
     else:
-        lines.append(f"withdrew the gate and {outcome.jobs_cancelled} submitted job(s)"
-                     + ("" if released else "; no job of this DAG ran"))
+        lines.append(
+            f"withdrew the gate and {outcome.jobs_cancelled} submitted job(s)"
+            + ("" if released else "; no job of this DAG ran")
+        )
     return "\n".join(lines)
 
 

@@ -17,8 +17,18 @@ def history(record: DagRecord) -> list[dict]:
     """The attempts, the first one built from the record when it has no history yet."""
     if record.attempts:
         return record.attempts
-    return [{"number": 1, "kind": "submit", "created": record.created, "gate_job_id": record.gate_job_id,
-             "job_ids": dict(record.job_ids), "subsets": {}, "decided": {}, "submission": record.submission}]
+    return [
+        {
+            "number": 1,
+            "kind": "submit",
+            "created": record.created,
+            "gate_job_id": record.gate_job_id,
+            "job_ids": dict(record.job_ids),
+            "subsets": {},
+            "decided": {},
+            "submission": record.submission,
+        }
+    ]
 
 
 def count(record: DagRecord) -> int:
@@ -30,9 +40,16 @@ def begin(record: DagRecord, kind: str, subsets: dict[str, str], decided: dict[s
     """Append a new attempt (state "submitting") and return it; its `job_ids` fills as jobs are submitted."""
     if not record.attempts:
         record.attempts = history(record)
-    attempt = {"number": max(a["number"] for a in record.attempts) + 1, "kind": kind, "created": utc_now(),
-               "gate_job_id": None, "job_ids": {}, "subsets": dict(subsets), "decided": dict(decided),
-               "submission": "submitting"}
+    attempt = {
+        "number": max(a["number"] for a in record.attempts) + 1,
+        "kind": kind,
+        "created": utc_now(),
+        "gate_job_id": None,
+        "job_ids": {},
+        "subsets": dict(subsets),
+        "decided": dict(decided),
+        "submission": "submitting",
+    }
     record.attempts.append(attempt)
     return attempt
 

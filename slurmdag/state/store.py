@@ -18,7 +18,7 @@ import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from slurmdag.model.errors import Problem, StoreError, UsageError
@@ -43,7 +43,7 @@ def default_home() -> Path:
 
 
 def utc_now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def boot_id() -> str | None:
@@ -77,7 +77,8 @@ class DagRecord:
     updated: str | None = None
     # "native" (Slurm cancels what can never run) or "reconciler" (`slurmdag reconcile` does): see docs/semantics.md
     cascade: str = "native"
-    # resume/redo history (slurmdag/state/attempt_history.py): one dict per attempt, oldest first; empty for a DAG submitted
+    # resume/redo history (slurmdag/state/attempt_history.py): one dict per attempt, oldest first; empty
+    # for a DAG submitted
     # once. `job_ids` then holds each node's newest job and `attempt` the current attempt's number.
     attempts: list[dict] = field(default_factory=list)
     format: int = RECORD_FORMAT
@@ -168,7 +169,9 @@ class UnknownDagError(UsageError):
 
     def __init__(self, dag_id: str):
         self.dag_id = dag_id
-        super().__init__(Problem(f"unknown DAG {dag_id!r}", file="slurmdag", hint="`slurmdag list --all` shows your DAGs"))
+        super().__init__(
+            Problem(f"unknown DAG {dag_id!r}", file="slurmdag", hint="`slurmdag list --all` shows your DAGs")
+        )
 
 
 class Store:
@@ -211,8 +214,9 @@ class Store:
 
     # --- create / read / write ---
 
-    def create(self, plan: Plan, workflow: str | None = None, gate_script: str | None = None,
-               durable: bool = True) -> tuple[DagRecord, DagLock]:
+    def create(
+        self, plan: Plan, workflow: str | None = None, gate_script: str | None = None, durable: bool = True
+    ) -> tuple[DagRecord, DagLock]:
         """A new DAG folder with plan.json, its scripts and dag.json (state "submitting"), returned locked.
 
         durable=False leaves the scripts and plan.json unsynced; the caller then runs `sync_files` (submit does it
@@ -266,8 +270,10 @@ class Store:
         try:
             return (self.dag_dir(dag_id) / "dag.json").is_file()
         except PermissionError as ex:  # another user's store (created 0700): theirs alone
-            raise StoreError(f"cannot read the slurmdag store at {self.root}: permission denied "
-                             "(a DAG store belongs to the user who created it)") from ex
+            raise StoreError(
+                f"cannot read the slurmdag store at {self.root}: permission denied "
+                "(a DAG store belongs to the user who created it)"
+            ) from ex
 
     def load(self, dag_id: str) -> DagRecord:
         path = self.dag_dir(dag_id) / "dag.json"
@@ -327,6 +333,10 @@ class Store:
 def check_dag_id(dag_id: str) -> str:
     if not DAG_ID.match(dag_id):
         raise UsageError(
-            Problem(f"{dag_id!r} is not a DAG id (8 hex characters)", file="slurmdag", hint="`slurmdag list` shows your DAGs")
+            Problem(
+                f"{dag_id!r} is not a DAG id (8 hex characters)",
+                file="slurmdag",
+                hint="`slurmdag list` shows your DAGs",
+            )
         )
     return dag_id

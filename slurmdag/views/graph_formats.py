@@ -92,7 +92,9 @@ def to_mermaid(plan: Plan, labels: Mapping[str, str] | None = None) -> str:
     for job in plan.allocations():
         for e in job.edges:
             arrow = "-.->" if e.group == "any" else "-->"
-            lines.append(f"  {ids[e.parent]} {arrow}|{_mermaid_text(_edge_text(e.condition, e.group))}| {ids[job.name]}")
+            lines.append(
+                f"  {ids[e.parent]} {arrow}|{_mermaid_text(_edge_text(e.condition, e.group))}| {ids[job.name]}"
+            )
     return "\n".join(lines) + "\n"
 
 

@@ -9,7 +9,7 @@ from typing import Any
 from tabulate import tabulate
 
 from slurmdag.model.plan import Plan
-from slurmdag.runs.status import DagStatus, NodeStatus
+from slurmdag.runs.status import AllocationStatus, DagStatus
 
 
 def _dash(value: object) -> str:
@@ -27,19 +27,36 @@ def status_table(status: DagStatus, tasks: bool = False) -> str:
     for node in status.allocations():
         if node.tasks is None:
             state = f"{node.state} ({node.retry.text()})" if node.retry else node.state
-            rows.append([node.name, state, _dash(node.job_id), _dash(node.elapsed), _dash(node.exit_code),
-                         _dash(node.reason)])
+            rows.append(
+                [node.name, state, _dash(node.job_id), _dash(node.elapsed), _dash(node.exit_code), _dash(node.reason)]
+            )
             continue
-        rows.append([node.name, f"{node.state} ({_counts_text(node.task_counts())})", _dash(node.job_id), "-",
-                     _dash(node.exit_code), _dash(node.reason)])
+        rows.append(
+            [
+                node.name,
+                f"{node.state} ({_counts_text(node.task_counts())})",
+                _dash(node.job_id),
+                "-",
+                _dash(node.exit_code),
+                _dash(node.reason),
+            ]
+        )
         if tasks:
             for t in node.tasks:
-                rows.append([f"  [{t.index}]", t.state, t.job_id, _dash(t.elapsed), _dash(t.exit_code),
-                             _dash(t.reason)])
-    table = tabulate(rows, headers=["ALLOCATION", "STATE", "JOB ID", "ELAPSED", "EXIT", "REASON"],
-                     tablefmt="simple", disable_numparse=True)
-    lines = [f"DAG {status.dag_id} ({status.name}): {status.state}   [{_counts_text(status.counts())}]"
-             + _attempt_text(status), table]
+                rows.append(
+                    [f"  [{t.index}]", t.state, t.job_id, _dash(t.elapsed), _dash(t.exit_code), _dash(t.reason)]
+                )
+    table = tabulate(
+        rows,
+        headers=["ALLOCATION", "STATE", "JOB ID", "ELAPSED", "EXIT", "REASON"],
+        tablefmt="simple",
+        disable_numparse=True,
+    )
+    lines = [
+        f"DAG {status.dag_id} ({status.name}): {status.state}   [{_counts_text(status.counts())}]"
+        + _attempt_text(status),
+        table,
+    ]
     lines += [f"note: {n}" for n in status.notes]
     return "\n".join(lines)
 
@@ -74,7 +91,7 @@ def _attempt_text(status: DagStatus) -> str:
     return f"   attempt {status.attempt} of {status.attempts}" if status.attempts > 1 else ""
 
 
-def _node_label(node: NodeStatus | None, name: str, condition: str | None) -> str:
+def _node_label(node: AllocationStatus | None, name: str, condition: str | None) -> str:
     text = name
     if condition and condition != "success":
         text += f" [{condition}]"
@@ -89,11 +106,12 @@ def _node_label(node: NodeStatus | None, name: str, condition: str | None) -> st
 def status_tree(status: DagStatus) -> str:
     """Every allocation under each of its parents (gflow `gqueue -t` style). A node reached a second time is
     printed once more, marked `(see above)`, without repeating its subtree."""
-    return tree(status.plan, {n.name: n for n in status.nodes}, header=f"DAG {status.dag_id} ({status.name}): "
-                f"{status.state}")
+    return tree(
+        status.plan, {n.name: n for n in status.nodes}, header=f"DAG {status.dag_id} ({status.name}): {status.state}"
+    )
 
 
-def tree(plan: Plan, nodes: dict[str, NodeStatus], header: str | None = None) -> str:
+def tree(plan: Plan, nodes: dict[str, AllocationStatus], header: str | None = None) -> str:
     allocations = plan.allocations()
     names = {j.name for j in allocations}
     children: dict[str, list[tuple[str, str]]] = {j.name: [] for j in allocations}
@@ -127,15 +145,27 @@ def tree(plan: Plan, nodes: dict[str, NodeStatus], header: str | None = None) ->
 
 def list_table(statuses: list[tuple[Any, str, dict[str, int]]]) -> str:
     """Rows of (record, state, counts), newest first."""
-    rows = [[r.dag_id, r.name, state, _counts_text(counts) or "-", r.created.replace("+00:00", "Z")]
-            for r, state, counts in statuses]
-    return tabulate(rows, headers=["DAG", "NAME", "STATE", "ALLOCATIONS", "CREATED (UTC)"], tablefmt="simple",
-                    disable_numparse=True)
+    rows = [
+        [r.dag_id, r.name, state, _counts_text(counts) or "-", r.created.replace("+00:00", "Z")]
+        for r, state, counts in statuses
+    ]
+    return tabulate(
+        rows, headers=["DAG", "NAME", "STATE", "ALLOCATIONS", "CREATED (UTC)"], tablefmt="simple", disable_numparse=True
+    )
 
 
 def list_json(statuses: list[tuple[Any, str, dict[str, int]]]) -> list[dict[str, Any]]:
-    return [{"dag_id": r.dag_id, "name": r.name, "state": state, "counts": counts, "created": r.created,
-             "submission": r.submission} for r, state, counts in statuses]
+    return [
+        {
+            "dag_id": r.dag_id,
+            "name": r.name,
+            "state": state,
+            "counts": counts,
+            "created": r.created,
+            "submission": r.submission,
+        }
+        for r, state, counts in statuses
+    ]
 
 
 def submit_dry_run(plan: Plan, planned: list[Any]) -> str:
@@ -155,6 +185,6 @@ def cancel_listing(outcome: Any) -> str:
     verb = "Would cancel" if outcome.dry_run else "Cancelled"
     rows = [[t.name, t.job_id, t.state] for t in outcome.targets]
     text = f"{verb} {len(rows)} job(s) of DAG {outcome.dag_id}:\n" + tabulate(
-        rows, headers=["ALLOCATION", "JOB ID", "STATE BEFORE"], tablefmt="simple", disable_numparse=True)
+        rows, headers=["ALLOCATION", "JOB ID", "STATE BEFORE"], tablefmt="simple", disable_numparse=True
+    )
     return text
-

@@ -13,6 +13,7 @@ Environment:
     SLURMDAG_COMPOSE_TIMINGS     where to write the timings as JSON (default /tmp/slurmdag-compose-timings.json)
 The tests depend on each other in file order (one cluster for the module); the last one tears it down.
 """
+
 from __future__ import annotations
 
 import json
@@ -46,7 +47,9 @@ if os.geteuid() != 0:
 def run(*argv: str, check: bool = True, env: dict | None = None, cwd: Path | None = None, timeout: float = 900):
     proc = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=cwd, timeout=timeout)
     if check and proc.returncode != 0:
-        raise AssertionError(f"{' '.join(argv)} -> exit {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}")
+        raise AssertionError(
+            f"{' '.join(argv)} -> exit {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
+        )
     return proc
 
 
@@ -109,8 +112,19 @@ def test_srun_three_container_hostnames(cluster):
 
 
 def _sacct(env: dict, job_ids: list[str]) -> dict[str, dict]:
-    out = slurm(env, "sacct", "-X", "-n", "-P", "-S", "now-1hour", "-j", ",".join(job_ids),
-                "-o", "JobID,JobName,State,ExitCode,NodeList").stdout
+    out = slurm(
+        env,
+        "sacct",
+        "-X",
+        "-n",
+        "-P",
+        "-S",
+        "now-1hour",
+        "-j",
+        ",".join(job_ids),
+        "-o",
+        "JobID,JobName,State,ExitCode,NodeList",
+    ).stdout
     rows = {}
     for line in out.splitlines():
         job_id, name, state, exit_code, nodes = line.split("|")
@@ -136,7 +150,7 @@ def test_slurmdag_workflow_from_host(cluster):
         "prep": ["COMPLETED"],
         "shards": ["COMPLETED"] * 3,
         "boom": ["FAILED"],
-        "after-boom": ["CANCELLED"],       # success edge from a failed parent: cascade-cancelled
+        "after-boom": ["CANCELLED"],  # success edge from a failed parent: cascade-cancelled
         "on-boom-failure": ["COMPLETED"],  # failure edge that fires
         "on-prep-failure": ["CANCELLED"],  # failure edge whose parent succeeded: never runs
     }
@@ -154,8 +168,10 @@ def test_slurmdag_workflow_from_host(cluster):
         if states == expected:
             break
         if time.monotonic() > deadline:
-            pytest.fail(f"workflow did not reach the expected end state in {TERMINAL_TIMEOUT} s:\n"
-                        f"expected {expected}\nsacct    {states}\n{json.dumps(rows, indent=1)}")
+            pytest.fail(
+                f"workflow did not reach the expected end state in {TERMINAL_TIMEOUT} s:\n"
+                f"expected {expected}\nsacct    {states}\n{json.dumps(rows, indent=1)}"
+            )
         time.sleep(0.5)
     timings["workflow_to_terminal"] = round(time.monotonic() - t0, 1)
 
@@ -173,11 +189,18 @@ def test_slurmdag_workflow_from_host(cluster):
     assert not (workdir / "on-prep-failure.out").exists()
 
     # slurmdag's own view agrees.
-    status = json.loads(slurm(cluster, sys.executable, "-m", "slurmdag", "status", "--json",
-                              proc_dag(proc), cwd=workdir).stdout)
+    status = json.loads(
+        slurm(cluster, sys.executable, "-m", "slurmdag", "status", "--json", proc_dag(proc), cwd=workdir).stdout
+    )
     got = {a["name"]: a["state"] for a in status["allocations"]}
-    assert got == {"prep": "Completed", "shards": "Completed", "boom": "Failed", "after-boom": "Cancelled",
-                   "on-boom-failure": "Completed", "on-prep-failure": "Skipped"}
+    assert got == {
+        "prep": "Completed",
+        "shards": "Completed",
+        "boom": "Failed",
+        "after-boom": "Cancelled",
+        "on-boom-failure": "Completed",
+        "on-prep-failure": "Skipped",
+    }
 
 
 def proc_dag(proc) -> str:

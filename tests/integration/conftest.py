@@ -41,15 +41,17 @@ Fixtures (use these; keep tests asserting on Slurm's own view):
 When an integration test fails, its report gets a "slurm cluster" section with sinfo, squeue,
 recent sacct and the tail of the slurmctld log.
 """
+
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 import pytest
 
@@ -61,8 +63,19 @@ SQUEUE_FIELDS = ["JobID", "JobIDRaw", "State", "Reason", "NodeList", "Dependency
 _SQUEUE_FORMAT = "%i|%A|%T|%r|%N|%E|%j"
 # Slurm job states in which a job is not finished yet.
 ACTIVE_STATES = {
-    "PENDING", "RUNNING", "CONFIGURING", "COMPLETING", "SUSPENDED", "REQUEUED", "REQUEUE_HOLD",
-    "REQUEUE_FED", "RESIZING", "SIGNALING", "STAGE_OUT", "STOPPED", "RESV_DEL_HOLD",
+    "PENDING",
+    "RUNNING",
+    "CONFIGURING",
+    "COMPLETING",
+    "SUSPENDED",
+    "REQUEUED",
+    "REQUEUE_HOLD",
+    "REQUEUE_FED",
+    "RESIZING",
+    "SIGNALING",
+    "STAGE_OUT",
+    "STOPPED",
+    "RESV_DEL_HOLD",
 }
 
 
@@ -91,14 +104,17 @@ class SlurmCluster:
         env["SLURM_CONF"] = self.conf
         return env
 
-    def run(self, *argv: str, check: bool = True, timeout: float = 120,
-            input: str | None = None) -> subprocess.CompletedProcess:
-        proc = subprocess.run([str(a) for a in argv], env=self.env(), text=True, capture_output=True,
-                              timeout=timeout, input=input)
+    def run(
+        self, *argv: str, check: bool = True, timeout: float = 120, input: str | None = None
+    ) -> subprocess.CompletedProcess:
+        proc = subprocess.run(
+            [str(a) for a in argv], env=self.env(), text=True, capture_output=True, timeout=timeout, input=input
+        )
         if check and proc.returncode != 0:
             raise RuntimeError(
                 f"{' '.join(map(str, argv))} exited {proc.returncode}\n"
-                f"stdout: {proc.stdout.strip()}\nstderr: {proc.stderr.strip()}")
+                f"stdout: {proc.stdout.strip()}\nstderr: {proc.stderr.strip()}"
+            )
         return proc
 
     # -- commands
@@ -117,8 +133,9 @@ class SlurmCluster:
             since = self.started - timedelta(minutes=10)
         if isinstance(since, datetime):
             since = since.strftime("%Y-%m-%dT%H:%M:%S")
-        out = self.run("sacct", "-X", "-n", "-P", "-o", ",".join(SACCT_FIELDS), "-S", since,
-                       "-E", "now", "-j", ",".join(ids)).stdout
+        out = self.run(
+            "sacct", "-X", "-n", "-P", "-o", ",".join(SACCT_FIELDS), "-S", since, "-E", "now", "-j", ",".join(ids)
+        ).stdout
         rows = []
         for line in out.splitlines():
             if not line.strip():
@@ -127,15 +144,14 @@ class SlurmCluster:
             # JobName may itself contain '|': take 2 fields from the left, 5 from the right
             head, tail = parts[:2], parts[-5:]
             name = "|".join(parts[2:-5])
-            rows.append(dict(zip(SACCT_FIELDS, head + [name] + tail)))
+            rows.append(dict(zip(SACCT_FIELDS, head + [name] + tail, strict=False)))
         return rows
 
     def squeue(self, job_ids) -> list[dict[str, str]]:
         ids = _ids(job_ids)
         if not ids:
             return []
-        proc = self.run("squeue", "-h", "-t", "all", "-r", "-o", _SQUEUE_FORMAT, "-j", ",".join(ids),
-                        check=False)
+        proc = self.run("squeue", "-h", "-t", "all", "-r", "-o", _SQUEUE_FORMAT, "-j", ",".join(ids), check=False)
         if proc.returncode != 0:
             if "Invalid job id" in proc.stderr:
                 return []
@@ -143,7 +159,7 @@ class SlurmCluster:
         rows = []
         for line in proc.stdout.splitlines():
             if line.strip():
-                rows.append(dict(zip(SQUEUE_FIELDS, line.split("|", len(SQUEUE_FIELDS) - 1))))
+                rows.append(dict(zip(SQUEUE_FIELDS, line.split("|", len(SQUEUE_FIELDS) - 1), strict=False)))
         return rows
 
     # -- waiting
@@ -166,18 +182,18 @@ class SlurmCluster:
             last_q = self.squeue(ids)
             if not any(_base_state(r["State"]) in ACTIVE_STATES for r in last_q):
                 last_a = self.sacct(ids)
-                covered = all(any(r["JobID"] == i or r["JobIDRaw"] == i or r["JobID"].startswith(i + "_")
-                                  for r in last_a) for i in ids)
+                covered = all(
+                    any(r["JobID"] == i or r["JobIDRaw"] == i or r["JobID"].startswith(i + "_") for r in last_a)
+                    for i in ids
+                )
                 # slurmdbd can record the final state a few seconds before the job's name (sacct
                 # shows JobName "allocation" meanwhile): also wait until the names agree with squeue
                 names = {r["JobIDRaw"]: r["JobName"] for r in last_q}
                 settled = all(names.get(r["JobIDRaw"], r["JobName"]) == r["JobName"] for r in last_a)
-                if covered and settled and not any(_base_state(r["State"]) in ACTIVE_STATES
-                                                   for r in last_a):
+                if covered and settled and not any(_base_state(r["State"]) in ACTIVE_STATES for r in last_a):
                     return last_a
             if time.monotonic() >= deadline:
-                view = "\n".join(f"  squeue {r}" for r in last_q) + "\n" + "\n".join(
-                    f"  sacct  {r}" for r in last_a)
+                view = "\n".join(f"  squeue {r}" for r in last_q) + "\n" + "\n".join(f"  sacct  {r}" for r in last_a)
                 raise TimeoutError(f"jobs {','.join(ids)} not done after {timeout}s:\n{view}")
             time.sleep(0.25)
 
@@ -194,10 +210,8 @@ def _slurm_cluster_up() -> Iterable[SlurmCluster]:
     started = datetime.now()
     proc = subprocess.run([str(DOCKER_SLURM / "up")], text=True, capture_output=True, timeout=600)
     if proc.returncode != 0:
-        pytest.fail(f"docker-slurm/up failed (exit {proc.returncode}):\n{proc.stdout}\n{proc.stderr}",
-                    pytrace=False)
-    conf = subprocess.run([str(DOCKER_SLURM / "env")], text=True, capture_output=True,
-                          check=True).stdout.strip()
+        pytest.fail(f"docker-slurm/up failed (exit {proc.returncode}):\n{proc.stdout}\n{proc.stderr}", pytrace=False)
+    conf = subprocess.run([str(DOCKER_SLURM / "env")], text=True, capture_output=True, check=True).stdout.strip()
     conf = conf.split("=", 1)[1].strip().strip("'\"")
     old = os.environ.get("SLURM_CONF")
     os.environ["SLURM_CONF"] = conf
@@ -230,15 +244,26 @@ def run_slurmdag(slurm: SlurmCluster, slurmdag_home: Path, tmp_path_factory: pyt
     # Jobs write slurm-<id>.out into the directory they were submitted from: never the repository.
     default_cwd = tmp_path_factory.mktemp("submit_dir")
 
-    def _run(*args: str, input: str | None = None, cwd: str | os.PathLike | None = None,
-             env: dict[str, str] | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+    def _run(
+        *args: str,
+        input: str | None = None,
+        cwd: str | os.PathLike | None = None,
+        env: dict[str, str] | None = None,
+        timeout: float = 300,
+    ) -> subprocess.CompletedProcess:
         full_env = slurm.env()
         full_env["SLURMDAG_HOME"] = str(slurmdag_home)
         if env:
             full_env.update(env)
-        return subprocess.run([sys.executable, "-m", "slurmdag", *[str(a) for a in args]], env=full_env,
-                              text=True, capture_output=True, input=input, cwd=cwd or default_cwd,
-                              timeout=timeout)
+        return subprocess.run(
+            [sys.executable, "-m", "slurmdag", *[str(a) for a in args]],
+            env=full_env,
+            text=True,
+            capture_output=True,
+            input=input,
+            cwd=cwd or default_cwd,
+            timeout=timeout,
+        )
 
     return _run
 
@@ -259,13 +284,24 @@ def shared_tmp(tmp_path: Path) -> Path:
 
 # ---------------------------------------------------------------- failure report
 
+
 def _cluster_snapshot(cluster: SlurmCluster) -> str:
     parts = []
     cmds = [
         ("sinfo", ["sinfo", "-N", "-l"]),
         ("squeue (first 40)", ["squeue", "-a", "-o", "%.12i %.9P %.30j %.8T %.10M %.20R %E"]),
-        ("sacct, last 10 minutes (last 40)", ["sacct", "-a", "-X", "-S", "now-10minutes", "-o",
-                                             "JobID%14,JobName%30,State%22,ExitCode,Start,End,NodeList"]),
+        (
+            "sacct, last 10 minutes (last 40)",
+            [
+                "sacct",
+                "-a",
+                "-X",
+                "-S",
+                "now-10minutes",
+                "-o",
+                "JobID%14,JobName%30,State%22,ExitCode,Start,End,NodeList",
+            ],
+        ),
     ]
     for title, argv in cmds:
         try:

@@ -24,22 +24,52 @@ def cluster(slurm):
 
 
 def sd(env, home, *args):
-    return subprocess.run([sys.executable, "-m", "slurmdag", *args], env={**env, "SLURMDAG_HOME": str(home)},
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "slurmdag", *args],
+        env={**env, "SLURMDAG_HOME": str(home)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def squeue(env, prefix):
-    out = subprocess.run(["squeue", "-h", "-r", "-t", "all", "-o", "%i|%T|%j"], env=env, capture_output=True,
-                         text=True, check=True).stdout
-    return [dict(job_id=i, state=s, name=n[len(prefix):]) for i, s, n in (ln.split("|", 2) for ln in out.splitlines())
-            if n.startswith(prefix)]
+    out = subprocess.run(
+        ["squeue", "-h", "-r", "-t", "all", "-o", "%i|%T|%j"], env=env, capture_output=True, text=True, check=True
+    ).stdout
+    return [
+        dict(job_id=i, state=s, name=n[len(prefix) :])
+        for i, s, n in (ln.split("|", 2) for ln in out.splitlines())
+        if n.startswith(prefix)
+    ]
 
 
 def sacct(env, prefix, since):
-    out = subprocess.run(["sacct", "-X", "-n", "-P", "-o", "JobID,State,NodeList,End,JobName", "-S", since, "-E",
-                          "now", "-s", ALL_STATES], env=env, capture_output=True, text=True, check=True).stdout
-    return [dict(job_id=i, state=s, nodes=n, end=e, name=name[len(prefix):])
-            for i, s, n, e, name in (ln.split("|", 4) for ln in out.splitlines()) if name.startswith(prefix)]
+    out = subprocess.run(
+        [
+            "sacct",
+            "-X",
+            "-n",
+            "-P",
+            "-o",
+            "JobID,State,NodeList,End,JobName",
+            "-S",
+            since,
+            "-E",
+            "now",
+            "-s",
+            ALL_STATES,
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return [
+        dict(job_id=i, state=s, nodes=n, end=e, name=name[len(prefix) :])
+        for i, s, n, e, name in (ln.split("|", 4) for ln in out.splitlines())
+        if name.startswith(prefix)
+    ]
 
 
 def wait_for(condition, timeout, what):
@@ -87,8 +117,11 @@ def test_cancel_running_dag_stops_everything_and_no_handler_starts(cluster, tmp_
     assert sub.returncode == 0, sub.stderr
     dag, jobs = json.loads(sub.stdout)["dag_id"], json.loads(sub.stdout)["jobs"]
     prefix = f"sd-{dag}-"
-    wait_for(lambda: {j["name"] for j in squeue(env, prefix) if j["state"] == "RUNNING"} >= {"train", "shards"},
-             120, "train and the shards to run")
+    wait_for(
+        lambda: {j["name"] for j in squeue(env, prefix) if j["state"] == "RUNNING"} >= {"train", "shards"},
+        120,
+        "train and the shards to run",
+    )
 
     dry = sd(env, home, "cancel", dag, "--dry-run", "--json")
     assert dry.returncode == 0, dry.stderr
@@ -105,9 +138,16 @@ def test_cancel_running_dag_stops_everything_and_no_handler_starts(cluster, tmp_
     live = squeue(env, prefix)
     assert not [j for j in live if j["state"] in ACTIVE]
     assert {j["state"] for j in live if j["name"] != "+gate"} == {"CANCELLED"}
-    acct = wait_for(lambda: (r := sacct(env, prefix, since)) and len(r) == 8
-                    and all(x["state"].startswith("CANCELLED") for x in r if x["name"] != "+gate") and r,
-                    30, "sacct to show every job cancelled")
+    acct = wait_for(
+        lambda: (
+            (r := sacct(env, prefix, since))
+            and len(r) == 8
+            and all(x["state"].startswith("CANCELLED") for x in r if x["name"] != "+gate")
+            and r
+        ),
+        30,
+        "sacct to show every job cancelled",
+    )
     by_name = {}
     for row in acct:
         by_name.setdefault(row["name"], []).append(row)

@@ -4,6 +4,7 @@ Asserted on Slurm's own view (sinfo, srun, squeue, sacct). The down/up test is t
 last one in this file and brings the cluster back up; within one pytest run the files
 run one after another, so no other test overlaps it.
 """
+
 from __future__ import annotations
 
 import os
@@ -65,8 +66,7 @@ def test_sinfo_shows_three_usable_nodes(slurm):
 
 
 def test_srun_on_three_nodes_prints_three_hostnames(slurm):
-    out = slurm.run("srun", "-N3", "--ntasks-per-node=1", "-J", _name("srun"), "hostname",
-                    timeout=300).stdout.split()
+    out = slurm.run("srun", "-N3", "--ntasks-per-node=1", "-J", _name("srun"), "hostname", timeout=300).stdout.split()
     assert len(out) == 3, out
     assert len(set(out)) == 3, out
     assert all(re.fullmatch(r"node\d+", h) for h in out), out
@@ -98,8 +98,7 @@ def test_second_up_is_a_noop(slurm):
 
 def test_afterok_chain_runs_in_order(slurm):
     parent = slurm.submit("-J", _name("parent"), "-o", "/dev/null", "--wrap", "sleep 2")
-    child = slurm.submit("-J", _name("child"), "-o", "/dev/null", f"--dependency=afterok:{parent}",
-                         "--wrap", "true")
+    child = slurm.submit("-J", _name("child"), "-o", "/dev/null", f"--dependency=afterok:{parent}", "--wrap", "true")
     rows = {r["JobID"]: r for r in slurm.wait_until_done([parent, child])}
     assert rows[parent]["State"] == "COMPLETED", rows
     assert rows[child]["State"] == "COMPLETED", rows
@@ -110,8 +109,7 @@ def test_afterok_chain_runs_in_order(slurm):
 
 def test_failed_parent_never_runs_afterok_child(slurm):
     parent = slurm.submit("-J", _name("fparent"), "-o", "/dev/null", "--wrap", "exit 1")
-    child = slurm.submit("-J", _name("fchild"), "-o", "/dev/null", f"--dependency=afterok:{parent}",
-                         "--wrap", "true")
+    child = slurm.submit("-J", _name("fchild"), "-o", "/dev/null", f"--dependency=afterok:{parent}", "--wrap", "true")
     slurm.wait_until_done([parent])
 
     def child_blocked():

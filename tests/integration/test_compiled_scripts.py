@@ -73,8 +73,9 @@ BEYOND_THIS_CLUSTER = {
 
 
 def sbatch_test_only(script: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
-    return subprocess.run(["sbatch", "--test-only", str(script)], capture_output=True, text=True, env=env,
-                          cwd=script.parent, timeout=60)
+    return subprocess.run(
+        ["sbatch", "--test-only", str(script)], capture_output=True, text=True, env=env, cwd=script.parent, timeout=60
+    )
 
 
 def compiled_scripts(workflow: Path, out: Path) -> list[Path]:
@@ -97,7 +98,9 @@ def test_every_key_compiles_to_scripts_slurm_accepts(slurm, tmp_path):
     scripts = compiled_scripts(wf, tmp_path / "out")
     # the OR part of `either` goes through a join job: that script must be accepted too
     assert any("+" in s.name for s in scripts)
-    refused = {s.name: (r.stderr or r.stdout).strip() for s in scripts if (r := sbatch_test_only(s, slurm.env())).returncode}
+    refused = {
+        s.name: (r.stderr or r.stdout).strip() for s in scripts if (r := sbatch_test_only(s, slurm.env())).returncode
+    }
     assert refused == {}
 
 

@@ -18,9 +18,11 @@ def _max_overlap(intervals: list[tuple[datetime, datetime]]) -> int:
 
 def test_max_concurrent_caps_a_fan_out(run_slurmdag, slurm, tmp_path):
     wf = tmp_path / "fan.yaml"
-    wf.write_text("name: sd6-fan\nmax_concurrent: 2\ndefaults: {walltime: 2}\nallocations:\n"
-                  "  - {name: root, entrypoint: 'true'}\n"
-                  + "".join(f"  - {{name: leaf{i}, entrypoint: 'sleep 3', depends_on: [root]}}\n" for i in range(10)))
+    wf.write_text(
+        "name: sd6-fan\nmax_concurrent: 2\ndefaults: {walltime: 2}\nallocations:\n"
+        "  - {name: root, entrypoint: 'true'}\n"
+        + "".join(f"  - {{name: leaf{i}, entrypoint: 'sleep 3', depends_on: [root]}}\n" for i in range(10))
+    )
     proc = run_slurmdag("submit", "--json", wf)
     assert proc.returncode == 0, proc.stderr
     jobs = json.loads(proc.stdout)["jobs"]

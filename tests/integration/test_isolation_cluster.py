@@ -18,9 +18,23 @@ import pytest
 USER = "sdtest"
 # This machine's Python lives under /root (mode 0700); the second user runs the system python3 with a
 # world-readable copy of slurmdag and its dependencies on PYTHONPATH.
-DEPENDENCIES = ("typer", "click", "jinja2", "markupsafe", "yaml", "_yaml", "tabulate", "typing_extensions",
-                "shellingham", "annotated_doc", "wcwidth", "pydantic", "pydantic_core", "annotated_types",
-                "typing_inspection")
+DEPENDENCIES = (
+    "typer",
+    "click",
+    "jinja2",
+    "markupsafe",
+    "yaml",
+    "_yaml",
+    "tabulate",
+    "typing_extensions",
+    "shellingham",
+    "annotated_doc",
+    "wcwidth",
+    "pydantic",
+    "pydantic_core",
+    "annotated_types",
+    "typing_inspection",
+)
 
 
 @pytest.fixture(scope="module")
@@ -35,8 +49,10 @@ def second_user(slurm):
     opened = _let_others_traverse([Path(slurm.conf).parent, _munge_socket_dir(slurm.conf)])
     if subprocess.run(["runuser", "-u", USER, "--", "test", "-r", slurm.conf]).returncode != 0:
         _restore_modes(opened)
-        pytest.fail(f"user {USER} cannot read {slurm.conf}: the test cluster's run dir must sit in folders other "
-                    "users can traverse (see docs/local-cluster.md, SLURM_CLUSTER_DIR)")
+        pytest.fail(
+            f"user {USER} cannot read {slurm.conf}: the test cluster's run dir must sit in folders other "
+            "users can traverse (see docs/local-cluster.md, SLURM_CLUSTER_DIR)"
+        )
     # Not under pytest's basetemp: a concurrent pytest session may prune old basetemps while this test runs.
     libs = Path(tempfile.mkdtemp(prefix="slurmdag-second-user-libs-"))
     for name in DEPENDENCIES:
@@ -46,8 +62,8 @@ def second_user(slurm):
         (shutil.copytree if os.path.isdir(src) else shutil.copy)(src, dst)
     # slurmdag itself too: the checkout may sit in a folder only root can read (a CI clone in a mktemp dir)
     import slurmdag
-    shutil.copytree(os.path.dirname(slurmdag.__file__), libs / "slurmdag",
-                    ignore=shutil.ignore_patterns("__pycache__"))
+
+    shutil.copytree(os.path.dirname(slurmdag.__file__), libs / "slurmdag", ignore=shutil.ignore_patterns("__pycache__"))
     subprocess.run(["chmod", "-R", "a+rX", str(libs)], check=True)
     os.environ["SD6_LIBS"] = str(libs)
     try:
@@ -82,24 +98,41 @@ def _restore_modes(changed: list[tuple[Path, int]]) -> None:
 def _as_user(slurm, user: str, *argv: str, home: str) -> subprocess.CompletedProcess:
     if argv[0] == sys.executable:
         argv = ("/usr/bin/python3", *argv[1:])
-    env = ["env", f"SLURM_CONF={slurm.conf}", f"SLURMDAG_HOME={home}", f"HOME=/home/{user}",
-           f"PYTHONPATH={os.environ.get('SD6_LIBS', '')}", "PATH=/usr/local/bin:/usr/bin:/bin"]
-    return subprocess.run(["runuser", "-u", user, "--", *env, *argv], capture_output=True, text=True, timeout=120,
-                          cwd="/tmp")
+    env = [
+        "env",
+        f"SLURM_CONF={slurm.conf}",
+        f"SLURMDAG_HOME={home}",
+        f"HOME=/home/{user}",
+        f"PYTHONPATH={os.environ.get('SD6_LIBS', '')}",
+        "PATH=/usr/local/bin:/usr/bin:/bin",
+    ]
+    return subprocess.run(
+        ["runuser", "-u", user, "--", *env, *argv], capture_output=True, text=True, timeout=120, cwd="/tmp"
+    )
 
 
 def test_second_user_cannot_cancel_or_read(run_slurmdag, slurm, tmp_path, slurmdag_home, second_user):
     wf = tmp_path / "mine.yaml"
-    wf.write_text("name: sd6-mine\nallocations:\n  - {name: long, entrypoint: 'sleep 120', walltime: 5}\n"
-                  "  - {name: after, entrypoint: 'true', walltime: 1, depends_on: [long]}\n")
+    wf.write_text(
+        "name: sd6-mine\nallocations:\n  - {name: long, entrypoint: 'sleep 120', walltime: 5}\n"
+        "  - {name: after, entrypoint: 'true', walltime: 1, depends_on: [long]}\n"
+    )
     proc = run_slurmdag("submit", "--json", wf)
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
     dag, ids = out["dag_id"], list(out["jobs"].values())
     try:
         # through slurmdag, with the other user's own store: the DAG is unknown to them
-        other = _as_user(slurm, second_user, sys.executable, "-m", "slurmdag", "cancel", dag,
-                         home=f"/home/{second_user}/.local/share/slurmdag")
+        other = _as_user(
+            slurm,
+            second_user,
+            sys.executable,
+            "-m",
+            "slurmdag",
+            "cancel",
+            dag,
+            home=f"/home/{second_user}/.local/share/slurmdag",
+        )
         assert other.returncode == 2, (other.stdout, other.stderr)
         assert f"unknown DAG {dag!r}" in other.stderr and "Traceback" not in other.stderr
         # pointing at the first user's store: not readable (the store is created 0700)

@@ -22,9 +22,9 @@ from pathlib import Path
 
 import pytest
 
-from slurmdag.porting.importer import import_files
 from slurmdag.compiler.script_directives import read_script_file
 from slurmdag.compiler.script_merge import merge, rebuild_script
+from slurmdag.porting.importer import import_files
 
 pytestmark = pytest.mark.integration
 
@@ -69,7 +69,7 @@ def cluster():
             for m in re.finditer(r"export (\w+)=(\S+)", out):
                 os.environ[m.group(1)] = m.group(2).strip("'\"")
     if not _slurm_ready():
-        pytest.fail("the local Slurm cluster is not up: run docker-slurm/up and eval \"$(docker-slurm/env)\"")
+        pytest.fail('the local Slurm cluster is not up: run docker-slurm/up and eval "$(docker-slurm/env)"')
 
 
 @pytest.fixture
@@ -217,8 +217,10 @@ def test_compiled_script_allocation_gets_the_same_job_as_the_original(cluster, w
 def test_workflow_keys_win_like_sbatch_command_line_options(cluster, workdir, script):
     # the memory key of the script's own kind: sbatch refuses --mem on its command line over #SBATCH --mem-per-cpu
     per_cpu = "mem-per-cpu" in read_script_file(str(script)).options()
-    keys, flags = (", walltime: 7, mem_per_cpu: 150M", ["--time=7", "--mem-per-cpu=150M"]) if per_cpu else (
-        ", walltime: 7, mem: 300M", ["--time=7", "--mem=300M"]
+    keys, flags = (
+        (", walltime: 7, mem_per_cpu: 150M", ["--time=7", "--mem-per-cpu=150M"])
+        if per_cpu
+        else (", walltime: 7, mem: 300M", ["--time=7", "--mem=300M"])
     )
     compiled = compiled_script(script, workdir, keys)
     kind, info = compare_submissions(script, compiled, workdir, [*OWNED_CLI, *flags], OWNED_CLI)
@@ -266,8 +268,17 @@ def sacct_rows(ids: list[str] | None = None, workdir: Path | None = None, since:
         jid, raw, name, state, start, end, nodes, wd = line.split("|")
         if workdir is not None and Path(wd) != workdir:
             continue
-        rows.append({"id": jid, "raw": raw, "name": name, "state": state, "start": start, "end": end,
-                     "ran": nodes not in ("", "None assigned")})
+        rows.append(
+            {
+                "id": jid,
+                "raw": raw,
+                "name": name,
+                "state": state,
+                "start": start,
+                "end": end,
+                "ran": nodes not in ("", "None assigned"),
+            }
+        )
     return rows
 
 
@@ -308,7 +319,9 @@ def check_order(nodes: dict[str, dict], workflow: dict, label: str) -> None:
             continue
         all_parents = [next(iter(p)) if isinstance(p, dict) else p for p in a.get("depends_on", [])]
         for p in all_parents:
-            assert nodes[p]["ran"] and nodes[p]["end"] <= child["start"], f"{label}: {a['name']} started before {p} ended"
+            assert nodes[p]["ran"] and nodes[p]["end"] <= child["start"], (
+                f"{label}: {a['name']} started before {p} ended"
+            )
         any_parents = [next(iter(p)) if isinstance(p, dict) else p for p in a.get("depends_on_any", [])]
         if any_parents:
             ends = [nodes[p]["end"] for p in any_parents if nodes[p]["ran"]]

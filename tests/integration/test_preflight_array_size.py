@@ -19,10 +19,19 @@ UP = Path(__file__).resolve().parents[2] / "docker-slurm" / "up"
 @pytest.fixture
 def max_array_size_11(slurm):
     def up(size: int) -> None:
-        subprocess.run([str(UP)], env={**os.environ, "SLURM_MAX_ARRAY_SIZE": str(size)}, check=True,
-                       capture_output=True, text=True, timeout=300)
-        slurm.wait_for(lambda: f"MaxArraySize            = {size}" in slurm.run("scontrol", "show", "config").stdout,
-                       timeout=60, what=f"MaxArraySize={size}")
+        subprocess.run(
+            [str(UP)],
+            env={**os.environ, "SLURM_MAX_ARRAY_SIZE": str(size)},
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        slurm.wait_for(
+            lambda: f"MaxArraySize            = {size}" in slurm.run("scontrol", "show", "config").stdout,
+            timeout=60,
+            what=f"MaxArraySize={size}",
+        )
 
     up(11)
     try:
@@ -31,14 +40,17 @@ def max_array_size_11(slurm):
         up(1001)
 
 
-def test_25_task_group_with_corresponding_child_on_max_array_size_11(max_array_size_11, run_slurmdag, slurm,
-                                                                      shared_tmp):
+def test_25_task_group_with_corresponding_child_on_max_array_size_11(
+    max_array_size_11, run_slurmdag, slurm, shared_tmp
+):
     wf = shared_tmp / "split.yaml"
     wf.write_text(
         "name: sd6-split\ndefaults: {walltime: 2}\nallocations:\n"
-        f"  - {{name: parent, tasks: 25, entrypoint: 'echo $SLURMDAG_TASK_INDEX > {shared_tmp}/p.$SLURMDAG_TASK_INDEX'}}\n"
+        f"  - {{name: parent, tasks: 25, entrypoint: 'echo $SLURMDAG_TASK_INDEX > "
+        f"{shared_tmp}/p.$SLURMDAG_TASK_INDEX'}}\n"
         f"  - {{name: child, tasks: 25, depends_on: [{{parent: corresponding}}],\n"
-        f"      entrypoint: 'cat {shared_tmp}/p.$SLURMDAG_TASK_INDEX > {shared_tmp}/c.$SLURMDAG_TASK_INDEX'}}\n")
+        f"      entrypoint: 'cat {shared_tmp}/p.$SLURMDAG_TASK_INDEX > {shared_tmp}/c.$SLURMDAG_TASK_INDEX'}}\n"
+    )
     dry = run_slurmdag("submit", "--dry-run", wf)
     assert dry.returncode == 0, dry.stderr
     assert "'parent' (0-24) is split into 3 arrays: the cluster's MaxArraySize is 11" in dry.stdout
@@ -72,4 +84,5 @@ def test_25_task_group_with_corresponding_child_on_max_array_size_11(max_array_s
         # and each saw the group's own index: child N read parent N's file
         assert (shared_tmp / f"c.{index}").read_text().strip() == str(index)
     assert sorted(int(t["job_id"].split("_")[1]) for t in groups["parent"]["tasks"]) == sorted(
-        list(range(11)) * 2 + list(range(3)))
+        list(range(11)) * 2 + list(range(3))
+    )

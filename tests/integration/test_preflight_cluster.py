@@ -26,8 +26,10 @@ def _names_in_slurm(slurm, tag):
 def test_dag_over_max_submit_jobs_is_refused_with_numbers(run_slurmdag, slurm, tmp_path, qos20):
     tag = f"msj{uuid.uuid4().hex[:6]}"
     wf = tmp_path / "thirty.yaml"
-    wf.write_text(f"name: {tag}\ndefaults: {{qos: {qos20}, walltime: 1}}\nallocations:\n"
-                  + "".join(f"  - {{name: {tag}-{i}, entrypoint: 'true'}}\n" for i in range(30)))
+    wf.write_text(
+        f"name: {tag}\ndefaults: {{qos: {qos20}, walltime: 1}}\nallocations:\n"
+        + "".join(f"  - {{name: {tag}-{i}, entrypoint: 'true'}}\n" for i in range(30))
+    )
     assert slurm.run("sacctmgr", "-n", "-P", "show", "qos", qos20, "format=MaxSubmitPU").stdout.strip() == "20"
 
     dry = run_slurmdag("submit", "--dry-run", wf)
@@ -35,18 +37,22 @@ def test_dag_over_max_submit_jobs_is_refused_with_numbers(run_slurmdag, slurm, t
     assert "pre-flight: REFUSED" in dry.stdout
     proc = run_slurmdag("submit", wf)
     assert proc.returncode == 2, (proc.stdout, proc.stderr)
-    assert (f"the DAG needs 31 job slots but MaxSubmitJobsPerUser of QOS {qos20} is 20 and 0 of your jobs are "
-            "already queued, leaving 20: 11 too many") in proc.stderr
+    assert (
+        f"the DAG needs 31 job slots but MaxSubmitJobsPerUser of QOS {qos20} is 20 and 0 of your jobs are "
+        "already queued, leaving 20: 11 too many"
+    ) in proc.stderr
     assert _names_in_slurm(slurm, tag) == []
 
 
 def test_unknown_partition_oversized_request_and_missing_plugin(run_slurmdag, slurm, tmp_path):
     tag = f"res{uuid.uuid4().hex[:6]}"
     wf = tmp_path / "bad.yaml"
-    wf.write_text(f"name: {tag}\nallocations:\n"
-                  f"  - {{name: {tag}-a, entrypoint: 'true', partition: nosuch}}\n"
-                  f"  - {{name: {tag}-b, entrypoint: 'true', cpus_per_task: 64}}\n"
-                  f"  - {{name: {tag}-c, entrypoint: 'true', uenv: 'prgenv-gnu/24.11:v1'}}\n")
+    wf.write_text(
+        f"name: {tag}\nallocations:\n"
+        f"  - {{name: {tag}-a, entrypoint: 'true', partition: nosuch}}\n"
+        f"  - {{name: {tag}-b, entrypoint: 'true', cpus_per_task: 64}}\n"
+        f"  - {{name: {tag}-c, entrypoint: 'true', uenv: 'prgenv-gnu/24.11:v1'}}\n"
+    )
     proc = run_slurmdag("submit", wf)
     assert proc.returncode == 2
     assert "partition 'nosuch' does not exist on this cluster" in proc.stderr

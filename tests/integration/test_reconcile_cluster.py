@@ -15,8 +15,12 @@ ACTIVE = {"PENDING", "RUNNING", "CONFIGURING", "COMPLETING"}
 
 
 def _wf(path, name, allocations):
-    path.write_text(yaml.safe_dump({"name": name, "defaults": {"partition": "debug", "walltime": 5},
-                                    "allocations": allocations}, sort_keys=False))
+    path.write_text(
+        yaml.safe_dump(
+            {"name": name, "defaults": {"partition": "debug", "walltime": 5}, "allocations": allocations},
+            sort_keys=False,
+        )
+    )
     return path
 
 
@@ -27,18 +31,22 @@ def _by_name(slurm, jobs):
 
 
 def test_reconciler_cascade_cancels_downstream_and_nothing_else(slurm, run_slurmdag, tmp_path):
-    wf = _wf(tmp_path / "wf.yaml", "reconcile-cascade", [
-        {"name": "root-fail", "entrypoint": "exit 3"},
-        {"name": "b", "entrypoint": "true", "depends_on": ["root-fail"]},
-        {"name": "c", "entrypoint": "true", "depends_on": ["b"]},
-        {"name": "d", "entrypoint": "true", "depends_on": ["c"]},
-        {"name": "handler", "entrypoint": "true", "depends_on": [{"root-fail": "failure"}]},
-        {"name": "any-b", "entrypoint": "true", "depends_on": [{"b": "any"}]},
-        {"name": "ok", "entrypoint": "true"},
-        {"name": "skip-me", "entrypoint": "true", "depends_on": [{"ok": "failure"}]},
-        {"name": "long", "entrypoint": "sleep 120"},
-        {"name": "after-long", "entrypoint": "true", "depends_on": ["long"]},
-    ])
+    wf = _wf(
+        tmp_path / "wf.yaml",
+        "reconcile-cascade",
+        [
+            {"name": "root-fail", "entrypoint": "exit 3"},
+            {"name": "b", "entrypoint": "true", "depends_on": ["root-fail"]},
+            {"name": "c", "entrypoint": "true", "depends_on": ["b"]},
+            {"name": "d", "entrypoint": "true", "depends_on": ["c"]},
+            {"name": "handler", "entrypoint": "true", "depends_on": [{"root-fail": "failure"}]},
+            {"name": "any-b", "entrypoint": "true", "depends_on": [{"b": "any"}]},
+            {"name": "ok", "entrypoint": "true"},
+            {"name": "skip-me", "entrypoint": "true", "depends_on": [{"ok": "failure"}]},
+            {"name": "long", "entrypoint": "sleep 120"},
+            {"name": "after-long", "entrypoint": "true", "depends_on": ["long"]},
+        ],
+    )
     sub = run_slurmdag("submit", str(wf), "--json", "--cascade", "reconciler")
     assert sub.returncode == 0, sub.stderr
     doc = json.loads(sub.stdout)
@@ -49,9 +57,12 @@ def test_reconciler_cascade_cancels_downstream_and_nothing_else(slurm, run_slurm
     # Without any kill setting Slurm leaves the cascade hanging: b and skip-me on NeverSat, c and d on Dependency.
     def stuck():
         rows = _by_name(slurm, jobs)
-        return (rows["b"]["Reason"] == "DependencyNeverSatisfied" and rows["skip-me"]["Reason"] ==
-                "DependencyNeverSatisfied" and rows["handler"]["State"] == "COMPLETED"
-                and rows["long"]["State"] == "RUNNING") and rows
+        return (
+            rows["b"]["Reason"] == "DependencyNeverSatisfied"
+            and rows["skip-me"]["Reason"] == "DependencyNeverSatisfied"
+            and rows["handler"]["State"] == "COMPLETED"
+            and rows["long"]["State"] == "RUNNING"
+        ) and rows
 
     rows = slurm.wait_for(stuck, 120, "the failure to leave b stuck")
     assert rows["c"]["State"] == rows["d"]["State"] == "PENDING"
@@ -89,8 +100,14 @@ def _sdiag_counts(slurm) -> dict[str, int]:
 
 
 # Messages slurmd daemons send about running jobs: a client command cannot cause them.
-_FROM_NODES = {"REQUEST_COMPLETE_BATCH_SCRIPT", "MESSAGE_EPILOG_COMPLETE", "MESSAGE_NODE_REGISTRATION_STATUS",
-               "REQUEST_STEP_COMPLETE", "REQUEST_COMPLETE_PROLOG", "REQUEST_STATS_INFO"}  # + sdiag's own read
+_FROM_NODES = {
+    "REQUEST_COMPLETE_BATCH_SCRIPT",
+    "MESSAGE_EPILOG_COMPLETE",
+    "MESSAGE_NODE_REGISTRATION_STATUS",
+    "REQUEST_STEP_COMPLETE",
+    "REQUEST_COMPLETE_PROLOG",
+    "REQUEST_STATS_INFO",
+}  # + sdiag's own read
 
 
 def _rpcs_of_one_pass(slurm, run_slurmdag, dag: str, attempts: int = 20) -> int:
@@ -113,8 +130,9 @@ def test_one_pass_costs_at_most_two_rpcs_whatever_the_dag_size(slurm, run_slurmd
     def dag_of(n: int) -> str:
         allocs = [{"name": "root", "entrypoint": "sleep 120"}]
         allocs += [{"name": f"n{i}", "entrypoint": "true", "depends_on": ["root"]} for i in range(1, n)]
-        sub = run_slurmdag("submit", str(_wf(tmp_path / f"wf{n}.yaml", f"rpc-{n}", allocs)), "--json",
-                           "--cascade", "reconciler")
+        sub = run_slurmdag(
+            "submit", str(_wf(tmp_path / f"wf{n}.yaml", f"rpc-{n}", allocs)), "--json", "--cascade", "reconciler"
+        )
         assert sub.returncode == 0, sub.stderr
         return json.loads(sub.stdout)["dag_id"]
 
@@ -130,10 +148,16 @@ def test_one_pass_costs_at_most_two_rpcs_whatever_the_dag_size(slurm, run_slurmd
 
 
 def test_watch_exits_0_for_a_completed_dag_and_1_for_a_failed_one(slurm, run_slurmdag, tmp_path):
-    ok = _wf(tmp_path / "ok.yaml", "watch-ok", [{"name": "a", "entrypoint": "true"},
-                                                {"name": "b", "entrypoint": "true", "depends_on": ["a"]}])
-    bad = _wf(tmp_path / "bad.yaml", "watch-bad", [{"name": "a", "entrypoint": "exit 2"},
-                                                   {"name": "b", "entrypoint": "true", "depends_on": ["a"]}])
+    ok = _wf(
+        tmp_path / "ok.yaml",
+        "watch-ok",
+        [{"name": "a", "entrypoint": "true"}, {"name": "b", "entrypoint": "true", "depends_on": ["a"]}],
+    )
+    bad = _wf(
+        tmp_path / "bad.yaml",
+        "watch-bad",
+        [{"name": "a", "entrypoint": "exit 2"}, {"name": "b", "entrypoint": "true", "depends_on": ["a"]}],
+    )
     ids = {}
     for key, wf in (("ok", ok), ("bad", bad)):
         sub = run_slurmdag("submit", str(wf), "--json", "--cascade", "reconciler")
@@ -147,4 +171,4 @@ def test_watch_exits_0_for_a_completed_dag_and_1_for_a_failed_one(slurm, run_slu
     # the reconciler inside `watch` cleared b, which Slurm alone would have left pending forever
     b = slurm.sacct([ids["bad"]["jobs"]["b"]])[0]
     assert b["State"].startswith("CANCELLED") and b["NodeList"] == "None assigned"
-    assert json.loads(w_bad.stdout[w_bad.stdout.index("{"):])["state"] == "Failed"
+    assert json.loads(w_bad.stdout[w_bad.stdout.index("{") :])["state"] == "Failed"

@@ -62,20 +62,34 @@ def status_json(run_slurmdag, dag_id):
 
 def wait_terminal(slurm, run_slurmdag, dag_id, timeout=180):
     terminal = {"Completed", "Failed", "Cancelled", "Unknown"}
-    return slurm.wait_for(lambda: (lambda d: d if d["state"] in terminal else None)(status_json(run_slurmdag, dag_id)),
-                          timeout=timeout, what=f"DAG {dag_id} to end")
+    return slurm.wait_for(
+        lambda: (lambda d: d if d["state"] in terminal else None)(status_json(run_slurmdag, dag_id)),
+        timeout=timeout,
+        what=f"DAG {dag_id} to end",
+    )
 
 
 def sacct_by_name(slurm, prefix):
     """Every allocation record (array tasks included) of this DAG, from accounting, by node name."""
-    out = slurm.run("sacct", "-X", "-n", "-P", "-o", "JobID,State,NodeList,JobName", "-S",
-                    slurm.started.strftime("%Y-%m-%dT%H:%M:%S"), "-E", "now",
-                    "-s", "BF,CA,CD,DL,F,NF,OOM,PD,PR,R,RQ,RS,RV,S,TO").stdout
+    out = slurm.run(
+        "sacct",
+        "-X",
+        "-n",
+        "-P",
+        "-o",
+        "JobID,State,NodeList,JobName",
+        "-S",
+        slurm.started.strftime("%Y-%m-%dT%H:%M:%S"),
+        "-E",
+        "now",
+        "-s",
+        "BF,CA,CD,DL,F,NF,OOM,PD,PR,R,RQ,RS,RV,S,TO",
+    ).stdout
     rows = {}
     for line in out.splitlines():
         job_id, state, nodes, name = line.split("|", 3)
         if name.startswith(prefix):
-            rows.setdefault(name[len(prefix):], []).append((job_id, state.split()[0], nodes != "None assigned"))
+            rows.setdefault(name[len(prefix) :], []).append((job_id, state.split()[0], nodes != "None assigned"))
     return rows
 
 
@@ -143,7 +157,9 @@ def test_resume_of_a_task_group_reruns_only_the_failed_task(slurm, run_slurmdag,
     for alloc in final["allocations"]:
         assert [t["state"] for t in alloc["tasks"]] == ["Completed"] * 10
         # task 7 comes from the new attempt's array job, the others from the first one
-        assert {t["job_id"].split("_")[0] for t in alloc["tasks"] if t["index"] != 7} == {first_ids(first)[alloc["name"]]}
+        assert {t["job_id"].split("_")[0] for t in alloc["tasks"] if t["index"] != 7} == {
+            first_ids(first)[alloc["name"]]
+        }
         assert next(t for t in alloc["tasks"] if t["index"] == 7)["job_id"] == f"{resumed['jobs'][alloc['name']]}_7"
 
     assert [runs(shared_tmp / f"shards.{i}.runs") for i in range(10)] == [1] * 7 + [2] + [1] * 2
@@ -151,7 +167,8 @@ def test_resume_of_a_task_group_reruns_only_the_failed_task(slurm, run_slurmdag,
     # Slurm's accounting: the new attempt's arrays hold task 7 only, and it ran
     new_rows = slurm.wait_until_done([resumed["jobs"]["shards"], resumed["jobs"]["post"]])
     assert sorted((r["JobID"], r["State"]) for r in new_rows) == sorted(
-        [(f"{resumed['jobs']['shards']}_7", "COMPLETED"), (f"{resumed['jobs']['post']}_7", "COMPLETED")])
+        [(f"{resumed['jobs']['shards']}_7", "COMPLETED"), (f"{resumed['jobs']['post']}_7", "COMPLETED")]
+    )
     assert all(r["NodeList"] != "None assigned" for r in new_rows)
     acct = sacct_by_name(slurm, f"sd-{dag_id}-")
     ran = Counter(name for name, rows in acct.items() if "+" not in name for _, _, did_run in rows if did_run)
@@ -195,8 +212,9 @@ def test_resume_from_a_changed_workflow_refuses_changes_to_completed_allocations
     assert wait_terminal(slurm, run_slurmdag, dag_id)["state"] == "Failed"
 
     changed = shared_tmp / "changed.yaml"
-    changed.write_text(CHAIN.format(d=shared_tmp).replace('echo run >> {}/b.runs'.format(shared_tmp),
-                                                          'echo changed >> {}/b.runs'.format(shared_tmp)))
+    changed.write_text(
+        CHAIN.format(d=shared_tmp).replace(f"echo run >> {shared_tmp}/b.runs", f"echo changed >> {shared_tmp}/b.runs")
+    )
     refused = run_slurmdag("resume", dag_id, "--from", changed)
     assert refused.returncode == 2 and "b" in refused.stderr, refused.stderr
     assert "Traceback" not in refused.stderr

@@ -36,8 +36,13 @@ allocations:
 @pytest.fixture
 def short_min_job_age(slurm):
     def up(age: str) -> None:
-        proc = subprocess.run([str(DOCKER_SLURM / "up")], env={**os.environ, "SLURM_MIN_JOB_AGE": age}, text=True,
-                              capture_output=True, timeout=600)
+        proc = subprocess.run(
+            [str(DOCKER_SLURM / "up")],
+            env={**os.environ, "SLURM_MIN_JOB_AGE": age},
+            text=True,
+            capture_output=True,
+            timeout=600,
+        )
         assert proc.returncode == 0, proc.stdout + proc.stderr
         slurm.wait_for(lambda: slurm.run("scontrol", "ping", check=False).returncode == 0, 60, "slurmctld up")
 
@@ -71,9 +76,15 @@ def test_resume_after_purge_runs_nothing_before_its_parents(slurm, run_slurmdag,
     new_ids = [resumed["jobs"]["b"], resumed["jobs"]["c"]]
     slurm.wait_until_done(new_ids)
     # slurmdbd may record the final state a moment before the times
-    rows = slurm.wait_for(lambda: (lambda got: got if len(got) == 2 and all(
-        "None" not in (r["Start"], r["End"]) for r in got.values()) else None)(
-        {r["JobIDRaw"]: r for r in slurm.sacct(new_ids)}), 30, "start/end times in accounting")
+    rows = slurm.wait_for(
+        lambda: (
+            lambda got: (
+                got if len(got) == 2 and all("None" not in (r["Start"], r["End"]) for r in got.values()) else None
+            )
+        )({r["JobIDRaw"]: r for r in slurm.sacct(new_ids)}),
+        30,
+        "start/end times in accounting",
+    )
     b, c = rows[resumed["jobs"]["b"]], rows[resumed["jobs"]["c"]]
     assert b["State"] == c["State"] == "COMPLETED"
     assert when(c["Start"]) >= when(b["End"]), (b, c)  # c waited for the re-run b (which slept 4 s)

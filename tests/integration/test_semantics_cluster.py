@@ -80,12 +80,29 @@ ROWS = [
 ]
 
 PARENT_LABELS = {
-    "p-ok": "Completed", "p-fail": "Failed", "p-timeout": "Timeout", "p-usercancel": "Cancelled",
-    "p-scancel": "Cancelled", "p-cascade": "Cancelled", "g-ok": "Completed", "g-fail": "Failed",
-    "g-timeout": "Timeout", "g-cascade": "Cancelled",
+    "p-ok": "Completed",
+    "p-fail": "Failed",
+    "p-timeout": "Timeout",
+    "p-usercancel": "Cancelled",
+    "p-scancel": "Cancelled",
+    "p-cascade": "Cancelled",
+    "g-ok": "Completed",
+    "g-fail": "Failed",
+    "g-timeout": "Timeout",
+    "g-cascade": "Cancelled",
 }
-ACTIVE = {"PENDING", "RUNNING", "CONFIGURING", "COMPLETING", "SUSPENDED", "REQUEUED", "RESIZING", "SIGNALING",
-          "STAGE_OUT", "STOPPED"}
+ACTIVE = {
+    "PENDING",
+    "RUNNING",
+    "CONFIGURING",
+    "COMPLETING",
+    "SUSPENDED",
+    "REQUEUED",
+    "RESIZING",
+    "SIGNALING",
+    "STAGE_OUT",
+    "STOPPED",
+}
 
 
 def workflow(name: str) -> str:
@@ -94,8 +111,11 @@ def workflow(name: str) -> str:
         allocations.append({"name": alloc, "entrypoint": entry, **extra})
     for alloc, extra, _, _ in ROWS:
         allocations.append({"name": alloc, "entrypoint": "true", **extra})
-    doc = {"name": name, "defaults": {"partition": "debug", "walltime": 5, "cpus_per_task": 1},
-           "allocations": allocations}
+    doc = {
+        "name": name,
+        "defaults": {"partition": "debug", "walltime": 5, "cpus_per_task": 1},
+        "allocations": allocations,
+    }
     return yaml.safe_dump(doc, sort_keys=False)
 
 
@@ -130,8 +150,11 @@ def test_semantics_table_native_and_reconciler(slurm, run_slurmdag, tmp_path):
     # The user cancels two running parents in each DAG: one through slurmdag, one with a plain scancel.
     for mode, sub in dags.items():
         jobs = sub["jobs"]
-        slurm.wait_for(lambda: _running(slurm, jobs["p-usercancel"]) and _running(slurm, jobs["p-scancel"]),
-                       180, f"the long parents of the {mode} DAG to run")
+        slurm.wait_for(
+            lambda jobs=jobs: _running(slurm, jobs["p-usercancel"]) and _running(slurm, jobs["p-scancel"]),
+            180,
+            f"the long parents of the {mode} DAG to run",
+        )
         cancel = run_slurmdag("cancel", sub["dag_id"], "--node", "p-usercancel")
         assert cancel.returncode == 0, cancel.stderr
         slurm.run("scancel", jobs["p-scancel"])
@@ -184,9 +207,15 @@ def check_dag(slurm, run_slurmdag, mode: str, sub: dict) -> list[str]:
         expect(name, "label (status --json)", labels[name]["state"], label)
     for name, label in PARENT_LABELS.items():
         expect(name, "label (status --json)", labels[name]["state"], label)
-    for name, who in (("s-fail", "upstream"), ("s-fail-grandchild", "upstream"), ("c-fail", "upstream"),
-                      ("mix-and-fails", "upstream"), ("f-usercancel", "upstream"), ("p-usercancel", "user"),
-                      ("p-scancel", "user")):
+    for name, who in (
+        ("s-fail", "upstream"),
+        ("s-fail-grandchild", "upstream"),
+        ("c-fail", "upstream"),
+        ("mix-and-fails", "upstream"),
+        ("f-usercancel", "upstream"),
+        ("p-usercancel", "user"),
+        ("p-scancel", "user"),
+    ):
         expect(name, "cancelled_by (status --json)", labels[name].get("cancelled_by"), who)
     expect("p-timeout", "Slurm state", _state(acct["p-timeout"][0]), "TIMEOUT")
     expect("p-fail", "exit code (status --json)", labels["p-fail"]["exit_code"], 3)

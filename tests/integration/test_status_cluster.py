@@ -14,7 +14,6 @@ import pytest
 pytestmark = pytest.mark.integration
 
 
-
 # --- small helpers: talk to Slurm directly, so assertions rest on Slurm's view, not on slurmdag's ---
 
 
@@ -25,29 +24,63 @@ def cluster(slurm):
 
 
 def sd(env, home, *args, timeout=300):
-    return subprocess.run([sys.executable, "-m", "slurmdag", *args], env={**env, "SLURMDAG_HOME": str(home)},
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "slurmdag", *args],
+        env={**env, "SLURMDAG_HOME": str(home)},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def sacct(env, prefix, since):
     out = subprocess.run(
-        ["sacct", "-X", "-n", "-P", "-o", "JobID,State,ExitCode,Start,End,NodeList,JobName", "-S", since, "-E", "now",
-         "-s", "BF,CA,CD,DL,F,NF,OOM,PD,PR,R,RQ,RS,RV,S,TO"],  # -s: else never-eligible jobs are left out
-        env=env, capture_output=True, text=True, check=True).stdout
+        [
+            "sacct",
+            "-X",
+            "-n",
+            "-P",
+            "-o",
+            "JobID,State,ExitCode,Start,End,NodeList,JobName",
+            "-S",
+            since,
+            "-E",
+            "now",
+            "-s",
+            "BF,CA,CD,DL,F,NF,OOM,PD,PR,R,RQ,RS,RV,S,TO",
+        ],  # -s: else never-eligible jobs are left out
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     rows = []
     for line in out.splitlines():
         job_id, state, exit_code, start, end, nodes, name = line.split("|", 6)
         if name.startswith(prefix):
-            rows.append(dict(job_id=job_id, state=state, exit_code=exit_code, start=start, end=end, nodes=nodes,
-                             name=name[len(prefix):]))
+            rows.append(
+                dict(
+                    job_id=job_id,
+                    state=state,
+                    exit_code=exit_code,
+                    start=start,
+                    end=end,
+                    nodes=nodes,
+                    name=name[len(prefix) :],
+                )
+            )
     return rows
 
 
 def squeue(env, prefix):
-    out = subprocess.run(["squeue", "-h", "-r", "-t", "all", "-o", "%i|%T|%j"], env=env, capture_output=True,
-                         text=True, check=True).stdout
-    return [dict(job_id=i, state=s, name=n[len(prefix):]) for i, s, n in (ln.split("|", 2) for ln in out.splitlines())
-            if n.startswith(prefix)]
+    out = subprocess.run(
+        ["squeue", "-h", "-r", "-t", "all", "-o", "%i|%T|%j"], env=env, capture_output=True, text=True, check=True
+    ).stdout
+    return [
+        dict(job_id=i, state=s, name=n[len(prefix) :])
+        for i, s, n in (ln.split("|", 2) for ln in out.splitlines())
+        if n.startswith(prefix)
+    ]
 
 
 def wait_for(condition, timeout, what):
@@ -107,16 +140,25 @@ def test_dag_runs_in_dependency_order_and_status_matches_sacct(cluster, tmp_path
     prefix = f"sd-{dag}-"
 
     # Slurm's view: the tags are on every job, and the DAG drains.
-    wait_for(lambda: all(j["state"] in FINAL for j in squeue(env, prefix)) and len(squeue(env, prefix)) >= 9,
-             180, "the DAG to finish in squeue")
-    rows = wait_for(lambda: (r := sacct(env, prefix, since)) and all(x["state"].split()[0] in FINAL for x in r)
-                    and len(r) == 9 and r, 60, "sacct to catch up")
+    wait_for(
+        lambda: all(j["state"] in FINAL for j in squeue(env, prefix)) and len(squeue(env, prefix)) >= 9,
+        180,
+        "the DAG to finish in squeue",
+    )
+    rows = wait_for(
+        lambda: (
+            (r := sacct(env, prefix, since)) and all(x["state"].split()[0] in FINAL for x in r) and len(r) == 9 and r
+        ),
+        60,
+        "sacct to catch up",
+    )
     by_name = {}
     for r in rows:
         by_name.setdefault(r["name"], []).append(r)
     assert set(by_name) == {"+gate", "prep", "shards", "merge", "report", "on-failure"}
     assert len(by_name["shards"]) == 4 and {r["job_id"] for r in by_name["shards"]} == {
-        f"{jobs['shards']}_{i}" for i in range(4)}
+        f"{jobs['shards']}_{i}" for i in range(4)
+    }
     for name in ("+gate", "prep", "shards", "merge", "report"):
         assert all(r["state"] == "COMPLETED" and r["exit_code"] == "0:0" for r in by_name[name]), by_name[name]
     handler = by_name["on-failure"][0]
@@ -129,8 +171,13 @@ def test_dag_runs_in_dependency_order_and_status_matches_sacct(cluster, tmp_path
     def end(n):
         return max(r["end"] for r in by_name[n])
 
-    for parent, child in [("+gate", "prep"), ("prep", "shards"), ("shards", "merge"), ("merge", "report"),
-                          ("prep", "report")]:
+    for parent, child in [
+        ("+gate", "prep"),
+        ("prep", "shards"),
+        ("shards", "merge"),
+        ("merge", "report"),
+        ("prep", "report"),
+    ]:
         assert start(child) >= end(parent), (parent, child, end(parent), start(child))
 
     # status --json agrees with sacct for every job and every task.
@@ -217,5 +264,8 @@ def test_watch_follows_until_the_end_and_exits_by_outcome(cluster, tmp_path):
     assert acct["after"]["state"] == "CANCELLED" and acct["after"]["nodes"] == "None assigned"
     doc = json.loads(sd(env, home, "status", dag, "--json").stdout)
     assert {a["name"]: (a["state"], a["exit_code"]) for a in doc["allocations"]} == {
-        "ok": ("Completed", 0), "bad": ("Failed", 3), "after": ("Cancelled", 0)}
+        "ok": ("Completed", 0),
+        "bad": ("Failed", 3),
+        "after": ("Cancelled", 0),
+    }
     assert sd(env, home, "status", dag, "--watch").returncode == 1  # already terminal: answers at once

@@ -29,22 +29,35 @@ def sd_argv(*args):
 
 
 def sd(env, home, *args, timeout=600):
-    return subprocess.run(sd_argv(*args), env={**env, "SLURMDAG_HOME": str(home)}, capture_output=True, text=True,
-                          timeout=timeout)
+    return subprocess.run(
+        sd_argv(*args), env={**env, "SLURMDAG_HOME": str(home)}, capture_output=True, text=True, timeout=timeout
+    )
 
 
 def sacct(env, prefix, since):
-    out = subprocess.run(["sacct", "-X", "-n", "-P", "-o", "JobID,State,NodeList,JobName", "-S", since, "-E", "now",
-                          "-s", ALL_STATES], env=env, capture_output=True, text=True, check=True).stdout
-    return [dict(job_id=i, state=s, nodes=n, name=name[len(prefix):])
-            for i, s, n, name in (ln.split("|", 3) for ln in out.splitlines()) if name.startswith(prefix)]
+    out = subprocess.run(
+        ["sacct", "-X", "-n", "-P", "-o", "JobID,State,NodeList,JobName", "-S", since, "-E", "now", "-s", ALL_STATES],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return [
+        dict(job_id=i, state=s, nodes=n, name=name[len(prefix) :])
+        for i, s, n, name in (ln.split("|", 3) for ln in out.splitlines())
+        if name.startswith(prefix)
+    ]
 
 
 def squeue(env, prefix):
-    out = subprocess.run(["squeue", "-h", "-r", "-t", "all", "-o", "%i|%T|%N|%j"], env=env, capture_output=True,
-                         text=True, check=True).stdout
-    return [dict(job_id=i, state=s, nodes=n, name=name[len(prefix):])
-            for i, s, n, name in (ln.split("|", 3) for ln in out.splitlines()) if name.startswith(prefix)]
+    out = subprocess.run(
+        ["squeue", "-h", "-r", "-t", "all", "-o", "%i|%T|%N|%j"], env=env, capture_output=True, text=True, check=True
+    ).stdout
+    return [
+        dict(job_id=i, state=s, nodes=n, name=name[len(prefix) :])
+        for i, s, n, name in (ln.split("|", 3) for ln in out.splitlines())
+        if name.startswith(prefix)
+    ]
 
 
 def wait_for(condition, timeout, what):
@@ -83,8 +96,11 @@ def assert_nothing_ran_and_nothing_left(env, dag, since, expect_at_least):
     live = squeue(env, prefix)
     assert not [j for j in live if j["state"] in ACTIVE], [j for j in live if j["state"] in ACTIVE][:5]
     assert all(j["nodes"] == "" for j in live)  # no node was ever assigned
-    acct = wait_for(lambda: (r := sacct(env, prefix, since)) and len(r) >= expect_at_least and r, 30,
-                    "sacct to list the withdrawn jobs")
+    acct = wait_for(
+        lambda: (r := sacct(env, prefix, since)) and len(r) >= expect_at_least and r,
+        30,
+        "sacct to list the withdrawn jobs",
+    )
     ran = [j for j in acct if j["nodes"] != "None assigned" or not j["state"].startswith("CANCELLED")]
     assert not ran, ran[:5]
     assert "+gate" in {j["name"] for j in acct}
@@ -126,8 +142,13 @@ def test_refused_allocation_withdraws_the_whole_dag(cluster, tmp_path):
 
 
 def _start_submit(env, home, wf):
-    return subprocess.Popen(sd_argv("submit", str(wf)), env={**env, "SLURMDAG_HOME": str(home)},
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        sd_argv("submit", str(wf)),
+        env={**env, "SLURMDAG_HOME": str(home)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _kill_part_way(env, home, wf, sig, at=100):
@@ -186,14 +207,22 @@ def test_two_submits_and_a_status_at_once_keep_the_store_consistent(cluster, tmp
     assert first.returncode == 0, first.stderr
     watched = json.loads(first.stdout)["dag_id"]
     env_home = {**env, "SLURMDAG_HOME": str(home)}
-    submits = [subprocess.Popen(sd_argv("submit", str(wf), "--json"), env=env_home, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    submits = [
+        subprocess.Popen(
+            sd_argv("submit", str(wf), "--json"),
+            env=env_home,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
     status_runs = []
     while any(p.poll() is None for p in submits):
         status_runs.append(sd(env, home, "status", watched, "--json"))
         status_runs.append(sd(env, home, "list", "--json"))
     results = [p.communicate() + (p.returncode,) for p in submits]
-    for out, err, rc in results:
+    for _out, err, rc in results:
         assert rc == 0, err
     ids = [json.loads(out)["dag_id"] for out, _, _ in results]
     assert len(set(ids + [watched])) == 3
@@ -207,7 +236,8 @@ def test_two_submits_and_a_status_at_once_keep_the_store_consistent(cluster, tmp
             # Slurm agrees on every id the store recorded: the job with that id carries this DAG's tag.
             live = {j["job_id"].split("_")[0]: j["name"] for j in squeue(env, f"sd-{dag}-")}
             assert {name: live.get(job_id) for name, job_id in record["job_ids"].items()} == {
-                name: name for name in record["job_ids"]}
+                name: name for name in record["job_ids"]
+            }
     finally:
         for dag in ids + [watched]:
             sd(env, home, "cancel", dag)
@@ -218,8 +248,8 @@ def test_submission_costs_one_sbatch_per_job_plus_the_gate(cluster, tmp_path, mo
     from slurmdag.backends import runner
     from slurmdag.backends.cli import CliBackend
     from slurmdag.compiler.compile import compile_file
-    from slurmdag.state.store import Store
     from slurmdag.runs.submit import submit_plan
+    from slurmdag.state.store import Store
 
     for key, value in cluster.items():
         monkeypatch.setenv(key, value)

@@ -18,12 +18,22 @@ from .conftest import EXAMPLES
 
 def training_pipeline() -> Workflow:
     wf = Workflow("training-pipeline")
-    pre = wf.allocation("preprocess", "python preprocess.py --input /data/raw --output /data/clean", nodes=2, walltime="2h")
+    pre = wf.allocation(
+        "preprocess", "python preprocess.py --input /data/raw --output /data/clean", nodes=2, walltime="2h"
+    )
     train = wf.allocation(
         "train", "torchrun --nproc_per_node=4 train.py --data /data/clean", nodes=64, walltime="72h", depends_on=[pre]
     )
-    wf.allocation("evaluate", "python evaluate.py --checkpoint /checkpoints/latest", nodes=1, walltime="1h", depends_on=[train.success()])
-    wf.allocation("notify-failure", "python notify.py --status=failed", nodes=1, walltime="10m", depends_on=[train.failure()])
+    wf.allocation(
+        "evaluate",
+        "python evaluate.py --checkpoint /checkpoints/latest",
+        nodes=1,
+        walltime="1h",
+        depends_on=[train.success()],
+    )
+    wf.allocation(
+        "notify-failure", "python notify.py --status=failed", nodes=1, walltime="10m", depends_on=[train.failure()]
+    )
     return wf
 
 
@@ -86,7 +96,9 @@ def cli(*args, cwd=None):
 def test_cli_validate_ok_and_invalid(write):
     ok = cli("validate", EXAMPLES / "design-example.yaml")
     assert (ok.returncode, ok.stdout) == (0, f"{EXAMPLES / 'design-example.yaml'}: valid (8 allocations)\n")
-    bad_path = write("name: x\nallocations:\n  - {name: a, entrypoint: x, walltime: soon}\n  - {name: a, entrypoint: y}\n")
+    bad_path = write(
+        "name: x\nallocations:\n  - {name: a, entrypoint: x, walltime: soon}\n  - {name: a, entrypoint: y}\n"
+    )
     bad = cli("validate", bad_path)
     assert bad.returncode == 2
     assert "Traceback" not in bad.stderr

@@ -48,7 +48,12 @@ def test_squeue_finished_uses_array_ids_never_raw_task_ids():
     jobs = parse_squeue(fixture("squeue-finished.txt"))
     assert "12" not in jobs  # raw id of task 5_2
     failed = jobs["5_2"]
-    assert (failed.state, failed.array_job_id, failed.array_task, failed.reason) == ("FAILED", "5", 2, "NonZeroExitCode")
+    assert (failed.state, failed.array_job_id, failed.array_task, failed.reason) == (
+        "FAILED",
+        "5",
+        2,
+        "NonZeroExitCode",
+    )
     child = jobs["6"]
     assert child.state == "CANCELLED" and child.reason == "DependencyNeverSatisfied" and not child.ran
     gate = jobs["2"]

@@ -196,7 +196,8 @@ CASES = [
     ),
     (
         "owned-sbatch-flag",
-        "name: x\nallocations:\n  - name: a\n    entrypoint: x\n    sbatch: ['--mail-type=END', '--dependency=afterok:1']\n",
+        "name: x\nallocations:\n  - name: a\n    entrypoint: x\n    sbatch: ['--mail-type=END', "
+        "'--dependency=afterok:1']\n",
         ["{f}:5:33: sbatch flag --dependency is set by slurmdag and cannot be given in `sbatch`"],
         {},
     ),
@@ -348,7 +349,10 @@ def test_unknown_key_hint_suggests_the_close_key(write):
 
 
 def test_unknown_reference_hint_suggests_the_close_name(write):
-    (p,) = _problems(write, "name: x\nallocations:\n  - {name: train, entrypoint: x}\n  - {name: b, entrypoint: x, depends_on: [trian]}\n")
+    (p,) = _problems(
+        write,
+        "name: x\nallocations:\n  - {name: train, entrypoint: x}\n  - {name: b, entrypoint: x, depends_on: [trian]}\n",
+    )
     assert p.hint == "did you mean 'train'?"
 
 
@@ -358,7 +362,11 @@ def test_bad_walltime_hint_lists_the_accepted_forms(write):
 
 
 def test_unknown_set_param_hint_lists_declared_params(write):
-    (p,) = _problems(write, "name: x\nparams: {lr: 1, epochs: 2}\nallocations:\n  - {name: a, entrypoint: x}\n", overrides={"batch": "3"})
+    (p,) = _problems(
+        write,
+        "name: x\nparams: {lr: 1, epochs: 2}\nallocations:\n  - {name: a, entrypoint: x}\n",
+        overrides={"batch": "3"},
+    )
     assert p.hint == "the workflow's params: lr, epochs"
 
 

@@ -40,12 +40,6 @@ def test_bad_usage_exits_2_without_traceback(args, needle, tmp_path):
 
 def test_typer_exit_code_is_kept(monkeypatch):
     """A command that ends with typer.Exit(n) must make the process exit n (not 0)."""
-    code = (
-        "import typer, slurmdag.cli as c\n"
-        "@c.app.command('boom')\n"
-        "def boom():\n"
-        "    raise typer.Exit(3)\n"
-        "c.main()\n"
-    )
+    code = "import typer, slurmdag.cli as c\n@c.app.command('boom')\ndef boom():\n    raise typer.Exit(3)\nc.main()\n"
     r = subprocess.run([sys.executable, "-c", code, "boom"], capture_output=True, text=True, timeout=60)
     assert r.returncode == 3, r.stderr

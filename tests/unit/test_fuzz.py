@@ -7,9 +7,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from slurmdag.compiler.compile import compile_text
+from slurmdag.compiler.spec import ALLOCATION_KEYS
 from slurmdag.model.errors import InputError
 from slurmdag.model.plan import Plan
-from slurmdag.compiler.spec import ALLOCATION_KEYS
 
 
 def outcome(text: str):
@@ -47,7 +47,11 @@ scalars = st.one_of(
     st.text(max_size=20),
 )
 keys = st.one_of(st.sampled_from(("name", "allocations", "defaults", "params") + ALLOCATION_KEYS), st.text(max_size=8))
-nested = st.recursive(scalars, lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(keys, inner, max_size=4)), max_leaves=25)
+nested = st.recursive(
+    scalars,
+    lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(keys, inner, max_size=4)),
+    max_leaves=25,
+)
 
 
 @FAST
@@ -91,12 +95,24 @@ plausible_values = {
     "walltime": st.sampled_from([5, "90m", "2h", "1d12h", "1:00:00", "2-00:00:00", "10:30"]),
     "tasks": st.integers(1, 4),
     "depends_on": st.lists(
-        st.one_of(st.sampled_from("abcde"), st.dictionaries(st.sampled_from("abcde"), st.sampled_from(["success", "failure", "any"]), min_size=1, max_size=1)),
+        st.one_of(
+            st.sampled_from("abcde"),
+            st.dictionaries(
+                st.sampled_from("abcde"), st.sampled_from(["success", "failure", "any"]), min_size=1, max_size=1
+            ),
+        ),
         max_size=3,
     ),
     "depends_on_any": st.lists(st.sampled_from("abcde"), max_size=3),
-    "env": st.dictionaries(st.sampled_from(["A", "B_2", "x"]), st.one_of(st.text(max_size=12), st.integers(), st.booleans()), max_size=2),
-    "matrix": st.dictionaries(st.sampled_from(["lr", "seed"]), st.lists(st.one_of(st.text(max_size=5), st.integers()), min_size=1, max_size=3), min_size=1, max_size=2),
+    "env": st.dictionaries(
+        st.sampled_from(["A", "B_2", "x"]), st.one_of(st.text(max_size=12), st.integers(), st.booleans()), max_size=2
+    ),
+    "matrix": st.dictionaries(
+        st.sampled_from(["lr", "seed"]),
+        st.lists(st.one_of(st.text(max_size=5), st.integers()), min_size=1, max_size=3),
+        min_size=1,
+        max_size=2,
+    ),
     "mem": st.sampled_from(["4G", "500M", 1024]),
     "partition": st.sampled_from(["debug", "gpu"]),
     "setup": st.lists(st.text(max_size=10), max_size=2),
@@ -107,6 +123,6 @@ plausible_allocation = st.fixed_dictionaries({"entrypoint": st.text(max_size=20)
 @FAST
 @given(st.lists(plausible_allocation, min_size=1, max_size=5))
 def test_plausible_workflows(allocs):
-    for name, alloc in zip("abcde", allocs):
+    for name, alloc in zip("abcde", allocs, strict=False):
         alloc["name"] = name
     outcome(yaml.safe_dump({"name": "w", "allocations": allocs}, allow_unicode=True))

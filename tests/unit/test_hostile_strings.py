@@ -18,7 +18,7 @@ HOSTILE = [
     "new\nline",
     "\n#SBATCH --hold",
     "#SBATCH --dependency=afterok:1",
-    "it's \"quoted\"",
+    'it\'s "quoted"',
     "$(touch /tmp/slurmdag-pwned)",
     "`touch /tmp/slurmdag-pwned`",
     "${HOME} $HOME \\ \\n",
@@ -56,7 +56,10 @@ def run_script(script: str) -> str:
     return done.stdout
 
 
-PRINT_ENV = "python3 -c 'import json, os; print(json.dumps({k: v for k, v in os.environ.items() if k.startswith((\"V\", \"SLURMDAG_\"))}))'"
+PRINT_ENV = (
+    "python3 -c 'import json, os; "
+    'print(json.dumps({k: v for k, v in os.environ.items() if k.startswith(("V", "SLURMDAG_"))}))\''
+)
 
 
 @pytest.mark.parametrize("text", HOSTILE)
@@ -108,7 +111,9 @@ def test_hostile_names_are_rejected(name):
     assert info.value.problems[0].message.startswith(("invalid allocation name", "allocation name"))
 
 
-@pytest.mark.parametrize("key", ["partition", "account", "qos", "reservation", "constraint", "gres", "workdir", "output", "error", "uenv"])
+@pytest.mark.parametrize(
+    "key", ["partition", "account", "qos", "reservation", "constraint", "gres", "workdir", "output", "error", "uenv"]
+)
 @pytest.mark.parametrize("value", ["a\nb", "a b", "a\x00b", 'a"b', "a'b", "a#b", "a\\b", "a\rb", "a\u2028b"])
 def test_directive_values_that_could_end_the_line_are_rejected(key, value):
     w = Workflow("w")
@@ -125,7 +130,10 @@ def test_sbatch_extra_flag_values_are_checked_too():
     w.allocation("a", entrypoint="true", sbatch=["--mail-user=me@x.org --hold"])
     with pytest.raises(InputError) as info:
         w.compile()
-    assert info.value.problems[0].message == "`sbatch --mail-user` contains a space, which cannot appear in an #SBATCH directive"
+    assert (
+        info.value.problems[0].message
+        == "`sbatch --mail-user` contains a space, which cannot appear in an #SBATCH directive"
+    )
 
 
 def test_params_with_newlines_stay_inside_the_entrypoint():

@@ -51,8 +51,11 @@ sbatch --dependency=afterok:$A?afterok:$E f.sh
 
 
 def test_options_map_to_keys_or_raw_flags():
-    r = run("X=$(sbatch --parsable -N 2 -n8 -c 2 --mem=4G -t 1-02:00:00 -p debug --gres=gpu:2 -C ib "
-            "--exclusive --mail-type=END --export=ALL,A=1 -o o_%j -e e_%j x.sh)\n", {"x.sh": SCRIPT})
+    r = run(
+        "X=$(sbatch --parsable -N 2 -n8 -c 2 --mem=4G -t 1-02:00:00 -p debug --gres=gpu:2 -C ib "
+        "--exclusive --mail-type=END --export=ALL,A=1 -o o_%j -e e_%j x.sh)\n",
+        {"x.sh": SCRIPT},
+    )
     x = allocs(r)["x"]
     assert x["nodes"] == 2 and x["ntasks"] == 8 and x["cpus_per_task"] == 2
     assert x["mem"] == "4G" and x["walltime"] == "1-02:00:00" and x["partition"] == "debug"
@@ -130,8 +133,10 @@ def test_array_from_script_directive_is_made_explicit():
 
 
 def test_mixed_and_or_becomes_or_with_a_warning():
-    r = run("A=$(sbatch --parsable a.sh)\nB=$(sbatch --parsable a.sh)\nsbatch -d afterok:$A,afterok:$B?afterany:$A a.sh\n",
-            {"a.sh": SCRIPT})
+    r = run(
+        "A=$(sbatch --parsable a.sh)\nB=$(sbatch --parsable a.sh)\nsbatch -d afterok:$A,afterok:$B?afterany:$A a.sh\n",
+        {"a.sh": SCRIPT},
+    )
     assert allocs(r)["a-3"]["depends_on_any"] == ["a", "a-2", {"a": "any"}]
     assert [w.line for w in r.warnings] == [3]
 
@@ -148,8 +153,16 @@ def test_unreadable_input_is_an_input_error(tmp_path):
 
 @pytest.mark.parametrize(
     "slurm, ours",
-    [("30", 30), ("0:10:00", 10), ("90:00", "01:30:00"), ("5:30", "00:05:30"), ("1-0", "1-00:00:00"),
-     ("2-12:30", "2-12:30:00"), ("1-00:00:01", "1-00:00:01"), ("UNLIMITED", "UNLIMITED")],
+    [
+        ("30", 30),
+        ("0:10:00", 10),
+        ("90:00", "01:30:00"),
+        ("5:30", "00:05:30"),
+        ("1-0", "1-00:00:00"),
+        ("2-12:30", "2-12:30:00"),
+        ("1-00:00:01", "1-00:00:01"),
+        ("UNLIMITED", "UNLIMITED"),
+    ],
 )
 def test_slurm_time_forms(slurm, ours):
     assert slurm_time_to_walltime(slurm) == ours

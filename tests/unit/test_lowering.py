@@ -99,7 +99,13 @@ def test_and_with_or_goes_through_a_join_job_listed_first():
     assert (join.kind, join.for_allocation) == ("join", "m")
     assert deps(plan, "m+any") == ("any", ["afterok:a", "afterok:b"])
     assert deps(plan, "m") == ("all", ["afterok:c", "afterok:m+any"])
-    assert join.options == {"account": "proj", "cpus-per-task": "1", "ntasks": "1", "partition": "gpu", "time": "00:01:00"}
+    assert join.options == {
+        "account": "proj",
+        "cpus-per-task": "1",
+        "ntasks": "1",
+        "partition": "gpu",
+        "time": "00:01:00",
+    }
     assert join.array is None and join.edges == ()
     assert "\nexit 0\n" in join.script and "#SBATCH --job-name=m+any\n" in join.script
 
@@ -183,7 +189,7 @@ def test_random_dags_never_mix_joins_and_parents_come_first(dag):
     w = Workflow("rand")
     for i in file_order:
         all_parents, any_parents, conds = nodes[i]
-        cond = dict(zip(all_parents + any_parents, conds))
+        cond = dict(zip(all_parents + any_parents, conds, strict=False))
         w.allocation(
             f"n{i}",
             "true",
@@ -220,5 +226,9 @@ def test_random_dags_never_mix_joins_and_parents_come_first(dag):
             assert position[job.name] < position[job.for_allocation]
             # its allocation waits on it with afterok, directly or through its other join job (failure children
             # of that allocation may wait on it too: they inherit its terms)
-            users = [j for j in plan.jobs if DependencyTerm("afterok", job.name) in (j.dependency.terms if j.dependency else ())]
+            users = [
+                j
+                for j in plan.jobs
+                if DependencyTerm("afterok", job.name) in (j.dependency.terms if j.dependency else ())
+            ]
             assert any(u.name == job.for_allocation or u.for_allocation == job.for_allocation for u in users)

@@ -6,9 +6,9 @@ import os
 
 import pytest
 
-from slurmdag.policy import site_paths
 from slurmdag.compiler.compile import compile_text
 from slurmdag.model.errors import InputError
+from slurmdag.policy import site_paths
 from slurmdag.policy.limits import BUILTIN, check_plan, effective, parse_site, parse_user_config, read_policy
 
 SITE = "/etc/slurmdag/policy.yaml"
@@ -30,7 +30,8 @@ def test_defaults_without_files(tmp_path):
 def test_user_can_tighten_but_not_loosen():
     site_src = parse_site("max_allocations: 5\nallowed_partitions: [debug, big]\n", SITE)
     user_src, problems = parse_user_config(
-        "policy:\n  max_allocations: 50\n  max_concurrent: 2\n  allowed_partitions: [debug, gpu]\n", "cfg.yaml")
+        "policy:\n  max_allocations: 50\n  max_concurrent: 2\n  allowed_partitions: [debug, gpu]\n", "cfg.yaml"
+    )
     assert problems == []
     policy = effective([site_src, user_src])
     assert policy.value("max_allocations") == 5 and policy["max_allocations"].source == SITE
@@ -43,8 +44,9 @@ def test_user_can_tighten_but_not_loosen():
 
 
 def test_min_poll_interval_tightens_upwards():
-    policy = effective([parse_site("min_poll_interval: 30\n", SITE),
-                        parse_user_config("policy: {min_poll_interval: 10}\n", "u")[0]])
+    policy = effective(
+        [parse_site("min_poll_interval: 30\n", SITE), parse_user_config("policy: {min_poll_interval: 10}\n", "u")[0]]
+    )
     assert policy.value("min_poll_interval") == 30
     assert "min_poll_interval 10 s ignored" in policy.warnings[0].message
 
@@ -69,8 +71,11 @@ def test_check_plan_names_limit_value_asked_and_source():
 
 def test_nodes_and_array_limits():
     policy = effective([parse_site("max_nodes_per_allocation: 2\nmax_nodes_per_dag: 7\nmax_array_size: 4\n", SITE)])
-    plan = compile_text("name: w\nallocations:\n  - {name: a, entrypoint: x, nodes: 3}\n"
-                        "  - {name: b, entrypoint: x, nodes: 1, tasks: 5}\n", file="w.yaml")
+    plan = compile_text(
+        "name: w\nallocations:\n  - {name: a, entrypoint: x, nodes: 3}\n"
+        "  - {name: b, entrypoint: x, nodes: 1, tasks: 5}\n",
+        file="w.yaml",
+    )
     text = "\n".join(p.message for p in check_plan(plan, policy))
     assert "'a' asks for 3 nodes, more than max_nodes_per_allocation = 2" in text
     assert "'b' asks for 5 tasks, more than max_array_size = 4" in text
@@ -82,6 +87,7 @@ def test_workflow_max_concurrent_is_a_tightening_source(tmp_path):
     assert plan.max_concurrent == 4
     (tmp_path / "site.yaml").write_text("max_concurrent: 3\n")
     from slurmdag.policy.limits import workflow_source
+
     policy = read_policy(tmp_path / "site.yaml", None, workflow_source(plan))
     assert policy.value("max_concurrent") == 3
     assert "max_concurrent 4 ignored" in policy.warnings[0].message

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from slurmdag.policy import preflight
+from slurmdag.backends.base import JobInfo
 from slurmdag.compiler.array_split import chunks, compact, split_plan
 from slurmdag.compiler.compile import compile_text
 from slurmdag.compiler.lanes import apply_max_concurrent
-from slurmdag.model.states import NodeState
-from slurmdag.backends.base import JobInfo
+from slurmdag.model.states import AllocationState
+from slurmdag.policy import preflight
 from slurmdag.runs.status import build_status
 from slurmdag.state.store import DagRecord
 
@@ -39,14 +39,25 @@ def test_parsers_read_real_output():
     assert c.config["MinJobAge"] == "300 sec"
     assert c.default_partition() == "debug"
     assert c.partitions["debug"].nodes == ["node1", "node2", "node3"]
-    assert [(n.name, n.cpus, n.memory_mb) for n in c.nodes] == [("node1", 4, 2000), ("node2", 4, 2000),
-                                                               ("node3", 4, 2000)]
+    assert [(n.name, n.cpus, n.memory_mb) for n in c.nodes] == [
+        ("node1", 4, 2000),
+        ("node2", 4, 2000),
+        ("node3", 4, 2000),
+    ]
     assert "dependency" in c.sbatch_options and "uenv" not in c.sbatch_options
 
 
 def test_hostlists():
     assert preflight.expand_hostlist("node[1-3,5],gpu[08-10],x") == [
-        "node1", "node2", "node3", "node5", "gpu08", "gpu09", "gpu10", "x"]
+        "node1",
+        "node2",
+        "node3",
+        "node5",
+        "gpu08",
+        "gpu09",
+        "gpu10",
+        "x",
+    ]
 
 
 def test_resources_partition_and_plugin_checks():
@@ -56,7 +67,8 @@ def test_resources_partition_and_plugin_checks():
         "  - {name: bigmem, entrypoint: x, mem: 3G}\n"
         "  - {name: many, entrypoint: x, nodes: 4}\n"
         "  - {name: nopart, entrypoint: x, partition: gpu}\n"
-        "  - {name: env, entrypoint: x, uenv: 'prgenv-gnu/24.11:v1'}\n")
+        "  - {name: env, entrypoint: x, uenv: 'prgenv-gnu/24.11:v1'}\n"
+    )
     verdict = preflight.check(plan, _cluster())
     text = "\n".join(p.message for p in verdict.problems)
     assert "'ok'" not in text
@@ -74,7 +86,8 @@ def test_submit_limit_refuses_with_numbers():
     verdict = preflight.check(plan, _cluster(submit_limits=[limit]))
     assert [p.message for p in verdict.problems] == [
         "the DAG needs 31 job slots but MaxSubmitJobs of association alice/lab is 20 and 3 of your jobs are already "
-        "queued, leaving 17: 14 too many"]
+        "queued, leaving 17: 14 too many"
+    ]
     ok = preflight.check(_plan("  - {name: j, entrypoint: x, tasks: 5}\n"), _cluster(submit_limits=[limit]))
     assert ok.ok and ok.jobs_needed == 6  # 5 tasks + the gate
 
@@ -84,9 +97,10 @@ def test_submit_limits_from_sacctmgr_rows():
     qos = "normal|||\nsmall|10||\n"
     rows = [["1", "normal", "lab"], ["2", "small", "lab"]]
     limits = preflight.submit_limits("alice", "lab", set(), {"small"}, assoc, qos, rows)
-    assert [(l.value, l.what, l.in_use, l.qos) for l in limits] == [
+    assert [(lim.value, lim.what, lim.in_use, lim.qos) for lim in limits] == [
         (20, "MaxSubmitJobs of association alice/lab", 2, None),
-        (10, "MaxSubmitJobsPerUser of QOS small", 1, "small")]
+        (10, "MaxSubmitJobsPerUser of QOS small", 1, "small"),
+    ]
 
 
 def test_chunks_rebase_to_max_array_size():
@@ -99,31 +113,42 @@ def test_chunks_rebase_to_max_array_size():
 
 
 def test_split_keeps_corresponding_exact_and_and_edges():
-    plan = _plan("  - {name: p, entrypoint: 'echo $SLURMDAG_TASK_INDEX', tasks: 25}\n"
-                 "  - {name: c, entrypoint: x, tasks: 25, depends_on: [{p: corresponding}]}\n"
-                 "  - {name: after, entrypoint: x, depends_on: [p, {c: any}]}\n")
+    plan = _plan(
+        "  - {name: p, entrypoint: 'echo $SLURMDAG_TASK_INDEX', tasks: 25}\n"
+        "  - {name: c, entrypoint: x, tasks: 25, depends_on: [{p: corresponding}]}\n"
+        "  - {name: after, entrypoint: x, depends_on: [p, {c: any}]}\n"
+    )
     split, problems, notes = split_plan(plan, 11)
     assert problems == [] and len(notes) == 2
     jobs = {j.name: j for j in split.jobs}
     assert [j.name for j in split.jobs] == ["p", "p+part2", "p+part3", "c", "c+part2", "c+part3", "after"]
     assert [(jobs[n].array, jobs[n].task_offset, jobs[n].kind) for n in ("p", "p+part2", "p+part3")] == [
-        ("0-10", 0, "allocation"), ("0-10", 11, "part"), ("0-2", 22, "part")]
+        ("0-10", 0, "allocation"),
+        ("0-10", 11, "part"),
+        ("0-2", 22, "part"),
+    ]
     assert [jobs[n].dependency.render({k: k for k in jobs}) for n in ("c", "c+part2", "c+part3")] == [
-        "aftercorr:p", "aftercorr:p+part2", "aftercorr:p+part3"]
+        "aftercorr:p",
+        "aftercorr:p+part2",
+        "aftercorr:p+part3",
+    ]
     assert jobs["after"].dependency.render({k: k for k in jobs}) == (
-        "afterok:p,afterok:p+part2,afterok:p+part3,afterany:c,afterany:c+part2,afterany:c+part3")
+        "afterok:p,afterok:p+part2,afterok:p+part3,afterany:c,afterany:c+part2,afterany:c+part3"
+    )
     script = jobs["p+part3"].script
     assert "#SBATCH --array=0-2\n" in script
     assert "SLURM_ARRAY_TASK_ID=$((SLURM_ARRAY_TASK_ID + 22)); export SLURM_ARRAY_TASK_ID" in script
-    assert script.index("SLURM_ARRAY_TASK_ID + 22") < script.index('export SLURMDAG_TASK_INDEX')
+    assert script.index("SLURM_ARRAY_TASK_ID + 22") < script.index("export SLURMDAG_TASK_INDEX")
     assert "+ 0" not in jobs["p"].script and "SLURMDAG_SLURM_ARRAY_TASK_ID" not in jobs["p"].script
 
 
 def test_split_refuses_failure_and_or_edges():
-    plan = _plan("  - {name: p, entrypoint: x, tasks: 25}\n"
-                 "  - {name: h, entrypoint: x, depends_on: [{p: failure}]}\n"
-                 "  - {name: o, entrypoint: x}\n"
-                 "  - {name: any, entrypoint: x, depends_on_any: [p, o]}\n")
+    plan = _plan(
+        "  - {name: p, entrypoint: x, tasks: 25}\n"
+        "  - {name: h, entrypoint: x, depends_on: [{p: failure}]}\n"
+        "  - {name: o, entrypoint: x}\n"
+        "  - {name: any, entrypoint: x, depends_on_any: [p, o]}\n"
+    )
     _, problems, _ = split_plan(plan, 11)
     assert len(problems) == 2
     assert "'h' uses it in a `failure` edge" in problems[0].message
@@ -137,23 +162,35 @@ def test_status_folds_split_group_into_one_allocation():
     for name, jid in ids.items():
         for t in range(plan.job(name).tasks):
             state = "FAILED" if (name, t) == ("p+part2", 3) else "COMPLETED"
-            infos[f"{jid}_{t}"] = JobInfo(f"{jid}_{t}", jid, t, f"sd-abcd1234-{name}", state,
-                                          exit_code=1 if state == "FAILED" else 0, node_list="node1")
-    record = DagRecord(dag_id="abcd1234", name="w", created="2026-01-01T00:00:00+00:00", submission="submitted",
-                       job_ids=ids)
+            infos[f"{jid}_{t}"] = JobInfo(
+                f"{jid}_{t}",
+                jid,
+                t,
+                f"sd-abcd1234-{name}",
+                state,
+                exit_code=1 if state == "FAILED" else 0,
+                node_list="node1",
+            )
+    record = DagRecord(
+        dag_id="abcd1234", name="w", created="2026-01-01T00:00:00+00:00", submission="submitted", job_ids=ids
+    )
     status = build_status(record, plan, infos)
     [node] = status.allocations()
     assert [t.index for t in node.tasks] == list(range(25))
-    assert node.tasks[14].job_id == "101_3" and node.tasks[14].state is NodeState.FAILED
-    assert node.state is NodeState.FAILED and node.exit_code == 1
+    assert node.tasks[14].job_id == "101_3" and node.tasks[14].state is AllocationState.FAILED
+    assert node.state is AllocationState.FAILED and node.exit_code == 1
 
 
 def test_lanes_cap_a_fan_out():
-    plan = _plan("  - {name: root, entrypoint: x, walltime: 1}\n"
-                 + "".join(f"  - {{name: f{i}, entrypoint: x, walltime: 1, depends_on: [root]}}\n" for i in range(10)))
+    plan = _plan(
+        "  - {name: root, entrypoint: x, walltime: 1}\n"
+        + "".join(f"  - {{name: f{i}, entrypoint: x, walltime: 1, depends_on: [root]}}\n" for i in range(10))
+    )
     laned = apply_max_concurrent(plan, 2)
-    deps = {j.name: j.dependency.render({k: k for k in [x.name for x in laned.jobs]}) if j.dependency else None
-            for j in laned.jobs}
+    deps = {
+        j.name: j.dependency.render({k: k for k in [x.name for x in laned.jobs]}) if j.dependency else None
+        for j in laned.jobs
+    }
     assert deps["root"] is None
     assert deps["f0"] == "afterok:root"  # root's lane, and root already a parent
     assert deps["f1"] == "afterok:root"  # the second lane, still empty
@@ -173,9 +210,11 @@ def _max_parallel(plan) -> int:
 
 
 def test_lanes_throttle_arrays_and_wrap_or_dependencies():
-    plan = _plan("  - {name: a, entrypoint: x}\n  - {name: b, entrypoint: x}\n"
-                 "  - {name: g, entrypoint: x, tasks: 8, depends_on_any: [a, b]}\n"
-                 "  - {name: h, entrypoint: x, tasks: 8, depends_on: [{g: corresponding}]}\n")
+    plan = _plan(
+        "  - {name: a, entrypoint: x}\n  - {name: b, entrypoint: x}\n"
+        "  - {name: g, entrypoint: x, tasks: 8, depends_on_any: [a, b]}\n"
+        "  - {name: h, entrypoint: x, tasks: 8, depends_on: [{g: corresponding}]}\n"
+    )
     laned = apply_max_concurrent(plan, 3)
     jobs = {j.name: j for j in laned.jobs}
     names = {k: k for k in jobs}

@@ -3,10 +3,10 @@ A fake backend stands in for Slurm (the real thing is tested in tests/integratio
 
 from __future__ import annotations
 
-from slurmdag.runs import reconcile
 from slurmdag.backends.base import Backend, JobInfo
 from slurmdag.compiler.compile import compile_text
 from slurmdag.model.errors import SlurmUnavailableError
+from slurmdag.runs import reconcile
 from slurmdag.state.store import SUBMITTED, Store
 
 WF = """\
@@ -33,8 +33,15 @@ class FakeSlurm(Backend):
         for j in job_ids:
             if j in self.rows:
                 state, reason = self.rows[j]
-                out[j] = JobInfo(j, j, None, self.names[j], state, reason,
-                                 node_list="n1" if state not in ("PENDING", "CANCELLED") else None)
+                out[j] = JobInfo(
+                    j,
+                    j,
+                    None,
+                    self.names[j],
+                    state,
+                    reason,
+                    node_list="n1" if state not in ("PENDING", "CANCELLED") else None,
+                )
         return out
 
     def cancel(self, job_ids):
@@ -42,11 +49,20 @@ class FakeSlurm(Backend):
         for j in job_ids:
             self.rows[j] = ("CANCELLED", "DependencyNeverSatisfied")
 
-    def submit(self, script, options): raise AssertionError
-    def hold(self, job_ids): raise AssertionError
-    def release(self, job_ids): raise AssertionError
-    def update_dependency(self, job_id, expression): raise AssertionError
-    def find_jobs(self, name_prefix, since=None, include_accounting=True): return {}
+    def submit(self, script, options):
+        raise AssertionError
+
+    def hold(self, job_ids):
+        raise AssertionError
+
+    def release(self, job_ids):
+        raise AssertionError
+
+    def update_dependency(self, job_id, expression):
+        raise AssertionError
+
+    def find_jobs(self, name_prefix, since=None, include_accounting=True):
+        return {}
 
 
 def _dag(tmp_path, cascade="reconciler", n=1):
@@ -65,8 +81,13 @@ def _dag(tmp_path, cascade="reconciler", n=1):
                 fake.names[jid] = f"sd-{record.dag_id}-{job.name}"
             store.save(record)
         ids = record.job_ids
-        fake.rows.update({ids["a"]: ("FAILED", None), ids["b"]: ("PENDING", "DependencyNeverSatisfied"),
-                          ids["c"]: ("PENDING", "Dependency")})
+        fake.rows.update(
+            {
+                ids["a"]: ("FAILED", None),
+                ids["b"]: ("PENDING", "DependencyNeverSatisfied"),
+                ids["c"]: ("PENDING", "Dependency"),
+            }
+        )
     return store, fake
 
 

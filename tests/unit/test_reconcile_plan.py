@@ -32,11 +32,18 @@ def _status(plan, states: dict[str, tuple[str, str | None]]):
     for key, (state, reason) in states.items():
         base, _, task = key.partition("_")
         ran = state not in ("PENDING", "CANCELLED")
-        infos[key] = JobInfo(job_id=key, array_job_id=base, array_task=int(task) if task else None,
-                             name=f"sd-00000000-{base}", state=state, reason=reason,
-                             node_list="node1" if ran else None)
-    record = DagRecord(dag_id="00000000", name="t", created="2026-01-01T00:00:00+00:00", submission="submitted",
-                       job_ids=ids)
+        infos[key] = JobInfo(
+            job_id=key,
+            array_job_id=base,
+            array_task=int(task) if task else None,
+            name=f"sd-00000000-{base}",
+            state=state,
+            reason=reason,
+            node_list="node1" if ran else None,
+        )
+    record = DagRecord(
+        dag_id="00000000", name="t", created="2026-01-01T00:00:00+00:00", submission="submitted", job_ids=ids
+    )
     return build_status(record, plan, infos)
 
 
@@ -70,16 +77,28 @@ def test_term_values_follow_slurm():
 
 
 def test_reconciler_mode_cancels_the_whole_doomed_cascade_in_one_pass(plan):
-    st = _status(plan, _all(plan, {"a": ("COMPLETED", None), "b": ("FAILED", None),
-                                   "c": ("PENDING", "DependencyNeverSatisfied"), "other": ("RUNNING", None)}))
+    st = _status(
+        plan,
+        _all(
+            plan,
+            {
+                "a": ("COMPLETED", None),
+                "b": ("FAILED", None),
+                "c": ("PENDING", "DependencyNeverSatisfied"),
+                "other": ("RUNNING", None),
+            },
+        ),
+    )
     names = {c.node for c in plan_actions(plan, st, "reconciler")}
     # c can never run; the failure handler and the any-child of b run, so they stay; nothing else is touched
     assert names == {"c"}
 
 
 def test_reconciler_mode_follows_a_chain_below_the_first_stuck_job(plan):
-    st = _status(plan, _all(plan, {"a": ("FAILED", None), "b": ("PENDING", "DependencyNeverSatisfied"),
-                                   "other": ("COMPLETED", None)}))
+    st = _status(
+        plan,
+        _all(plan, {"a": ("FAILED", None), "b": ("PENDING", "DependencyNeverSatisfied"), "other": ("COMPLETED", None)}),
+    )
     names = {c.node for c in plan_actions(plan, st, "reconciler")}
     # b is stuck, c waits on b (Slurm still says only "Dependency"), the handler of b carries b's own terms;
     # after-b (any) will run once b is cancelled; either's OR is satisfied by `other`.
@@ -97,14 +116,29 @@ def test_nothing_to_do_while_parents_run(plan):
 
 
 def test_corresponding_cancels_only_the_matching_task(plan):
-    st = _status(plan, _all(plan, {"g_0": ("COMPLETED", None), "g_1": ("FAILED", None), "g_2": ("RUNNING", None),
-                                   "a": ("RUNNING", None), "other": ("RUNNING", None)}))
+    st = _status(
+        plan,
+        _all(
+            plan,
+            {
+                "g_0": ("COMPLETED", None),
+                "g_1": ("FAILED", None),
+                "g_2": ("RUNNING", None),
+                "a": ("RUNNING", None),
+                "other": ("RUNNING", None),
+            },
+        ),
+    )
     assert [(c.node, c.job_id) for c in plan_actions(plan, st, "reconciler")] == [("h", "h_1")]
 
 
 def test_a_whole_doomed_array_is_cancelled_by_its_array_id(plan):
-    st = _status(plan, _all(plan, {f"g_{i}": ("FAILED", None) for i in range(3)}
-                            | {"a": ("RUNNING", None), "other": ("RUNNING", None)}))
+    st = _status(
+        plan,
+        _all(
+            plan, {f"g_{i}": ("FAILED", None) for i in range(3)} | {"a": ("RUNNING", None), "other": ("RUNNING", None)}
+        ),
+    )
     assert [(c.node, c.job_id) for c in plan_actions(plan, st, "reconciler")] == [("h", "h")]
 
 

@@ -6,9 +6,16 @@ from __future__ import annotations
 import pytest
 
 from slurmdag.compiler.compile import compile_text
-from slurmdag.runs.resume_plan import (DagStillActive, NothingToResume, Outcome, compress_indexes, descendants, plan_redo,
-                             plan_resume)
-from slurmdag.model.states import NodeState as S
+from slurmdag.model.states import AllocationState as S
+from slurmdag.runs.resume_plan import (
+    DagStillActive,
+    NothingToResume,
+    Outcome,
+    compress_indexes,
+    descendants,
+    plan_redo,
+    plan_resume,
+)
 
 CHAIN = """
 name: chain
@@ -30,8 +37,19 @@ def outcomes(**states):
 
 def test_resume_reruns_the_failed_node_and_its_cancelled_downstream_only():
     plan = compile_text(CHAIN)
-    res = plan_resume(plan, outcomes(a=S.COMPLETED, b=S.COMPLETED, f=S.COMPLETED, c=S.FAILED, d=S.CANCELLED,
-                                     e=S.CANCELLED, on_fail=S.COMPLETED, always=S.COMPLETED))
+    res = plan_resume(
+        plan,
+        outcomes(
+            a=S.COMPLETED,
+            b=S.COMPLETED,
+            f=S.COMPLETED,
+            c=S.FAILED,
+            d=S.CANCELLED,
+            e=S.CANCELLED,
+            on_fail=S.COMPLETED,
+            always=S.COMPLETED,
+        ),
+    )
     assert res.names() == ["c", "d", "e"]
     deps = {j.name: j.dependency for j in res.jobs}
     assert deps["c"] is None  # its parent b completed earlier: the edge is dropped, c waits on the new gate
@@ -44,8 +62,19 @@ def test_resume_reruns_the_failed_node_and_its_cancelled_downstream_only():
 
 def test_no_job_of_the_new_attempt_depends_on_a_job_it_does_not_submit():
     plan = compile_text(CHAIN)
-    res = plan_resume(plan, outcomes(a=S.COMPLETED, b=S.FAILED, f=S.UNKNOWN, c=S.CANCELLED, d=S.CANCELLED,
-                                     e=S.CANCELLED, on_fail=S.CANCELLED, always=S.CANCELLED))
+    res = plan_resume(
+        plan,
+        outcomes(
+            a=S.COMPLETED,
+            b=S.FAILED,
+            f=S.UNKNOWN,
+            c=S.CANCELLED,
+            d=S.CANCELLED,
+            e=S.CANCELLED,
+            on_fail=S.CANCELLED,
+            always=S.CANCELLED,
+        ),
+    )
     names = set(res.names())
     for job in res.jobs:
         assert set(job.parents()) <= names, job.name
@@ -53,8 +82,19 @@ def test_no_job_of_the_new_attempt_depends_on_a_job_it_does_not_submit():
 
 def test_failure_handler_whose_parent_completed_is_decided_not_submitted():
     plan = compile_text(CHAIN)
-    res = plan_resume(plan, outcomes(a=S.COMPLETED, b=S.COMPLETED, f=S.FAILED, c=S.COMPLETED, d=S.COMPLETED,
-                                     e=S.CANCELLED, on_fail=S.SKIPPED, always=S.COMPLETED))
+    res = plan_resume(
+        plan,
+        outcomes(
+            a=S.COMPLETED,
+            b=S.COMPLETED,
+            f=S.FAILED,
+            c=S.COMPLETED,
+            d=S.COMPLETED,
+            e=S.CANCELLED,
+            on_fail=S.SKIPPED,
+            always=S.COMPLETED,
+        ),
+    )
     assert res.names() == ["f", "e"]
     assert "on-fail" in res.decided and "afternotok:c (Completed)" in res.decided["on-fail"]
 
@@ -62,8 +102,19 @@ def test_failure_handler_whose_parent_completed_is_decided_not_submitted():
 def test_a_completed_dag_has_nothing_to_resume():
     plan = compile_text(CHAIN)
     with pytest.raises(NothingToResume):
-        plan_resume(plan, outcomes(a=S.COMPLETED, b=S.COMPLETED, f=S.COMPLETED, c=S.COMPLETED, d=S.COMPLETED,
-                                   e=S.COMPLETED, on_fail=S.SKIPPED, always=S.COMPLETED))
+        plan_resume(
+            plan,
+            outcomes(
+                a=S.COMPLETED,
+                b=S.COMPLETED,
+                f=S.COMPLETED,
+                c=S.COMPLETED,
+                d=S.COMPLETED,
+                e=S.COMPLETED,
+                on_fail=S.SKIPPED,
+                always=S.COMPLETED,
+            ),
+        )
 
 
 def test_an_active_dag_is_refused():
@@ -74,8 +125,19 @@ def test_an_active_dag_is_refused():
 
 def test_unknown_outcome_is_never_taken_for_success():
     plan = compile_text(CHAIN)
-    res = plan_resume(plan, outcomes(a=S.UNKNOWN, b=S.COMPLETED, f=S.COMPLETED, c=S.COMPLETED, d=S.COMPLETED,
-                                     e=S.COMPLETED, on_fail=S.SKIPPED, always=S.COMPLETED))
+    res = plan_resume(
+        plan,
+        outcomes(
+            a=S.UNKNOWN,
+            b=S.COMPLETED,
+            f=S.COMPLETED,
+            c=S.COMPLETED,
+            d=S.COMPLETED,
+            e=S.COMPLETED,
+            on_fail=S.SKIPPED,
+            always=S.COMPLETED,
+        ),
+    )
     assert res.names() == ["a"]
 
 
@@ -94,8 +156,9 @@ def group_outcome(failed: set[int], state: S = S.FAILED) -> Outcome:
 
 def test_task_group_reruns_only_the_tasks_that_did_not_complete():
     plan = compile_text(GROUP)
-    res = plan_resume(plan, {"shards": group_outcome({7}), "post": group_outcome({7}, S.CANCELLED),
-                             "merge": Outcome(S.CANCELLED)})
+    res = plan_resume(
+        plan, {"shards": group_outcome({7}), "post": group_outcome({7}, S.CANCELLED), "merge": Outcome(S.CANCELLED)}
+    )
     arrays = {j.name: j.array for j in res.jobs}
     assert arrays == {"shards": "7", "post": "7", "merge": None}
     assert res.subsets == {"shards": "7", "post": "7"}
@@ -106,8 +169,7 @@ def test_task_group_reruns_only_the_tasks_that_did_not_complete():
 def test_corresponding_edge_to_a_kept_group_is_judged_per_task():
     plan = compile_text(GROUP)
     # shards all completed, post task 3 failed on its own: its aftercorr parent task 3 completed -> dropped
-    res = plan_resume(plan, {"shards": group_outcome(set()), "post": group_outcome({3}),
-                             "merge": Outcome(S.CANCELLED)})
+    res = plan_resume(plan, {"shards": group_outcome(set()), "post": group_outcome({3}), "merge": Outcome(S.CANCELLED)})
     post = next(j for j in res.jobs if j.name == "post")
     assert post.array == "3" and post.dependency is None
 
@@ -118,8 +180,9 @@ name: t
 allocations:
   - {name: g, array: "0-9%2", entrypoint: "true"}
 """)
-    res = plan_resume(plan, {"g": Outcome(S.FAILED, {i: S.FAILED if i in (2, 3, 4, 8) else S.COMPLETED
-                                                     for i in range(10)})})
+    res = plan_resume(
+        plan, {"g": Outcome(S.FAILED, {i: S.FAILED if i in (2, 3, 4, 8) else S.COMPLETED for i in range(10)})}
+    )
     assert res.jobs[0].array == "2-4,8%2"
 
 
@@ -141,8 +204,16 @@ allocations:
 
 def test_redo_reruns_a_completed_node_and_with_cascade_its_downstream():
     plan = compile_text(CHAIN)
-    done = outcomes(a=S.COMPLETED, b=S.COMPLETED, f=S.COMPLETED, c=S.COMPLETED, d=S.COMPLETED, e=S.COMPLETED,
-                    on_fail=S.SKIPPED, always=S.COMPLETED)
+    done = outcomes(
+        a=S.COMPLETED,
+        b=S.COMPLETED,
+        f=S.COMPLETED,
+        c=S.COMPLETED,
+        d=S.COMPLETED,
+        e=S.COMPLETED,
+        on_fail=S.SKIPPED,
+        always=S.COMPLETED,
+    )
     assert plan_redo(plan, done, "c").names() == ["c"]
     res = plan_redo(plan, done, "c", cascade=True)
     # on-fail runs again too: its afternotok points at the new c, which may fail this time
@@ -152,8 +223,16 @@ def test_redo_reruns_a_completed_node_and_with_cascade_its_downstream():
 
 def test_redo_includes_the_failure_handler_with_a_live_edge():
     plan = compile_text(CHAIN)
-    done = outcomes(a=S.COMPLETED, b=S.COMPLETED, f=S.COMPLETED, c=S.COMPLETED, d=S.COMPLETED, e=S.COMPLETED,
-                    on_fail=S.SKIPPED, always=S.COMPLETED)
+    done = outcomes(
+        a=S.COMPLETED,
+        b=S.COMPLETED,
+        f=S.COMPLETED,
+        c=S.COMPLETED,
+        d=S.COMPLETED,
+        e=S.COMPLETED,
+        on_fail=S.SKIPPED,
+        always=S.COMPLETED,
+    )
     res = plan_redo(plan, done, "b", cascade=True)
     on_fail = next(j for j in res.jobs if j.name == "on-fail")
     assert {t.parent for t in on_fail.dependency.terms} <= set(res.names())

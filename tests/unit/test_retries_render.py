@@ -3,7 +3,6 @@ parse back (retry_progress.py). The script really retries: it is run here with b
 
 from __future__ import annotations
 
-import os
 import subprocess
 
 from slurmdag.compiler.compile import compile_text
@@ -26,8 +25,13 @@ def run_script(tmp_path, need: int) -> tuple[int, list[str], str]:
     script = tmp_path / "flaky.sbatch"
     script.write_text(plan.job("flaky").script)
     runs = tmp_path / "runs"
-    env = {"PATH": "/usr/bin:/bin", "RUNS": str(runs), "SLURM_JOB_NAME": "sd-0123abcd-flaky", "SLURM_JOB_ID": "1",
-           "HOME": str(tmp_path)}
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "RUNS": str(runs),
+        "SLURM_JOB_NAME": "sd-0123abcd-flaky",
+        "SLURM_JOB_ID": "1",
+        "HOME": str(tmp_path),
+    }
     proc = subprocess.run(["bash", str(script)], env=env, capture_output=True, text=True, cwd=tmp_path)
     return proc.returncode, runs.read_text().splitlines(), proc.stderr
 

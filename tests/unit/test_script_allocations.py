@@ -11,9 +11,9 @@ import sys
 import pytest
 
 from slurmdag.compiler.compile import compile_file
+from slurmdag.compiler.script_directives import interpreter, read_directives, shell_kind
 from slurmdag.model.errors import InputError
 from slurmdag.model.plan import Plan
-from slurmdag.compiler.script_directives import interpreter, read_directives, shell_kind
 
 from .conftest import problem_lines
 
@@ -35,7 +35,9 @@ def compile_one(write, script_text: str, alloc: str, extra: str = "", name: str 
 
 def test_script_options_are_merged_and_the_workflow_wins(write):
     script = "#!/bin/bash\n#SBATCH -N 2 -t 10 -p short\n#SBATCH --mem-per-cpu=100M --mail-type=END\nsrun hostname\n"
-    job, _ = compile_one(write, script, ", walltime: 5, mem: 1G, sbatch: [--mail-type=FAIL]", "defaults: {partition: debug}\n")
+    job, _ = compile_one(
+        write, script, ", walltime: 5, mem: 1G, sbatch: [--mail-type=FAIL]", "defaults: {partition: debug}\n"
+    )
     assert job.options == {
         "mail-type": "FAIL",  # sbatch: extras win
         "mem": "1G",  # the workflow's --mem replaces the script's --mem-per-cpu (sbatch refuses both)
@@ -63,7 +65,7 @@ def test_sbatch_extras_are_compared_by_full_option_name(write):
 
 
 def test_values_with_blanks_and_quotes_reach_sbatch_unchanged(write):
-    script = "#!/bin/bash\n#SBATCH --output=\"dir with space/%j.out\" --mail-user='a\"b@x'\n./job\n"
+    script = '#!/bin/bash\n#SBATCH --output="dir with space/%j.out" --mail-user=\'a"b@x\'\n./job\n'
     job, warnings = compile_one(write, script, "")
     assert job.options == {"mail-user": 'a"b@x', "output": "dir with space/%j.out"}
     assert sbatch_view(job.script) == {**job.options, "job-name": "a"}
@@ -180,13 +182,14 @@ def test_non_shell_script_gets_no_code_and_its_body_from_the_first_command(write
 
 def test_env_setup_and_matrix_are_refused_for_a_non_shell_script(write):
     write("#!/usr/bin/python3\nprint(1)\n", "job.py")
-    path = write(
-        "name: w\nallocations:\n"
-        "  - {name: a, script: job.py, env: {A: 1}, setup: x, matrix: {k: [1, 2]}}\n"
-    )
+    path = write("name: w\nallocations:\n  - {name: a, script: job.py, env: {A: 1}, setup: x, matrix: {k: [1, 2]}}\n")
     with pytest.raises(InputError) as e:
         compile_file(path)
-    assert [m.split(":", 3)[3].split(" cannot")[0] for m in problem_lines(e.value)] == [" `env`", " `setup`", " `matrix`"]
+    assert [m.split(":", 3)[3].split(" cannot")[0] for m in problem_lines(e.value)] == [
+        " `env`",
+        " `setup`",
+        " `matrix`",
+    ]
 
 
 @pytest.mark.parametrize(
@@ -195,7 +198,7 @@ def test_env_setup_and_matrix_are_refused_for_a_non_shell_script(write):
 )
 def test_the_script_runs_with_its_own_shell_options(write, tmp_path, shebang, expected):
     body = (
-        'case $- in *e*) e=1 ;; *) e=0 ;; esac; case $- in *u*) u=1 ;; *) u=0 ;; esac\n'
+        "case $- in *e*) e=1 ;; *) e=0 ;; esac; case $- in *u*) u=1 ;; *) u=0 ;; esac\n"
         "shopt -qo pipefail && pf=1 || pf=0\n"
         'echo "e=$e u=$u pf=$pf"\n'
     )

@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from slurmdag.model.sbatch_options import Token, parse_args, resolve_long
 from slurmdag.compiler.script_directives import read_directives
 from slurmdag.compiler.script_merge import directive_lines, merge, quote_directive_value, rebuild_script
+from slurmdag.model.sbatch_options import Token, parse_args, resolve_long
 
 CORPUS = Path(__file__).resolve().parents[1] / "fixtures" / "batch-scripts"
 
@@ -40,7 +40,7 @@ def test_block_stops_at_first_command_and_reports_late_directives():
 def test_quotes_escapes_and_inline_comments():
     text = (
         "#!/bin/bash\n"
-        '#SBATCH --comment="a # b" -J \'x y\'   # trailing comment -N 5\n'
+        "#SBATCH --comment=\"a # b\" -J 'x y'   # trailing comment -N 5\n"
         "#SBATCH --output=out\\ file.%j # c\n"
         "#SBATCH --error=e.txt#glued comment\n"
         "true\n"
@@ -87,8 +87,15 @@ def test_option_split_across_lines_is_one_argv():
 
 @pytest.mark.parametrize(
     "prefix, expected",
-    [("part", "partition"), ("mem", "mem"), ("ntasks-per-n", "ntasks-per-node"), ("tasks-per-node", "ntasks-per-node"),
-     ("n", None), ("mem-per", None), ("nope", None)],
+    [
+        ("part", "partition"),
+        ("mem", "mem"),
+        ("ntasks-per-n", "ntasks-per-node"),
+        ("tasks-per-node", "ntasks-per-node"),
+        ("n", None),
+        ("mem-per", None),
+        ("nope", None),
+    ],
 )
 def test_long_prefixes_like_getopt_long(prefix, expected):
     opt = resolve_long(prefix)

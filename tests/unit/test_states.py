@@ -6,17 +6,24 @@ import pytest
 
 from slurmdag.model.plan import Dependency, DependencyTerm, Edge, Plan, PlannedJob
 from slurmdag.model.states import (
+    AllocationState,
     DagState,
-    NodeState,
+    allocation_state,
     count_states,
     dag_state,
     group_state,
     label,
-    node_state,
 )
 
-P, R, C, F, X, S, U = (NodeState.PENDING, NodeState.RUNNING, NodeState.COMPLETED, NodeState.FAILED,
-                       NodeState.CANCELLED, NodeState.SKIPPED, NodeState.UNKNOWN)
+P, R, C, F, X, S, U = (
+    AllocationState.PENDING,
+    AllocationState.RUNNING,
+    AllocationState.COMPLETED,
+    AllocationState.FAILED,
+    AllocationState.CANCELLED,
+    AllocationState.SKIPPED,
+    AllocationState.UNKNOWN,
+)
 
 
 def job(name: str, *edges: tuple[str, str] | tuple[str, str, str]) -> PlannedJob:
@@ -32,14 +39,25 @@ def job(name: str, *edges: tuple[str, str] | tuple[str, str, str]) -> PlannedJob
 @pytest.mark.parametrize(
     "slurm, expected",
     [
-        ("PENDING", P), ("RUNNING", R), ("COMPLETING", R), ("COMPLETED", C), ("FAILED", F),
-        ("TIMEOUT", NodeState.TIMEOUT), ("OUT_OF_MEMORY", NodeState.OUT_OF_MEMORY),
-        ("NODE_FAIL", NodeState.NODE_FAIL), ("CANCELLED", X), ("CANCELLED by 0", X), ("BOOT_FAIL", F),
-        ("REQUEUED", P), (None, U), ("", U), ("SOMETHING_NEW", U),
+        ("PENDING", P),
+        ("RUNNING", R),
+        ("COMPLETING", R),
+        ("COMPLETED", C),
+        ("FAILED", F),
+        ("TIMEOUT", AllocationState.TIMEOUT),
+        ("OUT_OF_MEMORY", AllocationState.OUT_OF_MEMORY),
+        ("NODE_FAIL", AllocationState.NODE_FAIL),
+        ("CANCELLED", X),
+        ("CANCELLED by 0", X),
+        ("BOOT_FAIL", F),
+        ("REQUEUED", P),
+        (None, U),
+        ("", U),
+        ("SOMETHING_NEW", U),
     ],
 )
 def test_node_state_maps_slurm_states(slurm, expected):
-    assert node_state(slurm) is expected
+    assert allocation_state(slurm) is expected
 
 
 def test_group_state_is_active_while_any_task_is_and_worst_outcome_after():
@@ -48,7 +66,7 @@ def test_group_state_is_active_while_any_task_is_and_worst_outcome_after():
     assert group_state([C, C, C]) is C
     assert group_state([C, F, X]) is F
     assert group_state([C, X]) is X
-    assert group_state([C, NodeState.TIMEOUT]) is NodeState.TIMEOUT
+    assert group_state([C, AllocationState.TIMEOUT]) is AllocationState.TIMEOUT
     assert group_state([]) is U
 
 

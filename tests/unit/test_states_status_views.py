@@ -6,7 +6,7 @@ import json
 
 from slurmdag.backends.base import JobInfo
 from slurmdag.model.plan import Dependency, DependencyTerm, Edge, Plan, PlannedJob
-from slurmdag.model.states import DagState, NodeState
+from slurmdag.model.states import AllocationState, DagState
 from slurmdag.runs.status import build_status
 from slurmdag.state.store import DagRecord
 from slurmdag.views.status_views import status_json, status_table, status_tree
@@ -21,19 +21,36 @@ def _job(name, *edges, array=None, tasks=None):
     return PlannedJob(name, "allocation", {}, "", array=array, tasks=tasks, dependency=dep, edges=es)
 
 
-PLAN = Plan("pipe", [
-    _job("prep"),
-    _job("shards", ("prep", "success"), array="0-2", tasks=3),
-    _job("merge", ("prep", "success"), ("shards", "success")),
-    _job("on-fail", ("prep", "failure")),
-])
-RECORD = DagRecord(DAG, "pipe", "2026-01-01T00:00:00+00:00", submission="submitted",
-                   job_ids={"prep": "10", "shards": "11", "merge": "12", "on-fail": "13"})
+PLAN = Plan(
+    "pipe",
+    [
+        _job("prep"),
+        _job("shards", ("prep", "success"), array="0-2", tasks=3),
+        _job("merge", ("prep", "success"), ("shards", "success")),
+        _job("on-fail", ("prep", "failure")),
+    ],
+)
+RECORD = DagRecord(
+    DAG,
+    "pipe",
+    "2026-01-01T00:00:00+00:00",
+    submission="submitted",
+    job_ids={"prep": "10", "shards": "11", "merge": "12", "on-fail": "13"},
+)
 
 
 def row(job_id, state, name, exit_code=None, nodes="node1", array_id=None, task=None, reason=None):
-    return JobInfo(job_id, array_id or job_id, task, f"sd-{DAG}-{name}", state, reason=reason, exit_code=exit_code,
-                   node_list=nodes, elapsed="00:00:01")
+    return JobInfo(
+        job_id,
+        array_id or job_id,
+        task,
+        f"sd-{DAG}-{name}",
+        state,
+        reason=reason,
+        exit_code=exit_code,
+        node_list=nodes,
+        elapsed="00:00:01",
+    )
 
 
 def _rows(*rows):
@@ -51,16 +68,26 @@ def test_running_dag_with_task_group_counts_and_skipped_handler():
     )
     st = build_status(RECORD, PLAN, infos)
     states = {n.name: n.state for n in st.nodes}
-    assert states == {"prep": NodeState.COMPLETED, "shards": NodeState.RUNNING, "merge": NodeState.PENDING,
-                      "on-fail": NodeState.SKIPPED}
+    assert states == {
+        "prep": AllocationState.COMPLETED,
+        "shards": AllocationState.RUNNING,
+        "merge": AllocationState.PENDING,
+        "on-fail": AllocationState.SKIPPED,
+    }
     assert st.state is DagState.RUNNING
     shards = st.nodes[1]
     assert shards.task_counts() == {"Pending": 1, "Running": 1, "Completed": 1}
     doc = status_json(st)
     assert json.loads(json.dumps(doc)) == doc
     assert set(doc) == {"dag_id", "name", "state", "allocations"}
-    assert doc["allocations"][0] == {"name": "prep", "job_id": "10", "state": "Completed",
-                                     "slurm_state": "COMPLETED", "exit_code": 0, "reason": None}
+    assert doc["allocations"][0] == {
+        "name": "prep",
+        "job_id": "10",
+        "state": "Completed",
+        "slurm_state": "COMPLETED",
+        "exit_code": 0,
+        "reason": None,
+    }
     assert doc["allocations"][1]["tasks"] == [
         {"index": 0, "job_id": "11_0", "state": "Completed"},
         {"index": 1, "job_id": "11_1", "state": "Running"},
@@ -85,13 +112,19 @@ def test_tree_puts_each_node_under_each_parent_and_marks_repeats():
 def test_rows_of_another_job_with_a_reused_id_are_ignored_and_lost_jobs_are_unknown():
     infos = _rows(row("10", "COMPLETED", "someone-else", 0))
     st = build_status(RECORD, PLAN, infos)
-    assert st.nodes[0].state is NodeState.UNKNOWN
+    assert st.nodes[0].state is AllocationState.UNKNOWN
     assert any("outcome is unknown" in n for n in st.notes)
 
 
 def test_failed_submission_makes_the_dag_failed_with_its_error():
-    record = DagRecord(DAG, "pipe", RECORD.created, submission="failed", job_ids={"prep": "10"},
-                       error="Slurm refused allocation 'merge'")
+    record = DagRecord(
+        DAG,
+        "pipe",
+        RECORD.created,
+        submission="failed",
+        job_ids={"prep": "10"},
+        error="Slurm refused allocation 'merge'",
+    )
     st = build_status(record, PLAN, _rows(row("10", "CANCELLED", "prep", 0, nodes=None)))
     assert st.state is DagState.FAILED
     assert st.nodes[2].reason == "not submitted"

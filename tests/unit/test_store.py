@@ -20,8 +20,10 @@ from slurmdag.state.store import SUBMITTED, Store, UnknownDagError, atomic_write
 def _plan(n: int = 2) -> Plan:
     return Plan(
         workflow="w",
-        jobs=[PlannedJob(name=f"j{i}", kind="allocation", options={"time": "1"}, script=f"#!/bin/sh\necho {i}\n")
-              for i in range(n)],
+        jobs=[
+            PlannedJob(name=f"j{i}", kind="allocation", options={"time": "1"}, script=f"#!/bin/sh\necho {i}\n")
+            for i in range(n)
+        ],
     )
 
 

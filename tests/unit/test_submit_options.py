@@ -11,11 +11,22 @@ def _plan() -> Plan:
         workflow="w",
         jobs=[
             PlannedJob("prep", "allocation", {"partition": "debug", "time": "5", "exclusive": None}, "#!/bin/sh\n"),
-            PlannedJob("shards", "allocation", {"partition": "debug"}, "#!/bin/sh\n", array="0-7%2", tasks=8,
-                       dependency=Dependency("all", (DependencyTerm("afterok", "prep"),))),
-            PlannedJob("merge", "allocation", {}, "#!/bin/sh\n",
-                       dependency=Dependency("any", (DependencyTerm("afterok", "prep"),
-                                                     DependencyTerm("afterok", "shards")))),
+            PlannedJob(
+                "shards",
+                "allocation",
+                {"partition": "debug"},
+                "#!/bin/sh\n",
+                array="0-7%2",
+                tasks=8,
+                dependency=Dependency("all", (DependencyTerm("afterok", "prep"),)),
+            ),
+            PlannedJob(
+                "merge",
+                "allocation",
+                {},
+                "#!/bin/sh\n",
+                dependency=Dependency("any", (DependencyTerm("afterok", "prep"), DependencyTerm("afterok", "shards"))),
+            ),
         ],
     )
 
@@ -60,13 +71,16 @@ def test_dry_run_cli_needs_no_slurm_and_writes_nothing(tmp_path):
     import sys
 
     wf = tmp_path / "w.yaml"
-    wf.write_text("name: w\nallocations:\n  - name: a\n    entrypoint: 'true'\n"
-                  "  - name: b\n    entrypoint: 'true'\n    depends_on: [{a: failure}]\n")
+    wf.write_text(
+        "name: w\nallocations:\n  - name: a\n    entrypoint: 'true'\n"
+        "  - name: b\n    entrypoint: 'true'\n    depends_on: [{a: failure}]\n"
+    )
     empty = tmp_path / "no-slurm-here"
     empty.mkdir()
     env = {**os.environ, "PATH": str(empty), "SLURMDAG_HOME": str(tmp_path / "home")}
-    res = subprocess.run([sys.executable, "-m", "slurmdag", "submit", str(wf), "--dry-run"], env=env,
-                         capture_output=True, text=True)
+    res = subprocess.run(
+        [sys.executable, "-m", "slurmdag", "submit", str(wf), "--dry-run"], env=env, capture_output=True, text=True
+    )
     assert res.returncode == 0, res.stderr
     assert "b: depends on afternotok:a" in res.stdout and "--kill-on-invalid-dep=yes" in res.stdout
     assert not (tmp_path / "home").exists()

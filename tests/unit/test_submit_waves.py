@@ -6,8 +6,8 @@ import threading
 
 import pytest
 
-from slurmdag.runs import submit
 from slurmdag.model.plan import Dependency, DependencyTerm, Plan, PlannedJob
+from slurmdag.runs import submit
 from slurmdag.runs.submit import _SignalGuard, _submit_wave, submission_waves
 
 
@@ -21,8 +21,10 @@ def _names(waves):
 
 
 def test_waves_put_every_parent_in_an_earlier_wave():
-    plan = Plan("w", [_job("a"), _job("b", "a"), _job("c"), _job("d", "b", "c"), _job("e", "a", "d", join="any"),
-                      _job("f", "c")])
+    plan = Plan(
+        "w",
+        [_job("a"), _job("b", "a"), _job("c"), _job("d", "b", "c"), _job("e", "a", "d", join="any"), _job("f", "c")],
+    )
     assert _names(submission_waves(plan)) == [["a", "c"], ["b", "f"], ["d"], ["e"]]
 
 

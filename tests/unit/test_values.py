@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from slurmdag.model import slurm_values as wt
 from slurmdag.compiler.compile import compile_text, parse_overrides
+from slurmdag.model import slurm_values as wt
 from slurmdag.model.errors import InputError
 
 
@@ -37,7 +37,9 @@ def test_bad_walltimes(given):
         wt.parse_walltime(given)
 
 
-@pytest.mark.parametrize("seconds,text", [(60, "00:01:00"), (5400, "01:30:00"), (86400, "1-00:00:00"), (129661, "1-12:01:01")])
+@pytest.mark.parametrize(
+    "seconds,text", [(60, "00:01:00"), (5400, "01:30:00"), (86400, "1-00:00:00"), (129661, "1-12:01:01")]
+)
 def test_walltime_canonical_form(seconds, text):
     assert wt.format_walltime(seconds) == text
 
@@ -90,7 +92,8 @@ def test_typed_keys_map_to_sbatch_long_options():
     )
     job = plan.job("a")
     assert job.options == {
-        "account": "proj", "chdir": "/scratch/x", "constraint": "haswell&ib", "cpus-per-task": "2", "error": "err-%j.txt",
+        "account": "proj", "chdir": "/scratch/x", "constraint": "haswell&ib", "cpus-per-task": "2",
+        "error": "err-%j.txt",
         "exclusive": None, "gpus": "a100:2", "gres": "gpu:1", "mail-type": "END", "nodes": "2-4", "ntasks": "8",
         "ntasks-per-node": "4", "output": "out-%j.txt", "qos": "high", "requeue": None, "reservation": "res1",
         "uenv": "prgenv/1:v1",
@@ -100,7 +103,10 @@ def test_typed_keys_map_to_sbatch_long_options():
 
 
 def test_params_render_and_set_overrides_parse_as_yaml_scalars():
-    text = "name: w\nparams: {lr: 0.01, tag: base}\nallocations:\n  - {name: a, entrypoint: 'run --lr={{ params.lr * 10 }} --tag={{ params.tag }}'}\n"
+    text = (
+        "name: w\nparams: {lr: 0.01, tag: base}\nallocations:\n"
+        "  - {name: a, entrypoint: 'run --lr={{ params.lr * 10 }} --tag={{ params.tag }}'}\n"
+    )
     assert "run --lr=0.1 --tag=base\n" in compile_text(text).job("a").script
     plan = compile_text(text, overrides={"lr": "1", "tag": "new: value"})
     assert plan.params == {"lr": 1, "tag": "new: value"}
@@ -116,7 +122,8 @@ def test_parse_overrides():
 
 def test_task_groups():
     plan = compile_text(
-        "name: w\nallocations:\n  - {name: a, entrypoint: x, tasks: 8}\n  - {name: b, entrypoint: x, array: '0-99%20'}\n"
+        "name: w\nallocations:\n  - {name: a, entrypoint: x, tasks: 8}\n"
+        "  - {name: b, entrypoint: x, array: '0-99%20'}\n"
         "  - {name: c, entrypoint: x, matrix: {lr: [1, 2], opt: [sgd, adam, true]}}\n"
     )
     assert (plan.job("a").array, plan.job("a").tasks) == ("0-7", 8)
@@ -134,5 +141,7 @@ def test_script_key_keeps_the_body_after_our_directives(write):
     job = compile_file(path).job("a")
     script = job.script
     assert job.options == {"nodes": "9", "time": "00:05:00"}  # the script's #SBATCH line is merged into ours
-    assert script.index("#SBATCH --time=00:05:00") < script.index("set -euo pipefail") < script.rindex("#SBATCH --nodes=9")
-    assert script.endswith('pipefail\nunset _slurmdag_e _slurmdag_u _slurmdag_o\n#SBATCH --nodes=9\necho from-script\n')
+    assert (
+        script.index("#SBATCH --time=00:05:00") < script.index("set -euo pipefail") < script.rindex("#SBATCH --nodes=9")
+    )
+    assert script.endswith("pipefail\nunset _slurmdag_e _slurmdag_u _slurmdag_o\n#SBATCH --nodes=9\necho from-script\n")
