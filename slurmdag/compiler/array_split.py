@@ -35,7 +35,8 @@ class Chunk:
 def compact(indexes: list[int]) -> str:
     """Sorted ints -> Slurm's index list: "0-10,12,14-15"."""
     parts: list[str] = []
-    start = prev = None
+    start: int | None = None
+    prev = -2
     for i in indexes:
         if start is not None and i == prev + 1:
             prev = i

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import gc
+import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from os import PathLike
@@ -74,7 +75,7 @@ def compile_file(
     also when the workflow is refused.
     """
     file = str(path)
-    root = parse_yaml(read_text(path), file)
+    root = parse_yaml(read_text(file), file)
     return compile_allocations(
         root, file, Path(path).parent, overrides, template_dirs, max_allocations, source=file, warnings=warnings
     )
@@ -108,7 +109,7 @@ def compile_allocations(
     warnings: list[Problem] | None = None,
 ) -> Plan:
     """Compile a node tree (from yamlsrc or the Python API), reporting spec and graph problems together."""
-    spec, problems = build_partial(root, file, base_dir)
+    spec, problems = build_partial(root, file, os.fspath(base_dir))
     if spec is None:
         raise InputError(problems)
     if warnings is not None:
@@ -235,6 +236,7 @@ class _ParamRenderer:
             return self.cache[cache_key]
         try:
             out: str | None = self.env.from_string(text).render(params=self.params)
+            assert out is not None
             if "\x00" in out:
                 raise ValueError("the result contains a NUL character")
         except jinja2.UndefinedError as e:
@@ -340,9 +342,8 @@ def _allocation_job(
         shell=shell,
         retries=a.retries,
     )
-    edges = tuple(Edge(d.parent, d.condition, "all") for d in a.depends_on) + tuple(  # type: ignore[arg-type]
-        Edge(d.parent, d.condition, "any")
-        for d in a.depends_on_any  # type: ignore[arg-type]
+    edges = tuple(Edge(d.parent, d.condition, "all") for d in a.depends_on) + tuple(
+        Edge(d.parent, d.condition, "any") for d in a.depends_on_any
     )
     return PlannedJob(
         name=a.name,

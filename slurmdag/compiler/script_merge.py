@@ -97,7 +97,7 @@ def merge(
         merged[name] = value
     # the task group is not an option slurmdag passes through, but where it came from is worth showing too
     if script.array is not None:
-        status = "overridden" if workflow_array is not None else "applied"
+        status: Literal["applied", "overridden", "replaced"] = "overridden" if workflow_array is not None else "applied"
         origins.append(Origin("array", script.array, "script", last_line.get("array"), status, "array"))
     if workflow_array is not None:
         origins.append(Origin("array", workflow_array, "workflow"))

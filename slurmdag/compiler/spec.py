@@ -24,6 +24,7 @@ from slurmdag.compiler.script_merge import Merged, merge
 from slurmdag.compiler.yamlsrc import MapNode, Node, ScalarNode, SeqNode, parse_yaml, type_name
 from slurmdag.model import slurm_values as wt
 from slurmdag.model.errors import InputError, Problem
+from slurmdag.model.plan import Condition
 from slurmdag.model.sbatch_options import MAPPED_OWNED, resolve_long
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -79,7 +80,7 @@ _DIRECTIVE_UNSAFE = re.compile(r"[\s\"'\\#\x00-\x1f\x7f]")
 @dataclass(frozen=True)
 class DepSpec:
     parent: str
-    condition: str  # one of CONDITIONS
+    condition: Condition  # one of CONDITIONS
     node: Node  # where the reference was written
 
 
@@ -387,7 +388,7 @@ def _p_env(key: str, node: Node, ctx: _Ctx) -> dict[str, tuple[str, Node]]:
 
 def _p_setup(key: str, node: Node, ctx: _Ctx) -> list[tuple[str, Node]]:
     items = node.value if isinstance(node, SeqNode) else [node]
-    lines = []
+    lines: list[tuple[str, Node]] = []
     for item in items:
         if not isinstance(item, ScalarNode) or not isinstance(item.value, str):
             ctx.bad(item, f"`setup` must be a string or a list of strings, not {type_name(item)}")

@@ -120,6 +120,8 @@ def _syntax_problem(text: str, file: str) -> Problem:
     except yaml.YAMLError as e:
         err = e
     mark = getattr(err, "problem_mark", None)
+    line: int | None
+    col: int | None
     if isinstance(err, yaml.reader.ReaderError):
         line, col = _line_col(text, err.position)
         code = ord(err.character) if isinstance(err.character, str) else int(err.character)
@@ -188,6 +190,7 @@ class _Builder:
         if known is not None:
             return known
         line, col = y.start_mark.line + 1, y.start_mark.column + 1
+        node: Node
         if isinstance(y, yaml.MappingNode):
             node = MapNode({}, {}, line, col)
             self.memo[id(y)] = node

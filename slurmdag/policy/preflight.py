@@ -346,11 +346,11 @@ def _per_node(job: PlannedJob) -> tuple[int, int, int | None]:
     """(nodes, CPUs per node, MB per node or None) an allocation asks for."""
     o = job.options
     nodes = int(str(o.get("nodes") or "1").split("-")[0]) if str(o.get("nodes") or "1").split("-")[0].isdigit() else 1
-    cpt = int(o.get("cpus-per-task") or 1) if str(o.get("cpus-per-task") or "1").isdigit() else 1
+    cpt = int(str(o.get("cpus-per-task") or 1)) if str(o.get("cpus-per-task") or "1").isdigit() else 1
     if o.get("ntasks-per-node") and str(o["ntasks-per-node"]).isdigit():
-        tasks_per_node = int(o["ntasks-per-node"])
+        tasks_per_node = int(str(o["ntasks-per-node"]))
     elif o.get("ntasks") and str(o["ntasks"]).isdigit():
-        tasks_per_node = math.ceil(int(o["ntasks"]) / nodes)
+        tasks_per_node = math.ceil(int(str(o["ntasks"])) / nodes)
     else:
         tasks_per_node = 1
     cpus = tasks_per_node * cpt

@@ -56,8 +56,8 @@ def cancel_allocations(
     outcome = AllocationCancelOutcome(dag_id, notes=notes + status.notes)
     targets = [n for n in names if nodes[n].job_id and nodes[n].state in ACTIVE]
     handlers = [h for h in failure_handlers(plan, set(names)) if nodes[h].job_id and nodes[h].state in ACTIVE]
-    handler_ids = [nodes[h].job_id for h in handlers]
-    ids = [nodes[n].job_id for n in targets] + handler_ids
+    handler_ids = [job_id for h in handlers if (job_id := nodes[h].job_id)]
+    ids = [job_id for n in targets if (job_id := nodes[n].job_id)] + handler_ids
     if not ids:
         outcome.notes.append("nothing to cancel: those allocations have already ended")
         return outcome

@@ -228,9 +228,9 @@ def build_status(record: DagRecord, plan: Plan, infos: dict[str, JobInfo]) -> Da
             nodes[job.name] = _single(job, job_id, infos, record.dag_id)
     _fold_parts(plan, nodes)
     labels = label(plan, {n: s.state for n, s in nodes.items()}, {n: s.ran for n, s in nodes.items()})
-    for name, state in labels.items():
-        nodes[name].state = state
-        if state is AllocationState.CANCELLED:
+    for name, alloc_state in labels.items():
+        nodes[name].state = alloc_state
+        if alloc_state is AllocationState.CANCELLED:
             # a task group whose other tasks ran: some tasks were cancelled by a failed corresponding parent task
             partly = nodes[name].tasks is not None and _blocking_cause(plan.job(name).edges, labels) == "fail"
             nodes[name].cancelled_by = "upstream" if name in labels.cascaded or partly else "user"
@@ -352,7 +352,7 @@ def collect(store: Store, backend: Backend, dag_id: str) -> DagStatus:
             [n.job_id for n in status.nodes if n.name in retried and n.job_id], since=_since([record])
         )
         for node in status.nodes:
-            node.retry = seen.get(node.job_id) if node.name in retried else None
+            node.retry = seen.get(node.job_id) if node.name in retried and node.job_id else None
     if store.exists(dag_id):
         remember(store, status)
     return status

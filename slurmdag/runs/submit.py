@@ -223,11 +223,11 @@ def submit_gated(
     with _guard_signals() as guard:
         try:
             gate_script = store.dag_dir(dag_id) / "scripts" / "+gate.sbatch"
-            record.gate_job_id = backend.submit(str(gate_script), gate_options(plan, dag_id))
+            gate_id = record.gate_job_id = backend.submit(str(gate_script), gate_options(plan, dag_id))
             store.save(record)
 
             def submit_one(job: PlannedJob) -> str:
-                dep = dependency_expression(job, job_ids, record.gate_job_id)
+                dep = dependency_expression(job, job_ids, gate_id)
                 return backend.submit(str(store.script_path(dag_id, job.name)), job_options(job, dag_id, dep, cascade))
 
             for wave in submission_waves(plan):

@@ -80,7 +80,12 @@ def status_json(status: DagStatus) -> dict[str, Any]:
         if node.tasks is not None:
             entry["tasks"] = [{"index": t.index, "job_id": t.job_id, "state": t.state.value} for t in node.tasks]
         allocations.append(entry)
-    doc = {"dag_id": status.dag_id, "name": status.name, "state": status.state.value, "allocations": allocations}
+    doc: dict[str, Any] = {
+        "dag_id": status.dag_id,
+        "name": status.name,
+        "state": status.state.value,
+        "allocations": allocations,
+    }
     if status.attempts > 1:  # only resumed/redone DAGs carry these keys: the design §5 shape stays as it was
         doc["attempt"] = status.attempt
         doc["attempts"] = status.attempts
