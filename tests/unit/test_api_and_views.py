@@ -8,9 +8,7 @@ import sys
 
 import pytest
 
-from slurmdag.compiler.api import Workflow
-from slurmdag.compiler.compile import compile_file, compile_text
-from slurmdag.model.errors import InputError
+from slurmdag import InputError, Workflow, compile_file, compile_text
 from slurmdag.views.graph_formats import render_graph, to_ascii, to_dot, to_mermaid
 
 from .conftest import EXAMPLES
@@ -135,3 +133,14 @@ def test_cli_graph_formats():
         assert done.returncode == 0 and done.stdout.startswith(start), done.stderr
     bad = cli("graph", EXAMPLES / "training-pipeline.yaml", "--format", "png")
     assert bad.returncode == 2 and "unknown --format 'png'" in bad.stderr
+
+
+def test_public_names_resolve_from_the_package():
+    import slurmdag
+
+    names = set(slurmdag.__all__) - {"__version__"}
+    assert names == set(slurmdag._PUBLIC)
+    for name in names:
+        assert getattr(slurmdag, name).__name__ == name
+    with pytest.raises(AttributeError):
+        slurmdag.no_such_name  # noqa: B018
