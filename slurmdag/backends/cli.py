@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from typing import TypeVar
 
 from slurmdag.backends import runner
 from slurmdag.backends.base import Backend, JobInfo
 from slurmdag.backends.parse import SACCT_FIELDS, SQUEUE_FORMAT, parse_sacct, parse_sbatch_parsable, parse_squeue
-from slurmdag.model.errors import SlurmCommandError, SlurmUnavailableError
+from slurmdag.model.errors import SlurmCommandError, SlurmOutputError, SlurmUnavailableError
+
+T = TypeVar("T")
 
 # How far back sacct looks when the caller gives no bound; job ids repeat after a cluster reset (slurm-facts §6),
 # so an unbounded `sacct -j` may return somebody's old job.
@@ -34,6 +37,15 @@ _FINAL = {
 }
 
 
+def _read(argv: Sequence[str], parse: Callable[[str], T]) -> T:
+    """Run a Slurm command and parse what it printed; an unreadable output names the command."""
+    proc = runner.run_slurm(argv)
+    try:
+        return parse(proc.stdout)
+    except SlurmOutputError as ex:
+        raise ex.of_command(argv) from None
+
+
 def _slurm_time(when: datetime) -> str:
     """sacct -S wants local wall-clock time."""
     if when.tzinfo is None:
@@ -54,8 +66,7 @@ def merge_views(live: dict[str, JobInfo], accounted: dict[str, JobInfo]) -> dict
 
 class CliBackend(Backend):
     def submit(self, script: str, options: list[str]) -> str:
-        proc = runner.run_slurm(["sbatch", "--parsable", *options, script])
-        return parse_sbatch_parsable(proc.stdout)
+        return _read(["sbatch", "--parsable", *options, script], parse_sbatch_parsable)
 
     # --- reading state: one squeue (slurmctld) + one sacct (slurmdbd), whatever the number of ids ---
 
@@ -65,13 +76,12 @@ class CliBackend(Backend):
             return {}
         argv = ["squeue", "-h", "-r", "-t", "all", "-j", ",".join(ids), "-o", SQUEUE_FORMAT]
         try:
-            proc = runner.run_slurm(argv)
+            return _read(argv, parse_squeue)
         except SlurmCommandError as ex:
             # All ids unknown to slurmctld: squeue exits 1 instead of printing nothing (slurm-facts §3).
             if ex.returncode == 1 and "invalid job id" in (ex.stderr + ex.stdout).lower():
                 return {}
             raise
-        return parse_squeue(proc.stdout)
 
     def query_accounting(self, job_ids: Iterable[str], since: datetime | None = None) -> dict[str, JobInfo]:
         ids = _unique(job_ids)
@@ -92,7 +102,7 @@ class CliBackend(Backend):
             "-j",
             ",".join(ids),
         ]
-        return parse_sacct(runner.run_slurm(argv).stdout)
+        return _read(argv, parse_sacct)
 
     def query(self, job_ids: Iterable[str], since: datetime | None = None) -> dict[str, JobInfo]:
         ids = _unique(job_ids)
@@ -101,15 +111,16 @@ class CliBackend(Backend):
     def find_jobs(
         self, name_prefix: str, since: datetime | None = None, include_accounting: bool = True
     ) -> dict[str, JobInfo]:
-        live = runner.run_slurm(["squeue", "-h", "-r", "-t", "all", "--me", "-o", SQUEUE_FORMAT]).stdout
+        live = _read(["squeue", "-h", "-r", "-t", "all", "--me", "-o", SQUEUE_FORMAT], parse_squeue)
         mine = lambda jobs: {k: v for k, v in jobs.items() if v.name.startswith(name_prefix)}  # noqa: E731
         if not include_accounting:
-            return mine(parse_squeue(live))
+            return mine(live)
         start = since or (datetime.now(UTC) - DEFAULT_LOOKBACK)
-        acct = runner.run_slurm(
-            ["sacct", "-X", "-n", "-P", "-o", SACCT_FIELDS, "-S", _slurm_time(start), "-E", "now", "-s", ALL_STATES]
-        ).stdout
-        return merge_views(mine(parse_squeue(live)), mine(parse_sacct(acct)))
+        acct = _read(
+            ["sacct", "-X", "-n", "-P", "-o", SACCT_FIELDS, "-S", _slurm_time(start), "-E", "now", "-s", ALL_STATES],
+            parse_sacct,
+        )
+        return merge_views(mine(live), mine(acct))
 
     # --- acting ---
 

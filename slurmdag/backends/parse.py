@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 
 from slurmdag.backends.base import JobInfo
+from slurmdag.model.errors import SlurmOutputError
 
 # Field lists are fixed here and in cli.py together: the parsers depend on their order. Free text (the job
 # name) goes last so a '|' inside a foreign job's name cannot shift the other columns.
@@ -20,18 +21,19 @@ _PENDING_ARRAY = re.compile(r"^(\d+)_\[([^\]]+)\]$")
 _EMPTY = {"", "N/A", "None", "Unknown", "(null)", "None assigned"}
 
 
-class ParseError(ValueError):
-    """Slurm printed something these parsers do not understand."""
+def excerpt(text: str, limit: int = 120) -> str:
+    """A line of unexpected output, quoted and cut short enough for an error message."""
+    return repr(text) if len(text) <= limit else repr(text[:limit]) + f"... ({len(text)} characters)"
 
 
 def parse_sbatch_parsable(stdout: str) -> str:
     """`sbatch --parsable` prints `id` or `id;cluster` (possibly after warning lines); return the id."""
     lines = [ln.strip() for ln in stdout.splitlines() if ln.strip()]
     if not lines:
-        raise ParseError("sbatch --parsable printed nothing")
+        raise SlurmOutputError("sbatch --parsable printed nothing, expected a job id")
     job_id = lines[-1].split(";", 1)[0].strip()
     if not job_id.isdigit():
-        raise ParseError(f"sbatch --parsable printed {lines[-1]!r}, expected a job id")
+        raise SlurmOutputError(f"sbatch --parsable printed {excerpt(lines[-1])}, expected a job id")
     return job_id
 
 
@@ -74,7 +76,7 @@ def _ids(job_id_text: str, raw_text: str) -> list[tuple[str, str, int | None]]:
         return [(f"{base}_{i}", base, i) for i in expand_array_indexes(pending.group(2))]
     m = _JOB_ID.match(job_id_text)
     if not m:
-        raise ParseError(f"unexpected job id {job_id_text!r}")
+        raise SlurmOutputError(f"unexpected job id {excerpt(job_id_text)}")
     if m.group(2) is None:
         return [(m.group(1), m.group(1), None)]
     return [(job_id_text, m.group(1), int(m.group(2)))]
@@ -88,7 +90,7 @@ def parse_squeue(stdout: str) -> dict[str, JobInfo]:
             continue
         cols = line.split("|", _SQUEUE_COLUMNS - 1)
         if len(cols) != _SQUEUE_COLUMNS:
-            raise ParseError(f"squeue row has {len(cols)} columns, expected {_SQUEUE_COLUMNS}: {line!r}")
+            raise SlurmOutputError(f"squeue row has {len(cols)} columns, expected {_SQUEUE_COLUMNS}: {excerpt(line)}")
         job_id, raw, state, reason, elapsed, start, end, nodes, name = cols
         for key, array_id, task in _ids(job_id, raw):
             jobs[key] = JobInfo(
@@ -127,7 +129,7 @@ def parse_sacct(stdout: str) -> dict[str, JobInfo]:
             continue
         cols = line.split("|", _SACCT_COLUMNS - 1)
         if len(cols) != _SACCT_COLUMNS:
-            raise ParseError(f"sacct row has {len(cols)} columns, expected {_SACCT_COLUMNS}: {line!r}")
+            raise SlurmOutputError(f"sacct row has {len(cols)} columns, expected {_SACCT_COLUMNS}: {excerpt(line)}")
         job_id, raw, state, exit_text, elapsed, start, end, nodes, reason, name = cols
         if "." in job_id:  # a step (only without -X); slurmdag asks for allocations only
             continue

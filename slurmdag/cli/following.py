@@ -8,14 +8,10 @@ import time
 import typer
 
 from slurmdag.cli import app
-from slurmdag.cli.running import _backend, _store, _watch
-from slurmdag.model.errors import SlurmdagError
+from slurmdag.cli.common import follow, open_backend, open_store
+from slurmdag.model.errors import ReconcileFailedError
 
 RETRY_MAX = 60.0  # seconds between retries while Slurm cannot be read
-
-
-class ReconcileFailed(SlurmdagError):
-    """A pass could not read Slurm or act on it (exit 1); nothing was concluded from it."""
 
 
 def _pass_lines(report) -> list[str]:
@@ -36,7 +32,7 @@ def watch(
     from slurmdag.runs import reconcile
     from slurmdag.runs.status import collect
 
-    store, backend = _store(), _backend()
+    store, backend = open_store(), open_backend()
 
     def poll():
         delay = reconcile.FIRST_INTERVAL
@@ -52,7 +48,7 @@ def watch(
             time.sleep(delay)
             delay = min(delay * reconcile.BACKOFF, RETRY_MAX)
 
-    _watch(store, backend, dag_id, as_json=as_json, graph=graph, poll=poll)
+    follow(store, backend, dag_id, as_json=as_json, graph=graph, poll=poll)
 
 
 @app.command("reconcile")
@@ -65,7 +61,7 @@ def reconcile_(
     is off). One batched query per pass; backs off while nothing changes; a lock keeps reconcilers from racing."""
     from slurmdag.runs import reconcile
 
-    store, backend = _store(), _backend()
+    store, backend = open_store(), open_backend()
     lock = reconcile.ReconcileLock.try_take(store)
     if lock is None:
         typer.echo("another slurmdag reconciler is running for this store; leaving it to that one")
@@ -102,6 +98,6 @@ def reconcile_(
                 active = [s for s in report.statuses if not s.terminal]
                 typer.echo(f"reconciled {len(report.statuses)} DAG(s), {len(active)} still active")
             if report.error:
-                raise ReconcileFailed(report.error)
+                raise ReconcileFailedError(report.error)
             return
         reconcile.run(store, backend, dag_ids or (), on_pass=show)

@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 
 from slurmdag.cli import app
+from slurmdag.cli.common import open_backend, open_store
 
 
 def _describe(outcome) -> str:
@@ -48,12 +49,10 @@ def _json(outcome) -> dict:
 
 
 def _run(dag_id: str, node: str | None, cascade: bool, from_file: Path | None, dry_run: bool, as_json: bool) -> None:
-    from slurmdag.backends import default_backend
     from slurmdag.runs.recovery import recover
-    from slurmdag.state.store import Store
 
     outcome = recover(
-        Store(), default_backend(), dag_id, node=node, cascade=cascade, from_file=from_file, dry_run=dry_run
+        open_store(), open_backend(), dag_id, node=node, cascade=cascade, from_file=from_file, dry_run=dry_run
     )
     if as_json:
         typer.echo(json.dumps(_json(outcome), indent=2))

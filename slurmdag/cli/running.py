@@ -2,39 +2,14 @@
 
 from __future__ import annotations
 
-import json
-import time
 from pathlib import Path
 
 import typer
 
 from slurmdag.cli import app
-from slurmdag.model.errors import InputError, SlurmdagError
+from slurmdag.cli.common import echo_json, follow, open_backend, open_store
+from slurmdag.model.errors import InputError
 from slurmdag.model.plan import Plan
-
-# --watch polling: one batched query per poll, starting fast and backing off so a long DAG costs little.
-WATCH_FIRST_INTERVAL = 2.0
-WATCH_MAX_INTERVAL = 30.0
-
-
-class DagNotCompleted(SlurmdagError):
-    """--watch saw the DAG end in a state other than Completed (exit 1)."""
-
-
-def _backend():
-    from slurmdag.backends import default_backend
-
-    return default_backend()
-
-
-def _store():
-    from slurmdag.state.store import Store
-
-    return Store()
-
-
-def _echo_json(data: object) -> None:
-    typer.echo(json.dumps(data, indent=2))
 
 
 def _load_plan(path: Path, sets: list[str]) -> Plan:
@@ -83,7 +58,7 @@ def submit(
     if dry_run:
         planned = submitting.describe(plan, cascade)
         if as_json:
-            _echo_json(
+            echo_json(
                 {
                     "workflow": plan.workflow,
                     "jobs": [
@@ -103,47 +78,14 @@ def submit(
             raise_if_refused(verdict)
         return
     raise_if_refused(verdict)
-    store, backend = _store(), _backend()
+    store, backend = open_store(), open_backend()
     record = submitting.submit_plan(plan, store, backend, workflow=str(workflow.resolve()), cascade=cascade)
     if as_json:
-        _echo_json({"dag_id": record.dag_id, "jobs": record.job_ids})
+        echo_json({"dag_id": record.dag_id, "jobs": record.job_ids})
     else:
         typer.echo(f"Submitted DAG {record.dag_id} with {len(plan.allocations())} allocations")
     if watch:
-        _watch(store, backend, record.dag_id, as_json=as_json)
-
-
-def _watch(
-    store, backend, dag_id: str, as_json: bool = False, graph: bool = False, tasks: bool = False, poll=None
-) -> None:
-    """The one follow loop (status --watch, submit --watch, watch). `poll()` returns the DAG's status; by default a
-    plain read, `slurmdag watch` passes one that also reconciles."""
-    from slurmdag.model.states import DagState
-    from slurmdag.runs.status import collect
-    from slurmdag.views.status_views import status_json, status_table, status_tree
-
-    poll = poll or (lambda: collect(store, backend, dag_id))
-    interval = WATCH_FIRST_INTERVAL
-    last = None
-    while True:
-        status = poll()
-        shown = (status.state, status.counts(), [(n.name, n.state) for n in status.nodes])
-        if shown != last and not as_json:
-            typer.echo(status_tree(status) if graph else status_table(status, tasks=tasks))
-            typer.echo("")
-        if shown != last:
-            interval = WATCH_FIRST_INTERVAL  # back off only while nothing changes
-        last = shown
-        if status.terminal:
-            if as_json:
-                _echo_json(status_json(status))
-            if status.state is not DagState.COMPLETED:
-                # An error rather than typer.Exit(1): main() runs the app with standalone_mode=False, which
-                # swallows typer.Exit's code.
-                raise DagNotCompleted(f"DAG {dag_id} ended {status.state}")
-            return
-        time.sleep(interval)
-        interval = min(interval * 1.5, WATCH_MAX_INTERVAL)
+        follow(store, backend, record.dag_id, as_json=as_json)
 
 
 @app.command()
@@ -158,13 +100,13 @@ def status(
     from slurmdag.runs.status import collect
     from slurmdag.views.status_views import status_json, status_table, status_tree
 
-    store, backend = _store(), _backend()
+    store, backend = open_store(), open_backend()
     if watch:
-        _watch(store, backend, dag_id, as_json=as_json, graph=graph, tasks=tasks)
+        follow(store, backend, dag_id, as_json=as_json, graph=graph, tasks=tasks)
         return
     st = collect(store, backend, dag_id)
     if as_json:
-        _echo_json(status_json(st))
+        echo_json(status_json(st))
         for note in st.notes:
             typer.echo(f"note: {note}", err=True)
     elif graph:
@@ -184,11 +126,11 @@ def list_(
     from slurmdag.runs.status import list_dags
     from slurmdag.views.status_views import list_json, list_table
 
-    listed = list_dags(_store(), _backend(), show_all=show_all)
+    listed = list_dags(open_store(), open_backend(), show_all=show_all)
     rows = [(d.record, d.state, d.counts) for d in listed]
     notes = [n for d in listed for n in d.notes]
     if as_json:
-        _echo_json(list_json(rows))
+        echo_json(list_json(rows))
         for note in notes:
             typer.echo(f"note: {note}", err=True)
         return
@@ -218,9 +160,9 @@ def cancel(
             raise InputError("--dry-run lists a whole-DAG cancel; it does not combine with --node")
         from slurmdag.runs.cancel_allocations import cancel_allocations
 
-        done = cancel_allocations(_store(), _backend(), dag_id, nodes)
+        done = cancel_allocations(open_store(), open_backend(), dag_id, nodes)
         if as_json:
-            _echo_json({"dag_id": dag_id, "cancelled": done.cancelled, "handlers_cancelled": done.handlers})
+            echo_json({"dag_id": dag_id, "cancelled": done.cancelled, "handlers_cancelled": done.handlers})
         else:
             for note in done.notes:
                 typer.echo(f"note: {note}")
@@ -230,9 +172,9 @@ def cancel(
             )
         return
 
-    outcome = cancel_dag(_store(), _backend(), dag_id, dry_run=dry_run)
+    outcome = cancel_dag(open_store(), open_backend(), dag_id, dry_run=dry_run)
     if as_json:
-        _echo_json(
+        echo_json(
             {
                 "dag_id": outcome.dag_id,
                 "dry_run": outcome.dry_run,

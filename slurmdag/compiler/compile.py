@@ -42,6 +42,15 @@ _JOIN_OPTIONS = {"ntasks": "1", "cpus-per-task": "1", "time": format_walltime(60
 _JOIN_COPIED = ("partition", "account", "qos", "reservation")
 
 
+def join_job_options(allocation_options: dict[str, str | None]) -> dict[str, str | None]:
+    """A join job's sbatch options: one CPU for a minute, where the allocation it serves runs (sorted)."""
+    options: dict[str, str | None] = dict(_JOIN_OPTIONS)
+    for key in _JOIN_COPIED:
+        if key in allocation_options:
+            options[key] = allocation_options[key]
+    return dict(sorted(options.items()))
+
+
 # --- public entry points -------------------------------------------------------------------------------------------
 
 
@@ -378,11 +387,7 @@ def _script_parts(a: AllocationSpec) -> tuple[str, str, str | None]:
 def _join_job(
     workflow: str, name: str, a: AllocationSpec, dependency: Dependency, renderer: render.Renderer
 ) -> PlannedJob:
-    options: dict[str, str | None] = dict(_JOIN_OPTIONS)
-    for key in _JOIN_COPIED:
-        if key in a.options:
-            options[key] = a.options[key]
-    options = dict(sorted(options.items()))
+    options = join_job_options(a.options)
     ctx = render.ScriptContext(
         workflow=workflow,
         name=name,

@@ -94,14 +94,10 @@ def lanes_of(plan: Plan) -> dict[str, list[str]]:
 
 
 def _or_join(plan: Plan, job: PlannedJob, dep: Dependency) -> PlannedJob:
-    from slurmdag.compiler.compile import _JOIN_COPIED, _JOIN_OPTIONS
+    from slurmdag.compiler.compile import join_job_options
 
     name = f"{job.name}+any"
-    options: dict[str, str | None] = dict(_JOIN_OPTIONS)
-    for key in _JOIN_COPIED:
-        if key in job.options:
-            options[key] = job.options[key]
-    options = dict(sorted(options.items()))
+    options = join_job_options(job.options)
     ctx = render.ScriptContext(
         workflow=plan.workflow,
         name=name,

@@ -1,10 +1,26 @@
-"""Errors as types that carry what a user needs to fix the problem.
+"""Every error slurmdag reports to a user, as one hierarchy of types that carry what is needed to fix the problem.
 
-The CLI maps each to an exit code: `InputError` (bad workflow, bad usage) -> 2, everything else -> 1.
+    SlurmdagError                       exit 1 unless said otherwise; never shown as a traceback
+    ├── InputError                      exit 2: bad workflow or bad usage, every problem at once; nothing submitted
+    │   ├── UsageError                  a command called wrongly
+    │   │   ├── UnknownDagError
+    │   │   ├── NothingToResumeError, DagStillActiveError, ChangedCompletedAllocationsError
+    │   └── PreflightError              the DAG cannot run on this cluster as written
+    ├── SlurmCommandError               a Slurm command failed (argv, exit code, output)
+    │   └── SlurmUnavailableError       no Slurm clients, or no controller/database to talk to
+    ├── SlurmOutputError                a Slurm command printed something slurmdag cannot read
+    ├── SubmitError                     a submission failed part-way (and was withdrawn)
+    ├── CancelError                     Slurm did not confirm a cancellation
+    ├── StoreError                      the local DAG store could not be read or written
+    ├── DagNotCompletedError            a followed DAG ended in a state other than Completed
+    └── ReconcileFailedError            a reconciler pass could not read Slurm or act
+
+The CLI maps each to its `exit_code`; every name ends in `Error`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 MAX_REPORTED_PROBLEMS = 50
@@ -79,9 +95,66 @@ class SlurmUnavailableError(SlurmCommandError):
     """The Slurm commands are missing or the controller cannot be reached; worth retrying later."""
 
 
+class SlurmOutputError(SlurmdagError):
+    """A Slurm command printed something slurmdag cannot read (a Slurm version it does not know, or another program
+    of that name first on PATH). The parsers raise it without the command; the backend adds which one it was."""
+
+    def __init__(self, detail: str, argv: Sequence[str] | None = None):
+        self.detail = detail
+        self.argv = list(argv) if argv else None
+        # The program's name is enough to say which command; its arguments may list thousands of job ids.
+        who = f"`{self.argv[0]}`" if self.argv else "a Slurm command"
+        super().__init__(
+            f"{who} printed output slurmdag cannot read: {detail}\n"
+            "  hint: is a supported Slurm (22.05 or later) first on PATH? `command -v squeue sacct sbatch` shows which"
+        )
+
+    def of_command(self, argv: Sequence[str]) -> SlurmOutputError:
+        """The same error, naming the command that printed the output."""
+        return SlurmOutputError(self.detail, argv)
+
+
 class SubmitError(SlurmdagError):
     """Submitting a DAG failed part-way; everything already submitted has been cancelled."""
 
 
 class StoreError(SlurmdagError):
     """The local DAG store could not be read or written."""
+
+
+class UnknownDagError(UsageError):
+    """No such DAG in the local store (and, where looked for, no job of it in Slurm)."""
+
+    def __init__(self, dag_id: str):
+        self.dag_id = dag_id
+        super().__init__(
+            Problem(f"unknown DAG {dag_id!r}", file="slurmdag", hint="`slurmdag list --all` shows your DAGs")
+        )
+
+
+class PreflightError(InputError):
+    """The DAG cannot run on this cluster as written; nothing was submitted (exit 2)."""
+
+
+class NothingToResumeError(UsageError):
+    """Every allocation completed (or a redo target set is empty): nothing would be submitted."""
+
+
+class DagStillActiveError(UsageError):
+    """Some job of the DAG is still pending or running: resuming now could run an allocation twice."""
+
+
+class ChangedCompletedAllocationsError(UsageError):
+    """`resume --from FILE` would change what an allocation that already completed is."""
+
+
+class CancelError(SlurmdagError):
+    """Slurm did not confirm the cancellation of some jobs."""
+
+
+class DagNotCompletedError(SlurmdagError):
+    """A followed DAG (`--watch`, `watch`) ended in a state other than Completed (exit 1)."""
+
+
+class ReconcileFailedError(SlurmdagError):
+    """A reconciler pass could not read Slurm or act on it (exit 1); nothing was concluded from it."""

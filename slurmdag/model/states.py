@@ -138,7 +138,7 @@ def label(plan: Plan, raw: Mapping[str, AllocationState], ran: Mapping[str, bool
     for job in plan.jobs:
         state = raw.get(job.name, AllocationState.UNKNOWN)
         if state is AllocationState.CANCELLED and not ran.get(job.name, False) and job.edges:
-            cause = _blocking_cause(job.edges, labels)
+            cause = blocking_cause(job.edges, labels)
             if cause == "skip":
                 state = AllocationState.SKIPPED
             elif cause == "fail":
@@ -147,8 +147,8 @@ def label(plan: Plan, raw: Mapping[str, AllocationState], ran: Mapping[str, bool
     return labels
 
 
-def _blocking_cause(edges, labels: Mapping[str, AllocationState]) -> str | None:
-    """'skip', 'fail' or None (nothing upstream explains why the node did not run)."""
+def blocking_cause(edges, labels: Mapping[str, AllocationState]) -> str | None:
+    """'skip', 'fail' or None (nothing upstream explains why the allocation did not run)."""
     causes: list[str] = []
     any_group: list[str | None] = []
     for edge in edges:

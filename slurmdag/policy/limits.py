@@ -42,38 +42,38 @@ class LimitDef:
         return str(value)
 
 
-class _Bad(Exception):
+class _BadValueError(Exception):
     pass
 
 
 def _int(node: Node) -> int:
     v = node.value
     if not isinstance(node, ScalarNode) or isinstance(v, bool) or not isinstance(v, int):
-        raise _Bad(f"must be an integer, not {type_name(node)}")
+        raise _BadValueError(f"must be an integer, not {type_name(node)}")
     if v < 1:
-        raise _Bad(f"must be at least 1, not {v}")
+        raise _BadValueError(f"must be at least 1, not {v}")
     return v
 
 
 def _seconds(node: Node) -> float:
     v = node.value
     if not isinstance(node, ScalarNode) or isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
-        raise _Bad("must be a number of seconds (0 or more)")
+        raise _BadValueError("must be a number of seconds (0 or more)")
     return float(v)
 
 
 def _walltime(node: Node) -> int:
     if not isinstance(node, ScalarNode):
-        raise _Bad(f"must be a walltime, not {type_name(node)}")
+        raise _BadValueError(f"must be a walltime, not {type_name(node)}")
     try:
         return wt.parse_walltime(node.value)
     except ValueError as e:
-        raise _Bad(f"invalid walltime {node.value!r}: {e}") from None
+        raise _BadValueError(f"invalid walltime {node.value!r}: {e}") from None
 
 
 def _names(node: Node) -> frozenset[str]:
     if not isinstance(node, SeqNode) or not all(isinstance(i.value, str) for i in node.value):
-        raise _Bad("must be a list of partition names")
+        raise _BadValueError("must be a list of partition names")
     return frozenset(i.value for i in node.value)
 
 
@@ -151,7 +151,7 @@ def parse_limits(node: Node | None, label: str, where: str = "") -> tuple[Source
             continue  # `key:` with no value: not set
         try:
             values[key] = (d.parse(value), value)
-        except _Bad as e:
+        except _BadValueError as e:
             problems.append(problem_at(label, value, f"`{where}{key}` {e}"))
     return Source(label, values), problems
 

@@ -20,14 +20,9 @@ from dataclasses import dataclass, field
 from slurmdag.backends import runner
 from slurmdag.compiler.array_split import split_plan
 from slurmdag.model import slurm_values as wt
-from slurmdag.model.errors import InputError, Problem, SlurmCommandError
+from slurmdag.model.errors import PreflightError, Problem, SlurmCommandError
 from slurmdag.model.plan import Plan, PlannedJob
 from slurmdag.model.sbatch_options import resolve_long
-
-
-class PreflightError(InputError):
-    """The DAG cannot run on this cluster as written; nothing was submitted (exit 2)."""
-
 
 # --- what was read ---
 

@@ -4,22 +4,17 @@ cancel every unfinished job (one scancel call), then read the states back until 
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 
 from slurmdag.backends.base import Backend
-from slurmdag.model.errors import SlurmdagError
+from slurmdag.model.errors import CancelError
 from slurmdag.model.states import ACTIVE, AllocationState
+from slurmdag.runs.confirm import wait_until_finished
 from slurmdag.runs.status import DagStatus, collect_many, load_dag, remember
-from slurmdag.runs.submit import _unfinished
 from slurmdag.state.store import CANCELLED, SUBMITTING, Store, utc_now
 
 # How long to keep reading state back after scancel: running jobs get SIGTERM, then SIGKILL after KillWait.
 CONFIRM_TIMEOUT = 60.0
-
-
-class CancelError(SlurmdagError):
-    """Slurm did not confirm the cancellation of some jobs."""
 
 
 @dataclass(frozen=True)
@@ -72,7 +67,7 @@ def cancel_dag(
     try:
         outcome.hold_messages = backend.hold(pending)
         backend.cancel(ids)
-        outcome.still_active = _confirm(backend, ids, confirm_timeout)
+        outcome.still_active = wait_until_finished(backend, ids, confirm_timeout)
         if lock is not None:
             record = store.load(dag_id)
             record.submission = CANCELLED
@@ -95,22 +90,3 @@ def cancel_dag(
 def _has_pending_tasks(status: DagStatus, target: CancelTarget) -> bool:
     node = next(n for n in status.nodes if n.name == target.name)
     return any(t.state is AllocationState.PENDING for t in node.tasks or [])
-
-
-def _confirm(backend: Backend, ids: list[str], timeout: float) -> list[str]:
-    """Read state back (scancel's exit status proves nothing) until every id is finished or time is up."""
-    deadline = time.monotonic() + timeout
-    delay = 0.2
-    resent = False
-    while True:
-        live = backend.query_live(ids)
-        left = _unfinished(ids, live)
-        if not left:
-            return []
-        if not resent and any(i.state == "PENDING" for i in live.values() if i.array_job_id in left):
-            backend.cancel(left)  # a pending job that survived scancel: ask once more
-            resent = True
-        if time.monotonic() >= deadline:
-            return left
-        time.sleep(delay)
-        delay = min(delay * 1.5, 2.0)

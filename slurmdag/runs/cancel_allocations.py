@@ -12,10 +12,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from slurmdag.backends.base import Backend
-from slurmdag.model.errors import Problem, UsageError
+from slurmdag.model.errors import CancelError, Problem, UsageError
 from slurmdag.model.plan import Plan
 from slurmdag.model.states import ACTIVE
-from slurmdag.runs.cancel import CONFIRM_TIMEOUT, CancelError, _confirm
+from slurmdag.runs.cancel import CONFIRM_TIMEOUT
+from slurmdag.runs.confirm import wait_until_finished
 from slurmdag.runs.status import collect_many, load_dag, remember
 from slurmdag.state.store import Store
 
@@ -63,7 +64,7 @@ def cancel_allocations(
         return outcome
     backend.hold(handler_ids)  # a held handler cannot start in the moment its parent turns CANCELLED
     backend.cancel(ids)
-    left = _confirm(backend, ids, confirm_timeout)
+    left = wait_until_finished(backend, ids, confirm_timeout)
     if store.exists(dag_id):
         remember(store, collect_many([(store.load(dag_id), plan)], backend)[0])
     if left:

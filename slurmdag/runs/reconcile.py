@@ -15,8 +15,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from slurmdag.backends.base import Backend
-from slurmdag.backends.parse import ParseError
-from slurmdag.model.errors import SlurmCommandError
+from slurmdag.model.errors import SlurmCommandError, SlurmOutputError
 from slurmdag.runs.reconcile_plan import Cancel, plan_actions
 from slurmdag.runs.status import DagStatus, collect_many, remember
 from slurmdag.runs.submit import recover_abandoned
@@ -102,7 +101,7 @@ def reconcile_pass(store: Store, backend: Backend, dag_ids: Iterable[str] = (), 
         return report
     try:
         report.statuses = collect_many(pairs, backend)
-    except (SlurmCommandError, ParseError) as ex:
+    except (SlurmCommandError, SlurmOutputError) as ex:
         report.error = f"reading Slurm failed, will try again: {ex}"
         return report
     to_cancel: list[tuple[str, Cancel]] = []

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from slurmdag.backends.base import Backend
-from slurmdag.model.errors import Problem, UsageError
+from slurmdag.model.errors import ChangedCompletedAllocationsError, Problem, UnknownDagError, UsageError
 from slurmdag.model.plan import Plan
 from slurmdag.model.states import AllocationState
 from slurmdag.runs.resume_plan import Outcome, ResumePlan, plan_redo, plan_resume
@@ -23,10 +23,6 @@ from slurmdag.runs.status import DagStatus, collect
 from slurmdag.runs.submit import submit_gated
 from slurmdag.state import attempt_history
 from slurmdag.state.store import FAILED, SUBMITTING, DagRecord, Store, atomic_write, boot_id
-
-
-class ChangedCompletedAllocations(UsageError):
-    """`resume --from FILE` would change what an allocation that already completed is."""
 
 
 @dataclass
@@ -84,7 +80,7 @@ def check_unchanged(old: Plan, new: Plan, completed: list[str]) -> None:
                 )
             )
     if problems:
-        raise ChangedCompletedAllocations(problems)
+        raise ChangedCompletedAllocationsError(problems)
 
 
 def recover(
@@ -99,8 +95,6 @@ def recover(
 ) -> RecoveryOutcome:
     """`resume` (node=None) or `redo NODE [--cascade]` of DAG `dag_id`."""
     if not store.exists(dag_id):
-        from slurmdag.state.store import UnknownDagError
-
         raise UnknownDagError(dag_id)
     status = collect(store, backend, dag_id)  # also finishes off an abandoned submission
     record = store.load(dag_id)

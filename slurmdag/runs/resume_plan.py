@@ -18,7 +18,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 
 from slurmdag.backends.parse import expand_array_indexes
-from slurmdag.model.errors import Problem, UsageError
+from slurmdag.model.errors import DagStillActiveError, NothingToResumeError, Problem, UsageError
 from slurmdag.model.plan import Dependency, DependencyTerm, Plan, PlannedJob
 from slurmdag.model.states import ACTIVE, FAILURES, AllocationState
 
@@ -43,14 +43,6 @@ class ResumePlan:
         return [j.name for j in self.jobs]
 
 
-class NothingToResume(UsageError):
-    """Every allocation completed (or a redo target set is empty): nothing would be submitted."""
-
-
-class DagStillActive(UsageError):
-    """Some job of the DAG is still pending or running: resuming now could run a node twice."""
-
-
 def plan_resume(plan: Plan, outcomes: Mapping[str, Outcome]) -> ResumePlan:
     """Re-run every job that did not complete; completed task-group tasks are kept."""
     _refuse_split(plan)
@@ -68,7 +60,7 @@ def plan_resume(plan: Plan, outcomes: Mapping[str, Outcome]) -> ResumePlan:
             rerun[job.name] = None
     result = _sub_plan(plan, outcomes, rerun)
     if not any(plan.job(n).kind == "allocation" for n in result.names()):
-        raise NothingToResume(
+        raise NothingToResumeError(
             Problem(
                 _nothing_message(result),
                 file="slurmdag",
@@ -97,7 +89,7 @@ def plan_redo(plan: Plan, outcomes: Mapping[str, Outcome], node: str, cascade: b
     rerun: dict[str, list[int] | None] = {j.name: None for j in plan.jobs if j.name in targets}
     result = _sub_plan(plan, outcomes, rerun)
     if not result.jobs:
-        raise NothingToResume(
+        raise NothingToResumeError(
             Problem(
                 f"cannot redo {node!r}: " + _nothing_message(result),
                 file="slurmdag",
@@ -137,7 +129,7 @@ def _refuse_split(plan: Plan) -> None:
 def _refuse_active(outcomes: Mapping[str, Outcome]) -> None:
     active = sorted(n for n, o in outcomes.items() if o.state in ACTIVE)
     if active:
-        raise DagStillActive(
+        raise DagStillActiveError(
             Problem(
                 f"the DAG is still active ({', '.join(active)} pending or running): resuming now could run them twice",
                 file="slurmdag",

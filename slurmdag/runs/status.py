@@ -7,13 +7,14 @@ from datetime import UTC, datetime, timedelta
 
 from slurmdag.backends.base import Backend, JobInfo
 from slurmdag.backends.parse import expand_array_indexes
+from slurmdag.model.errors import UnknownDagError
 from slurmdag.model.plan import Plan, PlannedJob
 from slurmdag.model.states import (
     ACTIVE,
     AllocationState,
     DagState,
-    _blocking_cause,
     allocation_state,
+    blocking_cause,
     count_states,
     dag_state,
     group_state,
@@ -23,7 +24,7 @@ from slurmdag.runs import retry_progress
 from slurmdag.runs.retry_progress import RetryAttempt
 from slurmdag.runs.submit import GATE_NAME, job_name_prefix, recover_abandoned, slurm_job_name
 from slurmdag.state import attempt_history
-from slurmdag.state.store import CANCELLED, FAILED, SUBMITTING, DagRecord, Store, UnknownDagError, check_dag_id
+from slurmdag.state.store import CANCELLED, FAILED, SUBMITTING, DagRecord, Store, check_dag_id
 
 # sacct is bounded below by the DAG's creation time (job ids repeat after a cluster reset) minus this slack for
 # clocks that disagree between the login node and the controller.
@@ -232,7 +233,7 @@ def build_status(record: DagRecord, plan: Plan, infos: dict[str, JobInfo]) -> Da
         nodes[name].state = alloc_state
         if alloc_state is AllocationState.CANCELLED:
             # a task group whose other tasks ran: some tasks were cancelled by a failed corresponding parent task
-            partly = nodes[name].tasks is not None and _blocking_cause(plan.job(name).edges, labels) == "fail"
+            partly = nodes[name].tasks is not None and blocking_cause(plan.job(name).edges, labels) == "fail"
             nodes[name].cancelled_by = "upstream" if name in labels.cascaded or partly else "user"
     state = dag_state(plan, labels, cancelled_by_user=record.submission == CANCELLED)
     notes = []

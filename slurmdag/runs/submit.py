@@ -21,8 +21,15 @@ from dataclasses import dataclass, field
 from dataclasses import replace as dc_replace
 
 from slurmdag.backends.base import Backend
-from slurmdag.model.errors import SlurmCommandError, SlurmdagError, SlurmUnavailableError, SubmitError
+from slurmdag.model.errors import (
+    SlurmCommandError,
+    SlurmdagError,
+    SlurmOutputError,
+    SlurmUnavailableError,
+    SubmitError,
+)
 from slurmdag.model.plan import Plan, PlannedJob
+from slurmdag.runs.confirm import unfinished
 from slurmdag.state.store import FAILED, SUBMITTED, SUBMITTING, DagRecord, Store
 
 GATE_NAME = "+gate"  # '+' cannot occur in an allocation name, so the gate never collides with one
@@ -31,19 +38,6 @@ GATE_SCRIPT = (
 )
 # Options of the planned jobs the gate copies so it can run where they run (site-required account, QOS...).
 _GATE_INHERITS = ("partition", "account", "qos", "reservation", "clusters")
-_FINAL_SLURM = {
-    "COMPLETED",
-    "FAILED",
-    "CANCELLED",
-    "TIMEOUT",
-    "OUT_OF_MEMORY",
-    "NODE_FAIL",
-    "BOOT_FAIL",
-    "DEADLINE",
-    "PREEMPTED",
-    "REVOKED",
-    "SPECIAL_EXIT",
-}
 
 
 def slurm_job_name(dag_id: str, name: str) -> str:
@@ -126,13 +120,13 @@ def describe(plan: Plan, cascade: str = CASCADE_NATIVE) -> list[PlannedSubmissio
 # --- signals: turned into a flag while submitting, checked between sbatch calls ---
 
 
-class _Interrupted(Exception):
+class _SignalReceivedError(Exception):
     def __init__(self, signum: int):
         self.signum = signum
         super().__init__(f"interrupted by {signal.Signals(signum).name}")
 
 
-class _SignalGuard:
+class SignalGuard:
     """SIGINT/SIGTERM only set a flag, so an sbatch is never abandoned half-way; the loop raises at a safe point."""
 
     def __init__(self) -> None:
@@ -140,7 +134,7 @@ class _SignalGuard:
 
     def check(self) -> None:
         if self.received is not None:
-            raise _Interrupted(self.received)
+            raise _SignalReceivedError(self.received)
 
     def _handle(self, signum: int, _frame: object) -> None:
         if self.received is None:
@@ -148,8 +142,8 @@ class _SignalGuard:
 
 
 @contextmanager
-def _guard_signals() -> Iterator[_SignalGuard]:
-    guard = _SignalGuard()
+def _guard_signals() -> Iterator[SignalGuard]:
+    guard = SignalGuard()
     if threading.current_thread() is not threading.main_thread():
         yield guard  # signal handlers can only be set from the main thread
         return
@@ -233,7 +227,7 @@ def submit_gated(
             for wave in submission_waves(plan):
                 current = _describe_job(wave[0])
                 guard.check()
-                failed = _submit_wave(wave, submit_one, job_ids, guard)
+                failed = submit_wave(wave, submit_one, job_ids, guard)
                 # Recorded before any child is submitted. Not fsynced: a crash of this process loses nothing (the
                 # page cache survives it), and after a power loss every job still waits on the held gate and
                 # `withdraw` finds it by its name prefix.
@@ -297,8 +291,8 @@ def submission_waves(plan: Plan) -> list[list[PlannedJob]]:
     return [w for w in waves if w]
 
 
-def _submit_wave(
-    wave: list[PlannedJob], submit_one: Callable[[PlannedJob], str], job_ids: dict[str, str], guard: _SignalGuard
+def submit_wave(
+    wave: list[PlannedJob], submit_one: Callable[[PlannedJob], str], job_ids: dict[str, str], guard: SignalGuard
 ) -> tuple[PlannedJob, BaseException] | None:
     """sbatch every job of `wave` (up to SUBMIT_WORKERS at once); put each id into `job_ids`, in plan order.
 
@@ -338,7 +332,7 @@ def _describe_job(job: PlannedJob) -> str:
 
 
 def _describe_failure(ex: BaseException, current: str) -> str:
-    if isinstance(ex, _Interrupted):
+    if isinstance(ex, _SignalReceivedError):
         return f"{ex} while submitting {current}"
     if isinstance(ex, SlurmUnavailableError):
         return f"Slurm unreachable while submitting {current}: {ex}"
@@ -397,28 +391,18 @@ def withdraw(backend: Backend, record: DagRecord) -> WithdrawOutcome:
         backend.hold(jobs)
         backend.cancel(ids)
         live = backend.query_live(ids)
-        pending = _unfinished(ids, live)
+        pending = unfinished(ids, live)
         if pending:
             backend.cancel(pending)  # once more; then report what is left
             live = backend.query_live(ids)
-            pending = _unfinished(ids, live)
-    except (SlurmCommandError, ValueError) as ex:  # ValueError: output we could not parse
+            pending = unfinished(ids, live)
+    except (SlurmCommandError, SlurmOutputError) as ex:
         outcome.error = str(ex)
         outcome.not_cancelled = recorded
         return outcome
     outcome.not_cancelled = pending
     outcome.cancelled = [j for j in ids if j not in pending]
     return outcome
-
-
-def _unfinished(ids: list[str], live: dict) -> list[str]:
-    """Ids with a task or job that Slurm still lists as not finished (absent ids are gone, hence finished)."""
-    left = []
-    for job_id in ids:
-        rows = [i for i in live.values() if i.array_job_id == job_id or i.job_id == job_id]
-        if any(i.state not in _FINAL_SLURM for i in rows):
-            left.append(job_id)
-    return left
 
 
 # --- a submission whose process died (SIGKILL, power loss) ---

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from pathlib import Path
 
-from slurmdag.model.errors import Problem, StoreError, UsageError
+from slurmdag.model.errors import Problem, StoreError, UnknownDagError, UsageError
 from slurmdag.model.plan import Plan
 
 RECORD_FORMAT = 1
@@ -162,16 +162,6 @@ def atomic_write(path: Path, text: str, durable: bool = True) -> None:
 def script_file_name(job_name: str) -> str:
     safe = re.sub(r"[^A-Za-z0-9._+-]", "_", job_name).lstrip(".") or "_"
     return f"{safe}.sbatch"
-
-
-class UnknownDagError(UsageError):
-    """No such DAG in the local store (and, where looked for, no job of it in Slurm)."""
-
-    def __init__(self, dag_id: str):
-        self.dag_id = dag_id
-        super().__init__(
-            Problem(f"unknown DAG {dag_id!r}", file="slurmdag", hint="`slurmdag list --all` shows your DAGs")
-        )
 
 
 class Store:

@@ -9,13 +9,13 @@ import pytest
 from slurmdag.backends.base import JobInfo
 from slurmdag.backends.cli import merge_views
 from slurmdag.backends.parse import (
-    ParseError,
     expand_array_indexes,
     parse_exit_code,
     parse_sacct,
     parse_sbatch_parsable,
     parse_squeue,
 )
+from slurmdag.model.errors import SlurmOutputError
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "slurm-output"
 
@@ -29,7 +29,7 @@ def test_sbatch_parsable_plain_with_cluster_and_after_warnings():
     assert parse_sbatch_parsable("1234;cluster-a\n") == "1234"
     assert parse_sbatch_parsable("sbatch: warning: something odd\n77\n") == "77"
     for bad in ("", "Submitted batch job 12\n"):
-        with pytest.raises(ParseError):
+        with pytest.raises(SlurmOutputError):
             parse_sbatch_parsable(bad)
 
 
@@ -113,7 +113,7 @@ def test_exit_code_parsing():
 
 
 def test_garbage_rows_are_parse_errors():
-    with pytest.raises(ParseError):
+    with pytest.raises(SlurmOutputError):
         parse_squeue("only|three|columns\n")
-    with pytest.raises(ParseError):
+    with pytest.raises(SlurmOutputError):
         parse_sacct("x|y|z|w|v|u|t|s|r|q\n")

@@ -6,10 +6,9 @@ from __future__ import annotations
 import pytest
 
 from slurmdag.compiler.compile import compile_text
+from slurmdag.model.errors import DagStillActiveError, NothingToResumeError
 from slurmdag.model.states import AllocationState as S
 from slurmdag.runs.resume_plan import (
-    DagStillActive,
-    NothingToResume,
     Outcome,
     compress_indexes,
     descendants,
@@ -101,7 +100,7 @@ def test_failure_handler_whose_parent_completed_is_decided_not_submitted():
 
 def test_a_completed_dag_has_nothing_to_resume():
     plan = compile_text(CHAIN)
-    with pytest.raises(NothingToResume):
+    with pytest.raises(NothingToResumeError):
         plan_resume(
             plan,
             outcomes(
@@ -119,7 +118,7 @@ def test_a_completed_dag_has_nothing_to_resume():
 
 def test_an_active_dag_is_refused():
     plan = compile_text(CHAIN)
-    with pytest.raises(DagStillActive, match="c"):
+    with pytest.raises(DagStillActiveError, match="c"):
         plan_resume(plan, outcomes(a=S.COMPLETED, b=S.COMPLETED, c=S.RUNNING))
 
 

@@ -12,9 +12,9 @@ import textwrap
 
 import pytest
 
-from slurmdag.model.errors import StoreError, UsageError
+from slurmdag.model.errors import StoreError, UnknownDagError, UsageError
 from slurmdag.model.plan import Plan, PlannedJob
-from slurmdag.state.store import SUBMITTED, Store, UnknownDagError, atomic_write, check_dag_id
+from slurmdag.state.store import SUBMITTED, Store, atomic_write, check_dag_id
 
 
 def _plan(n: int = 2) -> Plan:

@@ -8,7 +8,7 @@ import pytest
 
 from slurmdag.model.plan import Dependency, DependencyTerm, Plan, PlannedJob
 from slurmdag.runs import submit
-from slurmdag.runs.submit import _SignalGuard, _submit_wave, submission_waves
+from slurmdag.runs.submit import SignalGuard, submission_waves, submit_wave
 
 
 def _job(name: str, *parents: str, join: str = "all") -> PlannedJob:
@@ -56,7 +56,7 @@ def test_a_failed_wave_records_every_job_slurm_accepted_and_reports_the_first_fa
         return str(1000 + int(job.name[1:]))
 
     ids: dict[str, str] = {}
-    failed = _submit_wave(wave, fake_sbatch, ids, _SignalGuard())
+    failed = submit_wave(wave, fake_sbatch, ids, SignalGuard())
     assert failed is not None and failed[0].name == "w5" and "w5" in str(failed[1])
     accepted = [n for n in calls if n not in ("w5", "w7")]
     assert sorted(ids) == sorted(accepted) and "w5" not in ids
@@ -68,12 +68,12 @@ def test_a_failed_wave_records_every_job_slurm_accepted_and_reports_the_first_fa
 
 def test_a_signal_stops_new_sbatch_calls_in_the_wave(monkeypatch):
     monkeypatch.setattr(submit, "SUBMIT_WORKERS", 1)  # one at a time, so "new" is well defined
-    guard = _SignalGuard()
+    guard = SignalGuard()
     ids: dict[str, str] = {}
 
     def sbatch(job):
         guard._handle(15, None)  # SIGTERM arrives during the first sbatch
         return "1"
 
-    assert _submit_wave([_job("a"), _job("b"), _job("c")], sbatch, ids, guard) is None
+    assert submit_wave([_job("a"), _job("b"), _job("c")], sbatch, ids, guard) is None
     assert list(ids) == ["a"]
