@@ -24,12 +24,11 @@ from typing import Any
 
 import jinja2
 import jinja2.sandbox
-import yaml
 
 from slurmdag.compiler import graph, render
 from slurmdag.compiler.script_directives import shell_kind
 from slurmdag.compiler.spec import AllocationSpec, WorkflowSpec, build_partial, did_you_mean, problem_at, read_text
-from slurmdag.compiler.yamlsrc import Node, parse_yaml
+from slurmdag.compiler.yamlsrc import Node, parse_yaml, plain_scalar
 from slurmdag.model.errors import InputError, Problem
 from slurmdag.model.plan import Dependency, DependencyTerm, Edge, Plan, PlannedJob
 from slurmdag.model.slurm_values import format_walltime
@@ -202,19 +201,8 @@ def _apply_overrides(spec: WorkflowSpec, overrides: Mapping[str, str], problems:
             )
             problems.append(Problem(f"unknown param {key!r}", "--set", hint=hint))
             continue
-        params[key] = _yaml_scalar(text)
+        params[key] = plain_scalar(text)  # read as the workflow's own values are
     return params
-
-
-def _yaml_scalar(text: str) -> Any:
-    """A --set value as YAML would read it (so --set lr=0.1 is a number); anything non-scalar stays a string."""
-    if text == "":
-        return ""
-    try:
-        value = yaml.safe_load(text)
-    except yaml.YAMLError:
-        return text
-    return value if isinstance(value, (str, int, float, bool)) else text
 
 
 class _ParamRenderer:

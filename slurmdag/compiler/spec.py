@@ -21,7 +21,7 @@ from typing import Any
 
 from slurmdag.compiler.script_directives import ScriptDirectives, interpreter, read_directives, shell_kind
 from slurmdag.compiler.script_merge import Merged, merge
-from slurmdag.compiler.yamlsrc import MapNode, Node, ScalarNode, SeqNode, parse_yaml, type_name
+from slurmdag.compiler.yamlsrc import MapNode, Node, ScalarNode, SeqNode, bool_hint, parse_yaml, type_name
 from slurmdag.model import slurm_values as wt
 from slurmdag.model.errors import InputError, Problem
 from slurmdag.model.plan import Condition
@@ -265,7 +265,7 @@ def _p_exclusive(key: str, node: Node, ctx: _Ctx) -> str | bool | None:
         return v
     if isinstance(v, str) and v in ("user", "mcs", "topo"):
         return v
-    raise _Bad('`exclusive` must be true, false, "user", "mcs" or "topo"')
+    raise _Bad('`exclusive` must be true, false, "user", "mcs" or "topo"', bool_hint(v))
 
 
 def _p_deps(key: str, node: Node, ctx: _Ctx) -> list[DepSpec]:

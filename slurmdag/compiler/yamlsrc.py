@@ -8,6 +8,7 @@ code path for both inputs. Pure: takes text, returns nodes or raises InputError.
 from __future__ import annotations
 
 import datetime
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -15,11 +16,60 @@ import yaml
 
 from slurmdag.model.errors import InputError, Problem
 
-# libyaml is ~10x faster; its error messages are terser, so syntax errors are re-read with the Python loader.
-_FastLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
 _MAP_TAG = "tag:yaml.org,2002:map"
 _SEQ_TAG = "tag:yaml.org,2002:seq"
+_INT_TAG = "tag:yaml.org,2002:int"
+
+# PyYAML resolves plain scalars by YAML 1.1 rules, where `1:00:00` is the integer 3600, `010` is 8 and `yes` is
+# true. Workflows are read by the YAML 1.2 core schema instead (what current YAML tools and editors use): those are
+# the strings "1:00:00" and "yes", and `010`, which the two versions read as different numbers, is refused.
+_CORE_RESOLVERS: list[tuple[str, re.Pattern[str], str]] = [
+    ("tag:yaml.org,2002:null", re.compile(r"^(?:~|null|Null|NULL|)$"), "~nN"),
+    ("tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), "tTfF"),
+    (_INT_TAG, re.compile(r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$"), "-+0123456789"),
+    (
+        "tag:yaml.org,2002:float",
+        re.compile(
+            r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
+            r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"
+        ),
+        "-+0123456789.",
+    ),
+    # not YAML 1.2, kept only to name `<<` in a clear refusal (_Builder._fill_map)
+    ("tag:yaml.org,2002:merge", re.compile(r"^<<$"), "<"),
+]
+_LEADING_ZERO = re.compile(r"^[-+]?0[0-9]+$")
+# Booleans to YAML 1.1 only: text to YAML 1.2. Where a boolean is wanted, the refusal says so (bool_hint).
+_YAML11_BOOLEANS = {"yes", "no", "on", "off", "y", "n"}
+
+
+def bool_hint(value: object) -> str | None:
+    """A hint for a YAML 1.1 boolean word given where a boolean is wanted."""
+    if isinstance(value, str) and value.lower() in _YAML11_BOOLEANS:
+        return f"{value!r} is text in YAML 1.2 (workflows are read as YAML 1.2): write true or false"
+    return None
+
+
+def _core_loader(base: type[yaml.SafeLoader]) -> type[yaml.SafeLoader]:
+    loader: type[yaml.SafeLoader] = type(f"Core{base.__name__}", (base,), {"yaml_implicit_resolvers": {}})
+    for tag, pattern, first in _CORE_RESOLVERS:
+        loader.add_implicit_resolver(tag, pattern, list(first) + ([""] if tag.endswith("null") else []))
+    loader.add_constructor(_INT_TAG, _construct_int)
+    return loader
+
+
+def _construct_int(loader: Any, node: Any) -> int:
+    text = loader.construct_scalar(node)
+    if text.startswith("0o"):
+        return int(text[2:], 8)
+    if text.startswith("0x"):
+        return int(text[2:], 16)
+    return int(text, 10)
+
+
+# libyaml is ~10x faster; its error messages are terser, so syntax errors are re-read with the Python loader.
+_FastLoader = _core_loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+_PyLoader = _core_loader(yaml.SafeLoader)
 
 SCALAR_TYPES = (str, int, float, bool, type(None), datetime.date, datetime.datetime)
 
@@ -115,7 +165,7 @@ def parse_yaml(text: str, file: str) -> Node | None:
 def _syntax_problem(text: str, file: str) -> Problem:
     """Describe a YAML syntax error with the Python loader's wording, whichever loader found it."""
     try:
-        yaml.SafeLoader(text).get_single_node()
+        _PyLoader(text).get_single_node()
         err: yaml.YAMLError = yaml.YAMLError("invalid YAML")
     except yaml.YAMLError as e:
         err = e
@@ -210,6 +260,14 @@ class _Builder:
         except Exception as e:  # bad timestamps, unknown tags, '!!int x': all are input errors
             self.err(y, f"invalid value {y.value!r}: {_first_line(e)}", hint="quote the value to make it a string")
             value = y.value
+        if y.tag == _INT_TAG and not y.style and _LEADING_ZERO.match(y.value):  # libyaml: style ""
+            self.err(
+                y,
+                f"ambiguous number {y.value}: YAML 1.1 reads it as {_yaml11_reading(y.value)}, YAML 1.2 as "
+                f"{int(y.value, 10)}",
+                f'quote it to keep the text ("{y.value}"), or write the number without the leading zero',
+            )
+            value = y.value
         if not isinstance(value, SCALAR_TYPES):
             self.err(y, f"unsupported YAML value of type {type(value).__name__}", hint="use a string or a number")
             value = y.value
@@ -244,9 +302,28 @@ class _Builder:
             node.value[key] = self.build(yvalue)
 
 
+def _yaml11_reading(text: str) -> str:
+    try:
+        return f"octal {int(text, 8)}"
+    except ValueError:  # 08, 09: not octal digits, so YAML 1.1 reads a string
+        return f'the text "{text}"'
+
+
 def _first_line(e: Exception) -> str:
     text = getattr(e, "problem", None) or str(e) or type(e).__name__
     return text.strip().splitlines()[0]
+
+
+def plain_scalar(text: str) -> Any:
+    """A command-line value (`--set K=V`) read as a YAML 1.2 plain scalar: "0.1" is a number, "true" a boolean,
+    "1:00:00" and "yes" stay text; so does a number with a leading zero, which YAML versions read differently."""
+    if text == "" or _LEADING_ZERO.match(text):
+        return text
+    try:
+        value = yaml.load(text, Loader=_FastLoader)  # a safe loader (SafeLoader + the core schema)
+    except yaml.YAMLError:
+        return text
+    return value if isinstance(value, (str, int, float, bool)) else text
 
 
 # --- from Python data (the Python API) -----------------------------------------------------------------------------

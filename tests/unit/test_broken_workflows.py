@@ -288,9 +288,9 @@ CASES = [
         {},
     ),
     (
-        "bad-date-value",
-        "name: x\nallocations:\n  - name: a\n    entrypoint: 2001-13-01\n",
-        ["{f}:4:17: invalid value '2001-13-01': month must be in 1..12"],
+        "leading-zero-number",
+        "name: x\nallocations:\n  - name: a\n    entrypoint: x\n    matrix: {seed: [1, 010]}\n",
+        ["{f}:5:24: ambiguous number 010: YAML 1.1 reads it as octal 8, YAML 1.2 as 10"],
         {},
     ),
     (
