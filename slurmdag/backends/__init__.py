@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from slurmdag.backends.base import Backend, JobInfo
+from slurmdag.backends.cluster_info import ClusterInfo
 
 
 def default_backend() -> Backend:
@@ -11,4 +12,4 @@ def default_backend() -> Backend:
     return CliBackend()
 
 
-__all__ = ["Backend", "JobInfo", "default_backend"]
+__all__ = ["Backend", "ClusterInfo", "JobInfo", "default_backend"]

@@ -1,5 +1,5 @@
 """What slurmdag asks of Slurm, as one small interface. `cli.CliBackend` drives the Slurm commands; another
-backend (pyslurm) can implement the same methods.
+backend (pyslurm) can implement the same methods. Nothing above `backends/` talks to Slurm any other way.
 """
 
 from __future__ import annotations
@@ -8,6 +8,8 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+
+from slurmdag.backends.cluster_info import ClusterInfo
 
 
 @dataclass(frozen=True)
@@ -67,3 +69,14 @@ class Backend(ABC):
     ) -> dict[str, JobInfo]:
         """Every job of this user whose name starts with `name_prefix`: live ones, and (unless
         include_accounting=False) finished ones in accounting since `since`. Used to rebuild a lost record."""
+
+    @abstractmethod
+    def read_cluster(self) -> ClusterInfo:
+        """What pre-flight checks a DAG against, read once: config, partitions, nodes, the user's unfinished jobs,
+        the options sbatch knows, and the accounting limits. Config, partitions and nodes are required (raise if
+        unreadable); the rest is best effort (left empty/None, with a note saying what could not be read)."""
+
+    @abstractmethod
+    def job_comments(self, job_ids: Iterable[str], since: datetime) -> dict[str, str]:
+        """The comment each job carries (a retrying allocation's batch script notes its attempts there), from
+        accounting and, fresher, from slurmctld. Keyed like `query`; jobs without a comment are left out."""

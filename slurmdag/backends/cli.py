@@ -1,15 +1,39 @@
-"""The default backend: drives sbatch, squeue, sacct, scontrol and scancel through `runner.run_slurm`."""
+"""The default backend: drives sbatch, squeue, sacct, scontrol, scancel and sacctmgr through `runner.run_slurm`."""
 
 from __future__ import annotations
 
+import getpass
+import os
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
 from slurmdag.backends import runner
 from slurmdag.backends.base import Backend, JobInfo
-from slurmdag.backends.parse import SACCT_FIELDS, SQUEUE_FORMAT, parse_sacct, parse_sbatch_parsable, parse_squeue
+from slurmdag.backends.cluster_info import Accounting, ClusterInfo
+from slurmdag.backends.cluster_parse import (
+    ASSOC_FORMAT,
+    QOS_FORMAT,
+    QUEUE_FORMAT,
+    parse_associations,
+    parse_config,
+    parse_default_account,
+    parse_nodes,
+    parse_partitions,
+    parse_qos,
+    parse_queue,
+    parse_sbatch_help,
+)
+from slurmdag.backends.parse import (
+    SACCT_FIELDS,
+    SQUEUE_FORMAT,
+    parse_comment_rows,
+    parse_sacct,
+    parse_sbatch_parsable,
+    parse_squeue,
+)
 from slurmdag.model.errors import SlurmCommandError, SlurmOutputError, SlurmUnavailableError
 
 T = TypeVar("T")
@@ -122,6 +146,68 @@ class CliBackend(Backend):
         )
         return merge_views(mine(live), mine(acct))
 
+    def job_comments(self, job_ids: Iterable[str], since: datetime) -> dict[str, str]:
+        ids = _unique(job_ids)
+        if not ids:
+            return {}
+        sacct = ["sacct", "-X", "-n", "-P", "-o", "JobID,Comment", "-S", _slurm_time(since), "-E", "now"]
+        comments = _read([*sacct, "-j", ",".join(ids)], parse_comment_rows)
+        try:
+            comments.update(
+                _read(["squeue", "-h", "-t", "all", "-j", ",".join(ids), "-o", "%i|%k"], parse_comment_rows)
+            )
+        except SlurmCommandError as ex:
+            if isinstance(ex, SlurmUnavailableError):
+                raise
+            # All ids purged from slurmctld (squeue exits 1): what accounting said stands.
+        return comments
+
+    # --- the cluster, for pre-flight ---
+
+    def read_cluster(self) -> ClusterInfo:
+        user = _user()
+        commands = {
+            "config": ["scontrol", "show", "config"],
+            "partitions": ["scontrol", "show", "partition", "-o"],
+            "nodes": ["scontrol", "show", "node", "-o"],
+            "queue": ["squeue", "--me", "-h", "-r", "-t", "PD,R,CF,CG,S,RQ,RS,SO", "-o", QUEUE_FORMAT],
+            "sbatch_help": ["sbatch", "--help"],
+            "default_account": ["sacctmgr", "-n", "-P", "show", "user", user, "format=DefaultAccount"],
+            "assocs": ["sacctmgr", "-n", "-P", "show", "assoc", f"user={user}", f"format={ASSOC_FORMAT}"],
+            "qos": ["sacctmgr", "-n", "-P", "show", "qos", f"format={QOS_FORMAT}"],
+        }
+        # The reads are independent: run them at once, so pre-flight costs the slowest one, not the sum of eight.
+        with ThreadPoolExecutor(max_workers=len(commands)) as pool:
+            pending: dict[str, Future] = {key: pool.submit(runner.run_slurm, argv) for key, argv in commands.items()}
+
+        def read(key: str, parse: Callable[[str], T]) -> T:
+            proc = pending[key].result()  # re-raises that command's SlurmCommandError
+            try:
+                return parse(proc.stdout)
+            except SlurmOutputError as ex:
+                raise ex.of_command(commands[key]) from None
+
+        info = ClusterInfo(
+            user=user,
+            config=read("config", parse_config),
+            partitions=read("partitions", parse_partitions),
+            nodes=read("nodes", parse_nodes),
+            queued=read("queue", parse_queue),
+        )
+        try:
+            info.sbatch_options = read("sbatch_help", parse_sbatch_help)
+        except SlurmCommandError:
+            info.notes.append("could not read `sbatch --help`: plugin options not checked")
+        try:
+            info.accounting = Accounting(
+                read("default_account", parse_default_account),
+                read("assocs", parse_associations),
+                read("qos", parse_qos),
+            )
+        except SlurmCommandError as ex:
+            info.notes.append(f"could not read accounting limits ({ex}); submit limits not checked")
+        return info
+
     # --- acting ---
 
     def hold(self, job_ids: Iterable[str]) -> list[str]:
@@ -153,3 +239,10 @@ class CliBackend(Backend):
 
 def _unique(job_ids: Iterable[str]) -> list[str]:
     return list(dict.fromkeys(str(j) for j in job_ids))
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:  # noqa: BLE001 - no name for this uid: sacctmgr wants one
+        return str(os.getuid())

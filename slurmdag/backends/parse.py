@@ -151,3 +151,14 @@ def parse_sacct(stdout: str) -> dict[str, JobInfo]:
                 source="sacct",
             )
     return jobs
+
+
+def parse_comment_rows(stdout: str) -> dict[str, str]:
+    """`<job id>|<comment>` rows (sacct -o JobID,Comment -P; squeue -o %i|%k) -> job id -> comment, empty ones left
+    out. The comment goes last: a '|' inside it stays in it."""
+    out = {}
+    for line in stdout.splitlines():
+        job_id, _, comment = line.partition("|")
+        if job_id.strip() and _value(comment) is not None:
+            out[job_id.strip()] = comment.strip()
+    return out

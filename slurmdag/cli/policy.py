@@ -48,11 +48,12 @@ def admit(plan: Plan, dry_run: bool = False):
     """Policy, then pre-flight against the live cluster: the plan to submit (arrays split, concurrency lanes) and
     the verdict. Refusals raise InputError/PreflightError before anything is submitted. A dry run that cannot
     reach Slurm still shows the plan (verdict None)."""
+    from slurmdag.cli.common import open_backend
     from slurmdag.compiler.lanes import apply_max_concurrent
     from slurmdag.policy import preflight
 
     try:
-        cluster = preflight.read_cluster(plan)
+        cluster = open_backend().read_cluster()
     except SlurmCommandError as ex:
         if not dry_run:
             raise

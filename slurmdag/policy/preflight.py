@@ -1,50 +1,24 @@
 """Pre-flight: check a Plan against the live cluster before anything is submitted, so a DAG never stops half-way on
 a cluster limit.
 
-`read_cluster` asks Slurm once (through backends.runner): `scontrol show config`, `scontrol show partition -o`,
-`scontrol show node -o`, the user's associations and the QOS limits from `sacctmgr`, the user's queued jobs
-(`squeue --me`) and `sbatch --help` (which lists options added by SPANK plugins). Everything after that is pure:
+The backend reads the cluster once (`Backend.read_cluster`: config, partitions, nodes, the user's queued jobs, the
+options sbatch knows and the accounting limits). Everything here is pure over that `ClusterInfo`:
 `check(plan, cluster)` returns a Verdict: the plan to submit (task groups split for MaxArraySize), problems that
 refuse the DAG, and notes.
 """
 
 from __future__ import annotations
 
-import getpass
 import math
-import os
 import re
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from slurmdag.backends import runner
+from slurmdag.backends.cluster_info import ClusterInfo, Node
 from slurmdag.compiler.array_split import split_plan
 from slurmdag.model import slurm_values as wt
-from slurmdag.model.errors import PreflightError, Problem, SlurmCommandError
+from slurmdag.model.errors import PreflightError, Problem
 from slurmdag.model.plan import Plan, PlannedJob
 from slurmdag.model.sbatch_options import resolve_long
-
-# --- what was read ---
-
-
-@dataclass
-class Partition:
-    name: str
-    nodes: list[str]
-    default: bool = False
-    state: str = "UP"
-    max_nodes: int | None = None
-    max_time: int | None = None  # seconds
-
-
-@dataclass
-class Node:
-    name: str
-    cpus: int
-    memory_mb: int
-    partitions: list[str]
-    gres: str = ""
-    features: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -53,26 +27,6 @@ class SubmitLimit:
     what: str  # e.g. "MaxSubmitJobs of association root/slurmdag", "MaxSubmitJobsPerUser of QOS normal"
     in_use: int = 0  # the user's jobs (array tasks counted one by one) already counted against it
     qos: str | None = None  # the limit applies to jobs of this QOS only (None: to all jobs of the association)
-
-
-@dataclass
-class ClusterInfo:
-    config: dict[str, str]
-    partitions: dict[str, Partition]
-    nodes: list[Node]
-    submit_limits: list[SubmitLimit] = field(default_factory=list)
-    queued: int = 0  # the user's unfinished jobs (array tasks one by one)
-    sbatch_options: set[str] | None = None  # long options `sbatch --help` lists (None: unknown)
-    notes: list[str] = field(default_factory=list)  # what could not be read
-
-    def max_array_size(self) -> int | None:
-        return _int(self.config.get("MaxArraySize"))
-
-    def max_job_count(self) -> int | None:
-        return _int(self.config.get("MaxJobCount"))
-
-    def default_partition(self) -> str | None:
-        return next((p.name for p in self.partitions.values() if p.default), None)
 
 
 @dataclass
@@ -91,58 +45,6 @@ class Verdict:
         return [head] + [f"  {n}" for n in self.notes] + [f"  problem: {p.message}" for p in self.problems]
 
 
-# --- parsing (pure) ---
-
-
-def _int(text: str | None) -> int | None:
-    if text is None:
-        return None
-    m = re.match(r"^\s*(\d+)", text)
-    return int(m.group(1)) if m else None
-
-
-def parse_config(text: str) -> dict[str, str]:
-    """`scontrol show config`: "Key = Value" lines."""
-    out = {}
-    for line in text.splitlines():
-        key, sep, value = line.partition("=")
-        if sep and key.strip() and " " not in key.strip():
-            out[key.strip()] = value.strip()
-    return out
-
-
-def parse_oneliners(text: str) -> list[dict[str, str]]:
-    """`scontrol show ... -o`: one record per line of Key=Value words."""
-    out = []
-    for line in text.splitlines():
-        rec = {}
-        for word in line.split():
-            key, sep, value = word.partition("=")
-            if sep:
-                rec[key] = value
-        if rec:
-            out.append(rec)
-    return out
-
-
-def expand_hostlist(text: str) -> list[str]:
-    """ "node[1-3,5],gpu01" -> ["node1", "node2", "node3", "node5", "gpu01"]."""
-    if not text or text == "(null)":
-        return []
-    out = []
-    for m in re.finditer(r"([^,\[]+)(?:\[([^\]]+)\])?", text):
-        prefix, ranges = m.group(1), m.group(2)
-        if ranges is None:
-            out.append(prefix)
-            continue
-        for part in ranges.split(","):
-            lo, _, hi = part.partition("-")
-            width = len(lo)
-            for i in range(int(lo), int(hi or lo) + 1):
-                out.append(f"{prefix}{i:0{width}d}")
-    return out
-
-
 def _slurm_time(text: str | None) -> int | None:
     if not text or text.upper() in ("UNLIMITED", "INFINITE", "NONE", "N/A"):
         return None
@@ -152,133 +54,35 @@ def _slurm_time(text: str | None) -> int | None:
         return None
 
 
-def parse_partitions(text: str) -> dict[str, Partition]:
-    out = {}
-    for rec in parse_oneliners(text):
-        name = rec.get("PartitionName")
-        if not name:
-            continue
-        out[name] = Partition(
-            name,
-            expand_hostlist(rec.get("Nodes", "")),
-            rec.get("Default") == "YES",
-            rec.get("State", "UP"),
-            _int(rec.get("MaxNodes")),
-            _slurm_time(rec.get("MaxTime")),
-        )
-    return out
+# --- which submit limits apply (pure) ---
 
 
-def parse_nodes(text: str) -> list[Node]:
-    out = []
-    for rec in parse_oneliners(text):
-        if "NodeName" not in rec:
-            continue
-        feats = rec.get("AvailableFeatures", "")
-        out.append(
-            Node(
-                rec["NodeName"],
-                _int(rec.get("CPUTot")) or 0,
-                _int(rec.get("RealMemory")) or 0,
-                [p for p in rec.get("Partitions", "").split(",") if p],
-                "" if rec.get("Gres") in (None, "(null)") else rec["Gres"],
-                [] if feats in ("", "(null)") else feats.split(","),
-            )
-        )
-    return out
-
-
-def parse_sbatch_help(text: str) -> set[str]:
-    return set(re.findall(r"--([A-Za-z][A-Za-z0-9-]*)", text))
-
-
-# --- reading (I/O, once per submit) ---
-
-ASSOC_FORMAT = "Account,Partition,MaxSubmitJobs,GrpSubmitJobs,QOS"
-QOS_FORMAT = "Name,MaxSubmitPU,GrpSubmit"
-
-
-def _user() -> str:
-    try:
-        return getpass.getuser()
-    except Exception:  # noqa: BLE001 - no name for this uid: sacctmgr wants one
-        return str(os.getuid())
-
-
-def read_cluster(plan: Plan | None = None) -> ClusterInfo:
-    """One read of what pre-flight needs. Config/partitions/nodes are required; accounting limits are best effort."""
-    user = _user()
-    commands = {
-        "config": ["scontrol", "show", "config"],
-        "partitions": ["scontrol", "show", "partition", "-o"],
-        "nodes": ["scontrol", "show", "node", "-o"],
-        "queue": ["squeue", "--me", "-h", "-r", "-t", "PD,R,CF,CG,S,RQ,RS,SO", "-o", "%i|%q|%a"],
-        "sbatch_help": ["sbatch", "--help"],
-        "default_account": ["sacctmgr", "-n", "-P", "show", "user", user, "format=DefaultAccount"],
-        "assocs": ["sacctmgr", "-n", "-P", "show", "assoc", f"user={user}", f"format={ASSOC_FORMAT}"],
-        "qos": ["sacctmgr", "-n", "-P", "show", "qos", f"format={QOS_FORMAT}"],
-    }
-    # The reads are independent: run them at once, so pre-flight costs the slowest one, not the sum of eight.
-    with ThreadPoolExecutor(max_workers=len(commands)) as pool:
-        pending = {key: pool.submit(runner.run_slurm, argv) for key, argv in commands.items()}
-
-    def out(key: str) -> str:
-        return pending[key].result().stdout  # re-raises that command's SlurmCommandError
-
-    info = ClusterInfo(
-        config=parse_config(out("config")),
-        partitions=parse_partitions(out("partitions")),
-        nodes=parse_nodes(out("nodes")),
-    )
-    rows = [ln.split("|") for ln in out("queue").splitlines() if ln.strip()]
-    info.queued = len(rows)
-    try:
-        info.sbatch_options = parse_sbatch_help(out("sbatch_help"))
-    except SlurmCommandError:
-        info.notes.append("could not read `sbatch --help`: plugin options not checked")
-    try:
-        default_account, assocs, qos = out("default_account").strip(), out("assocs"), out("qos")
-    except SlurmCommandError as ex:
-        info.notes.append(f"could not read accounting limits ({ex}); submit limits not checked")
-    else:
-        accounts = {j.options.get("account") for j in (plan.jobs if plan else [])} - {None}
-        qos_used = {j.options.get("qos") for j in (plan.jobs if plan else [])} - {None}
-        info.submit_limits = submit_limits(
-            user, default_account.splitlines()[0] if default_account else "", accounts, qos_used, assocs, qos, rows
-        )
-    return info
-
-
-def submit_limits(
-    user: str,
-    default_account: str,
-    accounts: set,
-    qos_used: set,
-    assoc_text: str,
-    qos_text: str,
-    queue_rows: list[list[str]],
-) -> list[SubmitLimit]:
-    """Pure: the submit limits that apply to this DAG's jobs, with how much of each the user already uses."""
+def submit_limits(cluster: ClusterInfo, plan: Plan) -> list[SubmitLimit]:
+    """The submit limits that apply to this DAG's jobs, with how much of each the user already uses."""
+    accounting = cluster.accounting
+    if accounting is None:
+        return []
+    accounts = {j.options.get("account") for j in plan.jobs} - {None}
+    qos_used = {j.options.get("qos") for j in plan.jobs} - {None}
     limits = []
-    wanted = accounts or {default_account}
-    default_qos: set[str] = set()
-    for line in assoc_text.splitlines():
-        f = line.split("|")
-        if len(f) < 5 or f[0] not in wanted or f[1]:  # per-partition associations: not handled, see docs
+    wanted = accounts or {accounting.default_account}
+    for assoc in accounting.associations:
+        if assoc.account not in wanted or assoc.partition:  # per-partition associations: not handled, see docs
             continue
-        default_qos.update(q for q in f[4].split(",") if q)
-        for col, label in ((2, "MaxSubmitJobs"), (3, "GrpSubmitJobs")):
-            if f[col].isdigit():
-                used = sum(1 for r in queue_rows if len(r) > 2 and (r[2] == f[0] or not r[2]))
-                limits.append(SubmitLimit(int(f[col]), f"{label} of association {user}/{f[0]}", used))
-    for line in qos_text.splitlines():
-        f = line.split("|")
-        if len(f) < 3 or f[0] not in (qos_used or {"normal"}):
+        for value, label in ((assoc.max_submit_jobs, "MaxSubmitJobs"), (assoc.grp_submit_jobs, "GrpSubmitJobs")):
+            if value is not None:
+                used = sum(1 for q in cluster.queued if q.account == assoc.account or not q.account)
+                limits.append(SubmitLimit(value, f"{label} of association {cluster.user}/{assoc.account}", used))
+    for qos in accounting.qos:
+        if qos.name not in (qos_used or {"normal"}):
             continue
-        for col, label in ((1, "MaxSubmitJobsPerUser"), (2, "GrpSubmitJobs")):
-            if f[col].isdigit():
-                used = sum(1 for r in queue_rows if len(r) > 1 and r[1] == f[0])
-                limits.append(SubmitLimit(int(f[col]), f"{label} of QOS {f[0]}", used, qos=f[0]))
+        for value, label in (
+            (qos.max_submit_jobs_per_user, "MaxSubmitJobsPerUser"),
+            (qos.grp_submit_jobs, "GrpSubmitJobs"),
+        ):
+            if value is not None:
+                used = sum(1 for q in cluster.queued if q.qos == qos.name)
+                limits.append(SubmitLimit(value, f"{label} of QOS {qos.name}", used, qos=qos.name))
     return limits
 
 
@@ -303,7 +107,7 @@ def check(plan: Plan, cluster: ClusterInfo) -> Verdict:
     needed = job_count(plan)
     verdict.jobs_needed = needed
     verdict.notes.append(f"the DAG puts {needed} jobs in the queue (array tasks counted one by one, with the gate)")
-    for limit in cluster.submit_limits:
+    for limit in submit_limits(cluster, plan):
         count = (
             needed
             if limit.qos is None

@@ -10,8 +10,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from slurmdag.backends import runner
-from slurmdag.model.errors import SlurmCommandError
+from slurmdag.backends.base import Backend
+from slurmdag.model.errors import SlurmCommandError, SlurmOutputError
 
 _ATTEMPT = re.compile(r":attempt=(\d+)/(\d+):exit=(-?\d+)\s*$")
 
@@ -31,49 +31,12 @@ def parse_comment(comment: str | None) -> RetryAttempt | None:
     return RetryAttempt(int(m.group(1)), int(m.group(2)), int(m.group(3))) if m else None
 
 
-def parse_rows(text: str) -> dict[str, RetryAttempt]:
-    """`<job id>|<comment>` lines -> job id -> attempt."""
-    out = {}
-    for line in text.splitlines():
-        job_id, _, comment = line.partition("|")
-        found = parse_comment(comment)
-        if found is not None:
-            out[job_id.strip()] = found
-    return out
-
-
-def read(job_ids: Iterable[str], since: datetime) -> dict[str, RetryAttempt]:
-    """Attempts noted in the comments of these jobs: accounting first, then slurmctld's fresher view."""
-    ids = list(dict.fromkeys(job_ids))
-    if not ids:
-        return {}
-    from slurmdag.backends.cli import _slurm_time
-
-    out = {}
+def read(backend: Backend, job_ids: Iterable[str], since: datetime) -> dict[str, RetryAttempt]:
+    """Attempts noted in the comments of these jobs (accounting, then slurmctld's fresher view); {} if Slurm
+    cannot say: the retry column is a detail, never a reason for `status` to fail."""
     try:
-        out.update(
-            parse_rows(
-                runner.run_slurm(
-                    [
-                        "sacct",
-                        "-X",
-                        "-n",
-                        "-P",
-                        "-o",
-                        "JobID,Comment",
-                        "-S",
-                        _slurm_time(since),
-                        "-E",
-                        "now",
-                        "-j",
-                        ",".join(ids),
-                    ]
-                ).stdout
-            )
-        )
-        out.update(
-            parse_rows(runner.run_slurm(["squeue", "-h", "-t", "all", "-j", ",".join(ids), "-o", "%i|%k"]).stdout)
-        )
-    except SlurmCommandError:
-        pass  # all ids purged from slurmctld (squeue exits 1): what accounting said stands
-    return out
+        comments = backend.job_comments(job_ids, since)
+    except (SlurmCommandError, SlurmOutputError):
+        return {}
+    found = {job_id: parse_comment(comment) for job_id, comment in comments.items()}
+    return {job_id: attempt for job_id, attempt in found.items() if attempt is not None}

@@ -350,7 +350,7 @@ def collect(store: Store, backend: Backend, dag_id: str) -> DagStatus:
     retried = {j.name for j in plan.jobs if j.retries}
     if retried:
         seen = retry_progress.read(
-            [n.job_id for n in status.nodes if n.name in retried and n.job_id], since=_since([record])
+            backend, [n.job_id for n in status.nodes if n.name in retried and n.job_id], since=_since([record])
         )
         for node in status.nodes:
             node.retry = seen.get(node.job_id) if node.name in retried and node.job_id else None

@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from slurmdag.backends import cluster_parse
 from slurmdag.backends.base import JobInfo
+from slurmdag.backends.cluster_info import Accounting, Association, ClusterInfo, QosLimits, QueuedJob
 from slurmdag.compiler.array_split import chunks, compact, split_plan
 from slurmdag.compiler.compile import compile_text
 from slurmdag.compiler.lanes import apply_max_concurrent
@@ -19,12 +21,13 @@ from slurmdag.state.store import DagRecord
 DATA = Path(__file__).parent / "data" / "preflight"
 
 
-def _cluster(**changes) -> preflight.ClusterInfo:
-    info = preflight.ClusterInfo(
-        config=preflight.parse_config((DATA / "scontrol_show_config.txt").read_text()),
-        partitions=preflight.parse_partitions((DATA / "scontrol_show_partition.txt").read_text()),
-        nodes=preflight.parse_nodes((DATA / "scontrol_show_node.txt").read_text()),
-        sbatch_options=preflight.parse_sbatch_help((DATA / "sbatch_help.txt").read_text()),
+def _cluster(**changes) -> ClusterInfo:
+    info = ClusterInfo(
+        user="alice",
+        config=cluster_parse.parse_config((DATA / "scontrol_show_config.txt").read_text()),
+        partitions=cluster_parse.parse_partitions((DATA / "scontrol_show_partition.txt").read_text()),
+        nodes=cluster_parse.parse_nodes((DATA / "scontrol_show_node.txt").read_text()),
+        sbatch_options=cluster_parse.parse_sbatch_help((DATA / "sbatch_help.txt").read_text()),
     )
     return dataclasses.replace(info, **changes)
 
@@ -48,7 +51,7 @@ def test_parsers_read_real_output():
 
 
 def test_hostlists():
-    assert preflight.expand_hostlist("node[1-3,5],gpu[08-10],x") == [
+    assert cluster_parse.expand_hostlist("node[1-3,5],gpu[08-10],x") == [
         "node1",
         "node2",
         "node3",
@@ -82,21 +85,27 @@ def test_resources_partition_and_plugin_checks():
 
 def test_submit_limit_refuses_with_numbers():
     plan = _plan("".join(f"  - {{name: j{i}, entrypoint: x}}\n" for i in range(30)))
-    limit = preflight.SubmitLimit(20, "MaxSubmitJobs of association alice/lab", in_use=3)
-    verdict = preflight.check(plan, _cluster(submit_limits=[limit]))
+    lab = Accounting("lab", [Association("lab", None, 20, None, ("normal",))], [QosLimits("normal", None, None)])
+    queued = [QueuedJob(str(i), "normal", "lab") for i in range(3)]
+    cluster = _cluster(accounting=lab, queued=queued)
+    verdict = preflight.check(plan, cluster)
     assert [p.message for p in verdict.problems] == [
         "the DAG needs 31 job slots but MaxSubmitJobs of association alice/lab is 20 and 3 of your jobs are already "
         "queued, leaving 17: 14 too many"
     ]
-    ok = preflight.check(_plan("  - {name: j, entrypoint: x, tasks: 5}\n"), _cluster(submit_limits=[limit]))
+    ok = preflight.check(_plan("  - {name: j, entrypoint: x, tasks: 5}\n"), cluster)
     assert ok.ok and ok.jobs_needed == 6  # 5 tasks + the gate
 
 
 def test_submit_limits_from_sacctmgr_rows():
-    assoc = "lab||20||normal\nother||5||normal\n"
-    qos = "normal|||\nsmall|10||\n"
-    rows = [["1", "normal", "lab"], ["2", "small", "lab"]]
-    limits = preflight.submit_limits("alice", "lab", set(), {"small"}, assoc, qos, rows)
+    accounting = Accounting(
+        cluster_parse.parse_default_account("lab\n"),
+        cluster_parse.parse_associations("lab||20||normal\nother||5||normal\nlab|debug|2||normal\n"),
+        cluster_parse.parse_qos("normal|||\nsmall|10||\n"),
+    )
+    queued = cluster_parse.parse_queue("1|normal|lab\n2|small|lab\n")
+    plan = _plan("  - {name: j, entrypoint: x, qos: small}\n")
+    limits = preflight.submit_limits(_cluster(accounting=accounting, queued=queued), plan)
     assert [(lim.value, lim.what, lim.in_use, lim.qos) for lim in limits] == [
         (20, "MaxSubmitJobs of association alice/lab", 2, None),
         (10, "MaxSubmitJobsPerUser of QOS small", 1, "small"),

@@ -64,6 +64,12 @@ class FakeSlurm(Backend):
     def find_jobs(self, name_prefix, since=None, include_accounting=True):
         return {}
 
+    def read_cluster(self):
+        raise AssertionError
+
+    def job_comments(self, job_ids, since):
+        raise AssertionError
+
 
 def _dag(tmp_path, cascade="reconciler", n=1):
     store = Store(tmp_path / "home")

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import subprocess
 
+from slurmdag.backends.parse import parse_comment_rows
 from slurmdag.compiler.compile import compile_text
-from slurmdag.runs.retry_progress import RetryAttempt, parse_comment, parse_rows
+from slurmdag.runs.retry_progress import RetryAttempt, parse_comment
 
 WF = """
 name: r
@@ -57,4 +58,6 @@ def test_without_retries_there_is_no_loop():
 def test_attempt_comment_parses():
     assert parse_comment("slurmdag:0123abcd:flaky:attempt=3/3:exit=0") == RetryAttempt(3, 3, 0)
     assert parse_comment("slurmdag:0123abcd:flaky") is None
-    assert parse_rows("12|slurmdag:0123abcd:x:attempt=2/4:exit=7\n13|\n") == {"12": RetryAttempt(2, 4, 7)}
+    rows = parse_comment_rows("12|slurmdag:0123abcd:x:attempt=2/4:exit=7\n13|\n14|a|b\n")
+    assert rows == {"12": "slurmdag:0123abcd:x:attempt=2/4:exit=7", "14": "a|b"}
+    assert parse_comment(rows["12"]) == RetryAttempt(2, 4, 7)

@@ -1,0 +1,151 @@
+"""Parsers for what the CLI backend reads once per submit for pre-flight: `scontrol show config|partition|node`,
+`sacctmgr show user|assoc|qos`, `squeue --me` and `sbatch --help`. Pure, tested against recorded real output
+(tests/unit/data/preflight/).
+"""
+
+from __future__ import annotations
+
+import re
+
+from slurmdag.backends.cluster_info import Association, Node, Partition, QosLimits, QueuedJob, leading_int
+from slurmdag.model import slurm_values
+
+# Field lists are fixed here and used by the CLI backend: the parsers depend on their order.
+ASSOC_FORMAT = "Account,Partition,MaxSubmitJobs,GrpSubmitJobs,QOS"
+QOS_FORMAT = "Name,MaxSubmitPU,GrpSubmit"
+QUEUE_FORMAT = "%i|%q|%a"
+
+
+def parse_config(text: str) -> dict[str, str]:
+    """`scontrol show config`: "Key = Value" lines."""
+    out = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition("=")
+        if sep and key.strip() and " " not in key.strip():
+            out[key.strip()] = value.strip()
+    return out
+
+
+def parse_oneliners(text: str) -> list[dict[str, str]]:
+    """`scontrol show ... -o`: one record per line of Key=Value words."""
+    out = []
+    for line in text.splitlines():
+        rec = {}
+        for word in line.split():
+            key, sep, value = word.partition("=")
+            if sep:
+                rec[key] = value
+        if rec:
+            out.append(rec)
+    return out
+
+
+def expand_hostlist(text: str) -> list[str]:
+    """ "node[1-3,5],gpu01" -> ["node1", "node2", "node3", "node5", "gpu01"]."""
+    if not text or text == "(null)":
+        return []
+    out = []
+    for m in re.finditer(r"([^,\[]+)(?:\[([^\]]+)\])?", text):
+        prefix, ranges = m.group(1), m.group(2)
+        if ranges is None:
+            out.append(prefix)
+            continue
+        for part in ranges.split(","):
+            lo, _, hi = part.partition("-")
+            width = len(lo)
+            for i in range(int(lo), int(hi or lo) + 1):
+                out.append(f"{prefix}{i:0{width}d}")
+    return out
+
+
+def slurm_time_limit(text: str | None) -> int | None:
+    """A time limit as Slurm prints it (MaxTime "1-00:00:00", "UNLIMITED") -> seconds, None for no limit."""
+    if not text or text.upper() in ("UNLIMITED", "INFINITE", "NONE", "N/A"):
+        return None
+    try:
+        return slurm_values.parse_walltime(text)
+    except ValueError:
+        return None
+
+
+def parse_partitions(text: str) -> dict[str, Partition]:
+    out = {}
+    for rec in parse_oneliners(text):
+        name = rec.get("PartitionName")
+        if not name:
+            continue
+        out[name] = Partition(
+            name,
+            expand_hostlist(rec.get("Nodes", "")),
+            rec.get("Default") == "YES",
+            rec.get("State", "UP"),
+            leading_int(rec.get("MaxNodes")),
+            slurm_time_limit(rec.get("MaxTime")),
+        )
+    return out
+
+
+def parse_nodes(text: str) -> list[Node]:
+    out = []
+    for rec in parse_oneliners(text):
+        if "NodeName" not in rec:
+            continue
+        feats = rec.get("AvailableFeatures", "")
+        out.append(
+            Node(
+                rec["NodeName"],
+                leading_int(rec.get("CPUTot")) or 0,
+                leading_int(rec.get("RealMemory")) or 0,
+                [p for p in rec.get("Partitions", "").split(",") if p],
+                "" if rec.get("Gres") in (None, "(null)") else rec["Gres"],
+                [] if feats in ("", "(null)") else feats.split(","),
+            )
+        )
+    return out
+
+
+def parse_sbatch_help(text: str) -> set[str]:
+    return set(re.findall(r"--([A-Za-z][A-Za-z0-9-]*)", text))
+
+
+def _limit(text: str) -> int | None:
+    return int(text) if text.strip().isdigit() else None
+
+
+def parse_default_account(text: str) -> str:
+    """`sacctmgr -n -P show user NAME format=DefaultAccount`: the first line ("" if the user has none)."""
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    return lines[0] if lines else ""
+
+
+def parse_associations(text: str) -> list[Association]:
+    """`sacctmgr -n -P show assoc user=NAME format=ASSOC_FORMAT`."""
+    out = []
+    for line in text.splitlines():
+        f = line.split("|")
+        if len(f) < 5:
+            continue
+        out.append(Association(f[0], f[1] or None, _limit(f[2]), _limit(f[3]), tuple(q for q in f[4].split(",") if q)))
+    return out
+
+
+def parse_qos(text: str) -> list[QosLimits]:
+    """`sacctmgr -n -P show qos format=QOS_FORMAT`."""
+    out = []
+    for line in text.splitlines():
+        f = line.split("|")
+        if len(f) < 3 or not f[0]:
+            continue
+        out.append(QosLimits(f[0], _limit(f[1]), _limit(f[2])))
+    return out
+
+
+def parse_queue(text: str) -> list[QueuedJob]:
+    """`squeue --me -h -r -o QUEUE_FORMAT`: one row per job or array task."""
+    out = []
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        f = line.split("|")
+        out.append(QueuedJob(f[0], f[1] if len(f) > 1 else "", f[2] if len(f) > 2 else ""))
+    return out
