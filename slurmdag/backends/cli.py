@@ -35,6 +35,7 @@ from slurmdag.backends.parse import (
     parse_squeue,
 )
 from slurmdag.model.errors import SlurmCommandError, SlurmOutputError, SlurmUnavailableError
+from slurmdag.model.states import slurm_finished
 
 T = TypeVar("T")
 
@@ -44,21 +45,6 @@ DEFAULT_LOOKBACK = timedelta(days=30)
 # Without -j, sacct leaves out jobs that never became eligible (e.g. cancelled while waiting on a dependency)
 # unless states are named explicitly; name them all.
 ALL_STATES = "BF,CA,CD,DL,F,NF,OOM,PD,PR,R,RQ,RS,RV,S,TO"
-
-# squeue states after which a job will not change any more (sacct then holds the exit code).
-_FINAL = {
-    "COMPLETED",
-    "FAILED",
-    "CANCELLED",
-    "TIMEOUT",
-    "OUT_OF_MEMORY",
-    "NODE_FAIL",
-    "BOOT_FAIL",
-    "DEADLINE",
-    "PREEMPTED",
-    "REVOKED",
-    "SPECIAL_EXIT",
-}
 
 
 def _read(argv: Sequence[str], parse: Callable[[str], T]) -> T:
@@ -82,7 +68,7 @@ def merge_views(live: dict[str, JobInfo], accounted: dict[str, JobInfo]) -> dict
     merged = dict(accounted)
     for key, info in live.items():
         acct = accounted.get(key)
-        if acct is not None and info.state in _FINAL and acct.state == info.state:
+        if acct is not None and slurm_finished(info.state) and acct.state == info.state:
             info = replace(info, exit_code=acct.exit_code, signal=acct.signal, end=info.end or acct.end)
         merged[key] = info
     return merged

@@ -58,16 +58,6 @@ def expand_hostlist(text: str) -> list[str]:
     return out
 
 
-def slurm_time_limit(text: str | None) -> int | None:
-    """A time limit as Slurm prints it (MaxTime "1-00:00:00", "UNLIMITED") -> seconds, None for no limit."""
-    if not text or text.upper() in ("UNLIMITED", "INFINITE", "NONE", "N/A"):
-        return None
-    try:
-        return slurm_values.parse_walltime(text)
-    except ValueError:
-        return None
-
-
 def parse_partitions(text: str) -> dict[str, Partition]:
     out = {}
     for rec in parse_oneliners(text):
@@ -80,7 +70,7 @@ def parse_partitions(text: str) -> dict[str, Partition]:
             rec.get("Default") == "YES",
             rec.get("State", "UP"),
             leading_int(rec.get("MaxNodes")),
-            slurm_time_limit(rec.get("MaxTime")),
+            slurm_values.parse_slurm_time(rec.get("MaxTime")),
         )
     return out
 

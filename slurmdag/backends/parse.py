@@ -8,6 +8,7 @@ import re
 
 from slurmdag.backends.base import JobInfo
 from slurmdag.model.errors import SlurmOutputError
+from slurmdag.model.slurm_values import array_indexes
 
 # Field lists are fixed here and in cli.py together: the parsers depend on their order. Free text (the job
 # name) goes last so a '|' inside a foreign job's name cannot shift the other columns.
@@ -37,26 +38,6 @@ def parse_sbatch_parsable(stdout: str) -> str:
     return job_id
 
 
-def expand_array_indexes(spec: str) -> list[int]:
-    """'0-3,7,10-14:2%4' -> [0,1,2,3,7,10,12,14] (the %throttle is dropped)."""
-    spec = spec.split("%", 1)[0]
-    out: list[int] = []
-    for part in spec.split(","):
-        part = part.strip()
-        if not part:
-            continue
-        step = 1
-        if ":" in part:
-            part, step_text = part.split(":", 1)
-            step = int(step_text)
-        if "-" in part:
-            lo, hi = part.split("-", 1)
-            out.extend(range(int(lo), int(hi) + 1, step))
-        else:
-            out.append(int(part))
-    return out
-
-
 def _value(text: str) -> str | None:
     text = text.strip()
     return None if text in _EMPTY else text
@@ -73,7 +54,7 @@ def _ids(job_id_text: str, raw_text: str) -> list[tuple[str, str, int | None]]:
     pending = _PENDING_ARRAY.match(job_id_text)
     if pending:
         base = pending.group(1)
-        return [(f"{base}_{i}", base, i) for i in expand_array_indexes(pending.group(2))]
+        return [(f"{base}_{i}", base, i) for i in array_indexes(pending.group(2))]
     m = _JOB_ID.match(job_id_text)
     if not m:
         raise SlurmOutputError(f"unexpected job id {excerpt(job_id_text)}")

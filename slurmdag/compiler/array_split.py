@@ -28,31 +28,13 @@ class Chunk:
     indexes: tuple[int, ...]  # the group's indexes in this chunk
 
     def slurm_array(self, throttle: int | None) -> str:
-        text = compact([i - self.base for i in self.indexes])
-        return f"{text}%{throttle}" if throttle else text
-
-
-def compact(indexes: list[int]) -> str:
-    """Sorted ints -> Slurm's index list: "0-10,12,14-15"."""
-    parts: list[str] = []
-    start: int | None = None
-    prev = -2
-    for i in indexes:
-        if start is not None and i == prev + 1:
-            prev = i
-            continue
-        if start is not None:
-            parts.append(str(start) if start == prev else f"{start}-{prev}")
-        start = prev = i
-    if start is not None:
-        parts.append(str(start) if start == prev else f"{start}-{prev}")
-    return ",".join(parts)
+        return wt.format_array([i - self.base for i in self.indexes], throttle)
 
 
 def chunks(array: str, max_array_size: int) -> tuple[list[Chunk], int | None]:
     """The chunks of an --array value under MaxArraySize (one chunk when it already fits) and its %N throttle."""
-    ranges, throttle = wt.parse_array(array)
-    indexes = sorted(wt.array_indexes(ranges))
+    spec = wt.parse_array(array)
+    indexes, throttle = spec.indexes, spec.throttle
     out: list[Chunk] = []
     current: list[int] = []
     for i in indexes:
@@ -74,8 +56,7 @@ def part_name(name: str, number: int) -> str:
 def needs_split(job: PlannedJob, max_array_size: int) -> bool:
     if not job.array:
         return False
-    ranges, _ = wt.parse_array(job.array)
-    return max(r[-1] for r in ranges) >= max_array_size
+    return wt.parse_array(job.array).indexes[-1] >= max_array_size
 
 
 def split_plan(plan: Plan, max_array_size: int) -> tuple[Plan, list[Problem], list[str]]:

@@ -30,12 +30,6 @@ def _estimate(job: PlannedJob) -> int:
         return DEFAULT_ESTIMATE
 
 
-def _throttled(array: str, k: int) -> str:
-    body, _, limit = array.partition("%")
-    n = min(int(limit), k) if limit else k
-    return f"{body}%{n}"
-
-
 def apply_max_concurrent(plan: Plan, k: int) -> Plan:
     """The plan with lane dependencies and throttles so that at most `k` of its jobs/tasks run at once."""
     if k < 1:
@@ -59,7 +53,7 @@ def apply_max_concurrent(plan: Plan, k: int) -> Plan:
         if job.array:
             lanes = range(k)
             start = max([ready, *free_at])
-            job = dataclasses.replace(job, array=_throttled(job.array, k))
+            job = dataclasses.replace(job, array=wt.with_throttle(job.array, k))
         else:
             lane = min(range(k), key=lambda i: (max(free_at[i], ready), i))
             lanes = range(lane, lane + 1)

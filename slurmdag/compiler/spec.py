@@ -310,10 +310,10 @@ def _p_array(key: str, node: Node, ctx: _Ctx) -> tuple[str, frozenset[int]]:
         raise _Bad(f'`array` must be a string like "0-99%20", not {type_name(node)}', f"accepted: {wt.ARRAY_FORMS}")
     text = v.strip()
     try:
-        ranges, _ = wt.parse_array(text)
+        spec = wt.parse_array(text)
     except ValueError as e:
         raise _Bad(f"invalid array {text!r}: {e}", f"accepted: {wt.ARRAY_FORMS}") from None
-    return text, wt.array_indexes(ranges)
+    return text, frozenset(spec.indexes)
 
 
 def _p_matrix(key: str, node: Node, ctx: _Ctx) -> list[tuple[str, list[str]]]:
@@ -771,13 +771,13 @@ def _merge_script(a: AllocationSpec, ctx: _Ctx) -> None:
     a.options = a.merged.options
     if a.array is None and a.merged.array is not None:
         try:
-            ranges, _ = wt.parse_array(a.merged.array.strip())
+            spec = wt.parse_array(a.merged.array.strip())
         except ValueError as e:
             d = next(d for d in reversed(script.directives) if d.name == "array")
             message = f"invalid --array {a.merged.array!r}: {e}"
             ctx.problems.append(Problem(message, script.path, d.line, d.col, f"accepted: {wt.ARRAY_FORMS}"))
         else:
-            a.array, a.indexes = a.merged.array.strip(), wt.array_indexes(ranges)
+            a.array, a.indexes = a.merged.array.strip(), frozenset(spec.indexes)
     if shell_kind(script.shebang) == "none":
         # slurmdag's env, setup and matrix lines are shell code: they cannot go into, say, a Python script
         for key in ("env", "setup", "matrix"):

@@ -1,8 +1,16 @@
-"""Walltime, memory and array-index syntax: parse what users write, produce what sbatch expects. Pure."""
+"""Slurm's value syntax, in one place: walltime (`--time`), memory (`--mem`) and array index lists (`--array`).
+
+Each value is parsed once where it enters slurmdag (the workflow, a `script:`'s #SBATCH block, Slurm's own output)
+into a typed value (seconds, megabytes, index lists) and formatted to Slurm's text only where it leaves it (a
+rendered #SBATCH line, an sbatch argument). Nothing else in slurmdag reads or writes these forms. Pure.
+"""
 
 from __future__ import annotations
 
+import math
 import re
+from collections.abc import Iterable
+from dataclasses import dataclass
 
 WALLTIME_FORMS = (
     '30 (minutes), "90m", "2h", "1d12h", "1h30m", "MM", "MM:SS", "HH:MM:SS", "D-HH", "D-HH:MM", "D-HH:MM:SS"'
@@ -61,6 +69,20 @@ def _check_clock(minutes: int, seconds: int, hours: int | None = None) -> None:
         raise ValueError("walltime fields out of range (hours 0-23 after a day count, minutes and seconds 0-59)")
 
 
+# What Slurm prints for "no limit" (scontrol's MaxTime=UNLIMITED, DefaultTime=NONE, ...).
+_NO_LIMIT = frozenset({"UNLIMITED", "INFINITE", "NONE", "N/A", "-1", ""})
+
+
+def parse_slurm_time(text: str | None) -> int | None:
+    """Seconds of a time limit as Slurm prints it ("1-00:00:00", "30"); None for no limit or an unreadable one."""
+    if text is None or text.strip().upper() in _NO_LIMIT:
+        return None
+    try:
+        return parse_walltime(text)
+    except ValueError:
+        return None
+
+
 def format_walltime(seconds: int) -> str:
     """Slurm's `--time` in one canonical form: HH:MM:SS, or D-HH:MM:SS from one day up."""
     days, rest = divmod(seconds, 86400)
@@ -91,6 +113,17 @@ def parse_memory(value: object) -> str:
     return f"{int(number)}{(unit or 'M').upper()}"
 
 
+_MEMORY_FACTOR_MB = {"K": 1 / 1024, "M": 1, "G": 1024, "T": 1024 * 1024}
+
+
+def memory_mb(text: str | None) -> int | None:
+    """Megabytes of a `--mem`-style value ("4G" -> 4096, "500" -> 500, rounded up); None if it is not a size."""
+    m = _MEMORY.match(str(text or "").strip())
+    if not m:
+        return None
+    return math.ceil(int(m.group(1)) * _MEMORY_FACTOR_MB[(m.group(2) or "M").upper()])
+
+
 # --- array index expressions ---
 
 ARRAY_FORMS = '"0-99", "1,3,5", "0-15:4" (step), "0-99%20" (at most 20 at once), or a mix like "1-5,10"'
@@ -98,8 +131,19 @@ _ARRAY_PART = re.compile(r"^(\d+)(?:-(\d+)(?::(\d+))?)?$")
 MAX_ARRAY_INDEX = 4_000_000  # Slurm's hard ceiling for MaxArraySize
 
 
-def parse_array(text: str) -> tuple[list[range], int | None]:
-    """The index ranges and the `%N` throttle of an --array value; raises ValueError."""
+@dataclass(frozen=True)
+class ArraySpec:
+    """An --array value: its task indexes (sorted, each once) and its `%N` throttle (None: no throttle)."""
+
+    indexes: tuple[int, ...]
+    throttle: int | None = None
+
+    def __str__(self) -> str:
+        return format_array(self.indexes, self.throttle)
+
+
+def parse_array(text: str) -> ArraySpec:
+    """An --array value as written by a user or printed by Slurm ("0-3,7,10-14:2%4"); raises ValueError."""
     body, throttle = text, None
     if "%" in text:
         body, _, limit = text.partition("%")
@@ -108,25 +152,49 @@ def parse_array(text: str) -> tuple[list[range], int | None]:
         throttle = int(limit)
     if not body:
         raise ValueError("no indexes before the throttle")
-    ranges = []
+    indexes: set[int] = set()
     for part in body.split(","):
         m = _ARRAY_PART.match(part)
         if not m:
             raise ValueError(f"invalid index range {part!r}")
         lo, hi, step = int(m.group(1)), m.group(2), m.group(3)
         if hi is None:
-            ranges.append(range(lo, lo + 1))
+            hi_i, step_i = lo, 1
+        else:
+            hi_i, step_i = int(hi), int(step or 1)
+            if hi_i < lo:
+                raise ValueError(f"range {part!r} ends before it starts")
+            if step_i < 1:
+                raise ValueError(f"step in {part!r} must be at least 1")
+        if lo + (hi_i - lo) // step_i * step_i >= MAX_ARRAY_INDEX:  # the range's last index
+            raise ValueError(f"array index above Slurm's maximum of {MAX_ARRAY_INDEX - 1}")
+        indexes.update(range(lo, hi_i + 1, step_i))
+    return ArraySpec(tuple(sorted(indexes)), throttle)
+
+
+def array_indexes(text: str) -> list[int]:
+    """The task indexes of an --array value, ascending; raises ValueError."""
+    return list(parse_array(text).indexes)
+
+
+def format_array(indexes: Iterable[int], throttle: int | None = None) -> str:
+    """Task indexes (any order, repeats ignored) -> Slurm's shortest range list, e.g. [0,1,2,5,7,8] -> "0-2,5,7-8"."""
+    parts: list[str] = []
+    start = prev = -2
+    for i in sorted(set(indexes)):
+        if i == prev + 1:
+            prev = i
             continue
-        hi_i, step_i = int(hi), int(step or 1)
-        if hi_i < lo:
-            raise ValueError(f"range {part!r} ends before it starts")
-        if step_i < 1:
-            raise ValueError(f"step in {part!r} must be at least 1")
-        ranges.append(range(lo, hi_i + 1, step_i))
-    if max(r[-1] for r in ranges) >= MAX_ARRAY_INDEX:
-        raise ValueError(f"array index above Slurm's maximum of {MAX_ARRAY_INDEX - 1}")
-    return ranges, throttle
+        if start >= 0:
+            parts.append(str(start) if start == prev else f"{start}-{prev}")
+        start = prev = i
+    if start >= 0:
+        parts.append(str(start) if start == prev else f"{start}-{prev}")
+    return ",".join(parts) + (f"%{throttle}" if throttle else "")
 
 
-def array_indexes(ranges: list[range]) -> frozenset[int]:
-    return frozenset(i for r in ranges for i in r)
+def with_throttle(array: str, limit: int) -> str:
+    """The --array value with its throttle lowered to `limit` (a lower throttle of its own is kept)."""
+    spec = parse_array(array)
+    body = array.partition("%")[0]  # the indexes as written: a step form stays readable
+    return f"{body}%{min(spec.throttle or limit, limit)}"

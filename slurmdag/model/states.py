@@ -71,6 +71,16 @@ _SLURM_TO_NODE = {
     "REVOKED": AllocationState.CANCELLED,
 }
 
+# Slurm states after which a job changes no more (squeue and sacct spellings alike): every state that does not map
+# to Pending or Running.
+FINISHED_SLURM_STATES = frozenset(word for word, state in _SLURM_TO_NODE.items() if state not in ACTIVE)
+
+
+def slurm_finished(slurm_state: str) -> bool:
+    """Whether a job in this Slurm state ("COMPLETED", "CANCELLED by 0") will not change any more."""
+    return slurm_state.strip().split(" ", 1)[0].upper().rstrip("+") in FINISHED_SLURM_STATES
+
+
 # Which failure wins when a task group's tasks ended differently (first present wins).
 _GROUP_PRECEDENCE = (
     AllocationState.FAILED,

@@ -45,15 +45,6 @@ class Verdict:
         return [head] + [f"  {n}" for n in self.notes] + [f"  problem: {p.message}" for p in self.problems]
 
 
-def _slurm_time(text: str | None) -> int | None:
-    if not text or text.upper() in ("UNLIMITED", "INFINITE", "NONE", "N/A"):
-        return None
-    try:
-        return wt.parse_walltime(text)
-    except ValueError:
-        return None
-
-
 # --- which submit limits apply (pure) ---
 
 
@@ -155,19 +146,11 @@ def _per_node(job: PlannedJob) -> tuple[int, int, int | None]:
     cpus = tasks_per_node * cpt
     mem = None
     if o.get("mem"):
-        mem = _mb(o["mem"])
+        mem = wt.memory_mb(o["mem"])
     elif o.get("mem-per-cpu"):
-        per = _mb(o["mem-per-cpu"])
+        per = wt.memory_mb(o["mem-per-cpu"])
         mem = per * cpus if per is not None else None
     return nodes, cpus, mem
-
-
-def _mb(text: str | None) -> int | None:
-    m = re.fullmatch(r"(\d+)([KMGT]?)B?", str(text or "").upper())
-    if not m:
-        return None
-    factor = {"K": 1 / 1024, "": 1, "M": 1, "G": 1024, "T": 1024 * 1024}[m.group(2)]
-    return math.ceil(int(m.group(1)) * factor)
 
 
 def _resource_problems(job: PlannedJob, cluster: ClusterInfo, file: str) -> list[Problem]:
@@ -206,7 +189,7 @@ def _resource_problems(job: PlannedJob, cluster: ClusterInfo, file: str) -> list
             for n in members
             if n.cpus >= cpus and (mem is None or n.memory_mb >= mem) and _gres_fits(job, n) and _features_fit(job, n)
         ]
-        time = _slurm_time(job.options.get("time"))
+        time = wt.parse_slurm_time(job.options.get("time"))
         if part.max_time is not None and time is not None and time > part.max_time:
             reasons.append(
                 f"its walltime {wt.format_walltime(time)} exceeds partition {name!r}'s MaxTime "

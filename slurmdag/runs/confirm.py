@@ -8,23 +8,7 @@ import time
 from collections.abc import Callable, Mapping
 
 from slurmdag.backends.base import Backend, JobInfo
-
-# Slurm states after which a job will not change any more.
-FINISHED_SLURM_STATES = frozenset(
-    {
-        "COMPLETED",
-        "FAILED",
-        "CANCELLED",
-        "TIMEOUT",
-        "OUT_OF_MEMORY",
-        "NODE_FAIL",
-        "BOOT_FAIL",
-        "DEADLINE",
-        "PREEMPTED",
-        "REVOKED",
-        "SPECIAL_EXIT",
-    }
-)
+from slurmdag.model.states import slurm_finished
 
 
 def unfinished(ids: list[str], live: Mapping[str, JobInfo]) -> list[str]:
@@ -32,7 +16,7 @@ def unfinished(ids: list[str], live: Mapping[str, JobInfo]) -> list[str]:
     left = []
     for job_id in ids:
         rows = [i for i in live.values() if i.array_job_id == job_id or i.job_id == job_id]
-        if any(i.state not in FINISHED_SLURM_STATES for i in rows):
+        if any(not slurm_finished(i.state) for i in rows):
             left.append(job_id)
     return left
 

@@ -14,10 +14,10 @@ A task group whose tasks partly completed re-runs only the other tasks (`--array
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
-from slurmdag.backends.parse import expand_array_indexes
+from slurmdag.model import slurm_values as wt
 from slurmdag.model.errors import DagStillActiveError, NothingToResumeError, Problem, UsageError
 from slurmdag.model.plan import Dependency, DependencyTerm, Plan, PlannedJob
 from slurmdag.model.states import ACTIVE, FAILURES, AllocationState
@@ -144,37 +144,13 @@ def _is_group(job: PlannedJob) -> bool:
 
 def group_indexes(job: PlannedJob) -> list[int]:
     if job.array:
-        return expand_array_indexes(job.array)
+        return wt.array_indexes(job.array)
     return list(range(job.tasks or 0))
 
 
 def _unfinished_tasks(job: PlannedJob, outcome: Outcome) -> list[int]:
     tasks = outcome.tasks or {}
     return [i for i in group_indexes(job) if tasks.get(i, AllocationState.UNKNOWN) is not AllocationState.COMPLETED]
-
-
-def compress_indexes(indexes: Iterable[int]) -> str:
-    """[3,4,5,7] -> '3-5,7' (Slurm's --array syntax)."""
-    parts: list[str] = []
-    run: list[int] = []
-    for i in sorted(set(indexes)):
-        if run and i == run[-1] + 1:
-            run.append(i)
-            continue
-        if run:
-            parts.append(_run_text(run))
-        run = [i]
-    if run:
-        parts.append(_run_text(run))
-    return ",".join(parts)
-
-
-def _run_text(run: list[int]) -> str:
-    return str(run[0]) if len(run) == 1 else f"{run[0]}-{run[-1]}"
-
-
-def _throttle(array: str | None) -> str:
-    return "%" + array.split("%", 1)[1] if array and "%" in array else ""
 
 
 def _term_holds(term: DependencyTerm, parent: Outcome, child_indexes: list[int] | None) -> bool:
@@ -206,8 +182,9 @@ def _sub_plan(plan: Plan, outcomes: Mapping[str, Outcome], rerun: dict[str, list
             continue
         changes: dict = {"dependency": dependency}
         if _is_group(job) and indexes is not None and sorted(indexes) != sorted(group_indexes(job)):
-            changes["array"] = compress_indexes(indexes) + _throttle(job.array)
-            result.subsets[job.name] = compress_indexes(indexes)
+            throttle = wt.parse_array(job.array).throttle if job.array else None
+            changes["array"] = wt.format_array(indexes, throttle)
+            result.subsets[job.name] = wt.format_array(indexes)
         result.jobs.append(replace(job, **changes))
         submitted.add(job.name)
     return result

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from slurmdag.backends.base import Backend, JobInfo
-from slurmdag.backends.parse import expand_array_indexes
+from slurmdag.model import slurm_values as wt
 from slurmdag.model.errors import UnknownDagError
 from slurmdag.model.plan import Plan, PlannedJob
 from slurmdag.model.states import (
@@ -123,7 +123,7 @@ def _single(job: PlannedJob, job_id: str, infos: dict[str, JobInfo], dag_id: str
 
 def _expected_indexes(job: PlannedJob) -> list[int]:
     if job.array:
-        return expand_array_indexes(job.array)
+        return wt.array_indexes(job.array)
     return list(range(job.tasks or 0))
 
 

@@ -29,6 +29,7 @@ from slurmdag.model.errors import (
     SubmitError,
 )
 from slurmdag.model.plan import Plan, PlannedJob
+from slurmdag.model.states import AllocationState, allocation_state
 from slurmdag.runs.confirm import unfinished
 from slurmdag.state.store import FAILED, SUBMITTED, SUBMITTING, DagRecord, Store
 
@@ -425,7 +426,11 @@ def recover_abandoned(store: Store, backend: Backend, dag_id: str) -> str | None
         who = f"process {record.pid} on {record.host}" if record.pid else "an earlier slurmdag process"
         if record.submission == SUBMITTING and record.gate_job_id:
             gate = backend.query([record.gate_job_id], since=record.created_at()).get(record.gate_job_id)
-            if gate is not None and gate.state in ("RUNNING", "COMPLETING", "COMPLETED"):
+            # released: it started (Running, or Completed by now); a held gate is still Pending
+            if gate is not None and allocation_state(gate.state) in (
+                AllocationState.RUNNING,
+                AllocationState.COMPLETED,
+            ):
                 record.submission = SUBMITTED
                 record.pid = None
                 store.save(record)

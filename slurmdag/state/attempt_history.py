@@ -9,7 +9,7 @@ task of a group) is that node's (task's) current job; older ones stay only as hi
 
 from __future__ import annotations
 
-from slurmdag.backends.parse import expand_array_indexes
+from slurmdag.model import slurm_values as wt
 from slurmdag.state.store import SUBMITTED, DagRecord, utc_now
 
 
@@ -103,7 +103,7 @@ def task_sources(record: DagRecord, name: str, indexes: list[int]) -> dict[int, 
         if job_id is None:
             continue
         subset = attempt.get("subsets", {}).get(name)
-        for i in expand_array_indexes(subset) if subset else wanted:
+        for i in wt.array_indexes(subset) if subset else wanted:
             out[i] = job_id
     return out
 

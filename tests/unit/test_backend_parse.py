@@ -9,7 +9,6 @@ import pytest
 from slurmdag.backends.base import JobInfo
 from slurmdag.backends.cli import merge_views
 from slurmdag.backends.parse import (
-    expand_array_indexes,
     parse_exit_code,
     parse_sacct,
     parse_sbatch_parsable,
@@ -97,14 +96,6 @@ def test_live_view_wins_and_sacct_adds_exit_codes_only_when_states_agree():
     assert merged["127"].state == "COMPLETED" and merged["127"].exit_code is None and merged["127"].name == "rec-run"
     # A job slurmctld already forgot: only accounting knows it.
     assert merge_views({}, acct)["5_2"].state == "FAILED"
-
-
-@pytest.mark.parametrize(
-    "spec, expected",
-    [("0-3", [0, 1, 2, 3]), ("0-7%2", list(range(8))), ("1,3-5", [1, 3, 4, 5]), ("0-10:5", [0, 5, 10])],
-)
-def test_expand_array_indexes(spec, expected):
-    assert expand_array_indexes(spec) == expected
 
 
 def test_exit_code_parsing():

@@ -10,7 +10,7 @@ import pytest
 from slurmdag.backends import cluster_parse
 from slurmdag.backends.base import JobInfo
 from slurmdag.backends.cluster_info import Accounting, Association, ClusterInfo, QosLimits, QueuedJob
-from slurmdag.compiler.array_split import chunks, compact, split_plan
+from slurmdag.compiler.array_split import chunks, split_plan
 from slurmdag.compiler.compile import compile_text
 from slurmdag.compiler.lanes import apply_max_concurrent
 from slurmdag.model.states import AllocationState
@@ -117,7 +117,6 @@ def test_chunks_rebase_to_max_array_size():
     assert [(c.base, c.slurm_array(throttle)) for c in cut] == [(0, "0-10%4"), (11, "0-10%4"), (22, "0-2%4")]
     cut, _ = chunks("5-30:5", 11)
     assert [(c.base, c.indexes) for c in cut] == [(5, (5, 10, 15)), (20, (20, 25, 30))]
-    assert compact([0, 1, 2, 5, 7, 8]) == "0-2,5,7-8"
     assert [c.base for c in chunks("0-10", 11)[0]] == [0]
 
 

@@ -10,7 +10,6 @@ from slurmdag.model.errors import DagStillActiveError, NothingToResumeError
 from slurmdag.model.states import AllocationState as S
 from slurmdag.runs.resume_plan import (
     Outcome,
-    compress_indexes,
     descendants,
     plan_redo,
     plan_resume,
@@ -242,7 +241,3 @@ def test_redo_of_an_unknown_node_is_a_usage_error():
     with pytest.raises(Exception, match="no allocation 'cc'"):
         plan_redo(plan, {}, "cc")
 
-
-def test_compress_indexes():
-    assert compress_indexes([7]) == "7"
-    assert compress_indexes([5, 3, 4, 7, 9, 10]) == "3-5,7,9-10"

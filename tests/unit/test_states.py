@@ -167,3 +167,14 @@ def test_a_job_that_ran_and_was_cancelled_is_never_skipped():
     plan = _plan(job("a"), job("h", ("a", "failure")))
     labels = label(plan, {"a": C, "h": X}, ran={"a": True, "h": True})
     assert labels["h"] is X
+
+
+def test_finished_slurm_states_are_the_ones_that_leave_pending_and_running():
+    from slurmdag.model.states import FINISHED_SLURM_STATES, slurm_finished
+
+    assert {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL", "PREEMPTED"} <= (
+        FINISHED_SLURM_STATES
+    )
+    assert not FINISHED_SLURM_STATES & {"PENDING", "RUNNING", "COMPLETING", "REQUEUED", "SUSPENDED", "CONFIGURING"}
+    assert slurm_finished("CANCELLED by 1000") and slurm_finished("completed")
+    assert not slurm_finished("COMPLETING") and not slurm_finished("PENDING")

@@ -60,14 +60,113 @@ def test_bad_memory(given):
     [("0-99%20", 100, 20), ("1,3,5", 3, None), ("0-15:4", 4, None), ("1-5,10", 6, None), ("7", 1, None)],
 )
 def test_array_syntax(text, count, throttle):
-    ranges, t = wt.parse_array(text)
-    assert (len(wt.array_indexes(ranges)), t) == (count, throttle)
+    spec = wt.parse_array(text)
+    assert (len(spec.indexes), spec.throttle) == (count, throttle)
 
 
 @pytest.mark.parametrize("text", ["", "%5", "0-99%", "0-99%0", "5-1", "0-10:0", "a-b", "1,,2", "0-4000000", "1;2"])
 def test_bad_array_syntax(text):
     with pytest.raises(ValueError):
         wt.parse_array(text)
+
+
+@pytest.mark.parametrize(
+    "text, indexes",
+    [
+        ("0-3", [0, 1, 2, 3]),
+        ("0-7%2", list(range(8))),
+        ("1,3-5", [1, 3, 4, 5]),
+        ("0-10:5", [0, 5, 10]),
+        ("5,1,3-4,4", [1, 3, 4, 5]),  # Slurm's order and repeats do not matter: ascending, each once
+        ("0-3,7,10-14:2%4", [0, 1, 2, 3, 7, 10, 12, 14]),  # squeue's pending row "1234_[0-3,7,10-14:2%4]"
+    ],
+)
+def test_array_indexes(text, indexes):
+    assert wt.array_indexes(text) == indexes
+
+
+@pytest.mark.parametrize(
+    "indexes, throttle, text",
+    [
+        ([0, 1, 2, 5, 7, 8], None, "0-2,5,7-8"),
+        ([7], None, "7"),
+        ([5, 3, 4, 7, 9, 10], 2, "3-5,7,9-10%2"),
+        ([0, 0, 1], None, "0-1"),
+        ([], None, ""),
+    ],
+)
+def test_format_array(indexes, throttle, text):
+    assert wt.format_array(indexes, throttle) == text
+
+
+@pytest.mark.parametrize("text", ["0-99%20", "1,3,5", "0-15:4", "1-5,10", "7", "3999999", "0-3,7,10-14:2%4"])
+def test_array_round_trip(text):
+    """format(parse(x)) is the canonical form of x: same indexes and throttle, and formatting is a fixed point."""
+    spec = wt.parse_array(text)
+    again = wt.parse_array(str(spec))
+    assert again == spec
+    assert str(again) == str(spec)
+
+
+def test_array_bounds():
+    assert wt.parse_array(f"{wt.MAX_ARRAY_INDEX - 1}").indexes == (wt.MAX_ARRAY_INDEX - 1,)
+    with pytest.raises(ValueError, match="maximum"):
+        wt.parse_array(f"0-{wt.MAX_ARRAY_INDEX}:{wt.MAX_ARRAY_INDEX}")  # index 0 and the one past the top
+    # a step that ends below the top is fine, even if the range's written end is past it
+    assert wt.parse_array(f"0-{wt.MAX_ARRAY_INDEX}:{wt.MAX_ARRAY_INDEX - 1}").indexes == (0, wt.MAX_ARRAY_INDEX - 1)
+    with pytest.raises(ValueError, match="maximum"):
+        wt.parse_array(f"1,{wt.MAX_ARRAY_INDEX}")
+
+
+@pytest.mark.parametrize(
+    "array, limit, text", [("0-9", 3, "0-9%3"), ("0-9%2", 5, "0-9%2"), ("0-9%8", 5, "0-9%5"), ("0-15:4", 2, "0-15:4%2")]
+)
+def test_with_throttle_keeps_the_lower_limit(array, limit, text):
+    assert wt.with_throttle(array, limit) == text
+
+
+@pytest.mark.parametrize(
+    "text,mb", [("4G", 4096), ("500", 500), ("500M", 500), ("1T", 1048576), ("16K", 1), ("2gb", 2048)]
+)
+def test_memory_megabytes(text, mb):
+    assert wt.memory_mb(text) == mb
+
+
+@pytest.mark.parametrize("text", [None, "", "lots", "4 G", "-1"])
+def test_memory_megabytes_of_a_non_size(text):
+    assert wt.memory_mb(text) is None
+
+
+@pytest.mark.parametrize(
+    "text,seconds",
+    [
+        ("1-00:00:00", 86400),
+        ("30", 1800),
+        ("00:30:00", 1800),
+        ("UNLIMITED", None),
+        ("INFINITE", None),
+        ("NONE", None),
+        (None, None),
+        ("garbage", None),
+    ],
+)
+def test_slurm_time_as_slurm_prints_it(text, seconds):
+    assert wt.parse_slurm_time(text) == seconds
+
+
+@pytest.mark.parametrize("seconds", [1, 59, 60, 3599, 3600, 86399, 86400, 90061, wt.MAX_SECONDS])
+def test_walltime_round_trip(seconds):
+    text = wt.format_walltime(seconds)
+    assert wt.parse_walltime(text) == seconds
+    assert wt.format_walltime(wt.parse_walltime(text)) == text
+
+
+def test_walltime_bounds():
+    assert wt.parse_walltime("365d") == wt.MAX_SECONDS
+    with pytest.raises(ValueError, match="longer than a year"):
+        wt.parse_walltime("365d1s")
+    with pytest.raises(ValueError, match="longer than zero"):
+        wt.parse_walltime("0:00")
 
 
 def test_defaults_are_inherited_and_allocation_keys_win():
