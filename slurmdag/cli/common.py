@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -31,6 +31,54 @@ def open_store() -> Store:
     from slurmdag.state.store import Store
 
     return Store()
+
+
+DAG_HELP = "DAG id (8 hex characters); @ is your newest DAG, @~1 the one before."
+
+
+def resolve_dag(ctx: typer.Context | None, param: Any, value: Any) -> Any:
+    """Argument callback: `@`, `@~N` (and, for a list, each item) replaced by the DAG id they name."""
+    from slurmdag.state.dag_refs import resolve
+
+    if value is None:
+        return None
+    if isinstance(value, (list, tuple)):
+        return [resolve(open_store(), v) for v in value]
+    return resolve(open_store(), value)
+
+
+def complete_dag(incomplete: str) -> list[tuple[str, str]]:
+    """Shell completion: your DAG ids, newest first, each with its name and state."""
+    try:
+        records = open_store().list_records()
+    except Exception:  # completion must never print a traceback into the user's shell
+        return []
+    return [
+        (r.dag_id, f"{r.name} {r.final_state or r.submission} {r.created}")
+        for r in records
+        if r.dag_id.startswith(incomplete)
+    ]
+
+
+def complete_allocation(ctx: typer.Context, incomplete: str) -> list[str]:
+    """Shell completion: the allocation names of the DAG given earlier on the command line."""
+    dag_id = ctx.params.get("dag_id")
+    if not isinstance(dag_id, str):
+        return []
+    try:
+        plan = open_store().load_plan(dag_id)
+    except Exception:  # an unknown or malformed id: nothing to offer
+        return []
+    if plan is None:
+        return []
+    return [j.name for j in plan.allocations() if j.name.startswith(incomplete)]
+
+
+def dag_argument(default: Any = ..., help: str = DAG_HELP) -> Any:
+    """The DAG argument of every command that takes one: resolves `@` refs, completes ids."""
+    return typer.Argument(
+        default, metavar="DAG", help=help, callback=resolve_dag, autocompletion=complete_dag, show_default=False
+    )
 
 
 def echo_json(data: object) -> None:

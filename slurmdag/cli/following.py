@@ -8,7 +8,7 @@ import time
 import typer
 
 from slurmdag.cli import app
-from slurmdag.cli.common import follow, open_backend, open_store
+from slurmdag.cli.common import complete_dag, dag_argument, follow, open_backend, open_store, resolve_dag
 from slurmdag.model.errors import ReconcileFailedError
 
 RETRY_MAX = 60.0  # seconds between retries while Slurm cannot be read
@@ -24,7 +24,7 @@ def _pass_lines(report) -> list[str]:
 
 @app.command()
 def watch(
-    dag_id: str = typer.Argument(..., metavar="DAG", help="DAG id (8 hex characters)."),
+    dag_id: str = dag_argument(),
     as_json: bool = typer.Option(False, "--json", help="Print only the final status as JSON."),
     graph: bool = typer.Option(False, "--graph", help="Show the DAG as a tree with states."),
 ) -> None:
@@ -53,7 +53,13 @@ def watch(
 
 @app.command("reconcile")
 def reconcile_(
-    dag_ids: list[str] = typer.Argument(None, metavar="[DAG]...", help="DAG ids; default: every active DAG of yours."),
+    dag_ids: list[str] = typer.Argument(
+        None,
+        metavar="[DAG]...",
+        help="DAG ids (or @, @~1, ...); default: every active DAG of yours.",
+        callback=resolve_dag,
+        autocompletion=complete_dag,
+    ),
     once: bool = typer.Option(False, "--once", help="One pass, then exit (for cron or scrontab)."),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable summary of each pass."),
 ) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 
 from slurmdag.cli import app
-from slurmdag.cli.common import open_backend, open_store
+from slurmdag.cli.common import complete_allocation, dag_argument, open_backend, open_store
 
 
 def _describe(outcome) -> str:
@@ -62,7 +62,7 @@ def _run(dag_id: str, node: str | None, cascade: bool, from_file: Path | None, d
 
 @app.command()
 def resume(
-    dag_id: str = typer.Argument(..., metavar="DAG", help="DAG id (8 hex characters)."),
+    dag_id: str = dag_argument(),
     from_file: Path = typer.Option(
         None,
         "--from",
@@ -77,8 +77,13 @@ def resume(
 
 @app.command()
 def redo(
-    dag_id: str = typer.Argument(..., metavar="DAG", help="DAG id (8 hex characters)."),
-    node: str = typer.Argument(..., help="The allocation to run again (even if it completed)."),
+    dag_id: str = dag_argument(),
+    node: str = typer.Argument(
+        ...,
+        metavar="ALLOCATION",
+        help="The allocation to run again (even if it completed).",
+        autocompletion=complete_allocation,
+    ),
     cascade: bool = typer.Option(False, "--cascade", help="Also run again everything downstream of it."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Show what would run again; submit nothing."),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),

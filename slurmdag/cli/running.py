@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from slurmdag.cli import app
-from slurmdag.cli.common import echo_json, follow, open_backend, open_store
+from slurmdag.cli.common import DAG_HELP, dag_argument, echo_json, follow, open_backend, open_store
 from slurmdag.model.errors import InputError
 from slurmdag.model.plan import Plan
 
@@ -90,17 +90,19 @@ def submit(
 
 @app.command()
 def status(
-    dag_id: str = typer.Argument(..., metavar="DAG", help="DAG id (8 hex characters)."),
+    dag_id: str | None = dag_argument(None, help=f"{DAG_HELP} Default: @."),
     graph: bool = typer.Option(False, "--graph", help="Show the DAG as a tree with states."),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
     watch: bool = typer.Option(False, "--watch", help="Follow until the DAG ends; exit 0 only if Completed."),
     tasks: bool = typer.Option(False, "--tasks", help="One row per task of each task group."),
 ) -> None:
-    """Show the state of a DAG (one squeue and one sacct call, whatever its size)."""
+    """Show the state of a DAG, your newest by default (one squeue and one sacct call, whatever its size)."""
     from slurmdag.runs.status import collect
+    from slurmdag.state.dag_refs import resolve
     from slurmdag.views.status_views import status_json, status_table, status_tree
 
     store, backend = open_store(), open_backend()
+    dag_id = dag_id or resolve(store, "@")
     if watch:
         follow(store, backend, dag_id, as_json=as_json, graph=graph, tasks=tasks)
         return
@@ -141,7 +143,7 @@ def list_(
 
 @app.command()
 def cancel(
-    dag_id: str = typer.Argument(..., metavar="DAG", help="DAG id (8 hex characters)."),
+    dag_id: str = dag_argument(),
     dry_run: bool = typer.Option(False, "--dry-run", help="List exactly what would be cancelled."),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
     nodes: list[str] = typer.Option(
