@@ -13,7 +13,7 @@ app = typer.Typer(
     name="slurmdag",
     help="Turn a workflow DAG into native Slurm dependency chains, submit it all at once, and follow it.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
@@ -35,7 +35,7 @@ def _root(
 def main() -> None:
     try:
         # In this mode the framework returns a command's typer.Exit code instead of exiting with it.
-        rc = app(standalone_mode=False)
+        rc = app(prog_name="slurmdag", standalone_mode=False)
     except SlurmdagError as err:
         typer.echo(str(err), err=True)
         sys.exit(err.exit_code)
