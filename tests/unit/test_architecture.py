@@ -70,7 +70,8 @@ def test_no_private_names_imported_across_modules():
     for path in _modules():
         for line, module, names in _imports(ast.parse(path.read_text())):
             if module.startswith("slurmdag"):
-                private += [f"{path.relative_to(PACKAGE)}:{line}: {module}.{n}" for n in names if n.startswith("_") and not n.startswith("__")]
+                hidden = [n for n in names if n.startswith("_") and not n.startswith("__")]
+                private += [f"{path.relative_to(PACKAGE)}:{line}: {module}.{n}" for n in hidden]
     assert private == []
 
 

@@ -240,4 +240,3 @@ def test_redo_of_an_unknown_node_is_a_usage_error():
     plan = compile_text(CHAIN)
     with pytest.raises(Exception, match="no allocation 'cc'"):
         plan_redo(plan, {}, "cc")
-
