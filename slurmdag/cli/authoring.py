@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 
 from slurmdag.cli import app
+from slurmdag.cli.common import echo_warnings
 from slurmdag.compiler.compile import compile_file, parse_overrides
 from slurmdag.model.errors import Problem, SlurmdagError, UsageError
 from slurmdag.model.plan import Plan
@@ -22,7 +23,8 @@ def validate(
     set_: list[str] = typer.Option([], "--set", metavar="NAME=VALUE", help=_SET_HELP),
 ) -> None:
     """Check a workflow without Slurm: exit 0 if valid, 2 with every problem as file:line:col."""
-    from slurmdag.cli.policy import NO_COMPILE_CAP, check_policy
+    from slurmdag.cli.policy import check_policy
+    from slurmdag.policy.admission import NO_COMPILE_CAP
 
     plan = _compile(workflow, set_, max_allocations=NO_COMPILE_CAP)
     check_policy(plan)  # the site policy's limits (exit 2 naming the limit and who set it)
@@ -71,13 +73,7 @@ def _compile(workflow: str, sets: list[str], template_dirs: Sequence[Path] = (),
     try:
         return compile_file(workflow, parse_overrides(sets), template_dirs=template_dirs, warnings=warnings, **limits)
     finally:
-        for w in warnings:
-            typer.echo(format_warning(w), err=True)
-
-
-def format_warning(p: Problem) -> str:
-    text = f"{p.location()}: warning: {p.message}"
-    return text + (f"\n  hint: {p.hint}" if p.hint else "")
+        echo_warnings(warnings)
 
 
 def write_plan_dir(plan: Plan, out: Path) -> list[Path]:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from slurmdag.model.errors import DagNotCompletedError
+from slurmdag.model.errors import DagNotCompletedError, Problem
 
 if TYPE_CHECKING:
     from slurmdag.backends.base import Backend
@@ -83,6 +83,16 @@ def dag_argument(default: Any = ..., help: str = DAG_HELP) -> Any:
 
 def echo_json(data: object) -> None:
     typer.echo(json.dumps(data, indent=2))
+
+
+def format_warning(p: Problem) -> str:
+    text = f"{p.location()}: warning: {p.message}"
+    return text + (f"\n  hint: {p.hint}" if p.hint else "")
+
+
+def echo_warnings(problems: list[Problem]) -> None:
+    for p in problems:
+        typer.echo(format_warning(p), err=True)
 
 
 def follow(

@@ -24,8 +24,8 @@ def _load_plan(path: Path, sets: list[str]) -> Plan:
             raise InputError(f"{plan_file}: no such file") from None
         except (ValueError, KeyError, TypeError) as ex:
             raise InputError(f"{plan_file}: not a slurmdag plan: {ex}") from None
-    from slurmdag.cli.policy import NO_COMPILE_CAP  # the site policy checks the size (submit: admit)
     from slurmdag.compiler.compile import compile_file, parse_overrides
+    from slurmdag.policy.admission import NO_COMPILE_CAP  # the site policy checks the size (submit: admit)
 
     return compile_file(path, overrides=parse_overrides(sets), max_allocations=NO_COMPILE_CAP)
 
@@ -52,9 +52,10 @@ def submit(
         raise InputError(f"--cascade must be one of: {', '.join(submitting.CASCADES)} (got {cascade!r})")
     plan = _load_plan(workflow, set_)
     from slurmdag.cli.policy import admit
-    from slurmdag.policy.preflight import raise_if_refused
 
-    plan, verdict = admit(plan, dry_run=dry_run)  # site policy + pre-flight against the live cluster
+    backend = open_backend()
+    admitted = admit(plan, backend, dry_run=dry_run)  # site policy + pre-flight against the live cluster + lanes
+    plan, verdict = admitted.plan, admitted.verdict
     if dry_run:
         planned = submitting.describe(plan, cascade)
         if as_json:
@@ -74,11 +75,10 @@ def submit(
             typer.echo(submit_dry_run(plan, planned))
             if verdict is not None:
                 typer.echo("\n".join(verdict.lines()))
-        if verdict is not None:
-            raise_if_refused(verdict)
+        admitted.raise_if_refused()
         return
-    raise_if_refused(verdict)
-    store, backend = open_store(), open_backend()
+    admitted.raise_if_refused()
+    store = open_store()
     record = submitting.submit_plan(plan, store, backend, workflow=str(workflow.resolve()), cascade=cascade)
     if as_json:
         echo_json({"dag_id": record.dag_id, "jobs": record.job_ids})

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from slurmdag.backends.cluster_info import ClusterInfo, Node
 from slurmdag.compiler.array_split import split_plan
 from slurmdag.model import slurm_values as wt
-from slurmdag.model.errors import PreflightError, Problem
+from slurmdag.model.errors import Problem
 from slurmdag.model.plan import Plan, PlannedJob
 from slurmdag.model.sbatch_options import resolve_long
 
@@ -249,8 +249,3 @@ def _features_fit(job: PlannedJob, node: Node) -> bool:
     if "|" in str(c):
         return any(w in node.features for w in words)
     return all(w in node.features for w in words)
-
-
-def raise_if_refused(verdict: Verdict) -> None:
-    if verdict.problems:
-        raise PreflightError(verdict.problems)

@@ -34,10 +34,10 @@ class PassReport:
     error: str | None = None  # a Slurm error: nothing was concluded, try again later
     acted: bool = True  # False when another reconciler holds the lock (this pass only looked)
 
-    def fingerprint(self) -> tuple:
-        """What a change looks like: node states and the actions taken."""
+    def observed(self) -> tuple:
+        """What a change looks like: allocation states and the actions taken."""
         return (
-            tuple((s.dag_id, s.state, tuple((n.name, n.state) for n in s.nodes)) for s in self.statuses),
+            tuple((s.dag_id, s.state, tuple((a.name, a.state) for a in s.nodes)) for s in self.statuses),
             tuple((d, len(c)) for d, c in self.cancelled.items()),
         )
 
@@ -148,7 +148,7 @@ def run(
         on_pass(report)
         if report.error is None and all(s.terminal for s in report.statuses):
             return
-        changed = report.fingerprint() != last
-        last = report.fingerprint()
+        changed = report.observed() != last
+        last = report.observed()
         interval = first_interval if changed and report.error is None else min(interval * BACKOFF, max_interval)
         sleep(interval)
