@@ -25,7 +25,15 @@ from slurmdag.compiler.yamlsrc import MapNode, Node, ScalarNode, SeqNode, bool_h
 from slurmdag.model import slurm_values as wt
 from slurmdag.model.errors import InputError, Problem
 from slurmdag.model.plan import Condition
-from slurmdag.model.sbatch_options import MAPPED_OWNED, resolve_long
+from slurmdag.model.sbatch_options import (
+    BY_SHORT,
+    CLIENT_ONLY,
+    MAPPED_OWNED,
+    OWNED,
+    OWNED_HINT,
+    check_long_flag,
+    resolve_long,
+)
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 NAME_HINT = "names are 1-64 characters: letters, digits, '-', '_' and '.', starting with a letter or digit"
@@ -65,9 +73,6 @@ NOT_IN_DEFAULTS = ("name", "depends_on", "depends_on_any")
 # At most one key of each group per allocation; an allocation setting one of them ignores the group in defaults.
 EXCLUSIVE_GROUPS = (("entrypoint", "script"), ("tasks", "array", "matrix"), ("mem", "mem_per_cpu"))
 
-# sbatch options slurmdag sets itself (submit needs them to hold the graph together): refused in `sbatch:`.
-OWNED_LONG = ("dependency", "job-name", "array", "hold", "parsable", "kill-on-invalid-dep", "comment", "wrap")
-OWNED_SHORT = {"d": "dependency", "J": "job-name", "a": "array", "H": "hold"}
 _FLAG_RE = re.compile(r"^--([A-Za-z][A-Za-z0-9-]*)(?:=(.*))?$", re.DOTALL)
 # Values written after `#SBATCH --opt=`: sbatch splits directive lines on blanks and strips quotes, so anything that
 # could end the value (or the line) is refused rather than escaped.
@@ -418,23 +423,32 @@ def _p_sbatch(key: str, node: Node, ctx: _Ctx) -> dict[str, tuple[str | None, No
         m = _FLAG_RE.match(text)
         if not m:
             short = re.match(r"^-([A-Za-z])", text)
-            if short and short.group(1) in OWNED_SHORT:
-                ctx.bad(item, f"sbatch flag {text!r} (--{OWNED_SHORT[short.group(1)]}) is set by slurmdag", _OWNED_HINT)
-            else:
+            letter = BY_SHORT.get(short.group(1)) if short else None
+            if letter is not None and letter.long in OWNED:
+                ctx.bad(item, f"sbatch flag {text!r} (--{letter.long}) is set by slurmdag", OWNED_HINT)
+            elif letter is not None and letter.long in CLIENT_ONLY:
+                problem = check_long_flag(letter.long, None)[1]
+                assert problem is not None
                 ctx.bad(
-                    item, f"invalid sbatch flag {text!r}", 'write one long flag per entry: "--name=value" or "--name"'
+                    item, problem.message.replace(f"--{letter.long}", f"{text!r} (--{letter.long})", 1), problem.hint
                 )
+            else:
+                long_form = f'"--{letter.long}=..."' if letter is not None else '"--name=value" or "--name"'
+                ctx.bad(item, f"invalid sbatch flag {text!r}", f"write one long flag per entry: {long_form}")
             continue
-        name, value = m.group(1), m.group(2)
-        # sbatch accepts any unambiguous prefix of a long option (--dep=...), so prefixes of owned flags are refused.
-        owned = next((o for o in OWNED_LONG if o.startswith(name)), None)
-        if owned:
-            ctx.bad(item, f"sbatch flag --{owned} is set by slurmdag and cannot be given in `sbatch`", _OWNED_HINT)
-            continue
+        # resolved as sbatch resolves it (aliases, unique prefixes): `--partitio=x` is --partition
+        opt, problem = check_long_flag(m.group(1), m.group(2))
+        if problem is not None:
+            if problem.fatal:
+                ctx.bad(item, problem.message, problem.hint)
+                continue
+            ctx.warnings.append(problem_at(ctx.file, item, problem.message, problem.hint))
+        name, value = (opt.long if opt else m.group(1)), m.group(2)
+        shown = f"--{name}" if name == m.group(1) else f"--{m.group(1)} (--{name})"
         if name in owned_by_keys:
             ctx.bad(
                 item,
-                f"sbatch flag --{name} duplicates the `{owned_by_keys[name]}` key",
+                f"sbatch flag {shown} duplicates the `{owned_by_keys[name]}` key",
                 f"set `{owned_by_keys[name]}:` instead",
             )
             continue
@@ -449,12 +463,6 @@ def _p_sbatch(key: str, node: Node, ctx: _Ctx) -> dict[str, tuple[str | None, No
                 continue
         flags[name] = (value, item)
     return flags
-
-
-_OWNED_HINT = (
-    "slurmdag owns --dependency, --job-name, --array, --hold, --parsable, --kill-on-invalid-dep, --comment and --wrap; "
-    "use depends_on / tasks / array instead"
-)
 
 
 def _p_script(key: str, node: Node, ctx: _Ctx) -> tuple[str, str, ScriptDirectives]:
@@ -762,7 +770,7 @@ def _merge_script(a: AllocationSpec, ctx: _Ctx) -> None:
     """Apply the script's #SBATCH options under the workflow's own, and its --array unless the workflow has one."""
     script = a.script
     assert script is not None
-    # `sbatch:` accepts abbreviations and old spellings (--workdir); compare options by their full name
+    # `sbatch:` flags are stored by their full name already; compare the script's the same way
     workflow: dict[str, str | None] = {}
     for name, value in a.options.items():
         opt = resolve_long(name)

@@ -1,22 +1,32 @@
-"""The sbatch option table (Slurm 22.05 man page): long name, short letter, whether it takes a value.
+"""The sbatch option table of Slurm 22.05, and option names resolved the way sbatch resolves them.
 
-Used to read `#SBATCH` lines and `sbatch` command lines the way sbatch's own getopt_long does, and to say which
-options slurmdag owns.
+The table is what `sbatch` 22.05.8 itself accepts, read from the running binary (every long name, whether it takes a
+value, every short letter; `tests/integration/test_sbatch_options_cluster.py` checks it against `sbatch` on the test
+cluster) and cross-checked with Slurm's `src/common/slurm_opt.c`. It is used to read `#SBATCH` lines, `sbatch`
+command lines (the importer) and a workflow's `sbatch:` flags the way sbatch's getopt_long (glibc) does:
+
+- an exact name wins, aliases included (`--cluster` is sbatch's alias of `--clusters`, `--tasks-per-node` of
+  `--ntasks-per-node`);
+- otherwise a prefix is accepted when every option it starts is the same option (glibc's rule: same argument kind and
+  same meaning), so `--part` is `--partition` and `--tasks` is `--tasks-per-node`, while `--clust` is ambiguous
+  (`--cluster`, `--clusters`, `--cluster-constraint`);
+- names are case-sensitive: `--DEPENDENCY` is not an option.
 
 Options slurmdag owns, and what happens when a user's batch script or bash chain carries one:
 
 - `dependency`, `hold`, `parsable`, `kill-on-invalid-dep`, `wrap`: slurmdag sets these itself to build and submit
   the graph. Found in a script used as `script:` they are errors (express edges with `depends_on`). The importer
   turns `--dependency` into `depends_on`, `--wrap` into `entrypoint:` and drops the others with a warning.
-- `comment`: slurmdag writes the DAG id and node name there (state can be rebuilt from Slurm). A script's own
-  comment is reported and not applied.
 - `array`: maps to the allocation's task group (`array:`); the workflow's `tasks`/`array`/`matrix` win over it.
-- `job-name`: slurmdag names every job after its DAG and node. A script's own name is kept as information (the
-  importer uses it as the allocation name) but never applied.
+- `job-name`: slurmdag names every job after its DAG and allocation (that is how it finds its jobs). A script's own
+  name is kept as information (the importer uses it as the allocation name) but never applied.
+- `comment`: slurmdag writes the DAG id and allocation name there. A script's own comment is reported and not
+  applied.
 """
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -35,6 +45,7 @@ def _o(long: str, short: str | None = None, arg: Arg = "required") -> SbatchOpti
     return SbatchOption(long, short, arg)
 
 
+# Every option sbatch 22.05.8 accepts (aliases below), as its getopt table has them.
 OPTIONS: tuple[SbatchOption, ...] = (
     _o("account", "A"),
     _o("acctg-freq"),
@@ -49,6 +60,7 @@ OPTIONS: tuple[SbatchOption, ...] = (
     _o("comment"),
     _o("constraint", "C"),
     _o("container"),
+    _o("context"),
     _o("contiguous", arg="none"),
     _o("core-spec", "S"),
     _o("cores-per-socket"),
@@ -103,6 +115,7 @@ OPTIONS: tuple[SbatchOption, ...] = (
     _o("ntasks-per-gpu"),
     _o("ntasks-per-node"),
     _o("ntasks-per-socket"),
+    _o("ntasks-per-tres"),
     _o("open-mode"),
     _o("output", "o"),
     _o("overcommit", "O", "none"),
@@ -143,11 +156,17 @@ OPTIONS: tuple[SbatchOption, ...] = (
 BY_LONG: dict[str, SbatchOption] = {o.long: o for o in OPTIONS}
 BY_SHORT: dict[str, SbatchOption] = {o.short: o for o in OPTIONS if o.short}
 
-# Older spellings sbatch 22.05 still accepts, mapped to the documented name.
+# Other names sbatch 22.05 accepts for an option (entries of its getopt table; slurm_opt.c), mapped to the name
+# slurmdag writes. (`--workdir` is not one: 22.05 dropped it, sbatch says "unrecognized option".)
 ALIASES: dict[str, str] = {
+    "cluster": "clusters",
     "tasks-per-node": "ntasks-per-node",
-    "workdir": "chdir",
 }
+
+# Every name getopt matches against, in one list: (name as written in sbatch's table, the option it means).
+_NAMES: tuple[tuple[str, SbatchOption], ...] = tuple(
+    sorted([(o.long, o) for o in OPTIONS] + [(a, BY_LONG[c]) for a, c in ALIASES.items()])
+)
 
 # Owned by slurmdag: the submission machinery sets them (see the module docstring for the policy).
 OWNED: frozenset[str] = frozenset(
@@ -163,37 +182,131 @@ OWNED_POLICY: dict[str, tuple[str, str]] = {
     "wrap": ("error", "a batch script cannot also --wrap; use entrypoint: instead of script:"),
     "parsable": ("note", "only changes sbatch's output; slurmdag always uses it"),
     "kill-on-invalid-dep": ("note", "slurmdag sets --kill-on-invalid-dep=yes on every dependent job"),
-    "comment": ("note", "slurmdag stores the DAG id and node name in the comment; this one is not applied"),
-    "job-name": ("note", "kept as information; slurmdag names jobs after the DAG and node"),
+    "comment": ("note", "slurmdag stores the DAG id and allocation name in the comment; this one is not applied"),
+    "job-name": ("note", "kept as information; slurmdag names jobs after the DAG and allocation"),
     "array": ("note", "becomes the allocation's task group; tasks/array/matrix in the workflow win"),
 }
 
-# Options that change how the sbatch *command* behaves, not the job; meaningless inside a workflow.
-CLIENT_ONLY: frozenset[str] = frozenset({"help", "usage", "version", "quiet", "verbose", "test-only", "wait"})
+# Options that change how the sbatch *command* behaves (or how it reads the script), not the job: meaningless in a
+# workflow, and `--wait`/`--test-only` would hang or break submit.
+CLIENT_ONLY: frozenset[str] = frozenset(
+    {"help", "usage", "version", "quiet", "verbose", "test-only", "wait", "ignore-pbs"}
+)
+
+
+@dataclass(frozen=True)
+class LongLookup:
+    """What `--name` means to sbatch: one option (exactly, by an alias, or by a unique prefix), or nothing."""
+
+    written: str
+    option: SbatchOption | None  # the option (an alias resolved to the name slurmdag writes)
+    how: Literal["exact", "alias", "prefix", "ambiguous", "unknown"]
+    candidates: tuple[str, ...] = ()  # for "ambiguous": the names it could be, as sbatch lists them
+
+    def describe(self) -> str:
+        """A problem with the name, in words (empty when it resolves)."""
+        if self.how == "ambiguous":
+            return f"ambiguous sbatch option --{self.written}: it could be --" + ", --".join(self.candidates)
+        if self.how == "unknown":
+            return f"unknown sbatch option --{self.written}"
+        return ""
+
+
+def lookup_long(name: str) -> LongLookup:
+    """Resolve `--name` exactly as sbatch 22.05's getopt_long does (see the module docstring)."""
+    if name in BY_LONG:
+        return LongLookup(name, BY_LONG[name], "exact")
+    if name in ALIASES:
+        return LongLookup(name, BY_LONG[ALIASES[name]], "alias")
+    hits = [(n, o) for n, o in _NAMES if name and n.startswith(name)]
+    if not hits:
+        return LongLookup(name, None, "unknown")
+    first = hits[0][1]
+    if all(o == first for _, o in hits):
+        return LongLookup(name, first, "prefix")
+    return LongLookup(name, None, "ambiguous", tuple(n for n, _ in hits))
 
 
 def resolve_long(name: str) -> SbatchOption | None:
-    """The option a `--name` means: an exact name, an alias, or (like getopt_long) an unambiguous prefix."""
-    if name in BY_LONG:
-        return BY_LONG[name]
-    if name in ALIASES:
-        return BY_LONG[ALIASES[name]]
-    if not name:
-        return None
-    hits = {o.long for o in OPTIONS if o.long.startswith(name)}
-    hits |= {ALIASES[a] for a in ALIASES if a.startswith(name)}
-    if len(hits) == 1:
-        return BY_LONG[hits.pop()]
-    return None
+    """The option a `--name` means: an exact name, an alias, or an unambiguous prefix (None otherwise)."""
+    return lookup_long(name).option
 
 
 def candidates(name: str) -> list[str]:
     """Long names `name` could abbreviate (for an 'ambiguous option' message)."""
-    return sorted({o.long for o in OPTIONS if o.long.startswith(name)})
+    return list(lookup_long(name).candidates)
+
+
+# Names older sbatch versions had, and what 22.05 calls them.
+RENAMED: dict[str, str] = {"workdir": "chdir"}
+
+
+def near_miss(name: str) -> str | None:
+    """A standard option `name` was probably meant to be (`--DEPENDENCY`, `--partiton`, `--workdir`), for a hint."""
+    lowered = name.lower()
+    if lowered in RENAMED:
+        return RENAMED[lowered]
+    if lowered != name:
+        folded = lookup_long(lowered)
+        if folded.option is not None:
+            return folded.option.long
+    close = difflib.get_close_matches(lowered, [n for n, _ in _NAMES], n=1, cutoff=0.85)
+    return BY_LONG[ALIASES.get(close[0], close[0])].long if close else None
 
 
 def is_owned(long: str) -> bool:
     return long in OWNED
+
+
+@dataclass(frozen=True)
+class FlagProblem:
+    message: str
+    hint: str
+    fatal: bool = True  # False: an option sbatch 22.05 lacks, kept for a site plugin (pre-flight checks it)
+
+
+OWNED_HINT = (
+    "slurmdag sets " + ", ".join(f"--{o}" for o in sorted(OWNED)) + " itself; use depends_on / tasks / array instead"
+)
+_CLIENT_HINT = {
+    "wait": "remove it; `slurmdag submit --watch` (or `slurmdag watch`) follows a DAG until it ends",
+    "test-only": "remove it; `slurmdag submit --dry-run` shows what would be submitted",
+}
+
+
+def check_long_flag(written: str, value: str | None) -> tuple[SbatchOption | None, FlagProblem | None]:
+    """A workflow's `--written[=value]` flag read the way sbatch will read it: the option it means, and what is wrong
+    with it for slurmdag (owned, client-only, ambiguous, unknown, a value where none is taken or none where one is)."""
+    found = lookup_long(written)
+    opt = found.option
+    if opt is None:
+        if found.how == "ambiguous":
+            return None, FlagProblem(found.describe(), "write the option's full name")
+        meant = near_miss(written)
+        if meant is not None:
+            return None, FlagProblem(
+                found.describe(), f"did you mean --{meant}? (sbatch's option names are case-sensitive)"
+            )
+        return None, FlagProblem(
+            f"--{written} is not an sbatch 22.05 option",
+            "kept as a site plugin's option: submit checks it against the cluster's `sbatch --help`",
+            fatal=False,
+        )
+    shown = f"--{written}" if written == opt.long else f"--{written} (--{opt.long})"
+    if opt.long in OWNED:
+        return opt, FlagProblem(
+            f"sbatch flag --{opt.long} is set by slurmdag and cannot be given in `sbatch`", OWNED_HINT
+        )
+    if opt.long in CLIENT_ONLY:
+        return opt, FlagProblem(
+            f"sbatch flag {shown} only changes how the sbatch command behaves, and slurmdag runs sbatch itself",
+            _CLIENT_HINT.get(opt.long, "remove it"),
+        )
+    if opt.arg == "none" and value is not None:
+        return opt, FlagProblem(f"sbatch flag {shown} takes no value", f"write it as --{opt.long}")
+    if opt.arg == "required" and value is None:
+        return opt, FlagProblem(f"sbatch flag {shown} needs a value", f'write it as "--{opt.long}=VALUE"')
+    return opt, None
 
 
 @dataclass(frozen=True)
@@ -243,22 +356,17 @@ def parse_args(
             return opts, list(tokens[i + 1 :]), issues
         if t.startswith("--"):
             name, eq, val = t[2:].partition("=")
-            opt = resolve_long(name)
+            found = lookup_long(name)
+            opt = found.option
             if opt is None:
-                cands = candidates(name)
-                if len(cands) > 1:
-                    issues.append(
-                        ArgIssue(f"ambiguous option --{name}", tok.line, tok.col, "could be --" + ", --".join(cands))
-                    )
+                if found.how == "ambiguous":
+                    issues.append(ArgIssue(found.describe(), tok.line, tok.col, "write more of the name"))
                 else:
-                    issues.append(
-                        ArgIssue(
-                            f"unknown sbatch option --{name}",
-                            tok.line,
-                            tok.col,
-                            "not in sbatch's option list (a site plugin option?)",
-                        )
+                    meant = near_miss(name)
+                    hint = (
+                        f"did you mean --{meant}?" if meant else "not in sbatch's option list (a site plugin option?)"
                     )
+                    issues.append(ArgIssue(found.describe(), tok.line, tok.col, hint))
                 opts.append(ParsedOption(name, val if eq else None, tok.line, tok.col, t, known=False))
                 i += 1
                 continue

@@ -60,8 +60,9 @@ def test_script_options_are_merged_and_the_workflow_wins(write):
 
 
 def test_sbatch_extras_are_compared_by_full_option_name(write):
-    job, _ = compile_one(write, "#!/bin/bash\n#SBATCH --chdir=/tmp\ntrue\n", ", sbatch: [--workdir=/var/tmp]")
-    assert job.options == {"chdir": "/var/tmp"}
+    # sbatch reads `--mail-t` as --mail-type (a unique prefix), so the workflow's value replaces the script's
+    job, _ = compile_one(write, "#!/bin/bash\n#SBATCH --mail-type=END\ntrue\n", ", sbatch: [--mail-t=FAIL]")
+    assert job.options == {"mail-type": "FAIL"}
 
 
 def test_values_with_blanks_and_quotes_reach_sbatch_unchanged(write):
