@@ -17,8 +17,8 @@ SACCT_FIELDS = "JobID,JobIDRaw,State,ExitCode,Elapsed,Start,End,NodeList,Reason,
 
 _SQUEUE_COLUMNS = SQUEUE_FORMAT.count("|") + 1
 _SACCT_COLUMNS = SACCT_FIELDS.count(",") + 1
-_JOB_ID = re.compile(r"^(\d+)(?:_(\d+))?$")
-_PENDING_ARRAY = re.compile(r"^(\d+)_\[([^\]]+)\]$")
+_JOB_ID = re.compile(r"\A(\d+)(?:_(\d+))?\Z")
+_PENDING_ARRAY = re.compile(r"\A(\d+)_\[([^\]]+)\]\Z")
 _EMPTY = {"", "N/A", "None", "Unknown", "(null)", "None assigned"}
 
 

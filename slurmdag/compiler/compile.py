@@ -29,7 +29,7 @@ from slurmdag.compiler import graph, render
 from slurmdag.compiler.script_directives import shell_kind
 from slurmdag.compiler.spec import AllocationSpec, WorkflowSpec, build_partial, did_you_mean, problem_at, read_text
 from slurmdag.compiler.yamlsrc import Node, parse_yaml, plain_scalar
-from slurmdag.model.errors import InputError, Problem
+from slurmdag.model.errors import InputError, Problem, shown
 from slurmdag.model.plan import Dependency, DependencyTerm, Edge, Plan, PlannedJob
 from slurmdag.model.slurm_values import format_walltime
 
@@ -148,7 +148,7 @@ def parse_overrides(items: Iterable[str]) -> dict[str, str]:
         key, sep, value = item.partition("=")
         key = key.strip()
         if not sep or not key:
-            problems.append(Problem(f"invalid --set {item!r}", "--set", hint="write --set NAME=VALUE"))
+            problems.append(Problem(f"invalid --set {shown(item)}", "--set", hint="write --set NAME=VALUE"))
             continue
         out[key] = value
     if problems:
@@ -199,7 +199,7 @@ def _apply_overrides(spec: WorkflowSpec, overrides: Mapping[str, str], problems:
             hint = did_you_mean(key, spec.params) or (
                 f"the workflow's params: {', '.join(spec.params)}" if spec.params else "the workflow declares no params"
             )
-            problems.append(Problem(f"unknown param {key!r}", "--set", hint=hint))
+            problems.append(Problem(f"unknown param {shown(key)}", "--set", hint=hint))
             continue
         params[key] = plain_scalar(text)  # read as the workflow's own values are
     return params
@@ -257,8 +257,8 @@ class _ParamRenderer:
             hint = did_you_mean(name, self.params) or (
                 f"defined params: {', '.join(self.params)}" if self.params else "declare it under `params:`"
             )
-            return f"`{key}` uses undefined param {name!r}", hint
-        return f"`{key}` uses undefined variable {name!r}", "params are written {{ params.NAME }}"
+            return f"`{key}` uses undefined param {shown(name)}", hint
+        return f"`{key}` uses undefined variable {shown(name)}", "params are written {{ params.NAME }}"
 
 
 def _lower(
@@ -346,7 +346,7 @@ def _allocation_job(
         name=a.name,
         kind="allocation",
         options=dict(a.options),
-        script=renderer.render(ctx),
+        script=renderer.render(ctx, {**a.options, **extra}),
         array=a.array,
         tasks=len(a.indexes) if a.indexes is not None else None,
         dependency=dependency,
@@ -387,7 +387,7 @@ def _join_job(
         name=name,
         kind="join",
         options=options,
-        script=renderer.render(ctx),
+        script=renderer.render(ctx, {**options, "job-name": name}),
         dependency=dependency,
         for_allocation=a.name,
     )

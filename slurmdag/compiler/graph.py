@@ -6,7 +6,7 @@ import graphlib
 import heapq
 
 from slurmdag.compiler.spec import AllocationSpec, DepSpec, WorkflowSpec, did_you_mean, problem_at
-from slurmdag.model.errors import InputError, Problem
+from slurmdag.model.errors import InputError, Problem, shown
 
 DEFAULT_MAX_ALLOCATIONS = 1000
 _MAX_CYCLES_REPORTED = 20
@@ -34,7 +34,7 @@ def check(spec: WorkflowSpec, max_allocations: int = DEFAULT_MAX_ALLOCATIONS) ->
             continue
         first = by_name.get(a.name)
         if first is not None:
-            bad(a.node.value.get("name"), f"duplicate allocation name {a.name!r}", _first_at(first))
+            bad(a.node.value.get("name"), f"duplicate allocation name {shown(a.name)}", _first_at(first))
         else:
             by_name[a.name] = a
 
@@ -47,15 +47,17 @@ def check(spec: WorkflowSpec, max_allocations: int = DEFAULT_MAX_ALLOCATIONS) ->
         for key, deps in (("depends_on", a.depends_on), ("depends_on_any", a.depends_on_any)):
             for dep in deps:
                 if dep.parent == a.name:
-                    bad(dep.node, f"allocation {a.name!r} depends on itself", "remove it from its own " + key)
+                    bad(dep.node, f"allocation {shown(a.name)} depends on itself", "remove it from its own " + key)
                     continue
                 parent = by_name.get(dep.parent)
                 if parent is None:
                     hint = did_you_mean(dep.parent, by_name) or f"known allocations: {_names_hint(by_name)}"
-                    bad(dep.node, f"unknown allocation {dep.parent!r} in {key} of {a.name!r}", hint)
+                    bad(dep.node, f"unknown allocation {shown(dep.parent)} in {key} of {shown(a.name)}", hint)
                     continue
                 if dep.parent in seen:
-                    bad(dep.node, f"{dep.parent!r} is listed more than once in the dependencies of {a.name!r}")
+                    bad(
+                        dep.node, f"{shown(dep.parent)} is listed more than once in the dependencies of {shown(a.name)}"
+                    )
                     continue
                 seen.add(dep.parent)
                 if dep.condition == "corresponding":
@@ -95,18 +97,18 @@ def _corresponding_problem(parent: AllocationSpec, child: AllocationSpec) -> str
     if parent.indexes is None or child.indexes is None:
         which = [x.name for x in (child, parent) if x.indexes is None]
         return (
-            f"`corresponding` between {child.name!r} and {parent.name!r} needs two task groups; "
+            f"`corresponding` between {shown(child.name)} and {shown(parent.name)} needs two task groups; "
             f"{' and '.join(repr(w) for w in which)} {'is' if len(which) == 1 else 'are'} not one"
         )
     if len(parent.indexes) != len(child.indexes):
         return (
-            f"`corresponding` needs task groups of the same size: {child.name!r} has {len(child.indexes)} tasks, "
-            f"{parent.name!r} has {len(parent.indexes)}"
+            f"`corresponding` needs task groups of the same size: {shown(child.name)} has {len(child.indexes)} tasks, "
+            f"{shown(parent.name)} has {len(parent.indexes)}"
         )
     if parent.indexes != child.indexes:
         return (
-            f"`corresponding` needs the same task indexes: {child.name!r} is {child.array}, "
-            f"{parent.name!r} is {parent.array}"
+            f"`corresponding` needs the same task indexes: {shown(child.name)} is {child.array}, "
+            f"{shown(parent.name)} is {parent.array}"
         )
     return None
 

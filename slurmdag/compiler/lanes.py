@@ -103,7 +103,7 @@ def _or_join(plan: Plan, job: PlannedJob, dep: Dependency) -> PlannedJob:
         name=name,
         kind="join",
         options=options,
-        script=render.renderer_for().render(ctx),
+        script=render.renderer_for().render(ctx, {**options, "job-name": name}),
         dependency=dep,
         for_allocation=job.name,
     )

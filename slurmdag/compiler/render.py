@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import functools
 import shlex
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from os import PathLike
 
 import jinja2
 
+from slurmdag.compiler.script_directives import iter_lines, leading_block
 from slurmdag.compiler.script_merge import quote_directive_value
+from slurmdag.model.errors import InternalError
+from slurmdag.model.sbatch_options import parse_args, resolve_long
 
 TEMPLATE_NAME = "job.sbatch.j2"
 
@@ -50,6 +53,51 @@ def directive_lines(options: dict[str, str | None], extra: dict[str, str | None]
     return [f"--{k}" if v is None else f"--{k}={quote_directive_value(v)}" for k, v in sorted(merged.items())]
 
 
+def check_script(job: str, script: str, directives: Mapping[str, str | None], template: str) -> None:
+    """The last line of defence against a user string ending the #SBATCH block early or adding a line to it: read
+    the rendered script the way sbatch does and require exactly the planned directives, or raise InternalError.
+
+    Validation should have refused any such string already; reaching the raise is a bug (or a site template that
+    writes its own #SBATCH lines), and nothing may be submitted from it.
+    """
+    problems: list[str] = []
+    if not script.startswith("#!"):
+        problems.append("it does not start with a #! line")
+    if "\r\n" in script:
+        problems.append("it holds a DOS line break (\\r\\n), which sbatch refuses")
+    tokens, block_problems, _ = leading_block(iter_lines(script), job)
+    problems.extend(p.message for p in block_problems)
+    opts, operands, _ = parse_args(tokens, stop_at_operand=True)
+    if operands:
+        problems.append(f"line {operands[0].line}: {operands[0].text[:60]!r} is not an option")
+    got = sorted((o.name, o.value) for o in opts)
+    want = sorted((_canonical(k), v) for k, v in directives.items())
+    if got != want:
+        missing = [_flag(n, v) for n, v in want if (n, v) not in got]
+        extra = [_flag(n, v) for n, v in got if (n, v) not in want]
+        problems.append(
+            "its #SBATCH block differs from the plan"
+            + (f"; missing: {', '.join(missing)}" if missing else "")
+            + (f"; not planned: {', '.join(extra)}" if extra else "")
+        )
+    if problems:
+        raise InternalError(
+            f"the batch script rendered for {job!r} (template {template}) is not what the plan says: "
+            + "; ".join(problems)
+            + ". Nothing was submitted. This is a bug in slurmdag or in the template; please report it."
+        )
+
+
+def _canonical(name: str) -> str:
+    opt = resolve_long(name)
+    return opt.long if opt else name
+
+
+def _flag(name: str, value: str | None) -> str:
+    text = f"--{name}" if value is None else f"--{name}={value}"
+    return repr(text[:80] + "..." if len(text) > 80 else text)
+
+
 def strip_shebang(body: str) -> str:
     return body.split("\n", 1)[1] if body.startswith("#!") else body
 
@@ -80,8 +128,11 @@ class Renderer:
         self.env.filters["chomp"] = chomp
         self.template = self.env.get_template(TEMPLATE_NAME)
 
-    def render(self, ctx: ScriptContext) -> str:
-        return self.template.render(job=ctx)
+    def render(self, ctx: ScriptContext, directives: Mapping[str, str | None]) -> str:
+        """The script of one job; `directives` are the options its #SBATCH block must hold (checked)."""
+        script = self.template.render(job=ctx)
+        check_script(ctx.name, script, directives, self.template.filename or TEMPLATE_NAME)
+        return script
 
 
 @functools.lru_cache(maxsize=8)

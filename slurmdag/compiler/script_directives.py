@@ -12,6 +12,7 @@ sbatch's rules (man sbatch, DESCRIPTION, and its option reader):
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 from slurmdag.model.errors import Problem
@@ -101,6 +102,41 @@ def split_directive_words(text: str, line: int, start_col: int) -> tuple[list[To
         tokens.append(Token("".join(word), line, start_col + begin))
 
 
+def leading_block(lines: Iterable[str], path: str) -> tuple[list[Token], list[Problem], int | None]:
+    """The words of every #SBATCH line before the first command, problems reading them, and the index of that
+    command's line (None when there is none). `lines` may be lazy: nothing after the first command is read."""
+    tokens: list[Token] = []
+    problems: list[Problem] = []
+    for idx, raw in enumerate(lines):
+        lineno = idx + 1
+        line = raw.rstrip("\r")
+        if line.startswith(MAGIC):
+            words, err = split_directive_words(line[len(MAGIC) :], lineno, len(MAGIC) + 1)
+            if err:
+                problems.append(Problem(err, path, lineno, 1, "close the quote or escape it with \\"))
+            if any(w.text.lower() in ("hetjob", "packjob") for w in words):
+                problems.append(Problem("heterogeneous job separators are not supported", path, lineno, 1))
+                words = [w for w in words if w.text.lower() not in ("hetjob", "packjob")]
+            tokens.extend(words)
+            continue
+        stripped = line.strip()
+        if stripped and not stripped.startswith("#"):
+            return tokens, problems, idx
+    return tokens, problems, None
+
+
+def iter_lines(text: str) -> Iterator[str]:
+    """The lines of `text` one at a time (no copy of the whole text, unlike split)."""
+    start = 0
+    while True:
+        end = text.find("\n", start)
+        if end < 0:
+            yield text[start:]
+            return
+        yield text[start:end]
+        start = end + 1
+
+
 def read_directives(text: str, path: str = "<script>") -> ScriptDirectives:
     problems: list[Problem] = []
     notes: list[Problem] = []
@@ -122,24 +158,8 @@ def read_directives(text: str, path: str = "<script>") -> ScriptDirectives:
                 "add e.g. #!/bin/bash as the first line",
             )
         )
-    tokens: list[Token] = []
-    body_index: int | None = None
-    for idx, raw in enumerate(lines):
-        lineno = idx + 1
-        line = raw.rstrip("\r")
-        if line.startswith(MAGIC):
-            words, err = split_directive_words(line[len(MAGIC) :], lineno, len(MAGIC) + 1)
-            if err:
-                problems.append(Problem(err, path, lineno, 1, "close the quote or escape it with \\"))
-            if any(w.text.lower() in ("hetjob", "packjob") for w in words):
-                problems.append(Problem("heterogeneous job separators are not supported", path, lineno, 1))
-                words = [w for w in words if w.text.lower() not in ("hetjob", "packjob")]
-            tokens.extend(words)
-            continue
-        stripped = line.strip()
-        if stripped and not stripped.startswith("#"):
-            body_index = idx
-            break
+    tokens, block_problems, body_index = leading_block(lines, path)
+    problems.extend(block_problems)
     body = "\n".join(lines[body_index:]) if body_index is not None else ""
     body_line = body_index + 1 if body_index is not None else None
 

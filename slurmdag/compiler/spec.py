@@ -23,7 +23,7 @@ from slurmdag.compiler.script_directives import ScriptDirectives, interpreter, r
 from slurmdag.compiler.script_merge import Merged, merge
 from slurmdag.compiler.yamlsrc import MapNode, Node, ScalarNode, SeqNode, bool_hint, parse_yaml, type_name
 from slurmdag.model import slurm_values as wt
-from slurmdag.model.errors import InputError, Problem
+from slurmdag.model.errors import InputError, Problem, shown
 from slurmdag.model.plan import Condition
 from slurmdag.model.sbatch_options import (
     BY_SHORT,
@@ -35,9 +35,11 @@ from slurmdag.model.sbatch_options import (
     resolve_long,
 )
 
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+# Patterns are anchored with \A...\Z: `$` also matches before a final newline, and a name ending in one would end
+# the #SBATCH line it is written on.
+NAME_RE = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z")
 NAME_HINT = "names are 1-64 characters: letters, digits, '-', '_' and '.', starting with a letter or digit"
-IDENT_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+IDENT_RE = re.compile(r"\A[A-Za-z_][A-Za-z0-9_]*\Z")
 CONDITIONS = ("success", "failure", "any", "corresponding")
 
 TOP_KEYS = ("name", "description", "defaults", "params", "allocations", "max_concurrent")
@@ -73,7 +75,7 @@ NOT_IN_DEFAULTS = ("name", "depends_on", "depends_on_any")
 # At most one key of each group per allocation; an allocation setting one of them ignores the group in defaults.
 EXCLUSIVE_GROUPS = (("entrypoint", "script"), ("tasks", "array", "matrix"), ("mem", "mem_per_cpu"))
 
-_FLAG_RE = re.compile(r"^--([A-Za-z][A-Za-z0-9-]*)(?:=(.*))?$", re.DOTALL)
+_FLAG_RE = re.compile(r"\A--([A-Za-z][A-Za-z0-9-]*)(?:=(.*))?\Z", re.DOTALL)
 # Values written after `#SBATCH --opt=`: sbatch splits directive lines on blanks and strips quotes, so anything that
 # could end the value (or the line) is refused rather than escaped.
 _DIRECTIVE_UNSAFE = re.compile(r"[\s\"'\\#\x00-\x1f\x7f]")
@@ -151,6 +153,8 @@ def problem_at(file: str, node: Node | None, message: str, hint: str | None = No
 
 
 def did_you_mean(word: object, choices: Any) -> str | None:
+    if len(str(word)) > 100:  # no name is that long, and comparing it with every choice would take a while
+        return None
     matches = difflib.get_close_matches(str(word), list(choices), n=1, cutoff=0.6)
     return f"did you mean {matches[0]!r}?" if matches else None
 
@@ -229,7 +233,7 @@ def _p_nodes(key: str, node: Node, ctx: _Ctx) -> str:
     if isinstance(node.value, str) and re.fullmatch(r"\d+-\d+", node.value.strip()):
         lo, hi = (int(x) for x in node.value.strip().split("-"))
         if lo < 1 or hi < lo:
-            raise _Bad(f"invalid node range {node.value!r}", 'write "MIN-MAX" with 1 <= MIN <= MAX')
+            raise _Bad(f"invalid node range {shown(node.value)}", 'write "MIN-MAX" with 1 <= MIN <= MAX')
         return f"{lo}-{hi}"
     return str(_p_positive_int(key, node, ctx))
 
@@ -243,7 +247,7 @@ def _p_walltime(key: str, node: Node, ctx: _Ctx) -> str:
     try:
         return wt.format_walltime(wt.parse_walltime(node.value))
     except ValueError as e:
-        raise _Bad(f"invalid walltime {node.value!r}: {e}", f"accepted forms: {wt.WALLTIME_FORMS}") from None
+        raise _Bad(f"invalid walltime {shown(node.value)}: {e}", f"accepted forms: {wt.WALLTIME_FORMS}") from None
 
 
 def _p_memory(key: str, node: Node, ctx: _Ctx) -> str:
@@ -259,7 +263,7 @@ def _p_gpus(key: str, node: Node, ctx: _Ctx) -> str:
     if isinstance(node.value, str) and not node.value.strip().isdigit():
         text = directive_value(key, node.value)
         if not re.fullmatch(r"([A-Za-z0-9_.-]+:)?\d+", text):
-            raise _Bad(f"invalid `gpus` value {text!r}", 'use a count (4) or "TYPE:COUNT" (e.g. "a100:4")')
+            raise _Bad(f"invalid `gpus` value {shown(text)}", 'use a count (4) or "TYPE:COUNT" (e.g. "a100:4")')
         return text
     return _p_count(key, node, ctx)
 
@@ -295,9 +299,9 @@ def _p_deps(key: str, node: Node, ctx: _Ctx) -> list[DepSpec]:
                     hint = did_you_mean(cond, CONDITIONS) if isinstance(cond, str) else None
                     ctx.bad(
                         cond_node,
-                        f"unknown condition {cond!r} for {parent!r}"
+                        f"unknown condition {shown(cond)} for {shown(parent)}"
                         if isinstance(cond_node, ScalarNode)
-                        else f"condition for {parent!r} must be a string, not {type_name(cond_node)}",
+                        else f"condition for {shown(parent)} must be a string, not {type_name(cond_node)}",
                         (hint + " " if hint else "") + f"conditions: {', '.join(CONDITIONS)}",
                     )
                     continue
@@ -317,7 +321,7 @@ def _p_array(key: str, node: Node, ctx: _Ctx) -> tuple[str, frozenset[int]]:
     try:
         spec = wt.parse_array(text)
     except ValueError as e:
-        raise _Bad(f"invalid array {text!r}: {e}", f"accepted: {wt.ARRAY_FORMS}") from None
+        raise _Bad(f"invalid array {shown(text)}: {e}", f"accepted: {wt.ARRAY_FORMS}") from None
     return text, frozenset(spec.indexes)
 
 
@@ -329,17 +333,18 @@ def _p_matrix(key: str, node: Node, ctx: _Ctx) -> list[tuple[str, list[str]]]:
     for k, values in node.value.items():
         key_node = node.keys[k]
         if not isinstance(k, str) or not IDENT_RE.match(k):
-            ctx.bad(key_node, f"invalid matrix key {k!r}", "matrix keys become env vars: letters, digits and '_'")
+            ctx.bad(key_node, f"invalid matrix key {shown(k)}", "matrix keys become env vars: letters, digits and '_'")
             continue
         if k.upper() in seen_env:
             ctx.bad(
                 key_node,
-                f"matrix keys {seen_env[k.upper()]!r} and {k!r} give the same env var SLURMDAG_MATRIX_{k.upper()}",
+                f"matrix keys {shown(seen_env[k.upper()])} and {shown(k)} give the same env var "
+                f"SLURMDAG_MATRIX_{k.upper()}",
             )
             continue
         seen_env[k.upper()] = k
         if not isinstance(values, SeqNode) or not values.value:
-            ctx.bad(values, f"matrix key {k!r} needs a non-empty list of values, not {type_name(values)}")
+            ctx.bad(values, f"matrix key {shown(k)} needs a non-empty list of values, not {type_name(values)}")
             continue
         texts = []
         for item in values.value:
@@ -377,17 +382,17 @@ def _p_env(key: str, node: Node, ctx: _Ctx) -> dict[str, tuple[str, Node]]:
         if not isinstance(k, str) or not IDENT_RE.match(k):
             ctx.bad(
                 key_node,
-                f"invalid environment variable name {k!r}",
+                f"invalid environment variable name {shown(k)}",
                 "use letters, digits and '_', not starting with a digit",
             )
             continue
         if k.upper().startswith("SLURMDAG_"):
-            ctx.bad(key_node, f"environment variable {k!r} uses the reserved prefix SLURMDAG_")
+            ctx.bad(key_node, f"environment variable {shown(k)} uses the reserved prefix SLURMDAG_")
             continue
         try:
             env[k] = (_no_nul(f"env.{k}", scalar_text(v)), v)
         except _Bad as e:
-            ctx.bad(v, e.message if e.message.startswith("`") else f"env value for {k!r}: {e.message}", e.hint)
+            ctx.bad(v, e.message if e.message.startswith("`") else f"env value for {shown(k)}: {e.message}", e.hint)
     return env
 
 
@@ -422,19 +427,21 @@ def _p_sbatch(key: str, node: Node, ctx: _Ctx) -> dict[str, tuple[str | None, No
         text = item.value.strip()
         m = _FLAG_RE.match(text)
         if not m:
-            short = re.match(r"^-([A-Za-z])", text)
+            short = re.match(r"\A-([A-Za-z])", text)
             letter = BY_SHORT.get(short.group(1)) if short else None
             if letter is not None and letter.long in OWNED:
-                ctx.bad(item, f"sbatch flag {text!r} (--{letter.long}) is set by slurmdag", OWNED_HINT)
+                ctx.bad(item, f"sbatch flag {shown(text)} (--{letter.long}) is set by slurmdag", OWNED_HINT)
             elif letter is not None and letter.long in CLIENT_ONLY:
                 problem = check_long_flag(letter.long, None)[1]
                 assert problem is not None
                 ctx.bad(
-                    item, problem.message.replace(f"--{letter.long}", f"{text!r} (--{letter.long})", 1), problem.hint
+                    item,
+                    problem.message.replace(f"--{letter.long}", f"{shown(text)} (--{letter.long})", 1),
+                    problem.hint,
                 )
             else:
                 long_form = f'"--{letter.long}=..."' if letter is not None else '"--name=value" or "--name"'
-                ctx.bad(item, f"invalid sbatch flag {text!r}", f"write one long flag per entry: {long_form}")
+                ctx.bad(item, f"invalid sbatch flag {shown(text)}", f"write one long flag per entry: {long_form}")
             continue
         # resolved as sbatch resolves it (aliases, unique prefixes): `--partitio=x` is --partition
         opt, problem = check_long_flag(m.group(1), m.group(2))
@@ -444,11 +451,11 @@ def _p_sbatch(key: str, node: Node, ctx: _Ctx) -> dict[str, tuple[str | None, No
                 continue
             ctx.warnings.append(problem_at(ctx.file, item, problem.message, problem.hint))
         name, value = (opt.long if opt else m.group(1)), m.group(2)
-        shown = f"--{name}" if name == m.group(1) else f"--{m.group(1)} (--{name})"
+        spelled = f"--{name}" if name == m.group(1) else f"--{m.group(1)} (--{name})"
         if name in owned_by_keys:
             ctx.bad(
                 item,
-                f"sbatch flag {shown} duplicates the `{owned_by_keys[name]}` key",
+                f"sbatch flag {spelled} duplicates the `{owned_by_keys[name]}` key",
                 f"set `{owned_by_keys[name]}:` instead",
             )
             continue
@@ -476,10 +483,10 @@ def _p_script(key: str, node: Node, ctx: _Ctx) -> tuple[str, str, ScriptDirectiv
         body = full.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise _Bad(
-            f"script {path!r} not found", f"looked for {full} (relative paths start at the workflow's directory)"
+            f"script {shown(path)} not found", f"looked for {full} (relative paths start at the workflow's directory)"
         ) from None
     except (OSError, UnicodeDecodeError) as e:
-        raise _Bad(f"cannot read script {path!r}: {e}") from None
+        raise _Bad(f"cannot read script {shown(path)}: {e}") from None
     return path, _no_nul(key, body), ctx.directives(str(full), body)
 
 
@@ -555,7 +562,7 @@ def _parse_keys(m: MapNode, allowed: tuple[str, ...], ctx: _Ctx, where: str) -> 
             if key in ALLOCATION_KEYS:
                 ctx.bad(key_node, f"`{key}` cannot be set in {where}")
             else:
-                ctx.bad(key_node, f"unknown key {key!r} in {where}", did_you_mean(key, allowed))
+                ctx.bad(key_node, f"unknown key {shown(key)} in {where}", did_you_mean(key, allowed))
             continue
         try:
             out[key] = (PARSERS[key](key, value_node, ctx), value_node)
@@ -597,7 +604,7 @@ def build_partial(
             hint = did_you_mean(key, TOP_KEYS)
             if key in ALLOCATION_KEYS:
                 hint = f"`{key}` belongs under `defaults:` or an allocation"
-            ctx.bad(key_node, f"unknown top-level key {key!r}", hint)
+            ctx.bad(key_node, f"unknown top-level key {shown(key)}", hint)
 
     name = _workflow_name(root, ctx)
     max_concurrent = None
@@ -655,7 +662,7 @@ def _workflow_name(root: MapNode, ctx: _Ctx) -> str:
         ctx.bad(node, f"`name` must be a string, not {type_name(node)}")
         return ""
     if not NAME_RE.match(node.value):
-        ctx.bad(node, f"invalid workflow name {node.value!r}", NAME_HINT)
+        ctx.bad(node, f"invalid workflow name {shown(node.value)}", NAME_HINT)
     return node.value
 
 
@@ -669,10 +676,12 @@ def _params(node: Node | None, ctx: _Ctx) -> tuple[dict[str, Any], dict[str, Nod
     nodes: dict[str, Node] = {}
     for k, v in node.value.items():
         if not isinstance(k, str) or not IDENT_RE.match(k):
-            ctx.bad(node.keys[k], f"invalid param name {k!r}", "use letters, digits and '_', not starting with a digit")
+            ctx.bad(
+                node.keys[k], f"invalid param name {shown(k)}", "use letters, digits and '_', not starting with a digit"
+            )
             continue
         if not isinstance(v, ScalarNode):
-            ctx.bad(v, f"param {k!r} must be a string, number or boolean, not {type_name(v)}")
+            ctx.bad(v, f"param {shown(k)} must be a string, number or boolean, not {type_name(v)}")
             continue
         params[k] = v.value
         nodes[k] = v
@@ -700,8 +709,8 @@ def _allocation(index: int, item: Node, defaults: dict[str, tuple[Any, Node]], c
     else:
         name = str(name_node.value)
         if not NAME_RE.match(name):
-            ctx.bad(name_node, f"invalid allocation name {name!r}", NAME_HINT)
-    where = f"allocation {name!r}" if name else f"allocation #{index + 1}"
+            ctx.bad(name_node, f"invalid allocation name {shown(name)}", NAME_HINT)
+    where = f"allocation {shown(name)}" if name else f"allocation #{index + 1}"
     own = _parse_keys(item, ALLOCATION_KEYS, ctx, where)
     own.pop("name", None)
 
@@ -761,7 +770,9 @@ def _allocation(index: int, item: Node, defaults: dict[str, tuple[Any, Node]], c
     written = set(item.value) | ctx.default_keys  # a key that was written but is invalid is reported already
     if "entrypoint" not in written and "script" not in written and name:
         ctx.bad(
-            item, f"allocation {name!r} needs an `entrypoint` or a `script`", 'e.g. `entrypoint: "python train.py"`'
+            item,
+            f"allocation {shown(name)} needs an `entrypoint` or a `script`",
+            'e.g. `entrypoint: "python train.py"`',
         )
     return a
 
@@ -782,7 +793,7 @@ def _merge_script(a: AllocationSpec, ctx: _Ctx) -> None:
             spec = wt.parse_array(a.merged.array.strip())
         except ValueError as e:
             d = next(d for d in reversed(script.directives) if d.name == "array")
-            message = f"invalid --array {a.merged.array!r}: {e}"
+            message = f"invalid --array {shown(a.merged.array)}: {e}"
             ctx.problems.append(Problem(message, script.path, d.line, d.col, f"accepted: {wt.ARRAY_FORMS}"))
         else:
             a.array, a.indexes = a.merged.array.strip(), frozenset(spec.indexes)
@@ -792,7 +803,7 @@ def _merge_script(a: AllocationSpec, ctx: _Ctx) -> None:
             if key in a.where:
                 ctx.bad(
                     a.where[key],
-                    f"`{key}` cannot be used with script {a.script_path!r}: it runs under "
+                    f"`{key}` cannot be used with script {shown(a.script_path)}: it runs under "
                     f"{interpreter(script.shebang) or 'an unknown interpreter'}, not a shell",
                     "set the values inside the script, or wrap it in a bash script",
                 )

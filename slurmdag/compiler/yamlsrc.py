@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import datetime
 import re
+import sys
 from collections.abc import Mapping
 from typing import Any
 
 import yaml
 
-from slurmdag.model.errors import InputError, Problem
+from slurmdag.model.errors import InputError, Problem, shown
 
 _MAP_TAG = "tag:yaml.org,2002:map"
 _SEQ_TAG = "tag:yaml.org,2002:seq"
@@ -35,7 +36,7 @@ _CORE_RESOLVERS: list[tuple[str, re.Pattern[str], str]] = [
         ),
         "-+0123456789.",
     ),
-    # not YAML 1.2, kept only to name `<<` in a clear refusal (_Builder._fill_map)
+    # not YAML 1.2, kept only to name `<<` in a clear refusal (_Composer._key)
     ("tag:yaml.org,2002:merge", re.compile(r"^<<$"), "<"),
 ]
 _LEADING_ZERO = re.compile(r"^[-+]?0[0-9]+$")
@@ -143,23 +144,33 @@ def type_name(node: Node) -> str:
 # --- from text ---------------------------------------------------------------------------------------------------
 
 
-def parse_yaml(text: str, file: str) -> Node | None:
-    """Parse one YAML document into Nodes; None for an empty document. Raises InputError with every problem found."""
+def parse_yaml(text: str, file: str, list_limit: tuple[str, int] | None = None) -> Node | None:
+    """Parse one YAML document into Nodes; None for an empty document. Raises InputError with every problem found.
+
+    `list_limit` = (key, n): the list under the top-level `key` may hold at most n items; the item after the n-th
+    raises TooManyItems as soon as it is read, so an oversized file is refused without reading the rest of it.
+    """
+    loader = _FastLoader(text)
+    problems: list[Problem] = []
     try:
-        loader = _FastLoader(text)
-        try:
-            root = loader.get_single_node()
-        finally:
-            loader.dispose()
+        root = _Composer(loader, file, problems, list_limit).compose()
     except yaml.YAMLError:
         raise InputError([_syntax_problem(text, file)]) from None
-    if root is None:
-        return None
-    problems: list[Problem] = []
-    node = _Builder(loader, file, problems).build(root)
+    except _Refused as e:
+        raise InputError(problems + [e.problem]) from None
+    finally:
+        loader.dispose()
     if problems:
         raise InputError(problems)
-    return node
+    return root
+
+
+class TooManyItems(Exception):
+    """The list under a top-level key holds more items than `parse_yaml(list_limit=...)` allows."""
+
+    def __init__(self, key: str, limit: int, line: int, col: int):
+        super().__init__(f"more than {limit} items under {key!r}")
+        self.key, self.limit, self.line, self.col = key, limit, line, col
 
 
 def _syntax_problem(text: str, file: str) -> Problem:
@@ -222,84 +233,184 @@ def _tab_col(text: str, line0: int) -> int:
     return text.split("\n")[line0].index("\t") + 1
 
 
-class _Builder:
-    """Turns composed yaml nodes into Nodes, collecting problems instead of stopping at the first."""
+MAX_DEPTH = 64  # nesting of mappings and lists; a workflow needs about 6 (allocations > matrix > values)
 
-    def __init__(self, loader: Any, file: str, problems: list[Problem]):
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+_SKIP = object()  # a mapping entry whose key was refused: its value is read and dropped
+
+
+class _Refused(Exception):
+    def __init__(self, problem: Problem):
+        self.problem = problem
+
+
+class _Composer:
+    """YAML events -> Nodes, without recursion (libyaml's own composer recurses in C, so a deeply nested file
+    crashes the interpreter): nesting deeper than MAX_DEPTH is refused where it starts. Problems are collected
+    instead of stopping at the first."""
+
+    def __init__(self, loader: Any, file: str, problems: list[Problem], list_limit: tuple[str, int] | None):
         self.loader = loader
         self.file = file
         self.problems = problems
-        self.memo: dict[int, Node] = {}  # aliases share nodes: build each once (also stops alias cycles)
+        self.list_limit = list_limit
+        self.anchors: dict[str, Node] = {}
+        self.open: set[int] = set()  # ids of the collections being read: an alias to one would make a cycle
 
-    def err(self, ynode: Any, message: str, hint: str | None = None) -> None:
-        m = ynode.start_mark
-        self.problems.append(Problem(message, self.file, m.line + 1, m.column + 1, hint))
+    def err(self, mark: Any, message: str, hint: str | None = None) -> None:
+        self.problems.append(Problem(message, self.file, mark.line + 1, mark.column + 1, hint))
 
-    def build(self, y: Any) -> Node:
-        known = self.memo.get(id(y))
-        if known is not None:
-            return known
-        line, col = y.start_mark.line + 1, y.start_mark.column + 1
-        node: Node
-        if isinstance(y, yaml.MappingNode):
-            node = MapNode({}, {}, line, col)
-            self.memo[id(y)] = node
-            self._fill_map(y, node)
-            if y.tag != _MAP_TAG:
-                self.err(y, f"unsupported YAML tag {y.tag!r}", hint="remove the tag")
-            return node
-        if isinstance(y, yaml.SequenceNode):
-            node = SeqNode([], line, col)
-            self.memo[id(y)] = node
-            node.value.extend(self.build(item) for item in y.value)
-            if y.tag != _SEQ_TAG:
-                self.err(y, f"unsupported YAML tag {y.tag!r}", hint="remove the tag")
-            return node
-        try:
-            value = self.loader.construct_object(y, deep=True)
-        except Exception as e:  # bad timestamps, unknown tags, '!!int x': all are input errors
-            self.err(y, f"invalid value {y.value!r}: {_first_line(e)}", hint="quote the value to make it a string")
-            value = y.value
-        if y.tag == _INT_TAG and not y.style and _LEADING_ZERO.match(y.value):  # libyaml: style ""
-            self.err(
-                y,
-                f"ambiguous number {y.value}: YAML 1.1 reads it as {_yaml11_reading(y.value)}, YAML 1.2 as "
-                f"{int(y.value, 10)}",
-                f'quote it to keep the text ("{y.value}"), or write the number without the leading zero',
+    def compose(self) -> Node | None:
+        get = self.loader.get_event
+        get()  # StreamStartEvent
+        event = get()
+        if isinstance(event, yaml.StreamEndEvent):
+            return None
+        root: Node | None = None
+        # each open collection: (node, pending mapping key: None, a key Node, or _SKIP)
+        stack: list[list[Any]] = []
+        limited: SeqNode | None = None  # the list that list_limit counts
+        while True:
+            event = get()
+            if isinstance(event, (yaml.SequenceEndEvent, yaml.MappingEndEvent)):
+                self.open.discard(id(stack.pop()[0]))
+                if not stack:
+                    break
+                continue
+            m = event.start_mark
+            node: Node
+            is_merge = False
+            if isinstance(event, yaml.ScalarEvent):
+                node, is_merge = self._scalar(event)
+            elif isinstance(event, yaml.AliasEvent):
+                known = self.anchors.get(event.anchor or "")
+                if known is None:
+                    raise _Refused(
+                        Problem(
+                            f"invalid YAML: found undefined alias {event.anchor!r}",
+                            self.file,
+                            m.line + 1,
+                            m.column + 1,
+                            "define the anchor (&name) before using it (*name)",
+                        )
+                    )
+                if id(known) in self.open:
+                    raise _Refused(
+                        Problem(
+                            f"alias *{event.anchor} is inside its own anchor (a value containing itself)",
+                            self.file,
+                            m.line + 1,
+                            m.column + 1,
+                            "repeat the values instead",
+                        )
+                    )
+                node = known
+            else:  # a mapping or a list starts
+                if len(stack) >= MAX_DEPTH:
+                    raise _Refused(
+                        Problem(
+                            f"the file nests mappings and lists more than {MAX_DEPTH} levels deep",
+                            self.file,
+                            m.line + 1,
+                            m.column + 1,
+                            "a workflow needs only a few levels",
+                        )
+                    )
+                is_map = isinstance(event, yaml.MappingStartEvent)
+                node = MapNode({}, {}, m.line + 1, m.column + 1) if is_map else SeqNode([], m.line + 1, m.column + 1)
+                expected = _MAP_TAG if is_map else _SEQ_TAG
+                if event.tag not in (None, "!", expected):
+                    self.err(m, f"unsupported YAML tag {event.tag!r}", hint="remove the tag")
+            if event.anchor is not None and not isinstance(event, yaml.AliasEvent):
+                self.anchors[event.anchor] = node
+            if not stack:
+                root = node
+            else:
+                frame = stack[-1]
+                parent = frame[0]
+                if isinstance(parent, SeqNode):
+                    if parent is limited and self.list_limit and len(parent.value) >= self.list_limit[1]:
+                        raise TooManyItems(self.list_limit[0], self.list_limit[1], m.line + 1, m.column + 1)
+                    parent.value.append(node)
+                elif frame[1] is None:
+                    frame[1] = self._key(node, parent, m, is_merge)
+                else:
+                    key_node = frame[1]
+                    frame[1] = None
+                    if key_node is not _SKIP:
+                        parent.keys[key_node.value] = key_node
+                        parent.value[key_node.value] = node
+                        if (
+                            self.list_limit
+                            and len(stack) == 1
+                            and key_node.value == self.list_limit[0]
+                            and isinstance(node, SeqNode)
+                        ):
+                            limited = node
+            if isinstance(event, (yaml.SequenceStartEvent, yaml.MappingStartEvent)):
+                stack.append([node, None])
+                self.open.add(id(node))
+            elif not stack:
+                break
+        get()  # DocumentEndEvent
+        event = get()
+        if not isinstance(event, yaml.StreamEndEvent):
+            m = event.start_mark
+            raise _Refused(
+                Problem(
+                    "invalid YAML: expected a single document in the stream, but found another document",
+                    self.file,
+                    m.line + 1,
+                    m.column + 1,
+                    "a workflow file holds one document: remove the `---` line and what follows",
+                )
             )
-            value = y.value
-        if not isinstance(value, SCALAR_TYPES):
-            self.err(y, f"unsupported YAML value of type {type(value).__name__}", hint="use a string or a number")
-            value = y.value
-        node = ScalarNode(value, line, col)
-        self.memo[id(y)] = node
+        return root
+
+    def _key(self, node: Node, parent: MapNode, m: Any, is_merge: bool) -> Any:
+        """The key Node for the next value of `parent`, or _SKIP (with a problem) if it cannot be one."""
+        if not isinstance(node, ScalarNode):
+            self.err(m, "mapping keys must be plain scalars", hint="use a string as the key")
+            return _SKIP
+        if is_merge:
+            self.err(m, "YAML merge keys ('<<') are not supported", hint="use `defaults:` for shared settings")
+            return _SKIP
+        first = parent.keys.get(node.value)
+        if first is not None:
+            self.err(
+                m, f"duplicate key {shown(node.value)}", hint=f"first defined at line {first.line}, column {first.col}"
+            )
+            return _SKIP
         return node
 
-    def _fill_map(self, y: Any, node: MapNode) -> None:
-        seen: dict[Any, Any] = {}
-        for ykey, yvalue in y.value:
-            if ykey.tag == "tag:yaml.org,2002:merge":
-                self.err(ykey, "YAML merge keys ('<<') are not supported", hint="use `defaults:` for shared settings")
-                continue
-            if not isinstance(ykey, yaml.ScalarNode):
-                self.err(ykey, "mapping keys must be plain scalars", hint="use a string as the key")
-                continue
-            key_node = self.build(ykey)
-            key = key_node.value
-            try:
-                first = seen.get(key)
-            except TypeError:
-                self.err(ykey, "mapping keys must be plain scalars", hint="use a string as the key")
-                continue
-            if first is not None:
-                m = first.start_mark
-                self.err(
-                    ykey, f"duplicate key {key!r}", hint=f"first defined at line {m.line + 1}, column {m.column + 1}"
-                )
-                continue
-            seen[key] = ykey
-            node.keys[key] = key_node
-            node.value[key] = self.build(yvalue)
+    def _scalar(self, event: Any) -> tuple[ScalarNode, bool]:
+        tag = event.tag
+        if tag is None or tag == "!":
+            tag = self.loader.resolve(yaml.ScalarNode, event.value, event.implicit)
+        m = event.start_mark
+        if tag == _MERGE_TAG:  # `<<`: refused as a key by the caller
+            return ScalarNode(event.value, m.line + 1, m.column + 1), True
+        ynode = yaml.ScalarNode(tag, event.value, m, event.end_mark, event.style)
+        value: Any
+        try:
+            value = self.loader.construct_object(ynode, deep=True)
+        except Exception as e:  # bad timestamps, unknown tags, '!!int x', numbers too long: all are input errors
+            self.err(m, f"invalid value {shown(event.value)}: {_why(e)}", hint="quote the value to make it a string")
+            value = event.value
+        finally:
+            self.loader.constructed_objects.pop(ynode, None)
+        if tag == _INT_TAG and not event.style and _LEADING_ZERO.match(event.value):  # libyaml: style ""
+            self.err(
+                m,
+                f"ambiguous number {event.value}: YAML 1.1 reads it as {_yaml11_reading(event.value)}, YAML 1.2 as "
+                f"{int(event.value, 10)}",
+                f'quote it to keep the text ("{event.value}"), or write the number without the leading zero',
+            )
+            value = event.value
+        if not isinstance(value, SCALAR_TYPES):
+            self.err(m, f"unsupported YAML value of type {type(value).__name__}", hint="use a string or a number")
+            value = event.value
+        return ScalarNode(value, m.line + 1, m.column + 1), False
 
 
 def _yaml11_reading(text: str) -> str:
@@ -307,6 +418,13 @@ def _yaml11_reading(text: str) -> str:
         return f"octal {int(text, 8)}"
     except ValueError:  # 08, 09: not octal digits, so YAML 1.1 reads a string
         return f'the text "{text}"'
+
+
+def _why(e: Exception) -> str:
+    if isinstance(e, ValueError) and "integer string conversion" in str(e):
+        # Python refuses to read an integer of more than sys.get_int_max_str_digits() digits
+        return f"a number of more than {sys.get_int_max_str_digits()} digits"
+    return _first_line(e)
 
 
 def _first_line(e: Exception) -> str:

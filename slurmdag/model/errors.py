@@ -24,6 +24,25 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 MAX_REPORTED_PROBLEMS = 50
+# A problem's message or hint longer than this is cut: user text echoed whole (a 1 MB name) would bury the report.
+MAX_MESSAGE_CHARS = 1000
+SHOWN_CHARS = 60  # user strings quoted in a message show at most this many characters
+
+
+def shown(value: object, limit: int = SHOWN_CHARS) -> str:
+    """`repr(value)` for a message, cut to about `limit` characters with the full length said."""
+    if isinstance(value, str) and len(value) > limit:
+        return f"{value[:limit]!r}... ({len(value):,} characters)"
+    text = (
+        repr(value) if not isinstance(value, int) or value.bit_length() < 4000 else f"<{value.bit_length()}-bit number>"
+    )
+    return text if len(text) <= limit + 2 else f"{text[:limit]}... ({len(text):,} characters)"
+
+
+def _cut(text: str) -> str:
+    if len(text) <= MAX_MESSAGE_CHARS:
+        return text
+    return f"{text[:MAX_MESSAGE_CHARS]}... ({len(text) - MAX_MESSAGE_CHARS:,} more characters)"
 
 
 @dataclass(frozen=True)
@@ -35,6 +54,12 @@ class Problem:
     line: int | None = None  # 1-based
     col: int | None = None  # 1-based
     hint: str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "message", _cut(self.message))
+        if self.hint is not None:
+            object.__setattr__(self, "hint", _cut(self.hint))
+        object.__setattr__(self, "file", _cut(self.file))
 
     def location(self) -> str:
         if self.line is None:
@@ -116,6 +141,11 @@ class SlurmOutputError(SlurmdagError):
 
 class SubmitError(SlurmdagError):
     """Submitting a DAG failed part-way; everything already submitted has been cancelled."""
+
+
+class InternalError(SlurmdagError):
+    """slurmdag produced something it must not (e.g. a batch script whose #SBATCH block is not the plan's): a bug
+    in slurmdag or in a user-supplied template. Nothing was submitted."""
 
 
 class StoreError(SlurmdagError):

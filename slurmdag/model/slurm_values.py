@@ -16,8 +16,8 @@ WALLTIME_FORMS = (
     '30 (minutes), "90m", "2h", "1d12h", "1h30m", "MM", "MM:SS", "HH:MM:SS", "D-HH", "D-HH:MM", "D-HH:MM:SS"'
 )
 
-_UNITS = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
-_CLOCK = re.compile(r"^(?:(\d+)-)?(\d+)(?::(\d+))?(?::(\d+))?$")
+_UNITS = re.compile(r"\A(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?\Z")
+_CLOCK = re.compile(r"\A(?:(\d+)-)?(\d+)(?::(\d+))?(?::(\d+))?\Z")
 # Slurm itself caps time limits far below this; the cap just keeps absurd values out of the scripts.
 MAX_SECONDS = 365 * 86400
 
@@ -96,7 +96,7 @@ def format_walltime(seconds: int) -> str:
 # --- memory ---
 
 MEMORY_FORMS = 'a number of megabytes or a number with a unit K, M, G or T, e.g. 500M, "4G"'
-_MEMORY = re.compile(r"^(\d+)([KMGT])?B?$", re.IGNORECASE)
+_MEMORY = re.compile(r"\A(\d+)([KMGT])?B?\Z", re.IGNORECASE)
 
 
 def parse_memory(value: object) -> str:
@@ -127,7 +127,7 @@ def memory_mb(text: str | None) -> int | None:
 # --- array index expressions ---
 
 ARRAY_FORMS = '"0-99", "1,3,5", "0-15:4" (step), "0-99%20" (at most 20 at once), or a mix like "1-5,10"'
-_ARRAY_PART = re.compile(r"^(\d+)(?:-(\d+)(?::(\d+))?)?$")
+_ARRAY_PART = re.compile(r"\A(\d+)(?:-(\d+)(?::(\d+))?)?\Z")
 MAX_ARRAY_INDEX = 4_000_000  # Slurm's hard ceiling for MaxArraySize
 
 

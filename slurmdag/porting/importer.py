@@ -25,7 +25,7 @@ from slurmdag.compiler.script_directives import ScriptDirectives, read_directive
 from slurmdag.model.errors import InputError, Problem
 from slurmdag.model.sbatch_options import CLIENT_ONLY, ParsedOption, Token, parse_args
 
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+NAME_RE = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9_.-]*\Z")
 
 # sbatch long option -> slurmdag allocation key (design §3); the rest stays under `sbatch:` as raw flags.
 KEY_FOR_OPTION: dict[str, str] = {
@@ -92,7 +92,7 @@ def _assignment(w: Word) -> tuple[str, Word] | None:
     """`NAME=value` (NAME unquoted) → (NAME, value word)."""
     if not w.parts or w.parts[0][0] != "lit":
         return None
-    m = re.match(r"^([A-Za-z_][A-Za-z0-9_]*)=(.*)$", w.parts[0][1], re.S)
+    m = re.match(r"\A([A-Za-z_][A-Za-z0-9_]*)=(.*)\Z", w.parts[0][1], re.S)
     if not m:
         return None
     rest = [("lit", m.group(2))] if m.group(2) else []
@@ -151,7 +151,7 @@ def _dollar(text: str, i: int, parts: list[tuple[str, str]]) -> int:
         if end < 0:
             raise BashSyntax("unclosed ${")
         inner = text[i + 2 : end]
-        m = re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", inner)
+        m = re.match(r"\A[A-Za-z_][A-Za-z0-9_]*\Z", inner)
         parts.append(("var", inner) if m else ("param", inner))
         return end + 1
     m = re.match(r"[A-Za-z_][A-Za-z0-9_]*|[0-9@*#?$!-]", text[i + 1 :])
@@ -334,7 +334,7 @@ class _Chain:
             elif kind == "var":
                 out.append(self._var(text))
             elif kind == "param":
-                base = re.match(r"^([A-Za-z_][A-Za-z0-9_]*)([#%:/].*)?$", text)
+                base = re.match(r"\A([A-Za-z_][A-Za-z0-9_]*)([#%:/].*)?\Z", text)
                 if base and self.vars.get(base.group(1), ("", ""))[0] == "job":
                     out.append(self._var(base.group(1)))  # ${ID##* } etc. cut the id out of sbatch's output
                 else:

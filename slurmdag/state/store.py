@@ -25,7 +25,7 @@ from slurmdag.model.errors import Problem, StoreError, UnknownDagError, UsageErr
 from slurmdag.model.plan import Plan
 
 RECORD_FORMAT = 1
-DAG_ID = re.compile(r"^[0-9a-f]{8}$")
+DAG_ID = re.compile(r"\A[0-9a-f]{8}\Z")
 
 # Submission states kept in dag.json.
 SUBMITTING = "submitting"  # jobs are being submitted; the gate is still held

@@ -121,10 +121,13 @@ def test_cli_compile_writes_plan_and_scripts(tmp_path):
 def test_cli_compile_uses_a_user_template_dir_first(tmp_path):
     tdir = tmp_path / "tpl"
     tdir.mkdir()
-    (tdir / "job.sbatch.j2").write_text("#!/bin/bash\n# custom {{ job.name }}\n{{ job.entrypoint }}\n")
+    (tdir / "job.sbatch.j2").write_text(
+        "#!/bin/bash\n{% for d in job.directives %}#SBATCH {{ d }}\n{% endfor %}# custom {{ job.name }}\n"
+        "{{ job.entrypoint }}\n"
+    )
     done = cli("compile", EXAMPLES / "training-pipeline.yaml", "-o", tmp_path / "o", "--template-dir", tdir)
     assert done.returncode == 0, done.stderr
-    assert (tmp_path / "o" / "train.sbatch").read_text().startswith("#!/bin/bash\n# custom train\n")
+    assert "\n# custom train\n" in (tmp_path / "o" / "train.sbatch").read_text()
 
 
 def test_cli_graph_formats():
