@@ -68,7 +68,7 @@ def reconcile_(
     from slurmdag.runs import reconcile
 
     store, backend = open_store(), open_backend()
-    lock = reconcile.ReconcileLock.try_take(store)
+    lock = store.lock_reconciler()
     if lock is None:
         typer.echo("another slurmdag reconciler is running for this store; leaving it to that one")
         return

@@ -8,8 +8,6 @@ node state. Cancellations cost what `scancel` costs (one RPC per id in Slurm 22.
 
 from __future__ import annotations
 
-import fcntl
-import os
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -21,7 +19,6 @@ from slurmdag.runs.status import DagStatus, collect_many, remember
 from slurmdag.runs.submit import recover_abandoned
 from slurmdag.state.store import CANCELLED, SUBMITTED, SUBMITTING, DagRecord, Store, check_dag_id
 
-LOCK_FILE = "reconcile.lock"
 FIRST_INTERVAL = 2.0  # seconds between passes while things change
 MAX_INTERVAL = 60.0  # back-off ceiling while nothing changes
 BACKOFF = 1.5
@@ -40,35 +37,6 @@ class PassReport:
             tuple((s.dag_id, s.state, tuple((a.name, a.state) for a in s.nodes)) for s in self.statuses),
             tuple((d, len(c)) for d, c in self.cancelled.items()),
         )
-
-
-class ReconcileLock:
-    """An exclusive flock on <home>/reconcile.lock; released on close or when the process dies."""
-
-    def __init__(self, fd: int):
-        self._fd: int | None = fd
-
-    @classmethod
-    def try_take(cls, store: Store) -> ReconcileLock | None:
-        store.root.mkdir(mode=0o700, parents=True, exist_ok=True)
-        fd = os.open(store.root / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            return None
-        return cls(fd)
-
-    def release(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
-
-    def __enter__(self) -> ReconcileLock:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.release()
 
 
 def active_records(store: Store, dag_ids: Iterable[str] = ()) -> list[DagRecord]:
@@ -123,7 +91,7 @@ def reconcile_pass(store: Store, backend: Backend, dag_ids: Iterable[str] = (), 
 
 def step(store: Store, backend: Backend, dag_ids: Iterable[str] = ()) -> PassReport:
     """One pass that acts if it can take the reconciler lock, and only looks otherwise."""
-    lock = ReconcileLock.try_take(store)
+    lock = store.lock_reconciler()
     if lock is None:
         return reconcile_pass(store, backend, dag_ids, act=False)
     with lock:

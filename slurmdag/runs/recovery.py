@@ -9,8 +9,6 @@
 
 from __future__ import annotations
 
-import os
-import socket
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,7 +20,7 @@ from slurmdag.runs.resume_plan import Outcome, ResumePlan, plan_redo, plan_resum
 from slurmdag.runs.status import DagStatus, collect
 from slurmdag.runs.submit import submit_gated
 from slurmdag.state import attempt_history
-from slurmdag.state.store import FAILED, SUBMITTING, DagRecord, Store, atomic_write, boot_id
+from slurmdag.state.store import FAILED, SUBMITTING, DagRecord, Store
 
 
 @dataclass
@@ -133,11 +131,11 @@ def recover(
     with lock:
         record = store.load(dag_id)
         if from_file is not None:
-            _write_plan(store, dag_id, plan)
+            store.replace_plan(dag_id, plan)
         previous = record.submission
         attempt = attempt_history.begin(record, kind, sub.subsets, sub.decided)
         record.submission = SUBMITTING
-        record.pid, record.host, record.boot_id = os.getpid(), socket.gethostname(), boot_id()
+        record.stamp_submitter()
         store.save(record)
 
         def withdrawn(rec: DagRecord, error: str, _outcome: object) -> None:
@@ -156,10 +154,3 @@ def recover(
             on_withdrawn=withdrawn,
         )
         return RecoveryOutcome(dag_id, attempt["number"], kind, sub, dict(attempt["job_ids"]))
-
-
-def _write_plan(store: Store, dag_id: str, plan: Plan) -> None:
-    folder = store.dag_dir(dag_id)
-    for job in plan.jobs:
-        atomic_write(store.script_path(dag_id, job.name), job.script)
-    atomic_write(folder / "plan.json", plan.to_json())

@@ -1,8 +1,10 @@
 """The local DAG store: what was submitted, as which Slurm jobs, and how far the submission got.
 
-Layout (docs/state-store.md):  <home>/dags/<dag_id>/{dag.json, plan.json, scripts/<job>.sbatch, lock}
+Layout (docs/state-store.md):  <home>/dags/<dag_id>/{dag.json, plan.json, scripts/<job>.sbatch, lock},
+<home>/store.lock, <home>/reconcile.lock
 Every write is atomic (temp file + fsync + rename), so a reader sees the old or the new file, never half of one.
-Writers of one DAG hold its `lock` (flock); picking a new id holds `<home>/store.lock`. flock is released by the
+Writers of one DAG hold its `lock` (flock); picking a new id holds `<home>/store.lock`; the one reconciler that acts
+holds `<home>/reconcile.lock`. Only this module touches these files. flock is released by the
 kernel when its holder dies, which is how a later command tells an abandoned submission from a running one.
 """
 
@@ -86,6 +88,10 @@ class DagRecord:
     def created_at(self) -> datetime:
         return datetime.fromisoformat(self.created)
 
+    def stamp_submitter(self) -> None:
+        """Note this process as the one submitting, so a later command can say who left a submission half-done."""
+        self.pid, self.host, self.boot_id = os.getpid(), socket.gethostname(), boot_id()
+
     def to_json(self) -> str:
         # Shallow on purpose: the values are already JSON types, and asdict's deep copy made every per-wave save
         # of a submission cost O(jobs) Python calls.
@@ -99,7 +105,7 @@ class DagRecord:
 
 
 class DagLock:
-    """An exclusive flock on one file; released on close or when the process dies."""
+    """An exclusive flock on one of the store's lock files; released on close or when the process dies."""
 
     def __init__(self, path: Path, fd: int):
         self.path = path
@@ -159,6 +165,10 @@ def atomic_write(path: Path, text: str, durable: bool = True) -> None:
         os.close(dir_fd)
 
 
+GATE_SCRIPT_NAME = "+gate.sbatch"  # '+' cannot occur in a planned job's name: never collides with one
+RECONCILE_LOCK = "reconcile.lock"
+
+
 def script_file_name(job_name: str) -> str:
     safe = re.sub(r"[^A-Za-z0-9._+-]", "_", job_name).lstrip(".") or "_"
     return f"{safe}.sbatch"
@@ -181,6 +191,9 @@ class Store:
     def script_path(self, dag_id: str, job_name: str) -> Path:
         return self.dag_dir(dag_id) / "scripts" / script_file_name(job_name)
 
+    def gate_script_path(self, dag_id: str) -> Path:
+        return self.dag_dir(dag_id) / "scripts" / GATE_SCRIPT_NAME
+
     def _ensure_root(self) -> None:
         try:
             self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -193,6 +206,11 @@ class Store:
     def lock_dag(self, dag_id: str, blocking: bool = True) -> DagLock | None:
         """The writer lock of one DAG; with blocking=False, None if another process holds it."""
         return _lock(self.dag_dir(dag_id) / "lock", blocking)
+
+    def lock_reconciler(self) -> DagLock | None:
+        """The reconciler's lock (only one reconciler acts at a time); None if another process holds it."""
+        self._ensure_root()
+        return _lock(self.root / RECONCILE_LOCK, blocking=False)
 
     @contextmanager
     def _store_lock(self) -> Iterator[None]:
@@ -228,22 +246,27 @@ class Store:
             for job in plan.jobs:
                 atomic_write(self.script_path(dag_id, job.name), job.script, durable=durable)
             if gate_script is not None:
-                atomic_write(folder / "scripts" / "+gate.sbatch", gate_script, durable=durable)
+                atomic_write(self.gate_script_path(dag_id), gate_script, durable=durable)
             atomic_write(folder / "plan.json", plan.to_json(), durable=durable)
-            record = DagRecord(
-                dag_id=dag_id,
-                name=plan.workflow,
-                created=utc_now(),
-                workflow=workflow,
-                pid=os.getpid(),
-                host=socket.gethostname(),
-                boot_id=boot_id(),
-            )
+            record = DagRecord(dag_id=dag_id, name=plan.workflow, created=utc_now(), workflow=workflow)
+            record.stamp_submitter()
             self.save(record)
         except BaseException:
             lock.release()
             raise
         return record, lock
+
+    def replace_plan(self, dag_id: str, plan: Plan) -> None:
+        """Write a new plan.json and its scripts (resume --from a changed workflow). The caller holds the DAG's lock.
+
+        Scripts come first: a reader that sees the new plan finds every script it names.
+        """
+        try:
+            for job in plan.jobs:
+                atomic_write(self.script_path(dag_id, job.name), job.script)
+            atomic_write(self.dag_dir(dag_id) / "plan.json", plan.to_json())
+        except OSError as ex:
+            raise StoreError(f"cannot write the plan of DAG {dag_id}: {ex}") from ex
 
     def sync_files(self, dag_id: str) -> None:
         """fsync a DAG's scripts, plan.json and their folders (what `create(durable=False)` left unsynced)."""

@@ -120,8 +120,8 @@ def test_a_slurm_error_is_reported_and_changes_nothing(tmp_path):
 
 def test_lock_lets_one_reconciler_act_and_the_other_only_look(tmp_path):
     store, fake = _dag(tmp_path)
-    held = reconcile.ReconcileLock.try_take(store)
-    assert held is not None and reconcile.ReconcileLock.try_take(store) is None
+    held = store.lock_reconciler()
+    assert held is not None and store.lock_reconciler() is None
     report = reconcile.step(store, fake)
     assert not report.acted and fake.cancelled == [] and report.statuses
     held.release()

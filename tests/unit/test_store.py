@@ -45,6 +45,29 @@ def test_create_writes_layout_with_private_permissions(tmp_path):
     check_dag_id(record.dag_id)
 
 
+def test_the_store_names_the_gate_script_and_replaces_a_plan_with_its_scripts(tmp_path):
+    store = Store(tmp_path)
+    record, lock = store.create(_plan(2), gate_script="#!/bin/sh\nexit 0\n")
+    with lock:
+        assert store.gate_script_path(record.dag_id).read_text() == "#!/bin/sh\nexit 0\n"
+        new = _plan(3)
+        new.jobs[0].script = "#!/bin/sh\necho changed\n"
+        store.replace_plan(record.dag_id, new)
+    assert [j.name for j in store.load_plan(record.dag_id).jobs] == ["j0", "j1", "j2"]
+    assert store.script_path(record.dag_id, "j0").read_text() == "#!/bin/sh\necho changed\n"
+    assert store.script_path(record.dag_id, "j2").read_text() == "#!/bin/sh\necho 2\n"
+
+
+def test_one_reconciler_lock_per_store_released_with_its_holder(tmp_path):
+    store = Store(tmp_path / "home")
+    held = store.lock_reconciler()
+    assert held is not None and Store(tmp_path / "home").lock_reconciler() is None
+    held.release()
+    again = store.lock_reconciler()
+    assert again is not None
+    again.release()
+
+
 def test_save_and_load_round_trip_and_list_is_newest_first(tmp_path):
     store = Store(tmp_path)
     first, lock = store.create(_plan())
