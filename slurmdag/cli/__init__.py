@@ -57,4 +57,4 @@ def main() -> None:
 
 
 # Commands register themselves on `app` when their modules are imported (after `app` exists).
-from slurmdag.cli import authoring, following, policy, porting, recovery, running  # noqa: E402,F401
+from slurmdag.cli import authoring, following, inspecting, policy, porting, recovery, running  # noqa: E402,F401

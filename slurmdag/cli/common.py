@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -13,6 +14,7 @@ from slurmdag.model.errors import DagNotCompletedError, Problem
 
 if TYPE_CHECKING:
     from slurmdag.backends.base import Backend
+    from slurmdag.runs.logs import FailedLog
     from slurmdag.runs.status import DagStatus
     from slurmdag.state.store import Store
 
@@ -81,6 +83,15 @@ def dag_argument(default: Any = ..., help: str = DAG_HELP) -> Any:
     )
 
 
+def failed_logs_of(store: Store, status: DagStatus, every_task: bool = False) -> list[FailedLog]:
+    """Where the failed allocations of a DAG wrote their output (none for a DAG not in the local store)."""
+    from slurmdag.runs.logs import failed_logs
+
+    if not store.exists(status.dag_id):
+        return []
+    return failed_logs(status, store.load(status.dag_id), every_task)
+
+
 def echo_json(data: object) -> None:
     typer.echo(json.dumps(data, indent=2))
 
@@ -105,7 +116,10 @@ def follow(
     poll: Callable[[], DagStatus] | None = None,
 ) -> None:
     """The one follow loop (status --watch, submit --watch, watch). `poll()` returns the DAG's status; by default a
-    plain read, `slurmdag watch` passes one that also reconciles."""
+    plain read, `slurmdag watch` passes one that also reconciles.
+
+    On a terminal the view is redrawn in place (rich); through a pipe each change is one appended line, and the
+    final table follows. A DAG that did not complete ends with the logs to look at (exit 1)."""
     from slurmdag.model.states import DagState
     from slurmdag.runs.status import collect
     from slurmdag.views.status_views import status_json, status_table, status_tree
@@ -113,22 +127,95 @@ def follow(
     read = poll or (lambda: collect(store, backend, dag_id))
     interval = WATCH_FIRST_INTERVAL
     last = None
-    while True:
-        status = read()
-        shown = (status.state, status.counts(), [(a.name, a.state) for a in status.nodes])
-        if shown != last and not as_json:
-            typer.echo(status_tree(status) if graph else status_table(status, tasks=tasks))
-            typer.echo("")
-        if shown != last:
-            interval = WATCH_FIRST_INTERVAL  # back off only while nothing changes
-        last = shown
-        if status.terminal:
-            if as_json:
-                echo_json(status_json(status))
-            if status.state is not DagState.COMPLETED:
-                # An error rather than typer.Exit(1): main() runs the app with standalone_mode=False, which
-                # swallows typer.Exit's code.
-                raise DagNotCompletedError(f"DAG {dag_id} ended {status.state}")
+    view = None if as_json else (_LiveView(graph) if sys.stdout.isatty() else _PlainView())
+    try:
+        while True:
+            status = read()
+            shown = (status.state, status.counts(), [(a.name, a.state, _task_counts(a)) for a in status.nodes])
+            if view is not None:
+                view.show(status, changed=shown != last)
+            if shown != last:
+                interval = WATCH_FIRST_INTERVAL  # back off only while nothing changes
+            last = shown
+            if status.terminal:
+                break
+            time.sleep(interval)
+            interval = min(interval * 1.5, WATCH_MAX_INTERVAL)
+    finally:
+        if view is not None:
+            view.close()
+    failed = failed_logs_of(store, status)
+    if as_json:
+        echo_json(status_json(status, failed_logs_of(store, status, every_task=True)))
+    elif isinstance(view, _LiveView):
+        from slurmdag.views.status_views import failed_log_lines
+
+        for line in failed_log_lines(status, failed):
+            typer.echo(line)
+    else:
+        typer.echo("")
+        if graph:
+            from slurmdag.views.status_views import failed_log_lines
+
+            typer.echo("\n".join([status_tree(status), *failed_log_lines(status, failed)]))
+        else:
+            typer.echo(status_table(status, tasks=tasks, failed=failed))
+    if status.state is not DagState.COMPLETED:
+        # An error rather than typer.Exit(1): main() runs the app with standalone_mode=False, which
+        # swallows typer.Exit's code.
+        message = f"DAG {dag_id} ended {status.state}"
+        if failed:
+            first = failed[0]
+            message += f"\nsee: slurmdag logs {dag_id} {first.allocation}" + (
+                f" --task {first.task}" if first.task is not None else ""
+            )
+        raise DagNotCompletedError(message)
+
+
+def _task_counts(alloc) -> tuple:
+    return tuple(sorted(alloc.task_counts().items())) if alloc.tasks is not None else ()
+
+
+def _clock() -> str:
+    return time.strftime("%H:%M:%S")
+
+
+class _LiveView:
+    """Redraws one rich view in place on the terminal."""
+
+    def __init__(self, graph: bool):
+        from rich.console import Console
+        from rich.live import Live
+
+        self.graph = graph
+        self.console = Console()
+        self.live = Live(console=self.console, auto_refresh=False, transient=False)
+        self.live.start()
+
+    def show(self, status: DagStatus, changed: bool) -> None:
+        from slurmdag.views.live_view import live_renderable
+
+        view = live_renderable(status, _clock(), graph=self.graph, height=self.console.size.height)
+        self.live.update(view, refresh=True)  # every poll: the clock says when Slurm was last read
+
+    def close(self) -> None:
+        self.live.stop()
+
+
+class _PlainView:
+    """Appends one line per change: readable in a log file or by another program."""
+
+    def __init__(self) -> None:
+        self.previous: DagStatus | None = None
+
+    def show(self, status: DagStatus, changed: bool) -> None:
+        from slurmdag.views.live_view import change_lines
+
+        if not changed:
             return
-        time.sleep(interval)
-        interval = min(interval * 1.5, WATCH_MAX_INTERVAL)
+        for line in change_lines(self.previous, status, _clock()):
+            typer.echo(line)
+        self.previous = status
+
+    def close(self) -> None:
+        pass

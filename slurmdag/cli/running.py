@@ -2,14 +2,54 @@
 
 from __future__ import annotations
 
+import sys
+import threading
+import time
 from pathlib import Path
 
 import typer
 
 from slurmdag.cli import app
-from slurmdag.cli.common import DAG_HELP, dag_argument, echo_json, follow, open_backend, open_store
+from slurmdag.cli.common import DAG_HELP, dag_argument, echo_json, failed_logs_of, follow, open_backend, open_store
 from slurmdag.model.errors import InputError
 from slurmdag.model.plan import Plan
+
+
+class SubmitProgress:
+    """`submitted 350/500` on stderr once a submission takes longer than a moment: rewritten in place on a
+    terminal, a line every few seconds otherwise."""
+
+    QUIET_FOR = 1.0  # seconds before the first report
+    PLAIN_EVERY = 5.0  # seconds between reports when stderr is not a terminal
+
+    def __init__(self) -> None:
+        self.start = time.monotonic()
+        self.last = 0.0
+        self.tty = sys.stderr.isatty()
+        self.lock = threading.Lock()
+        self.shown = False
+
+    def __call__(self, done: int, total: int) -> None:
+        now = time.monotonic()
+        if now - self.start < self.QUIET_FOR:
+            return
+        with self.lock:
+            if self.tty:
+                sys.stderr.write(f"\rsubmitted {done}/{total}")
+                sys.stderr.flush()
+                self.shown = True
+            elif now - self.last >= self.PLAIN_EVERY or (done == total and self.shown):
+                self.last = now
+                self.shown = True
+                typer.echo(f"submitted {done}/{total}", err=True)
+
+    def __enter__(self) -> SubmitProgress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.tty and self.shown:
+            sys.stderr.write("\n")
+            sys.stderr.flush()
 
 
 def _load_plan(path: Path, sets: list[str]) -> Plan:
@@ -37,6 +77,12 @@ def submit(
     dry_run: bool = typer.Option(False, "--dry-run", help="Show what would be submitted; touch nothing."),
     as_json: bool = typer.Option(False, "--json", help='Print {"dag_id": ..., "jobs": {name: job_id}}.'),
     watch: bool = typer.Option(False, "--watch", help="Follow the DAG until it ends; exit 0 only if Completed."),
+    log_dir: Path | None = typer.Option(
+        None,
+        "--log-dir",
+        metavar="DIR",
+        help="Write the jobs' output under DIR/<dag id>/ (default: $SLURMDAG_LOG_DIR, else the DAG's store folder).",
+    ),
     cascade: str = typer.Option(
         "native",
         "--cascade",
@@ -79,7 +125,16 @@ def submit(
         return
     admitted.raise_if_refused()
     store = open_store()
-    record = submitting.submit_plan(plan, store, backend, workflow=str(workflow.resolve()), cascade=cascade)
+    with SubmitProgress() as progress:
+        record = submitting.submit_plan(
+            plan,
+            store,
+            backend,
+            workflow=str(workflow.resolve()),
+            cascade=cascade,
+            log_dir=str(log_dir) if log_dir is not None else None,
+            on_progress=progress,
+        )
     if as_json:
         echo_json({"dag_id": record.dag_id, "jobs": record.job_ids})
     else:
@@ -99,7 +154,7 @@ def status(
     """Show the state of a DAG, your newest by default (one squeue and one sacct call, whatever its size)."""
     from slurmdag.runs.status import collect
     from slurmdag.state.dag_refs import resolve
-    from slurmdag.views.status_views import status_json, status_table, status_tree
+    from slurmdag.views.status_views import failed_log_lines, status_json, status_table, status_tree
 
     store, backend = open_store(), open_backend()
     dag_id = dag_id or resolve(store, "@")
@@ -108,27 +163,47 @@ def status(
         return
     st = collect(store, backend, dag_id)
     if as_json:
-        echo_json(status_json(st))
+        echo_json(status_json(st, failed_logs_of(store, st, every_task=True)))
         for note in st.notes:
             typer.echo(f"note: {note}", err=True)
     elif graph:
         typer.echo(status_tree(st))
+        for line in failed_log_lines(st, failed_logs_of(store, st)):
+            typer.echo(line)
         for note in st.notes:
             typer.echo(f"note: {note}")
     else:
-        typer.echo(status_table(st, tasks=tasks))
+        typer.echo(status_table(st, tasks=tasks, failed=failed_logs_of(store, st)))
 
 
 @app.command("list")
 def list_(
     show_all: bool = typer.Option(False, "--all", help="Every DAG in the store, not only active and recent ones."),
+    states: list[str] = typer.Option(
+        [], "--state", metavar="STATE", help="Only DAGs in this state (repeatable or comma-separated: Failed,Running)."
+    ),
+    name: str | None = typer.Option(
+        None, "--name", metavar="NAME", help="Only workflows whose name matches (a glob, or a part of the name)."
+    ),
+    since: str | None = typer.Option(
+        None, "--since", metavar="WHEN", help='Only DAGs created since: "2h", "3d" ago, or a UTC date "2026-11-01".'
+    ),
+    limit: int | None = typer.Option(None, "-n", "--limit", metavar="N", min=1, help="At most N DAGs (newest)."),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
-    """Your DAGs, newest first: every active one and the 10 newest finished (--all: every one)."""
+    """Your DAGs, newest first: every active one and the 10 newest finished (--all, or any filter: every one)."""
+    from slurmdag.runs.dag_filters import RecordFilter, parse_since, parse_states
     from slurmdag.runs.status import list_dags
     from slurmdag.views.status_views import list_json, list_table
 
-    listed = list_dags(open_store(), open_backend(), show_all=show_all)
+    wanted = parse_states(states)
+    keep = RecordFilter(name=name, since=parse_since(since) if since else None)
+    everything = show_all or wanted is not None or keep.active or limit is not None
+    listed = list_dags(open_store(), open_backend(), show_all=everything, keep=keep if keep.active else None)
+    if wanted is not None:
+        listed = [d for d in listed if d.state in wanted]
+    if limit is not None:
+        listed = listed[:limit]
     rows = [(d.record, d.state, d.counts) for d in listed]
     notes = [n for d in listed for n in d.notes]
     if as_json:
@@ -136,7 +211,8 @@ def list_(
         for note in notes:
             typer.echo(f"note: {note}", err=True)
         return
-    typer.echo(list_table(rows) if rows else "no DAGs yet")
+    filtered = wanted is not None or keep.active
+    typer.echo(list_table(rows) if rows else ("no DAG matches" if filtered else "no DAGs yet"))
     for note in notes:
         typer.echo(f"note: {note}")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -388,8 +389,12 @@ class ListedDag:
     notes: list[str] = field(default_factory=list)
 
 
-def list_dags(store: Store, backend: Backend, show_all: bool = False) -> list[ListedDag]:
-    """Newest first. DAGs with a cached final state cost nothing; the others share one batched query."""
+def list_dags(
+    store: Store, backend: Backend, show_all: bool = False, keep: Callable[[DagRecord], bool] | None = None
+) -> list[ListedDag]:
+    """Newest first. DAGs with a cached final state cost nothing; the others share one batched query.
+
+    `keep` picks records before Slurm is asked (list's --name/--since): only those are queried."""
     notes: dict[str, list[str]] = {}
     for record in store.list_records():
         if record.submission == SUBMITTING or record.cleanup_pending:
@@ -397,10 +402,12 @@ def list_dags(store: Store, backend: Backend, show_all: bool = False) -> list[Li
             if message:
                 notes.setdefault(record.dag_id, []).append(message)
     records = store.list_records()
+    if keep is not None:
+        records = [r for r in records if keep(r)]
     if not show_all:
         finished = [r for r in records if r.final_state]
-        keep = {r.dag_id for r in records if not r.final_state} | {r.dag_id for r in finished[:RECENT_FINISHED]}
-        records = [r for r in records if r.dag_id in keep]
+        shown = {r.dag_id for r in records if not r.final_state} | {r.dag_id for r in finished[:RECENT_FINISHED]}
+        records = [r for r in records if r.dag_id in shown]
     to_query = []
     for record in records:
         if record.final_state:

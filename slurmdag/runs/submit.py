@@ -11,6 +11,7 @@ run: every job waits, directly or through its parents, on the still-held gate.
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import threading
@@ -30,6 +31,7 @@ from slurmdag.model.errors import (
 )
 from slurmdag.model.plan import Plan, PlannedJob
 from slurmdag.model.states import AllocationState, allocation_state
+from slurmdag.runs import logs
 from slurmdag.runs.confirm import unfinished
 from slurmdag.state.store import FAILED, SUBMITTED, SUBMITTING, DagRecord, Store
 
@@ -109,12 +111,13 @@ class PlannedSubmission:
     dependency: str
 
 
-def describe(plan: Plan, cascade: str = CASCADE_NATIVE) -> list[PlannedSubmission]:
+def describe(plan: Plan, cascade: str = CASCADE_NATIVE, log_dir: str = "<log dir>") -> list[PlannedSubmission]:
     names = {j.name: j.name for j in plan.jobs}
     out = []
     for job in plan.jobs:
         dep = dependency_expression(job, names, "<gate>")
-        out.append(PlannedSubmission(job.name, job.kind, job_options(job, "<dag>", dep, cascade), dep))
+        options = job_options(job, "<dag>", dep, cascade) + logs.log_options(job, log_dir)
+        out.append(PlannedSubmission(job.name, job.kind, options, dep))
     return out
 
 
@@ -171,21 +174,31 @@ def _signals_blocked() -> Iterator[None]:
 
 
 def submit_plan(
-    plan: Plan, store: Store, backend: Backend, workflow: str | None = None, cascade: str = CASCADE_NATIVE
+    plan: Plan,
+    store: Store,
+    backend: Backend,
+    workflow: str | None = None,
+    cascade: str = CASCADE_NATIVE,
+    log_dir: str | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> DagRecord:
-    """Submit every job of `plan`; return the record of the submitted DAG or raise SubmitError."""
+    """Submit every job of `plan`; return the record of the submitted DAG or raise SubmitError.
+
+    `log_dir`: the folder under which the DAG's log folder is made (default: $SLURMDAG_LOG_DIR, else the store)."""
     if not plan.jobs:
         raise SubmitError("the plan has no jobs: nothing to submit")
     if cascade not in CASCADES:
         raise SubmitError(f"unknown cascade mechanism {cascade!r} (choose {' or '.join(CASCADES)})")
     record, lock = store.create(plan, workflow=workflow, gate_script=GATE_SCRIPT, durable=False)
     record.cascade = cascade
+    record.submit_dir = os.getcwd()
+    record.log_dir = str(logs.log_dir_for(store, record.dag_id, log_dir))
     # The scripts are fsynced while sbatch runs (they are in the page cache, which is all sbatch needs).
     syncer = threading.Thread(target=_sync_quietly, args=(store, record.dag_id), daemon=True)
     syncer.start()
     with lock:
         try:
-            return submit_gated(plan, store, backend, record, record.job_ids)
+            return submit_gated(plan, store, backend, record, record.job_ids, on_progress=on_progress)
         finally:
             syncer.join()
 
@@ -205,8 +218,11 @@ def submit_gated(
     job_ids: dict[str, str],
     on_released: Callable[[DagRecord], None] | None = None,
     on_withdrawn: Callable[[DagRecord, str, WithdrawOutcome], None] | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> DagRecord:
     """Submit `plan`'s jobs behind a new held gate into an existing, locked record; ids go into `job_ids`.
+
+    `on_progress(submitted, total)` is called after each accepted sbatch (from the submitting threads).
 
     `submit` passes record.job_ids; `resume`/`redo` (slurmdag/runs/recovery.py) pass the new attempt's dict, since their
     sub-plan depends only on jobs of the same attempt, and use the hooks to keep the record's history right.
@@ -215,15 +231,26 @@ def submit_gated(
     cascade = record.cascade
     current = "the gate job"
     released = False
+    if record.log_dir is None:  # a DAG recorded before log folders existed: its new attempt gets one
+        record.log_dir = str(logs.log_dir_for(store, dag_id))
+        record.submit_dir = record.submit_dir or os.getcwd()
     with _guard_signals() as guard:
         try:
+            # Slurm does not create a missing output folder (the job's output would be lost): made before any job
+            os.makedirs(record.log_dir, mode=0o700, exist_ok=True)
             gate_script = store.dag_dir(dag_id) / "scripts" / "+gate.sbatch"
             gate_id = record.gate_job_id = backend.submit(str(gate_script), gate_options(plan, dag_id))
             store.save(record)
 
+            accepted = itertools.count(1)
+
             def submit_one(job: PlannedJob) -> str:
                 dep = dependency_expression(job, job_ids, gate_id)
-                return backend.submit(str(store.script_path(dag_id, job.name)), job_options(job, dag_id, dep, cascade))
+                options = job_options(job, dag_id, dep, cascade) + logs.log_options(job, record.log_dir)
+                job_id = backend.submit(str(store.script_path(dag_id, job.name)), options)
+                if on_progress is not None:
+                    on_progress(next(accepted), len(plan.jobs))  # count() is atomic under the GIL
+                return job_id
 
             for wave in submission_waves(plan):
                 current = _describe_job(wave[0])

@@ -66,6 +66,8 @@ class DagRecord:
     job_ids: dict[str, str] = field(default_factory=dict)  # planned job name -> Slurm job id
     gate_job_id: str | None = None
     workflow: str | None = None  # path of the workflow file it came from
+    submit_dir: str | None = None  # where `submit` ran: the jobs' working directory (relative output paths)
+    log_dir: str | None = None  # the folder the DAG's default output files go to (slurmdag/runs/logs.py)
     attempt: int = 1
     # Who is/was submitting: lets a later command say which process left a submission half-done.
     pid: int | None = None
@@ -324,6 +326,21 @@ class Store:
             change(record)
             self.save(record)
             return record
+
+    def remove(self, dag_id: str) -> bool:
+        """Delete a DAG's folder (record, plan, scripts, logs kept there); False if another process holds its lock.
+
+        The folder is first renamed out of `dags/`, so a reader never sees half of it."""
+        import shutil
+
+        lock = self.lock_dag(dag_id, blocking=False)
+        if lock is None:
+            return False
+        with lock:
+            doomed = self.root / f".forget-{dag_id}-{secrets.token_hex(4)}"
+            os.rename(self.dag_dir(dag_id), doomed)
+        shutil.rmtree(doomed, ignore_errors=True)
+        return True
 
     def list_records(self) -> list[DagRecord]:
         """Every readable DAG record, newest first (folders still being created are skipped)."""

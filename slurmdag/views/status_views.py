@@ -9,6 +9,7 @@ from typing import Any
 from tabulate import tabulate
 
 from slurmdag.model.plan import Plan
+from slurmdag.runs.logs import FailedLog
 from slurmdag.runs.status import AllocationStatus, DagStatus
 
 
@@ -20,9 +21,25 @@ def _counts_text(counts: dict[str, int]) -> str:
     return ", ".join(f"{n} {state}" for state, n in counts.items())
 
 
-def status_table(status: DagStatus, tasks: bool = False) -> str:
+def failed_log_lines(status: DagStatus, failed: list[FailedLog]) -> list[str]:
+    """Where the output of each failed allocation is (status, watch)."""
+    if not failed:
+        return []
+    lines = [f"logs of failed allocations (slurmdag logs {status.dag_id} ALLOCATION):"]
+    for f in failed:
+        what = f.allocation if f.task is None else f"{f.allocation} task {f.task}"
+        more = (
+            f" (and {f.more_failed_tasks} more failed task{'s' * (f.more_failed_tasks > 1)})"
+            if f.more_failed_tasks
+            else ""
+        )
+        lines.append(f"  {what}: {f.stdout}{more}")
+    return lines
+
+
+def status_table(status: DagStatus, tasks: bool = False, failed: list[FailedLog] | None = None) -> str:
     """Header line, one row per allocation (task groups: one row with per-state counts; --tasks: plus a row per
-    task), and notes."""
+    task), where failed allocations' logs are, and notes."""
     rows = []
     for node in status.allocations():
         if node.tasks is None:
@@ -57,12 +74,14 @@ def status_table(status: DagStatus, tasks: bool = False) -> str:
         + _attempt_text(status),
         table,
     ]
+    lines += failed_log_lines(status, failed or [])
     lines += [f"note: {n}" for n in status.notes]
     return "\n".join(lines)
 
 
-def status_json(status: DagStatus) -> dict[str, Any]:
-    """Exactly the shape of design §5."""
+def status_json(status: DagStatus, failed: list[FailedLog] | None = None) -> dict[str, Any]:
+    """The document of docs/commands.md (status --json); a failed allocation (task) also carries its "log"."""
+    logs = {(f.allocation, f.task): f.stdout for f in failed or []}
     allocations = []
     for node in status.allocations():
         entry: dict[str, Any] = {
@@ -77,8 +96,13 @@ def status_json(status: DagStatus) -> dict[str, Any]:
             entry["retry"] = {"attempt": node.retry.attempt, "of": node.retry.of, "exit_code": node.retry.exit_code}
         if node.cancelled_by:
             entry["cancelled_by"] = node.cancelled_by  # "upstream" or "user"
+        if (node.name, None) in logs:
+            entry["log"] = logs[(node.name, None)]
         if node.tasks is not None:
             entry["tasks"] = [{"index": t.index, "job_id": t.job_id, "state": t.state.value} for t in node.tasks]
+            for t in entry["tasks"]:
+                if (node.name, t["index"]) in logs:
+                    t["log"] = logs[(node.name, t["index"])]
         allocations.append(entry)
     doc: dict[str, Any] = {
         "dag_id": status.dag_id,

@@ -50,7 +50,7 @@ def test_completion_script_is_generated(tmp_path, shell):
 
 def test_completes_commands(tmp_path):
     assert _bash(tmp_path, "slurmdag sta") == ["status"]
-    assert {"submit", "status", "cancel", "resume"} <= set(_bash(tmp_path, "slurmdag "))
+    assert {"submit", "status", "logs", "show", "forget", "cancel"} <= set(_bash(tmp_path, "slurmdag "))
 
 
 def test_completes_dag_ids(tmp_path, dag):
