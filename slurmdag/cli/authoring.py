@@ -8,9 +8,9 @@ from pathlib import Path
 import typer
 
 from slurmdag.cli import app
-from slurmdag.cli.common import echo_warnings
+from slurmdag.cli.common import echo_json, echo_warnings
 from slurmdag.compiler.compile import compile_file, parse_overrides
-from slurmdag.model.errors import Problem, SlurmdagError, UsageError
+from slurmdag.model.errors import InputError, Problem, SlurmdagError, UsageError
 from slurmdag.model.plan import Plan
 from slurmdag.views.graph_formats import FORMATS, render_graph
 
@@ -21,14 +21,58 @@ _SET_HELP = "Override a workflow param: --set NAME=VALUE (repeatable; VALUE is r
 def validate(
     workflow: str = typer.Argument(..., metavar="WORKFLOW.yaml", help="The workflow file."),
     set_: list[str] = typer.Option([], "--set", metavar="NAME=VALUE", help=_SET_HELP),
+    as_json: bool = typer.Option(
+        False, "--json", help="Print {valid, allocations, problems, warnings}: each with file, line, column, hint."
+    ),
 ) -> None:
     """Check a workflow without Slurm: exit 0 if valid, 2 with every problem as file:line:col."""
     from slurmdag.cli.policy import check_policy
     from slurmdag.policy.admission import NO_COMPILE_CAP
 
+    if as_json:
+        _validate_json(workflow, set_)
+        return
     plan = _compile(workflow, set_, max_allocations=NO_COMPILE_CAP)
     check_policy(plan)  # the site policy's limits (exit 2 naming the limit and who set it)
     typer.echo(f"{workflow}: valid ({len(plan.allocations())} allocations)")
+
+
+def _problem_json(p: Problem) -> dict[str, object]:
+    return {"file": p.file, "line": p.line, "column": p.col, "message": p.message, "hint": p.hint}
+
+
+def _validate_json(workflow: str, sets: list[str]) -> None:
+    """validate --json: one document on stdout, valid or not (exit 2 when not), nothing on stderr."""
+    from slurmdag.policy import admission
+
+    warnings: list[Problem] = []
+    problems: list[Problem] = []
+    plan = None
+    try:
+        plan = compile_file(
+            workflow, parse_overrides(sets), warnings=warnings, max_allocations=admission.NO_COMPILE_CAP
+        )
+    except InputError as e:
+        problems = e.problems
+    if plan is not None:
+        try:
+            checked = admission.check_policy(plan)
+        except InputError as e:  # an unreadable policy file
+            problems = e.problems
+        else:
+            warnings += checked.warnings
+            problems = checked.problems
+    echo_json(
+        {
+            "file": workflow,
+            "valid": not problems,
+            "allocations": len(plan.allocations()) if plan is not None and not problems else None,
+            "problems": [_problem_json(p) for p in problems],
+            "warnings": [_problem_json(p) for p in warnings],
+        }
+    )
+    if problems:
+        raise typer.Exit(2)
 
 
 @app.command("compile")

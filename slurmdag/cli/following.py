@@ -8,7 +8,7 @@ import time
 import typer
 
 from slurmdag.cli import app
-from slurmdag.cli.common import complete_dag, dag_argument, follow, open_backend, open_store, resolve_dag
+from slurmdag.cli.common import complete_dag, dag_argument, echo_json, follow, open_backend, open_store, resolve_dag
 from slurmdag.model.errors import ReconcileFailedError
 
 RETRY_MAX = 60.0  # seconds between retries while Slurm cannot be read
@@ -61,6 +61,7 @@ def reconcile_(
         autocompletion=complete_dag,
     ),
     once: bool = typer.Option(False, "--once", help="One pass, then exit (for cron or scrontab)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="One pass that lists what it would cancel; changes nothing."),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable summary of each pass."),
 ) -> None:
     """Do what Slurm cannot: cancel jobs that can never run (--cascade reconciler DAGs, or where Slurm's own kill
@@ -68,6 +69,9 @@ def reconcile_(
     from slurmdag.runs import reconcile
 
     store, backend = open_store(), open_backend()
+    if dry_run:  # acts on nothing, so it needs no lock and may run beside a live reconciler
+        _dry_run(reconcile.reconcile_pass(store, backend, dag_ids or (), dry_run=True), as_json)
+        return
     lock = store.lock_reconciler()
     if lock is None:
         typer.echo("another slurmdag reconciler is running for this store; leaving it to that one")
@@ -107,3 +111,30 @@ def reconcile_(
                 raise ReconcileFailedError(report.error)
             return
         reconcile.run(store, backend, dag_ids or (), on_pass=show)
+
+
+def _dry_run(report, as_json: bool) -> None:
+    if as_json:
+        echo_json(
+            {
+                "dry_run": True,
+                "dags": [{"dag_id": s.dag_id, "state": s.state.value} for s in report.statuses],
+                "would_cancel": {
+                    d: [{"name": c.node, "job_id": c.job_id, "why": c.why} for c in cs]
+                    for d, cs in report.would_cancel.items()
+                },
+                "skipped": report.skipped,
+                "error": report.error,
+            }
+        )
+    else:
+        for dag_id, cancels in report.would_cancel.items():
+            typer.echo(f"DAG {dag_id}: would cancel {len(cancels)} job(s) that can never run:")
+            for c in cancels:
+                typer.echo(f"  {c.node} ({c.job_id}): {c.why}")
+        for dag_id in report.skipped:
+            typer.echo(f"DAG {dag_id}: still being submitted (a real pass checks whether its submitter is alive)")
+        total = sum(len(c) for c in report.would_cancel.values())
+        typer.echo(f"dry run: looked at {len(report.statuses)} DAG(s); would cancel {total} job(s); nothing changed")
+    if report.error:
+        raise ReconcileFailedError(report.error)

@@ -30,6 +30,8 @@ class PassReport:
     cancelled: dict[str, list[Cancel]] = field(default_factory=dict)  # dag id -> what this pass cancelled
     error: str | None = None  # a Slurm error: nothing was concluded, try again later
     acted: bool = True  # False when another reconciler holds the lock (this pass only looked)
+    would_cancel: dict[str, list[Cancel]] = field(default_factory=dict)  # a dry run: what a real pass would cancel
+    skipped: list[str] = field(default_factory=list)  # a dry run: DAGs still "submitting" (a real pass checks them)
 
     def observed(self) -> tuple:
         """What a change looks like: allocation states and the actions taken."""
@@ -52,14 +54,20 @@ def active_records(store: Store, dag_ids: Iterable[str] = ()) -> list[DagRecord]
     return records
 
 
-def reconcile_pass(store: Store, backend: Backend, dag_ids: Iterable[str] = (), act: bool = True) -> PassReport:
+def reconcile_pass(
+    store: Store, backend: Backend, dag_ids: Iterable[str] = (), act: bool = True, dry_run: bool = False
+) -> PassReport:
     """One pass: read every watched job in one batched query, then cancel what the plans say must go.
 
-    With act=False (another reconciler holds the lock) it only reads.
+    With act=False (another reconciler holds the lock) it only reads. With dry_run it reads, changes nothing (no
+    cancel, no withdrawal of an abandoned submission, no cached state) and lists what it would cancel.
     """
-    report = PassReport(acted=act)
+    report = PassReport(acted=act and not dry_run)
     records = []
     for record in active_records(store, dag_ids):
+        if record.submission == SUBMITTING and dry_run:
+            report.skipped.append(record.dag_id)
+            continue
         if record.submission == SUBMITTING:
             recover_abandoned(store, backend, record.dag_id)  # a dead submitter's DAG: finish it off first
             record = store.load(record.dag_id)
@@ -76,8 +84,12 @@ def reconcile_pass(store: Store, backend: Backend, dag_ids: Iterable[str] = (), 
     for (record, plan), status in zip(pairs, report.statuses, strict=False):
         if act and record.submission == SUBMITTED:  # a DAG the user cancelled, or one still submitting, is left alone
             to_cancel += [(record.dag_id, c) for c in plan_actions(plan, status, record.cascade)]
-        if store.exists(record.dag_id):
+        if store.exists(record.dag_id) and not dry_run:
             remember(store, status)
+    if dry_run:
+        for dag_id, c in to_cancel:
+            report.would_cancel.setdefault(dag_id, []).append(c)
+        return report
     if to_cancel:
         try:
             backend.cancel([c.job_id for _, c in to_cancel])

@@ -153,3 +153,27 @@ def test_logs_follow_streams_a_running_job_until_it_ends(slurm, run_slurmdag, tm
     rows = slurm.sacct([doc["jobs"]["ticker"]])
     assert rows and rows[0]["State"] == "COMPLETED"  # it returned because the job ended
     assert time.monotonic() - started >= 4  # and not before the job could have printed everything
+
+
+def test_reconcile_dry_run_lists_the_cancels_and_slurm_keeps_the_jobs(slurm, run_slurmdag, tmp_path):
+    wf = _wf(
+        tmp_path / "wf.yaml",
+        "name: dry-reconcile\ndefaults: {partition: debug, walltime: 5}\nallocations:\n"
+        "  - {name: a, entrypoint: 'exit 1'}\n"
+        "  - {name: b, entrypoint: 'true', depends_on: [a]}\n",
+    )
+    sub = run_slurmdag("submit", wf, "--json", "--cascade", "reconciler")
+    assert sub.returncode == 0, sub.stderr
+    doc = json.loads(sub.stdout)
+    dag, b = doc["dag_id"], doc["jobs"]["b"]
+    slurm.wait_for(
+        lambda: any(r["Reason"] == "DependencyNeverSatisfied" for r in slurm.squeue([b])), 60, "b never satisfied"
+    )
+    dry = run_slurmdag("reconcile", dag, "--dry-run", "--json")
+    assert dry.returncode == 0, dry.stderr
+    assert [c["job_id"] for c in json.loads(dry.stdout)["would_cancel"][dag]] == [b]
+    assert run_slurmdag("reconcile", dag, "--dry-run").stdout.startswith(f"DAG {dag}: would cancel 1 job(s)")
+    assert [r["State"] for r in slurm.squeue([b])] == ["PENDING"]  # still there: nothing was cancelled
+    real = run_slurmdag("reconcile", dag, "--once")
+    assert real.returncode == 0, real.stderr
+    slurm.wait_for(lambda: slurm.squeue([b])[0]["State"] == "CANCELLED", 30, "b cancelled by the real pass")

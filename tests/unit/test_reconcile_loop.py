@@ -160,3 +160,15 @@ def test_reconciler_mode_submits_with_the_kill_off_and_records_it(tmp_path):
     assert all("--kill-on-invalid-dep=yes" in p.options for p in describe(plan))
     store, _ = _dag(tmp_path)
     assert store.list_records()[0].cascade == "reconciler"
+
+
+def test_dry_run_lists_what_it_would_cancel_and_changes_nothing(tmp_path):
+    store, fake = _dag(tmp_path, n=2)
+    before = {r.dag_id: r.to_json() for r in store.list_records()}
+    report = reconcile.reconcile_pass(store, fake, dry_run=True)
+    assert fake.cancelled == [] and not report.acted
+    assert {d: sorted(c.node for c in cs) for d, cs in report.would_cancel.items()} == {d: ["b", "c"] for d in before}
+    assert {r.dag_id: r.to_json() for r in store.list_records()} == before  # not even the cached counts
+    real = reconcile.reconcile_pass(store, fake)
+    assert sorted(sum(fake.cancelled, [])) == sorted(c.job_id for cs in report.would_cancel.values() for c in cs)
+    assert real.cancelled.keys() == report.would_cancel.keys()

@@ -160,3 +160,28 @@ def test_forget_removes_a_finished_dag_and_refuses_one_being_submitted(home):
     finally:
         lock.release()
     assert busy.returncode == 2 and "is being submitted" in busy.stderr and store.exists(ids["new"])
+
+
+def test_validate_json_lists_every_problem_with_its_place(tmp_path):
+    bad = tmp_path / "wf.yaml"
+    bad.write_text(
+        "name: x\nallocations:\n  - {name: a, entrypoint: x, walltime: soon}\n  - {name: b, entrypoint: y, gpu: 3}\n"
+    )
+    done = _cli(tmp_path, "validate", bad, "--json")
+    assert done.returncode == 2 and done.stderr == ""
+    doc = json.loads(done.stdout)
+    assert doc["valid"] is False and doc["allocations"] is None
+    assert [(p["line"], p["column"], p["message"]) for p in doc["problems"]] == [
+        (3, 40, "invalid walltime 'soon': not one of the accepted forms"),
+        (4, 30, "unknown key 'gpu' in allocation 'b'"),
+    ]
+    assert doc["problems"][1]["hint"] == "did you mean 'gpus'?" and doc["problems"][0]["file"] == str(bad)
+    bad.write_text("name: x\nallocations:\n  - {name: a, entrypoint: x}\n")
+    ok = _cli(tmp_path, "validate", bad, "--json")
+    assert ok.returncode == 0 and json.loads(ok.stdout) == {
+        "file": str(bad),
+        "valid": True,
+        "allocations": 1,
+        "problems": [],
+        "warnings": [],
+    }
