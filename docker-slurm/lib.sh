@@ -3,13 +3,15 @@
 #
 # The cluster: munged, MariaDB + slurmdbd (optional), slurmctld in the root
 # network namespace, and N slurmd "nodes", each in its own network + UTS
-# namespace (veth to a bridge 10.77.0.1/24; nodeN = 10.77.0.1N). Everything it
-# writes lives under $SC_DIR (default docker-slurm/run, or $SLURM_CLUSTER_DIR).
+# namespace (veth to a bridge; nodeN = <subnet>.1N). Everything it writes lives
+# under $SC_DIR (default docker-slurm/run, or run-<version> for SLURM_VERSION
+# other than 22.05, or $SLURM_CLUSTER_DIR). version.sh derives the names.
 
 set -euo pipefail
 
 SC_HOME=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-SC_DIR=${SLURM_CLUSTER_DIR:-$SC_HOME/run}
+source "$SC_HOME/version.sh"
+SC_DIR=${SLURM_CLUSTER_DIR:-$SC_DEFAULT_RUN_DIR}
 mkdir -p "$SC_DIR"
 SC_DIR=$(cd "$SC_DIR" && pwd)
 
@@ -24,23 +26,36 @@ MUNGE_SOCKET=$MUNGE_DIR/munge.socket.2
 DB_SOCKET=$DB_DIR/mysqld.sock
 KNOBS_FILE=$SC_DIR/knobs
 FIRST_JOB_ID_FILE=$SC_DIR/first_job_id
+VERSION_FILE=$SC_DIR/slurm_version   # which SLURM_VERSION this run dir belongs to
 export SLURM_CONF=$ETC_DIR/slurm.conf
-
-# Fixed network layout (one such cluster per machine).
-BRIDGE=sdagbr0
-NS_PREFIX=sdag-node            # namespaces sdag-node1..N
-VETH_PREFIX=sdag-v             # host side sdag-vN, node side sdag-vNc
-SUBNET_PREFIX=10.77.0
+# A source-built version's commands and daemons come first (22.05 uses Debian's, already on PATH).
+if [ -n "$SC_PREFIX" ]; then export PATH=$SC_PREFIX/bin:$SC_PREFIX/sbin:$PATH; fi
 CTLD_ADDR=$SUBNET_PREFIX.1
-OWNER_MARK=/run/slurmdag-test-cluster.dir   # which run dir owns the bridge
 
 CLUSTER_NAME=slurmdag
-PACKAGES="slurmctld slurmd slurm-client munge slurmdbd mariadb-server mariadb-client iproute2"
+if [ -z "$SC_PREFIX" ]; then
+    PACKAGES="slurmctld slurmd slurm-client munge slurmdbd mariadb-server mariadb-client iproute2"
+else
+    PACKAGES="munge mariadb-server mariadb-client iproute2"
+fi
+# What building Slurm from source needs (configure finds munge and mysql_config by itself).
+BUILD_PACKAGES="build-essential libmunge-dev libmariadb-dev libmariadb-dev-compat pkg-config bzip2"
 
 log() { printf '%s\n' "$*" >&2; }
 die() { printf 'docker-slurm: error: %s\n' "$*" >&2; exit 1; }
 now() { printf '%s' "$EPOCHREALTIME"; }
 elapsed() { awk -v a="$1" -v b="$EPOCHREALTIME" 'BEGIN{printf "%.1f", b-a}'; }
+
+# A run dir belongs to one Slurm version (its state and DB are that version's): never start another in it.
+run_dir_version() {
+    if [ -s "$VERSION_FILE" ]; then cat "$VERSION_FILE"
+    elif [ -e "$ETC_DIR/slurm.conf" ]; then echo 22.05   # run dirs from before SLURM_VERSION existed
+    fi
+}
+have_version=$(run_dir_version)
+if [ -n "$have_version" ] && [ "$have_version" != "$SLURM_VERSION" ]; then
+    die "run dir $SC_DIR holds a Slurm $have_version cluster, not SLURM_VERSION=$SLURM_VERSION (each version has its own run dir: unset SLURM_CLUSTER_DIR, or give that version)"
+fi
 
 require_root() { [ "$(id -u)" = 0 ] || die "must run as root (it creates network namespaces and runs the daemons)"; }
 
@@ -88,7 +103,8 @@ render_configs() {   # render_configs OUTDIR : slurm.conf, slurmdbd.conf, plugst
     ((K_WITH_DB)) && storage=accounting_storage/slurmdbd
     mkdir -p "$out"
     CLUSTER_NAME=$CLUSTER_NAME CTLD_HOST=$(hostname -s) CTLD_ADDR=$CTLD_ADDR \
-    CTLD_PORT=${SLURM_CTLD_PORT:-6817} SLURMD_PORT=6818 DBD_HOST=localhost DBD_PORT=${SLURM_DBD_PORT:-6819} \
+    CTLD_PORT=${SLURM_CTLD_PORT:-$SC_CTLD_PORT} SLURMD_PORT=$SC_SLURMD_PORT DBD_HOST=localhost \
+    DBD_PORT=${SLURM_DBD_PORT:-$SC_DBD_PORT} \
     MUNGE_SOCKET=$MUNGE_SOCKET STATE_DIR=$STATE_DIR SPOOL_DIR=$SPOOL_DIR PID_DIR=$PID_DIR \
     LOG_DIR=$LOG_DIR ETC_DIR=$ETC_DIR MIN_JOB_AGE=$K_MIN_JOB_AGE MAX_ARRAY_SIZE=$K_MAX_ARRAY_SIZE \
     MAX_JOB_COUNT=$K_MAX_JOB_COUNT FIRST_JOB_ID=$first_id DEPENDENCY_PARAMETERS_LINE=$dep_line \
@@ -103,9 +119,9 @@ render_configs() {   # render_configs OUTDIR : slurm.conf, slurmdbd.conf, plugst
 }
 
 # ---------------------------------------------------------------- packages
-ensure_packages() {
+ensure_packages() {   # ensure_packages [PACKAGE...] (default: $PACKAGES)
     local p missing=()
-    for p in $PACKAGES; do
+    for p in ${*:-$PACKAGES}; do
         if [ "$(dpkg-query -W -f='${db:Status-Abbrev}' "$p" 2>/dev/null)" != "ii " ]; then missing+=("$p"); fi
     done
     ((${#missing[@]} == 0)) && return 0
@@ -119,10 +135,100 @@ ensure_packages() {
     local rc=0
     {
         DEBIAN_FRONTEND=noninteractive apt-get update -qq &&
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -o DPkg::Lock::Timeout=300 \
+            --no-install-recommends "${missing[@]}"
     } >"$SC_DIR/apt.log" 2>&1 || rc=$?
     ((made_policy)) && rm -f /usr/sbin/policy-rc.d
     ((rc == 0)) || { tail -n 20 "$SC_DIR/apt.log" >&2; die "apt-get failed (see $SC_DIR/apt.log)"; }
+}
+
+# ---------------------------------------------------------------- Slurm from source
+# SLURM_VERSION other than 22.05: SchedMD's tarball from $SLURM_SOURCE_DIR is built once into $SC_PREFIX
+# (/opt/slurmdag-slurm/<version>) and reused. The build happens in a staging tree that is moved into place only
+# after `make install` succeeded and its stamp was written, so a half-finished build is never used.
+SC_STAMP_NAME=.slurmdag-build
+# --enable-multiple-slurmd: every node's slurmd shares this machine's one munged, which (since 23.x) otherwise
+# rejects the second node's decode of a step's job credential as a replay (multi-node srun fails).
+SC_CONFIGURE_FLAGS="--disable-debug --enable-multiple-slurmd"
+
+source_dir() {   # $SLURM_SOURCE_DIR, else ../shared/vendor next to the checkout when it exists
+    if [ -n "${SLURM_SOURCE_DIR:-}" ]; then echo "$SLURM_SOURCE_DIR"
+    elif [ -d "$SC_HOME/../../shared/vendor" ]; then (cd "$SC_HOME/../../shared/vendor" && pwd)
+    fi
+}
+
+find_tarball() {   # newest tarball of $SLURM_VERSION: git-archive names (slurm-24-11-7-1) or SchedMD's (slurm-24.11.7)
+    local dir=$1 yy mm
+    yy=$(printf '%02d' "$SC_YY"); mm=$(printf '%02d' "$SC_MM")
+    [ -d "$dir" ] || return 0
+    find "$dir" -maxdepth 1 \( -name "slurm-$yy-$mm-*.tar.*" -o -name "slurm-$yy.$mm.*.tar.*" \) -printf '%f\n' |
+        sort -V | tail -n 1 | sed "s|^|$dir/|"
+}
+
+stamp_value() { sed -n "s/^$2=//p" "$1/$SC_STAMP_NAME" 2>/dev/null || true; }
+
+# ensure_slurm_build : the prefix holds a finished build of the newest tarball found (or of an earlier one when no
+# tarball is found any more); builds it otherwise. Prints what it did on stderr.
+ensure_slurm_build() {
+    [ -n "$SC_PREFIX" ] || return 0
+    local dir tarball sha have
+    dir=$(source_dir)
+    tarball=$(find_tarball "$dir")
+    have=$(stamp_value "$SC_PREFIX" sha256)
+    if [ -z "$tarball" ]; then
+        [ -n "$have" ] && return 0
+        die "Slurm $SLURM_VERSION is not built yet and no source tarball for it was found in ${dir:-(SLURM_SOURCE_DIR unset)}: download SchedMD's slurm-$SLURM_VERSION.*.tar.bz2 there, or point SLURM_SOURCE_DIR at a folder holding it"
+    fi
+    sha=$(sha256sum "$tarball" | awk '{print $1}')
+    [ "$have" = "$sha" ] && [ "$(stamp_value "$SC_PREFIX" configure)" = "$SC_CONFIGURE_FLAGS" ] && return 0
+    mkdir -p "$SLURM_BUILD_CACHE"
+    # one build per version at a time (two `up`s of the same version, e.g. parallel CI stages)
+    local lockfd
+    exec {lockfd}>"$SLURM_BUILD_CACHE/.$SLURM_VERSION.lock"
+    flock -w 3600 "$lockfd" || die "could not lock $SLURM_BUILD_CACHE/.$SLURM_VERSION.lock within an hour"
+    if [ "$(stamp_value "$SC_PREFIX" sha256)" != "$sha" ] ||
+        [ "$(stamp_value "$SC_PREFIX" configure)" != "$SC_CONFIGURE_FLAGS" ]; then
+        build_slurm "$tarball" "$sha"
+    fi
+    exec {lockfd}>&-
+}
+
+build_slurm() {   # build_slurm TARBALL SHA256
+    local tarball=$1 sha=$2 t0 t work stage log
+    work=$SLURM_BUILD_CACHE/.build-$SLURM_VERSION
+    stage=$SLURM_BUILD_CACHE/.stage-$SLURM_VERSION
+    log=$SLURM_BUILD_CACHE/$SLURM_VERSION.build.log
+    ensure_packages $BUILD_PACKAGES
+    log "building Slurm $SLURM_VERSION from $tarball into $SC_PREFIX (once; log: $log)"
+    t0=$(now)
+    rm -rf "$work" "$stage"
+    mkdir -p "$work"
+    : >"$log"
+    step() {   # step WHAT CMD... : run in the source tree, log, time it
+        local what=$1 ts; shift
+        ts=$(now)
+        (cd "$work" && "$@") >>"$log" 2>&1 9>&- || { tail -n 30 "$log" >&2; die "Slurm $SLURM_VERSION: $what failed (see $log)"; }
+        log "  $what: $(elapsed "$ts")s"
+    }
+    step "unpack" tar -xf "$tarball" --strip-components=1
+    # shellcheck disable=SC2086
+    step "configure" nice -n 19 ./configure --prefix="$SC_PREFIX" --sysconfdir="$SC_PREFIX/etc" $SC_CONFIGURE_FLAGS
+    # nice: the machine is shared with other work (2 cores here); -j2 is what it has.
+    step "make -j2" nice -n 19 make -j2
+    step "make install" nice -n 19 make install DESTDIR="$stage"
+    local p
+    for p in auth_munge accounting_storage_slurmdbd accounting_storage_mysql select_cons_tres; do
+        [ -e "$stage$SC_PREFIX/lib/slurm/$p.so" ] ||
+            die "Slurm $SLURM_VERSION was built without $p (configure did not find munge or mysql_config?); see $log"
+    done
+    t=$(elapsed "$t0")
+    printf 'version=%s\ntarball=%s\nsha256=%s\nconfigure=%s\nbuild_seconds=%s\nbuilt=%s\n' "$SLURM_VERSION" \
+        "${tarball##*/}" "$sha" "$SC_CONFIGURE_FLAGS" "$t" "$(date -Is)" >"$stage$SC_PREFIX/$SC_STAMP_NAME"
+    # Swap the finished tree in; an older build (other patch release) moves aside first and is then deleted.
+    if [ -e "$SC_PREFIX" ]; then mv "$SC_PREFIX" "$SC_PREFIX.old.$$"; fi
+    mv "$stage$SC_PREFIX" "$SC_PREFIX"
+    rm -rf "$SC_PREFIX.old.$$" "$work" "$stage"
+    log "built Slurm $("$SC_PREFIX/sbin/slurmctld" -V 2>/dev/null | awk '{print $2}') in ${t}s"
 }
 
 # ---------------------------------------------------------------- processes

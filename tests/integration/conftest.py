@@ -5,10 +5,17 @@ runs ``docker-slurm/up`` once (about a second when the cluster is already up;
 it starts whatever is missing) and sets ``os.environ["SLURM_CONF"]`` for the
 session. Set SLURMDAG_SKIP_INTEGRATION=1 to skip these tests instead (e.g. not root).
 
+Slurm version: ``SLURMDAG_TEST_SLURM_VERSION`` (default 22.05, Debian's packages; 24.11, 25.11, 26.05 are
+built from source by ``docker-slurm/up``, see docs/local-cluster.md). The session brings up that version's own
+cluster (``SLURM_VERSION=<v> docker-slurm/up``), puts its client commands first on ``PATH`` (in
+``os.environ`` for the session, so slurmdag and every subprocess use them) and checks that ``sbatch --version``
+is that version; anything missing fails every test, naming it (never a skip).
+
 Fixtures (use these; keep tests asserting on Slurm's own view):
 
 ``slurm`` (session) -> SlurmCluster
     .conf                  path of the cluster's slurm.conf (str)
+    .version               (major, minor) of the cluster's Slurm, e.g. (24, 11), read from ``sbatch --version``
     .run_dir               the cluster's run dir (Path): etc/, log/, pid/, state/ ...
     .run(*argv, check=True, timeout=120) -> CompletedProcess (text); a Slurm command with the cluster env
     .submit(*sbatch_args) -> str         plain ``sbatch --parsable``; returns the job id ("123")
@@ -45,6 +52,8 @@ recent sacct and the tail of the slurmctld log.
 from __future__ import annotations
 
 import os
+import re
+import shutil
 import subprocess
 import sys
 import time
@@ -57,6 +66,8 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 DOCKER_SLURM = REPO / "docker-slurm"
+# Which Slurm the integration tests run against (docker-slurm/up builds the non-default ones from source).
+SLURM_VERSION = os.environ.get("SLURMDAG_TEST_SLURM_VERSION", "22.05")
 
 SACCT_FIELDS = ["JobID", "JobIDRaw", "JobName", "State", "ExitCode", "Start", "End", "NodeList"]
 SQUEUE_FIELDS = ["JobID", "JobIDRaw", "State", "Reason", "NodeList", "Dependency", "JobName"]
@@ -93,15 +104,21 @@ def _base_state(state: str) -> str:
 class SlurmCluster:
     """Thin helper around the Slurm CLI of the local test cluster (see module docstring)."""
 
-    def __init__(self, conf: str, started: datetime) -> None:
+    def __init__(
+        self, conf: str, started: datetime, version: tuple[int, int] = (22, 5), path: str | None = None
+    ) -> None:
         self.conf = conf
         self.run_dir = Path(conf).resolve().parent.parent
         self.started = started
+        self.version = version
+        self.path = path  # PATH with this version's client commands first (None: inherit)
 
     # -- plumbing
     def env(self) -> dict[str, str]:
         env = dict(os.environ)
         env["SLURM_CONF"] = self.conf
+        if self.path is not None:
+            env["PATH"] = self.path
         return env
 
     def run(
@@ -208,23 +225,46 @@ def _slurm_cluster_up() -> Iterable[SlurmCluster]:
     if os.environ.get("SLURMDAG_SKIP_INTEGRATION") == "1":
         pytest.skip("SLURMDAG_SKIP_INTEGRATION=1")
     started = datetime.now()
-    proc = subprocess.run([str(DOCKER_SLURM / "up")], text=True, capture_output=True, timeout=600)
+    version_env = {**os.environ, "SLURM_VERSION": SLURM_VERSION}
+    # A first `up` of a source-built version compiles it (minutes); later ones take a second or two.
+    proc = subprocess.run([str(DOCKER_SLURM / "up")], text=True, capture_output=True, timeout=3600, env=version_env)
     if proc.returncode != 0:
-        pytest.fail(f"docker-slurm/up failed (exit {proc.returncode}):\n{proc.stdout}\n{proc.stderr}", pytrace=False)
-    conf = subprocess.run([str(DOCKER_SLURM / "env")], text=True, capture_output=True, check=True).stdout.strip()
-    conf = conf.split("=", 1)[1].strip().strip("'\"")
-    old = os.environ.get("SLURM_CONF")
-    os.environ["SLURM_CONF"] = conf
-    cluster = SlurmCluster(conf, started)
-    _SESSION["cluster"] = cluster
+        pytest.fail(
+            f"docker-slurm/up (SLURM_VERSION={SLURM_VERSION}) failed (exit {proc.returncode}):\n{proc.stdout}\n"
+            f"{proc.stderr}",
+            pytrace=False,
+        )
+    # What a user does: eval "$(docker-slurm/env)" (SLURM_CONF, and PATH for a source-built version).
+    shown = subprocess.run(
+        ["bash", "-c", 'eval "$("$0")" && printf "%s\\n%s\\n" "$SLURM_CONF" "$PATH"', str(DOCKER_SLURM / "env")],
+        text=True,
+        capture_output=True,
+        check=True,
+        env=version_env,
+    ).stdout.splitlines()
+    # SLURM_VERSION too: docker-slurm/{up,status,down} run by tests then act on this cluster.
+    exports = {"SLURM_CONF": shown[0], "PATH": shown[1], "SLURM_VERSION": SLURM_VERSION}
+    old = {name: os.environ.get(name) for name in exports}
+    os.environ.update(exports)
     try:
+        found = subprocess.run(["sbatch", "--version"], text=True, capture_output=True, timeout=60)
+        match = re.match(r"slurm[\w-]* (\d+)\.(\d+)", found.stdout.strip())
+        if found.returncode != 0 or not match or f"{match[1]}.{match[2]}" != SLURM_VERSION:
+            pytest.fail(
+                f"SLURMDAG_TEST_SLURM_VERSION={SLURM_VERSION}, but `sbatch --version` on PATH "
+                f"({shutil.which('sbatch')}) printed {(found.stdout + found.stderr).strip()!r}",
+                pytrace=False,
+            )
+        cluster = SlurmCluster(exports["SLURM_CONF"], started, (int(match[1]), int(match[2])), exports["PATH"])
+        _SESSION["cluster"] = cluster
         yield cluster
     finally:
         _SESSION.pop("cluster", None)
-        if old is None:
-            os.environ.pop("SLURM_CONF", None)
-        else:
-            os.environ["SLURM_CONF"] = old
+        for name, value in old.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 @pytest.fixture(scope="session")
