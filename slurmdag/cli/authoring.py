@@ -111,6 +111,14 @@ def graph(
     typer.echo(render_graph(plan, fmt), nl=False)
 
 
+@app.command()
+def schema() -> None:
+    """Print the JSON Schema of the workflow format (for editors: see docs/workflow-format.md)."""
+    from slurmdag.compiler.schema import schema_text
+
+    typer.echo(schema_text(), nl=False)
+
+
 def _compile(workflow: str, sets: list[str], template_dirs: Sequence[Path] = (), **limits: int) -> Plan:
     """compile_file, with its warnings on stderr (before the errors, if the workflow is refused)."""
     warnings: list[Problem] = []
