@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from slurmdag.compiler import render
 from slurmdag.compiler.script_directives import shell_kind
 from slurmdag.model import slurm_values as wt
 from slurmdag.model.errors import Problem
@@ -107,28 +108,25 @@ def split_plan(plan: Plan, max_array_size: int) -> tuple[Plan, list[Problem], li
 def _chunk_job(
     job: PlannedJob, chunk: Chunk, number: int, total: int, throttle: int | None, max_array_size: int
 ) -> PlannedJob:
-    array = chunk.slurm_array(throttle)
-    script = _patch_script(job.script, array, chunk.base, number, total, job.name, max_array_size)
-    return dataclasses.replace(
+    part = dataclasses.replace(
         job,
         name=part_name(job.name, number),
         kind=job.kind if number == 1 else "part",
-        array=array,
+        array=chunk.slurm_array(throttle),
         tasks=len(chunk.indexes),
-        script=script,
         part_of=None if number == 1 else job.name,
         task_offset=chunk.base,
         option_sources=job.option_sources if number == 1 else None,
     )
+    part.script = _shift_indexes(render.refreshed_script(part), chunk.base, number, total, job.name, max_array_size)
+    return part
 
 
-def _patch_script(script: str, array: str, base: int, number: int, total: int, name: str, size: int) -> str:
-    """The chunk's --array in the #SBATCH block, and the index shift right after the block."""
+def _shift_indexes(script: str, base: int, number: int, total: int, name: str, size: int) -> str:
+    """The index shift right after the #SBATCH block."""
     lines = script.split("\n")
     last = 0
     for i, line in enumerate(lines):
-        if line.startswith("#SBATCH --array="):
-            lines[i] = f"#SBATCH --array={array}"
         if line.startswith("#SBATCH"):
             last = i
         elif i > 0 and line and not line.startswith("#"):

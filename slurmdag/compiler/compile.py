@@ -31,23 +31,48 @@ from slurmdag.compiler.spec import AllocationSpec, WorkflowSpec, build_partial, 
 from slurmdag.compiler.yamlsrc import Node, parse_yaml, plain_scalar
 from slurmdag.model.errors import InputError, Problem, shown
 from slurmdag.model.plan import Dependency, DependencyTerm, Edge, Plan, PlannedJob
-from slurmdag.model.slurm_values import format_walltime
 
 TemplateDirs = Sequence[str | PathLike[str]]
 
 _LOWERING = {"success": "afterok", "any": "afterany", "corresponding": "aftercorr"}
 # A join job only needs to exist: smallest request, on the same queue/account as what it serves.
-_JOIN_OPTIONS = {"ntasks": "1", "cpus-per-task": "1", "time": format_walltime(60)}
+_JOIN_OPTIONS = {"ntasks": "1", "cpus-per-task": "1"}
+_JOIN_WALLTIME = 60  # seconds; it runs `exit 0`
 _JOIN_COPIED = ("partition", "account", "qos", "reservation")
 
 
-def join_job_options(allocation_options: dict[str, str | None]) -> dict[str, str | None]:
-    """A join job's sbatch options: one CPU for a minute, where the allocation it serves runs (sorted)."""
+def join_job(
+    workflow: str,
+    name: str,
+    for_allocation: str,
+    allocation_options: Mapping[str, str | None],
+    dependency: Dependency,
+    renderer: render.Renderer | None = None,
+) -> PlannedJob:
+    """A generated join job (`<alloc>+any`, ...) for `for_allocation`: one CPU for a minute, where it runs."""
     options: dict[str, str | None] = dict(_JOIN_OPTIONS)
     for key in _JOIN_COPIED:
         if key in allocation_options:
             options[key] = allocation_options[key]
-    return dict(sorted(options.items()))
+    job = PlannedJob(
+        name=name,
+        kind="join",
+        options=dict(sorted(options.items())),
+        script="",
+        dependency=dependency,
+        for_allocation=for_allocation,
+        walltime=_JOIN_WALLTIME,
+    )
+    written = render.sbatch_options(job)
+    ctx = render.ScriptContext(
+        workflow=workflow,
+        name=name,
+        kind="join",
+        directives=render.directive_lines(written),
+        for_allocation=for_allocation,
+    )
+    job.script = (renderer or render.renderer_for()).render(ctx, dict(written))
+    return job
 
 
 # --- public entry points -------------------------------------------------------------------------------------------
@@ -186,7 +211,7 @@ def _compile(
     for a in order:
         deps, joins = _lower(a, dependency_of, a.name in failure_parents)
         for join_name, join_dep in joins:
-            jobs.append(_join_job(spec.name, join_name, a, join_dep, renderer))
+            jobs.append(join_job(spec.name, join_name, a.name, a.options, join_dep, renderer))
         dependency_of[a.name] = deps
         jobs.append(_allocation_job(spec.name, a, deps, rendered[a.name], renderer))
     return Plan(workflow=spec.name, jobs=jobs, params=params, source=source, max_concurrent=spec.max_concurrent)
@@ -317,16 +342,30 @@ def _allocation_job(
     renderer: render.Renderer,
 ) -> PlannedJob:
     entrypoint, env, setup = rendered
-    extra: dict[str, str | None] = {"job-name": a.name}
-    if a.array:
-        extra["array"] = a.array
+    edges = tuple(Edge(d.parent, d.condition, "all") for d in a.depends_on) + tuple(
+        Edge(d.parent, d.condition, "any") for d in a.depends_on_any
+    )
+    job = PlannedJob(
+        name=a.name,
+        kind="allocation",
+        options=dict(a.options),
+        script="",
+        array=a.array,
+        tasks=len(a.indexes) if a.indexes is not None else None,
+        dependency=dependency,
+        edges=edges,
+        retries=a.retries,
+        option_sources=a.merged.describe() if a.merged is not None else None,
+        walltime=a.walltime,
+    )
+    options = render.sbatch_options(job)
     keys = [f"SLURMDAG_MATRIX_{k.upper()}" for k, _ in a.matrix or ()]
     shebang, shell, body = _script_parts(a)
     ctx = render.ScriptContext(
         workflow=workflow,
         name=a.name,
         kind="allocation",
-        directives=render.directive_lines(a.options, extra),
+        directives=render.directive_lines(options),
         env=list(env.items()),
         task_group=a.is_task_group,
         matrix_keys=keys,
@@ -339,21 +378,8 @@ def _allocation_job(
         shell=shell,
         retries=a.retries,
     )
-    edges = tuple(Edge(d.parent, d.condition, "all") for d in a.depends_on) + tuple(
-        Edge(d.parent, d.condition, "any") for d in a.depends_on_any
-    )
-    return PlannedJob(
-        name=a.name,
-        kind="allocation",
-        options=dict(a.options),
-        script=renderer.render(ctx, {**a.options, **extra}),
-        array=a.array,
-        tasks=len(a.indexes) if a.indexes is not None else None,
-        dependency=dependency,
-        edges=edges,
-        retries=a.retries,
-        option_sources=a.merged.describe() if a.merged is not None else None,
-    )
+    job.script = renderer.render(ctx, dict(options))
+    return job
 
 
 def _script_parts(a: AllocationSpec) -> tuple[str, str, str | None]:
@@ -370,24 +396,3 @@ def _script_parts(a: AllocationSpec) -> tuple[str, str, str | None]:
     if kind == "none":
         return shebang, kind, a.script.body
     return shebang, kind, render.strip_shebang(a.script_body or "")
-
-
-def _join_job(
-    workflow: str, name: str, a: AllocationSpec, dependency: Dependency, renderer: render.Renderer
-) -> PlannedJob:
-    options = join_job_options(a.options)
-    ctx = render.ScriptContext(
-        workflow=workflow,
-        name=name,
-        kind="join",
-        directives=render.directive_lines(options, {"job-name": name}),
-        for_allocation=a.name,
-    )
-    return PlannedJob(
-        name=name,
-        kind="join",
-        options=options,
-        script=renderer.render(ctx, {**options, "job-name": name}),
-        dependency=dependency,
-        for_allocation=a.name,
-    )

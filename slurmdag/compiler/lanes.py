@@ -24,10 +24,7 @@ DEFAULT_ESTIMATE = 3600  # seconds, for a job without a walltime
 
 
 def _estimate(job: PlannedJob) -> int:
-    try:
-        return wt.parse_walltime(job.options.get("time") or "") if job.options.get("time") else DEFAULT_ESTIMATE
-    except ValueError:
-        return DEFAULT_ESTIMATE
+    return job.walltime or DEFAULT_ESTIMATE  # None (partition default) and UNLIMITED (0) alike
 
 
 def apply_max_concurrent(plan: Plan, k: int) -> Plan:
@@ -54,6 +51,7 @@ def apply_max_concurrent(plan: Plan, k: int) -> Plan:
             lanes = range(k)
             start = max([ready, *free_at])
             job = dataclasses.replace(job, array=wt.with_throttle(job.array, k))
+            job.script = render.refreshed_script(job)
         else:
             lane = min(range(k), key=lambda i: (max(free_at[i], ready), i))
             lanes = range(lane, lane + 1)
@@ -88,22 +86,6 @@ def lanes_of(plan: Plan) -> dict[str, list[str]]:
 
 
 def _or_join(plan: Plan, job: PlannedJob, dep: Dependency) -> PlannedJob:
-    from slurmdag.compiler.compile import join_job_options
+    from slurmdag.compiler.compile import join_job
 
-    name = f"{job.name}+any"
-    options = join_job_options(job.options)
-    ctx = render.ScriptContext(
-        workflow=plan.workflow,
-        name=name,
-        kind="join",
-        directives=render.directive_lines(options, {"job-name": name}),
-        for_allocation=job.name,
-    )
-    return PlannedJob(
-        name=name,
-        kind="join",
-        options=options,
-        script=render.renderer_for().render(ctx, {**options, "job-name": name}),
-        dependency=dep,
-        for_allocation=job.name,
-    )
+    return join_job(plan.workflow, f"{job.name}+any", job.name, job.options, dep)

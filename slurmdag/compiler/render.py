@@ -1,23 +1,31 @@
-"""Batch-script text from a job's context, through Jinja2 templates. Pure apart from reading template files.
+"""Batch-script text from a job's context, through Jinja2 templates; and the one place a planned job's sbatch
+options are written. Pure apart from reading template files.
 
 The default template ships in the package (`slurmdag/templates/job.sbatch.j2`); user template directories are
 searched first, so a site can replace it by dropping a file of the same name in its own directory.
+
+`sbatch_options` turns a planned job into its sbatch options; the script's `#SBATCH` block (`directive_lines`) and
+the sbatch command line (`command_line`) are both written from that one list, so they cannot disagree. Compiled
+scripts carry the allocation's own name; once a DAG is submitted (`Submission`), every script in the store carries
+the same job name and comment as its sbatch call (`bind_script`).
 """
 
 from __future__ import annotations
 
 import functools
+import re
 import shlex
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from os import PathLike
 
 import jinja2
 
 from slurmdag.compiler.script_directives import iter_lines, leading_block
-from slurmdag.compiler.script_merge import quote_directive_value
 from slurmdag.model.errors import InternalError
-from slurmdag.model.sbatch_options import parse_args, resolve_long
+from slurmdag.model.plan import PlannedJob
+from slurmdag.model.sbatch_options import parse_args, render_directive, render_flag, resolve_long
+from slurmdag.model.slurm_values import format_walltime
 
 TEMPLATE_NAME = "job.sbatch.j2"
 
@@ -44,13 +52,98 @@ class ScriptContext:
     retries: int = 0  # entrypoint allocations: run the entrypoint again up to this many times if it fails
 
 
-def directive_lines(options: dict[str, str | None], extra: dict[str, str | None]) -> list[str]:
-    """The `#SBATCH` arguments, sorted by option name: `--name=value`, or `--name` for a bare flag.
+# --- sbatch options: one list per job, written as the #SBATCH block and as the command line ---
 
-    Values from a `script:` may hold blanks or quotes; they are quoted the way sbatch's directive reader undoes.
-    """
-    merged = {**options, **extra}
-    return [f"--{k}" if v is None else f"--{k}={quote_directive_value(v)}" for k, v in sorted(merged.items())]
+Option = tuple[str, str | None]  # long name without "--", value (None: a bare flag)
+
+
+@dataclass(frozen=True)
+class Submission:
+    """What ties a planned job to one submitted DAG: the job name and comment Slurm shows, how a dead
+    dependency ends (`--kill-on-invalid-dep`)."""
+
+    dag_id: str
+    kill_invalid_dep: bool = True  # False when `slurmdag reconcile` clears impossible dependencies instead
+
+
+def slurm_job_name(dag_id: str, name: str) -> str:
+    """The job name of a DAG's job in Slurm. The retry loop of the template reads it back (`sd-<dag>-<name>`)."""
+    return f"sd-{dag_id}-{name}"
+
+
+def job_name_prefix(dag_id: str) -> str:
+    return f"sd-{dag_id}-"
+
+
+def job_comment(dag_id: str, name: str) -> str:
+    return f"slurmdag:{dag_id}:{name}"
+
+
+def sbatch_options(job: PlannedJob, submission: Submission | None = None) -> list[Option]:
+    """Every sbatch option of `job`, sorted by name: its options, walltime, array and name (plus, once submitted,
+    the DAG's job name, comment and --kill-on-invalid-dep). Only --dependency is not here: it needs job ids."""
+    options = dict(job.options)
+    if job.walltime is not None:
+        options["time"] = format_walltime(job.walltime)
+    if job.array:
+        options["array"] = job.array
+    if submission is None:
+        options["job-name"] = job.name  # a compiled script, submittable by hand under its allocation's name
+    else:
+        options["job-name"] = slurm_job_name(submission.dag_id, job.name)
+        options["comment"] = job_comment(submission.dag_id, job.name)
+        options["kill-on-invalid-dep"] = "yes" if submission.kill_invalid_dep else "no"
+    return sorted(options.items())
+
+
+def directive_lines(options: Iterable[Option]) -> list[str]:
+    """The text after each `#SBATCH ` of a script's block."""
+    return [render_directive(name, value) for name, value in options]
+
+
+def command_line(options: Iterable[Option]) -> list[str]:
+    """The same options as sbatch arguments."""
+    return [render_flag(name, value) for name, value in options]
+
+
+_DIRECTIVE = re.compile(r"^#SBATCH\s+--([A-Za-z][A-Za-z0-9-]*)")
+# Options slurmdag writes into a block whether or not the job's options name them.
+_ALWAYS_WRITTEN = frozenset({"job-name", "array", "time", "comment", "kill-on-invalid-dep"})
+
+
+def with_directives(script: str, options: Sequence[Option]) -> str:
+    """The script with its #SBATCH block written from `options`: slurmdag's lines in the leading block (before the
+    first command, where sbatch reads them) are replaced; lines a site template adds for other options stay."""
+    ours = {name for name, _ in options} | _ALWAYS_WRITTEN
+    lines = script.split("\n")
+    out: list[str] = []
+    at: int | None = None
+    for i, line in enumerate(lines):
+        text = line.strip()
+        if i > 0 and text and not text.startswith("#"):  # the first command: nothing below is a directive
+            out.extend(lines[i:])
+            break
+        m = _DIRECTIVE.match(line)
+        if m and m.group(1) in ours:
+            at = len(out) if at is None else at
+            continue
+        out.append(line)
+    block = [f"#SBATCH {line}" for line in directive_lines(options)]
+    if at is None:
+        at = 1 if out and out[0].startswith("#!") else 0
+    out[at:at] = block
+    return "\n".join(out)
+
+
+def refreshed_script(job: PlannedJob) -> str:
+    """The job's compiled script with its #SBATCH block rewritten from the job as it is now (an array throttled or
+    split after compiling)."""
+    return with_directives(job.script, sbatch_options(job))
+
+
+def bind_script(job: PlannedJob, submission: Submission) -> str:
+    """The script as submitted: its #SBATCH block says what its sbatch call says."""
+    return with_directives(job.script, sbatch_options(job, submission))
 
 
 def check_script(job: str, script: str, directives: Mapping[str, str | None], template: str) -> None:

@@ -14,6 +14,7 @@ from typing import Literal
 
 from slurmdag.compiler.script_directives import ScriptDirectives
 from slurmdag.model.errors import Problem
+from slurmdag.model.sbatch_options import render_directive
 
 # Options sbatch accepts only one of; setting one in the workflow replaces the script's others.
 EXCLUSIVE_GROUPS: tuple[frozenset[str], ...] = (
@@ -112,23 +113,12 @@ def merge(
     )
 
 
-def quote_directive_value(value: str) -> str:
-    """Write a value so sbatch's #SBATCH reader gives it back unchanged (quotes, '#', spaces, backslashes)."""
-    if value and not any(c.isspace() or c in "\"'\\#" for c in value):
-        return value
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
 def directive_lines(options: Mapping[str, str | None], array: str | None = None) -> list[str]:
     """One `#SBATCH --long=value` line per option, sorted, so rendered scripts are deterministic."""
     items = dict(options)
     if array is not None:
         items["array"] = array
-    lines = []
-    for name in sorted(items):
-        value = items[name]
-        lines.append(f"#SBATCH --{name}" if value is None else f"#SBATCH --{name}={quote_directive_value(value)}")
-    return lines
+    return [f"#SBATCH {render_directive(name, items[name])}" for name in sorted(items)]
 
 
 def rebuild_script(script: ScriptDirectives, options: Mapping[str, str | None], array: str | None = None) -> str:

@@ -102,6 +102,7 @@ class AllocationSpec:
     script: ScriptDirectives | None = None  # its #SBATCH block, body and shebang
     merged: Merged | None = None  # script options + workflow options, with where each came from
     options: dict[str, str | None] = field(default_factory=dict)  # sbatch long option -> value (None: bare flag)
+    walltime: int | None = None  # seconds (slurm_values); never a "time" entry in `options`
     depends_on: list[DepSpec] = field(default_factory=list)
     depends_on_any: list[DepSpec] = field(default_factory=list)
     tasks: int | None = None
@@ -238,14 +239,14 @@ def _p_nodes(key: str, node: Node, ctx: _Ctx) -> str:
     return str(_p_positive_int(key, node, ctx))
 
 
-def _p_walltime(key: str, node: Node, ctx: _Ctx) -> str:
+def _p_walltime(key: str, node: Node, ctx: _Ctx) -> int:
     if not isinstance(node, ScalarNode):
         raise _Bad(
             f"`{key}` must be a number of minutes or a string, not {type_name(node)}",
             f"accepted forms: {wt.WALLTIME_FORMS}",
         )
     try:
-        return wt.format_walltime(wt.parse_walltime(node.value))
+        return wt.parse_walltime(node.value)
     except ValueError as e:
         raise _Bad(f"invalid walltime {shown(node.value)}: {e}", f"accepted forms: {wt.WALLTIME_FORMS}") from None
 
@@ -726,7 +727,9 @@ def _allocation(index: int, item: Node, defaults: dict[str, tuple[Any, Node]], c
     a = AllocationSpec(name=name, index=index, node=item)
     for key, (value, node) in merged.items():
         a.where[key] = node
-        if key in OPTION_KEYS:
+        if key == "walltime":
+            a.walltime = value
+        elif key in OPTION_KEYS:
             opt = OPTION_KEYS[key]
             if value is True:
                 a.options[opt] = None
@@ -782,12 +785,23 @@ def _merge_script(a: AllocationSpec, ctx: _Ctx) -> None:
     script = a.script
     assert script is not None
     # `sbatch:` flags are stored by their full name already; compare the script's the same way
+    own = dict(a.options)
+    if a.walltime is not None:  # for the option sources and the override; the typed value stays the one used
+        own["time"] = wt.format_walltime(a.walltime)
     workflow: dict[str, str | None] = {}
-    for name, value in a.options.items():
+    for name, value in sorted(own.items()):
         opt = resolve_long(name)
         workflow[opt.long if opt else name] = value
     a.merged = merge(script, workflow, a.array)
-    a.options = a.merged.options
+    a.options = dict(a.merged.options)
+    time = a.options.pop("time", None)
+    if a.walltime is None and time is not None:
+        try:
+            a.walltime = wt.parse_time_option(time)
+        except ValueError as e:
+            d = next(d for d in reversed(script.directives) if d.name == "time")
+            hint = f"accepted forms: {wt.WALLTIME_FORMS}, or UNLIMITED"
+            ctx.problems.append(Problem(f"invalid --time {time!r}: {e}", script.path, d.line, d.col, hint))
     if a.array is None and a.merged.array is not None:
         try:
             spec = wt.parse_array(a.merged.array.strip())

@@ -12,7 +12,10 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-PLAN_FORMAT = 1
+from slurmdag.model.slurm_values import parse_time_option
+
+# 2: the walltime is `walltime` (seconds), no longer a "time" option string; format 1 plans are read and converted.
+PLAN_FORMAT = 2
 
 # Slurm dependency types slurmdag emits.
 DependencyKind = Literal["afterok", "afternotok", "afterany", "aftercorr"]
@@ -69,9 +72,10 @@ class PlannedJob:
     name: str  # allocation name; join jobs get a name no user name can take (contains '+')
     kind: JobKind
     # sbatch long options without the leading "--", value None for a bare flag. Never contains the options
-    # slurmdag owns (dependency, job-name, array, hold, parsable, kill-on-invalid-dep, comment).
+    # slurmdag owns (dependency, job-name, array, hold, parsable, kill-on-invalid-dep, comment) nor `time`
+    # (see `walltime`).
     options: dict[str, str | None]
-    script: str  # rendered batch script text (its #SBATCH block mirrors `options` and `array`)
+    script: str  # rendered batch script text (its #SBATCH block is render.sbatch_options of this job)
     array: str | None = None  # Slurm --array value, e.g. "0-7" or "0-99%20"; None for a single job
     tasks: int | None = None  # number of tasks of a task group; None for a single job
     dependency: Dependency | None = None  # None: a root (submit makes it wait on the DAG's gate)
@@ -85,6 +89,9 @@ class PlannedJob:
     # shifted by `task_offset` from Slurm's.
     part_of: str | None = None
     task_offset: int = 0
+    # The time limit in seconds (None: the partition's default; 0: no limit, slurm_values.UNLIMITED). Typed here
+    # and turned into Slurm's `--time` text only by the renderer (compiler/render.py): nothing reads it back.
+    walltime: int | None = None
 
     def parents(self) -> tuple[str, ...]:
         return self.dependency.parents() if self.dependency else ()
@@ -128,6 +135,8 @@ class Plan:
     def from_dict(cls, data: Mapping[str, Any]) -> Plan:
         jobs = []
         for j in data["jobs"]:
+            if data.get("format", PLAN_FORMAT) < 2:
+                j = _walltime_from_options(j)
             dep = j.get("dependency")
             jobs.append(
                 PlannedJob(
@@ -146,6 +155,7 @@ class Plan:
                     option_sources=j.get("option_sources"),
                     part_of=j.get("part_of"),
                     task_offset=j.get("task_offset", 0),
+                    walltime=j.get("walltime"),
                 )
             )
         return cls(
@@ -153,10 +163,23 @@ class Plan:
             jobs=jobs,
             params=dict(data.get("params", {})),
             source=data.get("source"),
-            format=data.get("format", PLAN_FORMAT),
+            format=PLAN_FORMAT,
             max_concurrent=data.get("max_concurrent"),
         )
 
     @classmethod
     def from_json(cls, text: str) -> Plan:
         return cls.from_dict(json.loads(text))
+
+
+def _walltime_from_options(job: Mapping[str, Any]) -> Mapping[str, Any]:
+    """A format-1 job (a DAG stored before the walltime was typed): its "time" option becomes `walltime`."""
+    options = dict(job["options"])
+    text = options.pop("time", None)
+    if text is None:
+        return job
+    try:
+        seconds = parse_time_option(text)
+    except ValueError:
+        return job  # a form only Slurm reads (e.g. "1-30"): left an option, as it was submitted
+    return {**job, "options": options, "walltime": seconds}

@@ -418,6 +418,21 @@ def parse_args(
     return opts, [], issues
 
 
+# --- writing options: the two spellings slurmdag writes (compiler/render.py decides what is written) ---
+
+
 def render_flag(name: str, value: str | None) -> str:
-    """`--name=value` (or `--name` for a flag): the one spelling slurmdag writes."""
+    """`--name=value` (or `--name` for a flag) as one sbatch argument: no shell, so no quoting."""
     return f"--{name}" if value is None else f"--{name}={value}"
+
+
+def render_directive(name: str, value: str | None) -> str:
+    """The same option as the text after `#SBATCH `: values with blanks, quotes, '#' or backslashes are quoted."""
+    return f"--{name}" if value is None else f"--{name}={quote_directive_value(value)}"
+
+
+def quote_directive_value(value: str) -> str:
+    """Write a value so sbatch's #SBATCH reader gives it back unchanged (quotes, '#', spaces, backslashes)."""
+    if value and not any(c.isspace() or c in "\"'\\#" for c in value):
+        return value
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'

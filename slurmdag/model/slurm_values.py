@@ -69,6 +69,24 @@ def _check_clock(minutes: int, seconds: int, hours: int | None = None) -> None:
         raise ValueError("walltime fields out of range (hours 0-23 after a day count, minutes and seconds 0-59)")
 
 
+# A walltime of 0 seconds is Slurm's own "no time limit" (sbatch --time=0, UNLIMITED, INFINITE). A workflow's
+# `walltime` must be finite; only a `script:`'s #SBATCH --time can ask for it.
+UNLIMITED = 0
+_UNLIMITED_SPELLINGS = frozenset({"UNLIMITED", "INFINITE", "-1", "0"})
+
+
+def parse_time_option(text: str) -> int:
+    """Seconds of a `--time` value as sbatch reads it from a batch script; UNLIMITED (0) for no limit."""
+    if text.strip().upper() in _UNLIMITED_SPELLINGS:
+        return UNLIMITED
+    return parse_walltime(text)
+
+
+def walltime_exceeds(walltime: int, limit: int) -> bool:
+    """Whether a job's walltime (UNLIMITED included) is longer than a finite limit."""
+    return walltime == UNLIMITED or walltime > limit
+
+
 # What Slurm prints for "no limit" (scontrol's MaxTime=UNLIMITED, DefaultTime=NONE, ...).
 _NO_LIMIT = frozenset({"UNLIMITED", "INFINITE", "NONE", "N/A", "-1", ""})
 
@@ -84,7 +102,9 @@ def parse_slurm_time(text: str | None) -> int | None:
 
 
 def format_walltime(seconds: int) -> str:
-    """Slurm's `--time` in one canonical form: HH:MM:SS, or D-HH:MM:SS from one day up."""
+    """Slurm's `--time` in one canonical form: HH:MM:SS, or D-HH:MM:SS from one day up (UNLIMITED for 0)."""
+    if seconds == UNLIMITED:
+        return "UNLIMITED"
     days, rest = divmod(seconds, 86400)
     h, rest = divmod(rest, 3600)
     m, s = divmod(rest, 60)

@@ -318,11 +318,8 @@ def check_plan(plan: Plan, policy: Policy, default_partition: str | None = None)
         if cap is not None and nodes > cap:
             over("max_nodes_per_allocation", f"{nodes} nodes", f"allocation {job.name!r}")
         cap = policy.value("max_walltime")
-        time = job.options.get("time")
-        if cap is not None and time:
-            seconds = _slurm_seconds(time)
-            if seconds is not None and seconds > cap:
-                over("max_walltime", wt.format_walltime(seconds), f"allocation {job.name!r}")
+        if cap is not None and job.walltime is not None and wt.walltime_exceeds(job.walltime, cap):
+            over("max_walltime", wt.format_walltime(job.walltime), f"allocation {job.name!r}")
         allowed = policy.value("allowed_partitions")
         partition = job.options.get("partition") or default_partition
         if allowed is not None and partition:
@@ -340,13 +337,6 @@ def check_plan(plan: Plan, policy: Policy, default_partition: str | None = None)
     if cap is not None and total_nodes > cap:
         over("max_nodes_per_dag", f"{total_nodes} nodes in total", "the workflow")
     return problems
-
-
-def _slurm_seconds(text: str) -> int | None:
-    try:
-        return wt.parse_walltime(text)
-    except ValueError:
-        return None
 
 
 def env_note() -> str | None:

@@ -189,8 +189,8 @@ def _resource_problems(job: PlannedJob, cluster: ClusterInfo, file: str) -> list
             for n in members
             if n.cpus >= cpus and (mem is None or n.memory_mb >= mem) and _gres_fits(job, n) and _features_fit(job, n)
         ]
-        time = wt.parse_slurm_time(job.options.get("time"))
-        if part.max_time is not None and time is not None and time > part.max_time:
+        time = job.walltime
+        if part.max_time is not None and time is not None and wt.walltime_exceeds(time, part.max_time):
             reasons.append(
                 f"its walltime {wt.format_walltime(time)} exceeds partition {name!r}'s MaxTime "
                 f"{wt.format_walltime(part.max_time)}"

@@ -22,6 +22,7 @@ from typing import Any
 import yaml
 
 from slurmdag.compiler.script_directives import ScriptDirectives, read_directives
+from slurmdag.model import slurm_values
 from slurmdag.model.errors import InputError, Problem
 from slurmdag.model.sbatch_options import CLIENT_ONLY, ParsedOption, Token, parse_args
 
@@ -745,24 +746,14 @@ def _typed(key: str, value: str) -> Any:
 
 
 def slurm_time_to_walltime(value: str) -> Any:
-    """Slurm's --time forms (M, M:S, H:M:S, D-H, D-H:M, D-H:M:S) → minutes (int) or "[D-]HH:MM:SS"."""
-    m = re.fullmatch(r"(?:(\d+)-)?(\d+)(?::(\d+))?(?::(\d+))?", value.strip())
-    if not m:
+    """A ported --time value as a workflow writes it: whole minutes below an hour, else "[D-]HH:MM:SS"."""
+    try:
+        seconds = slurm_values.parse_walltime(value)
+    except ValueError:
         return value  # UNLIMITED and friends: left as written for the user to judge
-    d, a, b, c = m.groups()
-    if d is None:
-        if b is None:
-            return int(a)  # minutes
-        h, mi, s = (0, int(a), int(b)) if c is None else (int(a), int(b), int(c))
-    else:
-        h, mi, s = int(a), int(b or 0), int(c or 0)
-    total = (int(d or 0) * 86400) + h * 3600 + mi * 60 + s
-    days, rem = divmod(total, 86400)
-    hh, rem = divmod(rem, 3600)
-    mm, ss = divmod(rem, 60)
-    if not days and not ss and not hh:
-        return mm
-    return f"{days}-{hh:02d}:{mm:02d}:{ss:02d}" if days else f"{hh:02d}:{mm:02d}:{ss:02d}"
+    if seconds < 3600 and seconds % 60 == 0:
+        return seconds // 60
+    return slurm_values.format_walltime(seconds)
 
 
 # ---------------------------------------------------------------- entry points

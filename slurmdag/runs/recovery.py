@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from slurmdag.backends.base import Backend
+from slurmdag.compiler import render
 from slurmdag.model.errors import ChangedCompletedAllocationsError, Problem, UnknownDagError, UsageError
 from slurmdag.model.plan import Plan
 from slurmdag.model.states import AllocationState
@@ -43,7 +44,7 @@ def outcomes_of(status: DagStatus) -> dict[str, Outcome]:
 def identity(plan: Plan, name: str) -> tuple:
     """What makes an allocation the same one: its script, sbatch options, tasks and incoming edges."""
     job = plan.job(name)
-    return (job.script, sorted(job.options.items()), job.array, job.tasks, job.edges)
+    return (job.script, render.sbatch_options(job), job.array, job.tasks, job.edges)
 
 
 def check_unchanged(old: Plan, new: Plan, completed: list[str]) -> None:

@@ -11,6 +11,7 @@ import os
 import pytest
 
 from slurmdag.compiler.compile import compile_file
+from slurmdag.model import slurm_values as wt
 from slurmdag.model.plan import Plan
 
 from .conftest import REPO
@@ -68,3 +69,19 @@ def test_every_example_compiles():
     for path in sorted((REPO / "examples").rglob("*.yaml")):
         plan = compile_file(path)
         assert plan.allocations(), path
+
+
+def test_a_format_1_plan_reads_as_today(monkeypatch):
+    """DAGs stored before the walltime was typed keep working: their "time" option becomes `walltime`."""
+    monkeypatch.chdir(REPO)
+    plan = compile_file(f"examples/{EXAMPLES['porting']}")
+    old = plan.to_dict()
+    old["format"] = 1
+    spellings = {"prepare": "0:10:00", "train": "20", "report": "5"}  # as format-1 plans kept a script's --time
+    for job in old["jobs"]:
+        seconds = job.pop("walltime")
+        if seconds is not None:
+            job["options"]["time"] = spellings.get(job["name"], wt.format_walltime(seconds))
+    assert Plan.from_dict(old) == plan
+    old["jobs"][0]["options"]["time"] = "1-30"  # a form only sbatch reads: kept as the option it was
+    assert Plan.from_dict(old).jobs[0].options["time"] == "1-30"

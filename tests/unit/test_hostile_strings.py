@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from slurmdag.compiler.api import Workflow
 from slurmdag.model.errors import InputError
+from slurmdag.model.slurm_values import format_walltime
 
 HOSTILE = [
     "plain",
@@ -46,6 +47,8 @@ def expected_directives(job) -> list[str]:
     opts["job-name"] = job.name
     if job.array:
         opts["array"] = job.array
+    if job.walltime is not None:
+        opts["time"] = format_walltime(job.walltime)
     return [f"--{k}" if v is None else f"--{k}={v}" for k, v in sorted(opts.items())]
 
 

@@ -104,8 +104,8 @@ def test_and_with_or_goes_through_a_join_job_listed_first():
         "cpus-per-task": "1",
         "ntasks": "1",
         "partition": "gpu",
-        "time": "00:01:00",
     }
+    assert join.walltime == 60 and "#SBATCH --time=00:01:00\n" in join.script
     assert join.array is None and join.edges == ()
     assert "\nexit 0\n" in join.script and "#SBATCH --job-name=m+any\n" in join.script
 

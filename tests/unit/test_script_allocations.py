@@ -12,6 +12,7 @@ import pytest
 
 from slurmdag.compiler.compile import compile_file
 from slurmdag.compiler.script_directives import interpreter, read_directives, shell_kind
+from slurmdag.model import slurm_values as wt
 from slurmdag.model.errors import InputError
 from slurmdag.model.plan import Plan
 
@@ -43,9 +44,9 @@ def test_script_options_are_merged_and_the_workflow_wins(write):
         "mem": "1G",  # the workflow's --mem replaces the script's --mem-per-cpu (sbatch refuses both)
         "nodes": "2",  # from the script
         "partition": "debug",  # defaults win too
-        "time": "00:05:00",
     }
-    assert sbatch_view(job.script) == {**job.options, "job-name": "a"}
+    assert job.walltime == 300  # the workflow's, typed: never an option string
+    assert sbatch_view(job.script) == {**job.options, "time": "00:05:00", "job-name": "a"}
     assert job.option_sources == [
         "--nodes=2  (script line 2)",
         "--time=10  (script line 2, overridden by workflow)",
@@ -63,6 +64,28 @@ def test_sbatch_extras_are_compared_by_full_option_name(write):
     # sbatch reads `--mail-t` as --mail-type (a unique prefix), so the workflow's value replaces the script's
     job, _ = compile_one(write, "#!/bin/bash\n#SBATCH --mail-type=END\ntrue\n", ", sbatch: [--mail-t=FAIL]")
     assert job.options == {"mail-type": "FAIL"}
+
+
+@pytest.mark.parametrize("flag", ["--time=5", "--chd=/tmp", "--tasks-per-node=2"])
+def test_sbatch_extras_cannot_bypass_a_key_by_another_spelling(write, flag):
+    with pytest.raises(InputError, match="duplicates the `(walltime|workdir|ntasks_per_node)` key"):
+        compile_one(write, "#!/bin/bash\ntrue\n", f", sbatch: [{flag}]")
+
+
+@pytest.mark.parametrize(
+    "time, seconds", [("10", 600), ("1-0", 86400), ("2:30:00", 9000), ("UNLIMITED", 0), ("infinite", 0), ("0", 0)]
+)
+def test_script_time_becomes_the_typed_walltime(write, time, seconds):
+    job, _ = compile_one(write, f"#!/bin/bash\n#SBATCH --time={time}\ntrue\n", "")
+    assert "time" not in job.options and job.walltime == seconds
+    assert sbatch_view(job.script)["time"] == ("UNLIMITED" if seconds == 0 else wt.format_walltime(seconds))
+
+
+def test_script_time_slurm_cannot_read_is_refused_where_it_is_written(write):
+    with pytest.raises(InputError) as info:
+        compile_one(write, "#!/bin/bash\n#SBATCH -N 1\n#SBATCH --time=soon\ntrue\n", "")
+    [problem] = info.value.problems
+    assert problem.location().endswith("job.sh:3:9") and "invalid --time 'soon'" in problem.message
 
 
 def test_values_with_blanks_and_quotes_reach_sbatch_unchanged(write):

@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 
 from slurmdag.compiler.script_directives import read_directives
-from slurmdag.compiler.script_merge import directive_lines, merge, quote_directive_value, rebuild_script
-from slurmdag.model.sbatch_options import Token, parse_args, resolve_long
+from slurmdag.compiler.script_merge import directive_lines, merge, rebuild_script
+from slurmdag.model.sbatch_options import Token, parse_args, quote_directive_value, resolve_long
 
 CORPUS = Path(__file__).resolve().parents[1] / "fixtures" / "batch-scripts"
 

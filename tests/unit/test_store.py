@@ -21,7 +21,7 @@ def _plan(n: int = 2) -> Plan:
     return Plan(
         workflow="w",
         jobs=[
-            PlannedJob(name=f"j{i}", kind="allocation", options={"time": "1"}, script=f"#!/bin/sh\necho {i}\n")
+            PlannedJob(name=f"j{i}", kind="allocation", options={}, script=f"#!/bin/sh\necho {i}\n", walltime=60)
             for i in range(n)
         ],
     )

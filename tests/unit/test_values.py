@@ -176,9 +176,10 @@ def test_defaults_are_inherited_and_allocation_keys_win():
         "  - {name: a, entrypoint: x}\n"
         "  - {name: b, entrypoint: x, partition: gpu, mem_per_cpu: 1G, env: {B: three}}\n"
     )
-    assert plan.job("a").options == {"mem": "4G", "partition": "debug", "time": "01:00:00"}
+    assert plan.job("a").options == {"mem": "4G", "partition": "debug"}
+    assert plan.job("a").walltime == plan.job("b").walltime == 3600
     # mem_per_cpu replaces the inherited mem (sbatch refuses both), env merges per variable
-    assert plan.job("b").options == {"mem-per-cpu": "1G", "partition": "gpu", "time": "01:00:00"}
+    assert plan.job("b").options == {"mem-per-cpu": "1G", "partition": "gpu"}
     assert "export A=1\nexport B=three\n" in plan.job("b").script
 
 
@@ -239,7 +240,7 @@ def test_script_key_keeps_the_body_after_our_directives(write):
 
     job = compile_file(path).job("a")
     script = job.script
-    assert job.options == {"nodes": "9", "time": "00:05:00"}  # the script's #SBATCH line is merged into ours
+    assert job.options == {"nodes": "9"} and job.walltime == 300  # the script's #SBATCH line is merged into ours
     assert (
         script.index("#SBATCH --time=00:05:00") < script.index("set -euo pipefail") < script.rindex("#SBATCH --nodes=9")
     )
