@@ -1,0 +1,149 @@
+"""A fake Slurm at the command boundary: it stands in for `backends.runner.run_slurm` (the one function every Slurm
+command goes through), records each argv, and answers from an in-memory job table in the formats Slurm 22.05
+prints (tests/fixtures/slurm-output/), so the real CliBackend and its parsers run unchanged.
+
+For the fault paths the cluster cannot produce on demand (an sbatch refused in the middle of a DAG, a submitter
+that died); the cluster tests cover the same paths against real Slurm.
+
+    fake = FakeSlurm()
+    monkeypatch.setattr(runner, "run_slurm", fake)
+    fake.refuse_sbatch(3)               # the third sbatch call fails like Slurm refusing it
+    ... code under test ...
+    fake.commands()                     # ["sbatch", "sbatch", "scontrol hold", "scancel", "squeue", ...]
+"""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from slurmdag.backends.parse import SACCT_FIELDS, SQUEUE_FORMAT
+from slurmdag.model.errors import SlurmCommandError
+
+FINISHED = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL"}
+REFUSAL = "sbatch: error: Batch job submission failed: Invalid account or account/partition combination specified"
+
+
+@dataclass
+class FakeJob:
+    job_id: str
+    name: str
+    state: str = "PENDING"
+    held: bool = False
+    dependency: str | None = None
+    node_list: str | None = None
+    exit_code: str = "0:0"
+
+    @property
+    def reason(self) -> str:
+        if self.held:
+            return "JobHeldUser"
+        return "Dependency" if self.state == "PENDING" and self.dependency else "None"
+
+
+@dataclass
+class FakeSlurm:
+    jobs: dict[str, FakeJob] = field(default_factory=dict)
+    calls: list[list[str]] = field(default_factory=list)
+    next_id: int = 100
+    _refuse_at: set[int] = field(default_factory=set)
+    _sbatch_calls: int = 0
+
+    # --- set-up ---
+
+    def refuse_sbatch(self, *nth: int) -> None:
+        """The nth sbatch call (1-based, the gate included) is refused by Slurm (exit 1, nothing created)."""
+        self._refuse_at.update(nth)
+
+    def add(self, name: str, state: str = "PENDING", held: bool = False, dependency: str | None = None) -> str:
+        """A job already in Slurm (e.g. submitted by a process that then died); returns its id."""
+        job_id = str(self.next_id)
+        self.next_id += 1
+        node = "node1" if state not in ("PENDING", "CANCELLED") else None
+        self.jobs[job_id] = FakeJob(job_id, name, state, held, dependency, node)
+        return job_id
+
+    # --- what happened ---
+
+    def commands(self) -> list[str]:
+        """Each call as its program (and scontrol's verb): "sbatch", "scontrol hold", "scancel", "squeue", ..."""
+        return [" ".join(argv[:2]) if argv[0] == "scontrol" else argv[0] for argv in self.calls]
+
+    def ids_of(self, command: str) -> list[list[str]]:
+        """The job ids each call of `command` ("scancel", "scontrol hold", ...) was given."""
+        words = len(command.split())
+        return [argv[words:] for name, argv in zip(self.commands(), self.calls, strict=True) if name == command]
+
+    def states(self) -> dict[str, str]:
+        return {j.name: j.state for j in self.jobs.values()}
+
+    # --- the runner's signature ---
+
+    def __call__(
+        self, argv: Sequence[str], *, stdin: str | None = None, timeout: float | None = None, env: object = None
+    ) -> subprocess.CompletedProcess[str]:
+        args = [str(a) for a in argv]
+        self.calls.append(args)
+        handler = {
+            "sbatch": self._sbatch,
+            "scontrol": self._scontrol,
+            "scancel": self._scancel,
+            "squeue": self._squeue,
+            "sacct": self._sacct,
+        }.get(args[0])
+        if handler is None:
+            raise AssertionError(f"the fake Slurm does not know {args[0]!r}")
+        return subprocess.CompletedProcess(args, 0, handler(args), "")
+
+    def _sbatch(self, args: list[str]) -> str:
+        self._sbatch_calls += 1
+        if self._sbatch_calls in self._refuse_at:
+            raise SlurmCommandError(args, 1, "", REFUSAL)
+        opts = dict(a[2:].split("=", 1) for a in args if a.startswith("--") and "=" in a)
+        job_id = str(self.next_id)
+        self.next_id += 1
+        self.jobs[job_id] = FakeJob(job_id, opts["job-name"], held="--hold" in args, dependency=opts.get("dependency"))
+        return f"{job_id}\n"
+
+    def _scontrol(self, args: list[str]) -> str:
+        verb, ids = args[1], args[2:]
+        if verb in ("hold", "release"):
+            for job_id in ids:
+                job = self.jobs[job_id]
+                if verb == "hold" and job.state != "PENDING":
+                    raise SlurmCommandError(args, 1, "", f"Job {job_id} is no longer pending")
+                job.held = verb == "hold"
+            return ""
+        raise AssertionError(f"the fake Slurm does not know scontrol {verb}")
+
+    def _scancel(self, args: list[str]) -> str:
+        for job_id in args[1:]:
+            job = self.jobs.get(job_id)
+            if job is not None and job.state not in FINISHED:
+                job.state = "CANCELLED"
+        return ""  # like scancel: exit 0 whatever happened (slurm-facts §2 #31)
+
+    def _selected(self, args: list[str]) -> list[FakeJob]:
+        if "-j" not in args:
+            return list(self.jobs.values())
+        wanted = args[args.index("-j") + 1].split(",")
+        return [self.jobs[j] for j in wanted if j in self.jobs]
+
+    def _squeue(self, args: list[str]) -> str:
+        fmt = args[args.index("-o") + 1]
+        jobs = self._selected(args)
+        if "-j" in args and not jobs:
+            raise SlurmCommandError(args, 1, "", "slurm_load_jobs error: Invalid job id specified")
+        assert fmt == SQUEUE_FORMAT, f"the fake answers slurmdag's squeue format only, not {fmt!r}"
+        return "".join(
+            f"{j.job_id}|{j.job_id}|{j.state}|{j.reason}|0:00|N/A|N/A|{j.node_list or ''}|{j.name}\n" for j in jobs
+        )
+
+    def _sacct(self, args: list[str]) -> str:
+        assert args[args.index("-o") + 1] == SACCT_FIELDS
+        return "".join(
+            f"{j.job_id}|{j.job_id}|{j.state}|{j.exit_code}|00:00:00|None|None|"
+            f"{j.node_list or 'None assigned'}|{j.reason}|{j.name}\n"
+            for j in self._selected(args)
+        )
