@@ -770,6 +770,12 @@ def _allocation(index: int, item: Node, defaults: dict[str, tuple[Any, Node]], c
     a.options = dict(sorted(a.options.items()))
     if a.script is not None:
         _merge_script(a, ctx)
+    if a.retries and a.entrypoint is not None and "comment" in a.options:
+        ctx.bad(
+            a.where.get("retries", item),
+            f"allocation {name!r} sets its own --comment, and `retries` notes each attempt in the job's comment",
+            "keep one of them: your comment, or slurmdag's attempt notes",
+        )
     written = set(item.value) | ctx.default_keys  # a key that was written but is invalid is reported already
     if "entrypoint" not in written and "script" not in written and name:
         ctx.bad(

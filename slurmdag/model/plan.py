@@ -72,8 +72,8 @@ class PlannedJob:
     name: str  # allocation name; join jobs get a name no user name can take (contains '+')
     kind: JobKind
     # sbatch long options without the leading "--", value None for a bare flag. Never contains the options
-    # slurmdag owns (dependency, job-name, array, hold, parsable, kill-on-invalid-dep, comment) nor `time`
-    # (see `walltime`).
+    # slurmdag owns (dependency, job-name, array, hold, parsable, kill-on-invalid-dep, wrap) nor `time`
+    # (see `walltime`); a user's `comment` is here when the workflow or its script sets one.
     options: dict[str, str | None]
     script: str  # rendered batch script text (its #SBATCH block is render.sbatch_options of this job)
     array: str | None = None  # Slurm --array value, e.g. "0-7" or "0-99%20"; None for a single job

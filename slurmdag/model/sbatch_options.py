@@ -20,8 +20,10 @@ Options slurmdag owns, and what happens when a user's batch script or bash chain
 - `array`: maps to the allocation's task group (`array:`); the workflow's `tasks`/`array`/`matrix` win over it.
 - `job-name`: slurmdag names every job after its DAG and allocation (that is how it finds its jobs). A script's own
   name is kept as information (the importer uses it as the allocation name) but never applied.
-- `comment`: slurmdag writes the DAG id and allocation name there. A script's own comment is reported and not
-  applied.
+
+`--comment` is the user's: a script's `#SBATCH --comment` or an `sbatch:` one is applied as written (site tools read
+it, e.g. NERSC's variable-time jobs take the total time from it). slurmdag labels a job's comment
+(`slurmdag:<dag>:<allocation>`) only when the user gave none; it finds its jobs by name.
 """
 
 from __future__ import annotations
@@ -170,7 +172,7 @@ _NAMES: tuple[tuple[str, SbatchOption], ...] = tuple(
 
 # Owned by slurmdag: the submission machinery sets them (see the module docstring for the policy).
 OWNED: frozenset[str] = frozenset(
-    {"dependency", "job-name", "array", "hold", "parsable", "kill-on-invalid-dep", "comment", "wrap"}
+    {"dependency", "job-name", "array", "hold", "parsable", "kill-on-invalid-dep", "wrap"}
 )
 # Owned options that a script may carry and that slurmdag maps instead of refusing.
 MAPPED_OWNED: frozenset[str] = frozenset({"array", "job-name"})
@@ -182,7 +184,6 @@ OWNED_POLICY: dict[str, tuple[str, str]] = {
     "wrap": ("error", "a batch script cannot also --wrap; use entrypoint: instead of script:"),
     "parsable": ("note", "only changes sbatch's output; slurmdag always uses it"),
     "kill-on-invalid-dep": ("note", "slurmdag sets --kill-on-invalid-dep=yes on every dependent job"),
-    "comment": ("note", "slurmdag stores the DAG id and allocation name in the comment; this one is not applied"),
     "job-name": ("note", "kept as information; slurmdag names jobs after the DAG and allocation"),
     "array": ("note", "becomes the allocation's task group; tasks/array/matrix in the workflow win"),
 }

@@ -89,7 +89,8 @@ def job_options(job: PlannedJob, dag_id: str, dependency: str, cascade: str = CA
     opts = [
         *render_options(job.options),
         f"--job-name={slurm_job_name(dag_id, job.name)}",
-        f"--comment=slurmdag:{dag_id}:{job.name}",
+        # the user's own comment (in job.options) is kept as written; slurmdag finds its jobs by name
+        *([] if "comment" in job.options else [f"--comment=slurmdag:{dag_id}:{job.name}"]),
         "--kill-on-invalid-dep=no" if cascade == CASCADE_RECONCILER else "--kill-on-invalid-dep=yes",
         f"--dependency={dependency}",
     ]

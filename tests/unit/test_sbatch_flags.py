@@ -112,3 +112,26 @@ def test_script_reader_accepts_the_cluster_alias_that_was_refused():
 
 def test_check_long_flag_accepts_a_plain_option():
     assert check_long_flag("mail-type", "END") == (lookup_long("mail-type").option, None)
+
+
+# ---------------------------------------------------------------- --comment is the user's (issue 20)
+
+
+def test_a_comment_flag_is_kept_and_submit_does_not_replace_it():
+    from slurmdag.model.plan import PlannedJob
+    from slurmdag.runs.submit import job_options
+
+    spec = parse_workflow(workflow("'--comment=96:00:00'"), "wf.yaml")
+    assert spec.allocations[0].options == {"comment": "96:00:00"}
+    mine = job_options(PlannedJob("a", "allocation", {"comment": "96:00:00"}, ""), "0123abcd", "afterok:1")
+    assert [o for o in mine if o.startswith("--comment")] == ["--comment=96:00:00"]
+    theirs = job_options(PlannedJob("a", "allocation", {}, ""), "0123abcd", "afterok:1")
+    assert [o for o in theirs if o.startswith("--comment")] == ["--comment=slurmdag:0123abcd:a"]
+
+
+def test_retries_and_an_own_comment_cannot_share_the_comment():
+    found = problems(workflow("'--comment=mine'", keys="    retries: 2\n"))
+    assert found == [
+        "5:14: allocation 'a' sets its own --comment, and `retries` notes each attempt in the job's comment"
+        " | keep one of them: your comment, or slurmdag's attempt notes"
+    ]

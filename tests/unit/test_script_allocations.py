@@ -100,12 +100,10 @@ def test_no_script_directive_leaks_through_the_body(write):
     # the body keeps its #SBATCH lines verbatim; they must come after our first command, where sbatch stops
     script = "#!/bin/bash\n#SBATCH --nodes=3\n#SBATCH --comment=mine\n# note\nhostname\n#SBATCH --nodes=9\n"
     job, warnings = compile_one(write, script, ", nodes: 1")
-    assert sbatch_view(job.script) == {"job-name": "a", "nodes": "1"}
+    # the script's own comment is the user's and is kept (slurmdag finds its jobs by name)
+    assert sbatch_view(job.script) == {"job-name": "a", "nodes": "1", "comment": "mine"}
     assert job.script.endswith("\n#SBATCH --nodes=3\n#SBATCH --comment=mine\n# note\nhostname\n#SBATCH --nodes=9\n")
-    assert [(w.location().rsplit("/", 1)[1], "comment" in w.message or "ignores" in w.message) for w in warnings] == [
-        ("job.sh:3:9", True),
-        ("job.sh:6:1", True),
-    ]
+    assert [(w.location().rsplit("/", 1)[1], "ignores" in w.message) for w in warnings] == [("job.sh:6:1", True)]
 
 
 def test_script_array_makes_a_task_group_before_graph_checks(write):
@@ -167,8 +165,9 @@ def test_notes_are_warnings_reported_once_per_script(write):
     warnings: list = []
     plan = compile_file(path, warnings=warnings)
     assert len(plan.allocations()) == 2
-    assert [w.col for w in warnings] == [9, 23]  # --job-name is mapped (not applied, by design): no warning
-    assert plan.job("a").options == {} and sbatch_view(plan.job("b").script) == {"job-name": "b"}
+    assert [w.col for w in warnings] == [23]  # --job-name is mapped (not applied, by design): no warning
+    assert plan.job("a").options == {"comment": "old"}
+    assert sbatch_view(plan.job("b").script) == {"job-name": "b", "comment": "old"}
 
 
 @pytest.mark.parametrize(
@@ -250,7 +249,7 @@ def cli(*args, cwd):
 
 
 def test_compile_shows_the_merged_options_and_validate_the_warnings(write, tmp_path):
-    write("#!/bin/bash\n#SBATCH -N 2 --time=10\n#SBATCH --comment=old\ntrue\n", "job.sh")
+    write("#!/bin/bash\n#SBATCH -N 2 --time=10\n#SBATCH --parsable\ntrue\n", "job.sh")
     write("name: w\nallocations:\n  - {name: a, script: job.sh, walltime: 5}\n")
     done = cli("compile", "wf.yaml", "-o", "out", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
@@ -260,17 +259,17 @@ def test_compile_shows_the_merged_options_and_validate_the_warnings(write, tmp_p
         "  --time=10  (script line 2, overridden by workflow)\n"
         "  --time=00:05:00  (workflow)\n"
     ) in done.stdout
-    assert done.stderr.startswith("job.sh:3:9: warning: --comment=old: ")
+    assert done.stderr.startswith("job.sh:3:9: warning: --parsable: ")
     done = cli("validate", "wf.yaml", cwd=tmp_path)
     assert (done.returncode, done.stdout) == (0, "wf.yaml: valid (1 allocations)\n")
     assert "job.sh:3:9: warning:" in done.stderr
 
 
 def test_cli_refuses_owned_directives_with_exit_2_and_no_traceback(write, tmp_path):
-    write("#!/bin/bash\n#SBATCH --comment=old\n#SBATCH -d afterok:1\ntrue\n", "job.sh")
+    write("#!/bin/bash\n#SBATCH --parsable\n#SBATCH -d afterok:1\ntrue\n", "job.sh")
     write("name: w\nallocations:\n  - {name: a, script: job.sh}\n")
     done = cli("validate", "wf.yaml", cwd=tmp_path)
     assert done.returncode == 2
     assert "Traceback" not in done.stderr
-    assert "job.sh:2:9: warning: --comment=old" in done.stderr
+    assert "job.sh:2:9: warning: --parsable" in done.stderr
     assert "job.sh:3:9: --dependency=afterok:1: this option is set by slurmdag\n  hint: express edges" in done.stderr
