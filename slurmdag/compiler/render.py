@@ -91,7 +91,8 @@ def sbatch_options(job: PlannedJob, submission: Submission | None = None) -> lis
         options["job-name"] = job.name  # a compiled script, submittable by hand under its allocation's name
     else:
         options["job-name"] = slurm_job_name(submission.dag_id, job.name)
-        options["comment"] = job_comment(submission.dag_id, job.name)
+        # a comment of the user's own (in job.options) is kept as written; slurmdag finds its jobs by name
+        options.setdefault("comment", job_comment(submission.dag_id, job.name))
         options["kill-on-invalid-dep"] = "yes" if submission.kill_invalid_dep else "no"
     return sorted(options.items())
 

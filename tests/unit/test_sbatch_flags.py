@@ -135,3 +135,14 @@ def test_retries_and_an_own_comment_cannot_share_the_comment():
         "5:14: allocation 'a' sets its own --comment, and `retries` notes each attempt in the job's comment"
         " | keep one of them: your comment, or slurmdag's attempt notes"
     ]
+
+
+def test_a_submitted_script_keeps_the_users_comment_in_its_block():
+    from slurmdag.compiler import render
+    from slurmdag.model.plan import PlannedJob
+
+    job = PlannedJob("a", "allocation", {"comment": "96:00:00"}, "#!/bin/bash\ntrue\n")
+    bound = dict(render.sbatch_options(job, render.Submission("0123abcd")))
+    assert bound["comment"] == "96:00:00" and bound["job-name"] == "sd-0123abcd-a"
+    plain = dict(render.sbatch_options(PlannedJob("a", "allocation", {}, ""), render.Submission("0123abcd")))
+    assert plain["comment"] == "slurmdag:0123abcd:a"
