@@ -17,7 +17,7 @@ RETRY_MAX = 60.0  # seconds between retries while Slurm cannot be read
 def _pass_lines(report) -> list[str]:
     lines = []
     for dag_id, cancels in report.cancelled.items():
-        names = ", ".join(f"{c.node} ({c.job_id})" for c in cancels)
+        names = ", ".join(f"{c.allocation} ({c.job_id})" for c in cancels)
         lines.append(f"DAG {dag_id}: cancelled {len(cancels)} job(s) that can never run: {names}")
     return lines
 
@@ -85,7 +85,7 @@ def reconcile_(
                     {
                         "dags": [{"dag_id": s.dag_id, "state": s.state.value} for s in report.statuses],
                         "cancelled": {
-                            d: [{"name": c.node, "job_id": c.job_id, "why": c.why} for c in cs]
+                            d: [{"name": c.allocation, "job_id": c.job_id, "why": c.why} for c in cs]
                             for d, cs in report.cancelled.items()
                         },
                         "error": report.error,
@@ -120,7 +120,7 @@ def _dry_run(report, as_json: bool) -> None:
                 "dry_run": True,
                 "dags": [{"dag_id": s.dag_id, "state": s.state.value} for s in report.statuses],
                 "would_cancel": {
-                    d: [{"name": c.node, "job_id": c.job_id, "why": c.why} for c in cs]
+                    d: [{"name": c.allocation, "job_id": c.job_id, "why": c.why} for c in cs]
                     for d, cs in report.would_cancel.items()
                 },
                 "skipped": report.skipped,
@@ -131,7 +131,7 @@ def _dry_run(report, as_json: bool) -> None:
         for dag_id, cancels in report.would_cancel.items():
             typer.echo(f"DAG {dag_id}: would cancel {len(cancels)} job(s) that can never run:")
             for c in cancels:
-                typer.echo(f"  {c.node} ({c.job_id}): {c.why}")
+                typer.echo(f"  {c.allocation} ({c.job_id}): {c.why}")
         for dag_id in report.skipped:
             typer.echo(f"DAG {dag_id}: still being submitted (a real pass checks whether its submitter is alive)")
         total = sum(len(c) for c in report.would_cancel.values())

@@ -48,11 +48,19 @@ def _json(outcome) -> dict:
     }
 
 
-def _run(dag_id: str, node: str | None, cascade: bool, from_file: Path | None, dry_run: bool, as_json: bool) -> None:
+def _run(
+    dag_id: str, allocation: str | None, cascade: bool, from_file: Path | None, dry_run: bool, as_json: bool
+) -> None:
     from slurmdag.runs.recovery import recover
 
     outcome = recover(
-        open_store(), open_backend(), dag_id, node=node, cascade=cascade, from_file=from_file, dry_run=dry_run
+        open_store(),
+        open_backend(),
+        dag_id,
+        allocation=allocation,
+        cascade=cascade,
+        from_file=from_file,
+        dry_run=dry_run,
     )
     if as_json:
         typer.echo(json.dumps(_json(outcome), indent=2))
@@ -78,7 +86,7 @@ def resume(
 @app.command()
 def redo(
     dag_id: str = dag_argument(),
-    node: str = typer.Argument(
+    allocation: str = typer.Argument(
         ...,
         metavar="ALLOCATION",
         help="The allocation to run again (even if it completed).",
@@ -89,4 +97,4 @@ def redo(
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
     """Run one allocation again, even if it completed; with --cascade also everything downstream of it."""
-    _run(dag_id, node, cascade, None, dry_run, as_json)
+    _run(dag_id, allocation, cascade, None, dry_run, as_json)

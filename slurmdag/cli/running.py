@@ -10,7 +10,16 @@ from pathlib import Path
 import typer
 
 from slurmdag.cli import app
-from slurmdag.cli.common import DAG_HELP, dag_argument, echo_json, failed_logs_of, follow, open_backend, open_store
+from slurmdag.cli.common import (
+    DAG_HELP,
+    complete_allocation,
+    dag_argument,
+    echo_json,
+    failed_logs_of,
+    follow,
+    open_backend,
+    open_store,
+)
 from slurmdag.model.errors import InputError
 from slurmdag.model.plan import Plan
 
@@ -222,23 +231,28 @@ def cancel(
     dag_id: str = dag_argument(),
     dry_run: bool = typer.Option(False, "--dry-run", help="List exactly what would be cancelled."),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
-    nodes: list[str] = typer.Option(
+    allocations: list[str] = typer.Option(
         [],
-        "--node",
+        "--allocation",
+        metavar="NAME",
         help="Cancel only this allocation (repeatable); what needs it to "
         "succeed is cancelled, its failure handlers do not start.",
+        autocompletion=complete_allocation,
     ),
+    # The name this option had first (`--node`): old commands and scripts keep working; not shown in --help.
+    old_node_option: list[str] = typer.Option([], "--node", hidden=True, autocompletion=complete_allocation),
 ) -> None:
     """Cancel every unfinished job of a DAG; failure/any handlers do not start."""
     from slurmdag.runs.cancel import cancel_dag
     from slurmdag.views.status_views import cancel_listing
 
-    if nodes:
+    names = [*allocations, *old_node_option]
+    if names:
         if dry_run:
-            raise InputError("--dry-run lists a whole-DAG cancel; it does not combine with --node")
+            raise InputError("--dry-run lists a whole-DAG cancel; it does not combine with --allocation")
         from slurmdag.runs.cancel_allocations import cancel_allocations
 
-        done = cancel_allocations(open_store(), open_backend(), dag_id, nodes)
+        done = cancel_allocations(open_store(), open_backend(), dag_id, names)
         if as_json:
             echo_json({"dag_id": dag_id, "cancelled": done.cancelled, "handlers_cancelled": done.handlers})
         else:

@@ -41,7 +41,7 @@ class CancelOutcome:
 
 def cancel_targets(status: DagStatus) -> list[CancelTarget]:
     """Pure: every job of the DAG that has not finished (a task group counts while any task is unfinished)."""
-    return [CancelTarget(n.name, n.job_id, n.state) for n in status.nodes if n.job_id and n.state in ACTIVE]
+    return [CancelTarget(a.name, a.job_id, a.state) for a in status.nodes if a.job_id and a.state in ACTIVE]
 
 
 def cancel_dag(
@@ -88,5 +88,5 @@ def cancel_dag(
 
 
 def _has_pending_tasks(status: DagStatus, target: CancelTarget) -> bool:
-    node = next(n for n in status.nodes if n.name == target.name)
-    return any(t.state is AllocationState.PENDING for t in node.tasks or [])
+    alloc = next(a for a in status.nodes if a.name == target.name)
+    return any(t.state is AllocationState.PENDING for t in alloc.tasks or [])

@@ -1,10 +1,10 @@
-"""Cancel single nodes of a running DAG the way a user means it: the node stops, what needs it to succeed is
-cancelled by Slurm's cascade, and its `failure` handlers do NOT fire.
+"""Cancel single allocations of a running DAG the way a user means it: the allocation stops, what needs it to
+succeed is cancelled by Slurm's cascade, and its `failure` handlers do NOT fire.
 
 A plain `scancel` cannot give that: Slurm counts CANCELLED as "not ok", so an `afternotok` handler starts ~0.5 s
-later. Here the handlers (every job with an `afternotok` term on a cancelled node) are held first, then the nodes
-and those handlers are cancelled in one scancel, then state is read back. `any` children still run: their parent
-did end.
+later. Here the handlers (every job with an `afternotok` term on a cancelled allocation) are held first, then the
+allocations and those handlers are cancelled in one scancel, then state is read back. `any` children still run:
+their parent did end.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from slurmdag.state.store import Store
 @dataclass
 class AllocationCancelOutcome:
     dag_id: str
-    cancelled: list[str] = field(default_factory=list)  # node names asked to stop
+    cancelled: list[str] = field(default_factory=list)  # allocations asked to stop
     handlers: list[str] = field(default_factory=list)  # failure handlers cancelled with them
     notes: list[str] = field(default_factory=list)
 
@@ -53,12 +53,12 @@ def cancel_allocations(
             )
         )
     status = collect_many([(record, plan)], backend)[0]
-    nodes = {n.name: n for n in status.nodes}
+    allocs = {a.name: a for a in status.nodes}
     outcome = AllocationCancelOutcome(dag_id, notes=notes + status.notes)
-    targets = [n for n in names if nodes[n].job_id and nodes[n].state in ACTIVE]
-    handlers = [h for h in failure_handlers(plan, set(names)) if nodes[h].job_id and nodes[h].state in ACTIVE]
-    handler_ids = [job_id for h in handlers if (job_id := nodes[h].job_id)]
-    ids = [job_id for n in targets if (job_id := nodes[n].job_id)] + handler_ids
+    targets = [n for n in names if allocs[n].job_id and allocs[n].state in ACTIVE]
+    handlers = [h for h in failure_handlers(plan, set(names)) if allocs[h].job_id and allocs[h].state in ACTIVE]
+    handler_ids = [job_id for h in handlers if (job_id := allocs[h].job_id)]
+    ids = [job_id for n in targets if (job_id := allocs[n].job_id)] + handler_ids
     if not ids:
         outcome.notes.append("nothing to cancel: those allocations have already ended")
         return outcome

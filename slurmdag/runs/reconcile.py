@@ -2,8 +2,8 @@
 cancellations `reconcile_plan` decides, under a lock so two reconcilers (cron, `watch`, a user) never act at once.
 
 A pass reads Slurm once (one squeue — 1-2 RPCs to slurmctld — and one sacct, which goes to slurmdbd) whatever the
-number of jobs and DAGs. A Slurm error during a pass is reported and the pass is retried later; it never becomes a
-node state. Cancellations cost what `scancel` costs (one RPC per id in Slurm 22.05) and only happen when needed.
+number of jobs and DAGs. A Slurm error during a pass is reported and the pass is retried later; it never becomes an
+allocation state. Cancellations cost what `scancel` costs (one RPC per id in Slurm 22.05) and only happen when needed.
 """
 
 from __future__ import annotations

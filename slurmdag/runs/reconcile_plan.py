@@ -39,7 +39,7 @@ class TermValue(Enum):
 class Unit:
     """One schedulable thing: a plain job, or one task of an array ("123_4")."""
 
-    node: str
+    allocation: str
     job_id: str
     index: int | None
     state: AllocationState
@@ -48,17 +48,17 @@ class Unit:
 
 @dataclass(frozen=True)
 class Cancel:
-    node: str
+    allocation: str
     job_id: str  # "123" or "123_4"
     why: str
 
 
-def units(node: AllocationStatus) -> list[Unit]:
-    if node.tasks is not None:
-        return [Unit(node.name, t.job_id, t.index, t.state, t.reason) for t in node.tasks]
-    if node.job_id is None:
+def units(alloc: AllocationStatus) -> list[Unit]:
+    if alloc.tasks is not None:
+        return [Unit(alloc.name, t.job_id, t.index, t.state, t.reason) for t in alloc.tasks]
+    if alloc.job_id is None:
         return []
-    return [Unit(node.name, node.job_id, None, node.state, node.reason)]
+    return [Unit(alloc.name, alloc.job_id, None, alloc.state, alloc.reason)]
 
 
 def outcome(state: AllocationState) -> Outcome:
@@ -104,14 +104,14 @@ def _parent_outcomes(term: DependencyTerm, unit: Unit, outcomes: dict[str, dict[
 
 def plan_actions(plan: Plan, status: DagStatus, cascade: str) -> list[Cancel]:
     """The cancellations one pass should make (empty when Slurm needs no help)."""
-    nodes = {n.name: n for n in status.nodes}
+    allocs = {n.name: n for n in status.nodes}
     outcomes: dict[str, dict[int | None, Outcome]] = {}
     actions: list[Cancel] = []
     for job in plan.jobs:  # topological: parents' (predicted) outcomes are known before their children
-        node = nodes.get(job.name)
-        node_units = units(node) if node is not None else []
+        alloc = allocs.get(job.name)
+        alloc_units = units(alloc) if alloc is not None else []
         outcomes[job.name] = {}
-        for unit in node_units:
+        for unit in alloc_units:
             result = outcome(unit.state)
             if unit.state is AllocationState.PENDING:
                 stuck = unit.reason == NEVER_SATISFIED
@@ -129,20 +129,20 @@ def plan_actions(plan: Plan, status: DagStatus, cascade: str) -> list[Cancel]:
                     actions.append(Cancel(job.name, unit.job_id, why))
                     result = Outcome.NOT_OK  # it will be cancelled: what its children will see
             outcomes[job.name][unit.index] = result
-    return _whole_arrays(actions, nodes)
+    return _whole_arrays(actions, allocs)
 
 
-def _whole_arrays(actions: list[Cancel], nodes: dict[str, AllocationStatus]) -> list[Cancel]:
+def _whole_arrays(actions: list[Cancel], allocs: dict[str, AllocationStatus]) -> list[Cancel]:
     """Every task of an array doomed -> one id for the whole array (fewer ids to pass to scancel)."""
-    by_node: dict[str, list[Cancel]] = {}
+    by_allocation: dict[str, list[Cancel]] = {}
     for a in actions:
-        by_node.setdefault(a.node, []).append(a)
+        by_allocation.setdefault(a.allocation, []).append(a)
     out: list[Cancel] = []
-    for name, group in by_node.items():
-        node = nodes[name]
-        pending = [t for t in node.tasks or [] if t.state is AllocationState.PENDING]
-        if node.tasks is not None and node.job_id and len(group) == len(node.tasks) == len(pending):
-            out.append(Cancel(name, node.job_id, group[0].why))
+    for name, group in by_allocation.items():
+        alloc = allocs[name]
+        pending = [t for t in alloc.tasks or [] if t.state is AllocationState.PENDING]
+        if alloc.tasks is not None and alloc.job_id and len(group) == len(alloc.tasks) == len(pending):
+            out.append(Cancel(name, alloc.job_id, group[0].why))
         else:
             out.extend(group)
     return out

@@ -1,7 +1,7 @@
 """`resume` and `redo`: submit again, as a new attempt of the same DAG, what did not complete (or what was asked).
 
-1. Read every node's outcome from Slurm (status.collect: one squeue + one sacct bounded by the DAG's creation time,
-   rows matched by job name, so a reused or purged id can never pass for ours).
+1. Read every allocation's outcome from Slurm (status.collect: one squeue + one sacct bounded by the DAG's creation
+   time, rows matched by job name, so a reused or purged id can never pass for ours).
 2. Compute the sub-plan (slurmdag/runs/resume_plan.py): no dependency on any job of an earlier attempt survives.
 3. Submit it through the same gate as `submit` (submit.submit_gated): all or nothing; a failed submission is
    withdrawn and the DAG stays as it was before the resume.
@@ -87,12 +87,12 @@ def recover(
     backend: Backend,
     dag_id: str,
     *,
-    node: str | None = None,
+    allocation: str | None = None,
     cascade: bool = False,
     from_file: Path | None = None,
     dry_run: bool = False,
 ) -> RecoveryOutcome:
-    """`resume` (node=None) or `redo NODE [--cascade]` of DAG `dag_id`."""
+    """`resume` (allocation=None) or `redo DAG ALLOCATION [--cascade]` of DAG `dag_id`."""
     if not store.exists(dag_id):
         raise UnknownDagError(dag_id)
     status = collect(store, backend, dag_id)  # also finishes off an abandoned submission
@@ -114,8 +114,8 @@ def recover(
         completed = [n.name for n in status.allocations() if n.state is AllocationState.COMPLETED]
         check_unchanged(plan, new_plan, completed)
         plan = new_plan
-    kind = "resume" if node is None else "redo"
-    sub = plan_resume(plan, outcomes) if node is None else plan_redo(plan, outcomes, node, cascade)
+    kind = "resume" if allocation is None else "redo"
+    sub = plan_resume(plan, outcomes) if allocation is None else plan_redo(plan, outcomes, allocation, cascade)
     if dry_run or not sub.jobs:
         return RecoveryOutcome(
             dag_id, record.attempt + (0 if dry_run and not sub.jobs else 1), kind, sub, {}, dry_run=True

@@ -64,7 +64,7 @@ def plan_resume(plan: Plan, outcomes: Mapping[str, Outcome]) -> ResumePlan:
             Problem(
                 _nothing_message(result),
                 file="slurmdag",
-                hint="`slurmdag redo DAG NODE` re-runs a completed allocation",
+                hint="`slurmdag redo DAG ALLOCATION` re-runs a completed allocation",
             )
         )
     return result

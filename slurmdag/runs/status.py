@@ -59,7 +59,7 @@ class AllocationStatus:
     end: str | None = None
     ran: bool = False
     tasks: list[TaskStatus] | None = None  # task groups only
-    # Cancelled nodes: "upstream" (a dependency failed: Slurm's or the reconciler's cascade) or "user"
+    # Cancelled allocations: "upstream" (a dependency failed: Slurm's or the reconciler's cascade) or "user"
     cancelled_by: str | None = None
     retry: RetryAttempt | None = (
         None  # allocations with `retries`: which run ended last (slurmdag/runs/retry_progress.py)
@@ -93,7 +93,7 @@ class DagStatus:
         return self.state not in (DagState.PENDING, DagState.RUNNING)
 
 
-# --- from Slurm's rows to node states ---
+# --- from Slurm's rows to allocation states ---
 
 
 def _ours(info: JobInfo | None, dag_id: str, name: str) -> JobInfo | None:
@@ -176,23 +176,23 @@ def _group(
     )
 
 
-def _fold_parts(plan: Plan, nodes: dict[str, AllocationStatus]) -> None:
+def _fold_parts(plan: Plan, allocs: dict[str, AllocationStatus]) -> None:
     """A task group split into several arrays (MaxArraySize, see array_split) shows as one allocation with all its
-    tasks at the group's own indexes; its `part` nodes stay (cancel needs their job ids) but views skip them."""
+    tasks at the group's own indexes; its `part` jobs stay (cancel needs their job ids) but views skip them."""
     split = {j.part_of or j.name for j in plan.jobs if j.task_offset or j.part_of}
     if not split:
         return
     for job in plan.jobs:
-        node = nodes.get(job.name)
-        if node is None or node.tasks is None or (job.name not in split and job.part_of is None):
+        alloc = allocs.get(job.name)
+        if alloc is None or alloc.tasks is None or (job.name not in split and job.part_of is None):
             continue
-        for t in node.tasks:
+        for t in alloc.tasks:
             t.index += job.task_offset
     for name in split:
-        main = nodes.get(name)
+        main = allocs.get(name)
         if main is None:
             continue
-        parts = [nodes[j.name] for j in plan.jobs if j.part_of == name and nodes[j.name].tasks is not None]
+        parts = [allocs[j.name] for j in plan.jobs if j.part_of == name and allocs[j.name].tasks is not None]
         if not parts:
             continue
         tasks = sorted((main.tasks or []) + [t for p in parts for t in p.tasks or []], key=lambda t: t.index)
@@ -207,35 +207,35 @@ def _fold_parts(plan: Plan, nodes: dict[str, AllocationStatus]) -> None:
 
 
 def build_status(record: DagRecord, plan: Plan, infos: dict[str, JobInfo]) -> DagStatus:
-    """Pure: a DAG's record + plan + Slurm's rows -> labelled node states and the DAG state."""
-    nodes: dict[str, AllocationStatus] = {}
+    """Pure: a DAG's record + plan + Slurm's rows -> labelled allocation states and the DAG state."""
+    allocs: dict[str, AllocationStatus] = {}
     current = attempt_history.current_job_ids(record) if record.attempts else record.job_ids
     for job in plan.jobs:
         job_id = current.get(job.name)
         if job_id is None:
             if record.submission == SUBMITTING:
-                nodes[job.name] = AllocationStatus(
+                allocs[job.name] = AllocationStatus(
                     job.name, job.kind, None, AllocationState.PENDING, None, None, "not submitted yet"
                 )
             else:
-                nodes[job.name] = AllocationStatus(
+                allocs[job.name] = AllocationStatus(
                     job.name, job.kind, None, AllocationState.CANCELLED, None, None, "not submitted"
                 )
         elif job.array or job.tasks:
             sources = (
                 attempt_history.task_sources(record, job.name, _expected_indexes(job)) if record.attempts else None
             )
-            nodes[job.name] = _group(job, job_id, infos, record.dag_id, sources)
+            allocs[job.name] = _group(job, job_id, infos, record.dag_id, sources)
         else:
-            nodes[job.name] = _single(job, job_id, infos, record.dag_id)
-    _fold_parts(plan, nodes)
-    labels = label(plan, {n: s.state for n, s in nodes.items()}, {n: s.ran for n, s in nodes.items()})
+            allocs[job.name] = _single(job, job_id, infos, record.dag_id)
+    _fold_parts(plan, allocs)
+    labels = label(plan, {n: s.state for n, s in allocs.items()}, {n: s.ran for n, s in allocs.items()})
     for name, alloc_state in labels.items():
-        nodes[name].state = alloc_state
+        allocs[name].state = alloc_state
         if alloc_state is AllocationState.CANCELLED:
             # a task group whose other tasks ran: some tasks were cancelled by a failed corresponding parent task
-            partly = nodes[name].tasks is not None and blocking_cause(plan.job(name).edges, labels) == "fail"
-            nodes[name].cancelled_by = "upstream" if name in labels.cascaded or partly else "user"
+            partly = allocs[name].tasks is not None and blocking_cause(plan.job(name).edges, labels) == "fail"
+            allocs[name].cancelled_by = "upstream" if name in labels.cascaded or partly else "user"
     state = dag_state(plan, labels, cancelled_by_user=record.submission == CANCELLED)
     notes = []
     if record.submission == FAILED:
@@ -244,7 +244,7 @@ def build_status(record: DagRecord, plan: Plan, infos: dict[str, JobInfo]) -> Da
     elif record.submission == SUBMITTING:
         state = DagState.PENDING
         notes.append("still being submitted (its gate is held until every job is in Slurm)")
-    lost = [n.name for n in nodes.values() if n.state is AllocationState.UNKNOWN and n.job_id]
+    lost = [n.name for n in allocs.values() if n.state is AllocationState.UNKNOWN and n.job_id]
     if lost:
         notes.append(
             "not known to Slurm any more (purged, and not found in accounting): "
@@ -259,7 +259,7 @@ def build_status(record: DagRecord, plan: Plan, infos: dict[str, JobInfo]) -> Da
         state,
         record.submission,
         record.created,
-        [nodes[j.name] for j in plan.jobs],
+        [allocs[j.name] for j in plan.jobs],
         plan,
         notes,
         attempt=record.attempt,
@@ -353,8 +353,8 @@ def collect(store: Store, backend: Backend, dag_id: str) -> DagStatus:
         seen = retry_progress.read(
             backend, [n.job_id for n in status.nodes if n.name in retried and n.job_id], since=_since([record])
         )
-        for node in status.nodes:
-            node.retry = seen.get(node.job_id) if node.name in retried and node.job_id else None
+        for alloc in status.nodes:
+            alloc.retry = seen.get(alloc.job_id) if alloc.name in retried and alloc.job_id else None
     if store.exists(dag_id):
         remember(store, status)
     return status

@@ -77,13 +77,13 @@ class DagRecord:
     cleanup_pending: bool = False  # a failed submission whose jobs could not all be cancelled yet
     cancelled_at: str | None = None
     final_state: str | None = None  # cached DAG state once terminal, so `list` need not ask Slurm again
-    counts: dict[str, int] = field(default_factory=dict)  # node state -> count at the last status
+    counts: dict[str, int] = field(default_factory=dict)  # allocation state -> count at the last status
     updated: str | None = None
     # "native" (Slurm cancels what can never run) or "reconciler" (`slurmdag reconcile` does): see docs/semantics.md
     cascade: str = "native"
     # resume/redo history (slurmdag/state/attempt_history.py): one dict per attempt, oldest first; empty
     # for a DAG submitted
-    # once. `job_ids` then holds each node's newest job and `attempt` the current attempt's number.
+    # once. `job_ids` then holds each allocation's newest job and `attempt` the current attempt's number.
     attempts: list[dict] = field(default_factory=list)
     format: int = RECORD_FORMAT
 

@@ -2,7 +2,7 @@
 
 One workflow holds every row, so all rows run at once (the Timeout rows take ~60-90 s, the rest seconds). It is
 submitted twice in the same test: once with `--cascade native` (Slurm alone holds the graph: between submit and the
-final check no slurmdag process runs except the user's own `cancel --node`), once with `--cascade reconciler`
+final check no slurmdag process runs except the user's own `cancel --allocation`), once with `--cascade reconciler`
 (jobs say --kill-on-invalid-dep=no on a cluster without kill_invalid_depend; the test runs `reconcile --once` for
 that DAG while it waits). Each child's outcome is checked twice: in Slurm (sacct: did it run?) and in
 `slurmdag status --json` (its label).
@@ -28,7 +28,7 @@ PARENTS = {
     "p-fail": (FAIL, {}),
     "p-fail2": ("exit 4", {}),
     "p-timeout": ("sleep 300", {"walltime": 1}),
-    "p-usercancel": (LONG, {}),  # cancelled with `slurmdag cancel DAG --node p-usercancel` while running
+    "p-usercancel": (LONG, {}),  # cancelled with `slurmdag cancel DAG --allocation p-usercancel` while running
     "p-scancel": (LONG, {}),  # cancelled with plain `scancel` while running (the documented limit)
     "p-cascade": ("true", {"depends_on": ["p-fail"]}),  # never runs: cancelled by the cascade from p-fail
     "g-ok": ("true", {"tasks": 2}),
@@ -145,7 +145,7 @@ def test_semantics_table_native_and_reconciler(slurm, run_slurmdag, tmp_path):
         assert sub.returncode == 0, sub.stderr
         dags[mode] = json.loads(sub.stdout)
     # From here on the native DAG is left to Slurm: the test reads Slurm; slurmdag runs only as the user's
-    # `cancel --node` and, for the reconciler DAG, as `reconcile --once` for that DAG.
+    # `cancel --allocation` and, for the reconciler DAG, as `reconcile --once` for that DAG.
 
     # The user cancels two running parents in each DAG: one through slurmdag, one with a plain scancel.
     for mode, sub in dags.items():
@@ -155,7 +155,7 @@ def test_semantics_table_native_and_reconciler(slurm, run_slurmdag, tmp_path):
             180,
             f"the long parents of the {mode} DAG to run",
         )
-        cancel = run_slurmdag("cancel", sub["dag_id"], "--node", "p-usercancel")
+        cancel = run_slurmdag("cancel", sub["dag_id"], "--allocation", "p-usercancel")
         assert cancel.returncode == 0, cancel.stderr
         slurm.run("scancel", jobs["p-scancel"])
 

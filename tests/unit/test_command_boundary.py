@@ -171,3 +171,19 @@ def test_cancel_allocation_holds_its_failure_handler_before_cancelling_it(fake, 
     assert fake.ids_of("scontrol hold") == [[ids["handler"]]]
     assert sorted(fake.ids_of("scancel")[0]) == sorted([ids["b"], ids["handler"]])
     assert fake.jobs[ids["handler"]].state == "CANCELLED" and fake.jobs[ids["d"]].state == "PENDING"
+
+
+@pytest.mark.parametrize("option", ["--allocation", "--node"])
+def test_cancel_allocation_through_the_cli_and_its_old_name(fake, store, monkeypatch, option):
+    dag_id, ids = _running_dag(fake, store)
+    fake.jobs[ids["b"]].state, fake.jobs[ids["b"]].node_list = "RUNNING", "node1"
+    monkeypatch.setenv("SLURMDAG_HOME", str(store.root))
+    result = CliRunner().invoke(app, ["cancel", dag_id, option, "b"])
+    assert result.exit_code == 0, result.output
+    assert f"DAG {dag_id}: cancelled b; failure handlers not started: handler" in result.output
+    assert sorted(fake.ids_of("scancel")[0]) == sorted([ids["b"], ids["handler"]])
+
+
+def test_cancel_help_names_allocation_not_its_old_name():
+    result = CliRunner().invoke(app, ["cancel", "--help"])
+    assert "--allocation" in result.output and "--node" not in result.output

@@ -167,7 +167,8 @@ def test_dry_run_lists_what_it_would_cancel_and_changes_nothing(tmp_path):
     before = {r.dag_id: r.to_json() for r in store.list_records()}
     report = reconcile.reconcile_pass(store, fake, dry_run=True)
     assert fake.cancelled == [] and not report.acted
-    assert {d: sorted(c.node for c in cs) for d, cs in report.would_cancel.items()} == {d: ["b", "c"] for d in before}
+    would = {d: sorted(c.allocation for c in cs) for d, cs in report.would_cancel.items()}
+    assert would == {d: ["b", "c"] for d in before}
     assert {r.dag_id: r.to_json() for r in store.list_records()} == before  # not even the cached counts
     real = reconcile.reconcile_pass(store, fake)
     assert sorted(sum(fake.cancelled, [])) == sorted(c.job_id for cs in report.would_cancel.values() for c in cs)

@@ -89,7 +89,7 @@ def test_reconciler_mode_cancels_the_whole_doomed_cascade_in_one_pass(plan):
             },
         ),
     )
-    names = {c.node for c in plan_actions(plan, st, "reconciler")}
+    names = {c.allocation for c in plan_actions(plan, st, "reconciler")}
     # c can never run; the failure handler and the any-child of b run, so they stay; nothing else is touched
     assert names == {"c"}
 
@@ -99,7 +99,7 @@ def test_reconciler_mode_follows_a_chain_below_the_first_stuck_job(plan):
         plan,
         _all(plan, {"a": ("FAILED", None), "b": ("PENDING", "DependencyNeverSatisfied"), "other": ("COMPLETED", None)}),
     )
-    names = {c.node for c in plan_actions(plan, st, "reconciler")}
+    names = {c.allocation for c in plan_actions(plan, st, "reconciler")}
     # b is stuck, c waits on b (Slurm still says only "Dependency"), the handler of b carries b's own terms;
     # after-b (any) will run once b is cancelled; either's OR is satisfied by `other`.
     assert names == {"b", "c", "on-b-fail"}
@@ -107,7 +107,7 @@ def test_reconciler_mode_follows_a_chain_below_the_first_stuck_job(plan):
 
 def test_native_mode_only_backs_up_slurms_own_kill(plan):
     st = _status(plan, _all(plan, {"a": ("FAILED", None), "b": ("PENDING", "DependencyNeverSatisfied")}))
-    assert [c.node for c in plan_actions(plan, st, "native")] == ["b"]
+    assert [c.allocation for c in plan_actions(plan, st, "native")] == ["b"]
 
 
 def test_nothing_to_do_while_parents_run(plan):
@@ -129,7 +129,7 @@ def test_corresponding_cancels_only_the_matching_task(plan):
             },
         ),
     )
-    assert [(c.node, c.job_id) for c in plan_actions(plan, st, "reconciler")] == [("h", "h_1")]
+    assert [(c.allocation, c.job_id) for c in plan_actions(plan, st, "reconciler")] == [("h", "h_1")]
 
 
 def test_a_whole_doomed_array_is_cancelled_by_its_array_id(plan):
@@ -139,15 +139,15 @@ def test_a_whole_doomed_array_is_cancelled_by_its_array_id(plan):
             plan, {f"g_{i}": ("FAILED", None) for i in range(3)} | {"a": ("RUNNING", None), "other": ("RUNNING", None)}
         ),
     )
-    assert [(c.node, c.job_id) for c in plan_actions(plan, st, "reconciler")] == [("h", "h")]
+    assert [(c.allocation, c.job_id) for c in plan_actions(plan, st, "reconciler")] == [("h", "h")]
 
 
 def test_or_is_doomed_only_when_every_branch_is(plan):
     base = {"other": ("RUNNING", None), "b": ("PENDING", "DependencyNeverSatisfied"), "a": ("FAILED", None)}
     st = _status(plan, _all(plan, base))
-    assert "either" not in {c.node for c in plan_actions(plan, st, "reconciler")}
+    assert "either" not in {c.allocation for c in plan_actions(plan, st, "reconciler")}
     st = _status(plan, _all(plan, base | {"other": ("TIMEOUT", None)}))
-    assert "either" in {c.node for c in plan_actions(plan, st, "reconciler")}
+    assert "either" in {c.allocation for c in plan_actions(plan, st, "reconciler")}
 
 
 def test_unknown_parent_is_never_taken_for_a_success_or_a_failure(plan):
