@@ -13,6 +13,7 @@ from __future__ import annotations
 import difflib
 import itertools
 import math
+import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -479,7 +480,9 @@ def _p_script(key: str, node: Node, ctx: _Ctx) -> tuple[str, str, ScriptDirectiv
         raise _Bad("`script` is empty")
     if any(ord(ch) < 32 or ord(ch) == 127 for ch in path):
         raise _Bad("`script` path contains a control character", "rename the script file")
-    full = Path(path) if Path(path).is_absolute() else ctx.base_dir / path
+    # `~/x/job.sh` as the shell expanded it where the user ran `sbatch ~/x/job.sh`
+    expanded = Path(os.path.expanduser(path))  # an unknown ~user stays as written (then: not found)
+    full = expanded if expanded.is_absolute() else ctx.base_dir / path
     try:
         body = full.read_text(encoding="utf-8")
     except FileNotFoundError:

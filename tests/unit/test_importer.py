@@ -6,7 +6,8 @@ import pytest
 import yaml
 
 from slurmdag.model.errors import InputError
-from slurmdag.porting.importer import import_files, lex_commands, slurm_time_to_walltime
+from slurmdag.porting.bash_lexer import Part, lex_commands
+from slurmdag.porting.importer import import_files, slurm_time_to_walltime
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 SCRIPT = "#!/bin/bash\n#SBATCH --time=5\ntrue\n"
@@ -104,15 +105,28 @@ sbatch a.sh arg1
 cleanup() { rm -rf tmp; }
 [ -f flag ] && sbatch a.sh
 sbatch --dependency=afterok:${A}_2 --hold a.sh
+while read f; do sbatch "$f"; done < list.txt
 """
     r = run(chain, {"a.sh": SCRIPT, "shard.sh": SCRIPT})
-    lines = sorted({w.line for w in r.warnings})
-    assert lines == [2, 3, 4, 6, 10, 11, 12, 13, 14, 15]
+    lines = [w.line for w in r.warnings]
+    # the loop over known values is unrolled (each call's script argument is reported); an `if` that only prints
+    # and a function that is never called lose nothing
+    assert lines == [2, 4, 4, 4, 10, 11, 11, 12, 14, 15, 15, 16, 16], "\n".join(map(str, r.warnings))
     text = "\n".join(str(w) for w in r.warnings)
-    assert "chain.sh:4:" in text and "sbatch inside a loop" in text
-    assert "$UNKNOWN" in text and "12345" in text and "'after'" in text
+    assert "chain.sh:14:16: sbatch after `&&`" in text and "chain.sh:16:18: sbatch inside the `while`" in text
+    assert "$UNKNOWN" in text and "12345" in text and "replaced by the later --dependency" in text
     assert "arg1" in text and "widened to the whole array" in text and "--hold" in text
     # what could be translated still was
+    assert [a["name"] for a in r.workflow["allocations"]] == [
+        "shard",
+        "shard-2",
+        "shard-3",
+        "a",
+        "a-2",
+        "a-3",
+        "a-4",
+        "a-5",
+    ]
     assert allocs(r)["a-2"]["depends_on"] == ["a"]
 
 
@@ -171,8 +185,8 @@ def test_slurm_time_forms(slurm, ours):
 def test_lexer_keeps_quotes_and_substitutions_apart():
     cmds = lex_commands("A=\"$(sbatch x.sh)\"; echo 'a;b' && B=`y`\n")
     assert [c.sep_before for c in cmds] == ["", ";", "&&"]
-    assert cmds[0].words[0].parts == [("lit", "A="), ("cmd", "sbatch x.sh")]
-    assert cmds[1].words[1].parts == [("qlit", "a;b")]
+    assert cmds[0].words[0].parts == [Part("lit", "A="), Part("cmd", "sbatch x.sh", True)]
+    assert cmds[1].words[1].parts == [Part("lit", "a;b", True)]
 
 
 def test_fixture_chain_imports_cleanly_and_loads_as_a_workflow(tmp_path):
