@@ -23,11 +23,20 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
-import jinja2.sandbox
 
 from slurmdag.compiler import graph, render
 from slurmdag.compiler.script_directives import shell_kind
-from slurmdag.compiler.spec import AllocationSpec, WorkflowSpec, build_partial, did_you_mean, problem_at, read_text
+from slurmdag.compiler.spec import (
+    MAX_SCRIPT_BYTES,
+    SCRIPT_SIZE_HINT,
+    AllocationSpec,
+    WorkflowSpec,
+    build_partial,
+    did_you_mean,
+    problem_at,
+    read_text,
+)
+from slurmdag.compiler.template_sandbox import BoundedEnvironment, TemplateLimitError
 from slurmdag.compiler.yamlsrc import Node, parse_yaml, plain_scalar
 from slurmdag.model.errors import InputError, Problem, shown
 from slurmdag.model.plan import Dependency, DependencyTerm, Edge, Plan, PlannedJob
@@ -213,7 +222,22 @@ def _compile(
         for join_name, join_dep in joins:
             jobs.append(join_job(spec.name, join_name, a.name, a.options, join_dep, renderer))
         dependency_of[a.name] = deps
-        jobs.append(_allocation_job(spec.name, a, deps, rendered[a.name], renderer))
+        job = _allocation_job(spec.name, a, deps, rendered[a.name], renderer)
+        size = len(job.script) if job.script.isascii() else len(job.script.encode("utf-8"))
+        if size > MAX_SCRIPT_BYTES:
+            where = next((a.where[k] for k in ("matrix", "script", "entrypoint", "setup") if k in a.where), a.node)
+            problems.append(
+                problem_at(
+                    spec.file,
+                    where,
+                    f"the batch script of allocation {shown(a.name)} would be {size / 2**20:.1f} MB, "
+                    f"more than {MAX_SCRIPT_BYTES // 2**20} MB",
+                    SCRIPT_SIZE_HINT,
+                )
+            )
+        jobs.append(job)
+    if problems:
+        raise InputError(problems)
     return Plan(workflow=spec.name, jobs=jobs, params=params, source=source, max_concurrent=spec.max_concurrent)
 
 
@@ -230,6 +254,12 @@ def _apply_overrides(spec: WorkflowSpec, overrides: Mapping[str, str], problems:
     return params
 
 
+_TEMPLATE_LIMITS_HINT = (
+    "templates are evaluated within bounds (1 s of CPU time, 1,000,000 characters, numbers of 4096 bits): "
+    "see docs/workflow-format.md, Limits"
+)
+
+
 class _ParamRenderer:
     """Renders `{{ params.x }}` in entrypoint, env and setup; errors point at the key that used the param."""
 
@@ -239,10 +269,10 @@ class _ParamRenderer:
         self.spec = spec
         self.params = params
         self.problems = problems
-        self.env = jinja2.sandbox.SandboxedEnvironment(
-            undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=True
-        )
-        self.cache: dict[str, str | None] = {}  # defaults are shared by many allocations: render each text once
+        self.env = BoundedEnvironment(undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=True)
+        # The result depends on the text alone (params are the same for all): render each text once, and report a
+        # failure again at every place that uses the text.
+        self.cache: dict[str, tuple[str | None, tuple[str, str | None] | None]] = {}
 
     def allocation(self, a: AllocationSpec) -> tuple[str | None, dict[str, str], list[str]]:
         entry = self.text(a.entrypoint, "entrypoint", a.where.get("entrypoint")) if a.entrypoint is not None else None
@@ -253,37 +283,40 @@ class _ParamRenderer:
     def text(self, text: str, key: str, node: Node | None) -> str | None:
         if not any(m in text for m in self._MARKERS):
             return text
-        cache_key = f"{id(node)}:{text}"
-        if cache_key in self.cache:
-            return self.cache[cache_key]
-        try:
-            out: str | None = self.env.from_string(text).render(params=self.params)
-            assert out is not None
-            if "\x00" in out:
-                raise ValueError("the result contains a NUL character")
-        except jinja2.UndefinedError as e:
-            out = None
-            self.problems.append(problem_at(self.spec.file, node, *self._undefined(key, str(e.message))))
-        except Exception as e:  # syntax errors, sandbox refusals, errors raised by filters
-            out = None
-            msg = getattr(e, "message", None) or str(e)
-            self.problems.append(
-                problem_at(
-                    self.spec.file, node, f"cannot render `{key}`: {msg}", "params are written {{ params.NAME }}"
-                )
-            )
-        self.cache[cache_key] = out
+        if text not in self.cache:
+            self.cache[text] = self._render(text)
+        out, failure = self.cache[text]
+        if failure is not None:
+            message, hint = failure
+            self.problems.append(problem_at(self.spec.file, node, message.replace("{key}", key), hint))
         return out
 
-    def _undefined(self, key: str, message: str) -> tuple[str, str]:
+    def _render(self, text: str) -> tuple[str | None, tuple[str, str | None] | None]:
+        """(the rendered text, None) or (None, (message with a {key} placeholder, hint))."""
+        try:
+            out = self.env.render_bounded(text, params=self.params)
+            if "\x00" in out:
+                raise ValueError("the result contains a NUL character")
+            if "\r\n" in out:
+                raise ValueError("the result contains a DOS line break (\\r\\n), which sbatch refuses")
+            return out, None
+        except jinja2.UndefinedError as e:
+            return None, self._undefined(str(e.message))
+        except TemplateLimitError as e:
+            return None, (f"cannot render `{{key}}`: {e}", _TEMPLATE_LIMITS_HINT)
+        except Exception as e:  # syntax errors, sandbox refusals, errors raised by filters, recursion
+            msg = getattr(e, "message", None) or str(e) or type(e).__name__
+            return None, (f"cannot render `{{key}}`: {msg}", "params are written {{ params.NAME }}")
+
+    def _undefined(self, message: str) -> tuple[str, str]:
         m = re.search(r"has no attribute '([^']*)'", message) or re.search(r"'([^']*)' is undefined", message)
         name = m.group(1) if m else message
         if "has no attribute" in message:
             hint = did_you_mean(name, self.params) or (
                 f"defined params: {', '.join(self.params)}" if self.params else "declare it under `params:`"
             )
-            return f"`{key}` uses undefined param {shown(name)}", hint
-        return f"`{key}` uses undefined variable {shown(name)}", "params are written {{ params.NAME }}"
+            return f"`{{key}}` uses undefined param {shown(name)}", hint
+        return f"`{{key}}` uses undefined variable {shown(name)}", "params are written {{ params.NAME }}"
 
 
 def _lower(

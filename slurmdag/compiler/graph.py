@@ -100,6 +100,8 @@ def _corresponding_problem(parent: AllocationSpec, child: AllocationSpec) -> str
             f"`corresponding` between {shown(child.name)} and {shown(parent.name)} needs two task groups; "
             f"{' and '.join(repr(w) for w in which)} {'is' if len(which) == 1 else 'are'} not one"
         )
+    if not parent.indexes or not child.indexes:  # refused already (too many tasks)
+        return None
     if len(parent.indexes) != len(child.indexes):
         return (
             f"`corresponding` needs task groups of the same size: {shown(child.name)} has {len(child.indexes)} tasks, "

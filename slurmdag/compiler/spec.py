@@ -11,11 +11,13 @@ allocation's own options (the workflow wins), so a script's `--array` makes a ta
 from __future__ import annotations
 
 import difflib
+import functools
 import itertools
 import math
 import os
 import re
-from collections.abc import Callable
+import stat
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -80,6 +82,11 @@ _FLAG_RE = re.compile(r"\A--([A-Za-z][A-Za-z0-9-]*)(?:=(.*))?\Z", re.DOTALL)
 # Values written after `#SBATCH --opt=`: sbatch splits directive lines on blanks and strips quotes, so anything that
 # could end the value (or the line) is refused rather than escaped.
 _DIRECTIVE_UNSAFE = re.compile(r"[\s\"'\\#\x00-\x1f\x7f]")
+
+
+# Work a small file can ask for, bounded before it is done (docs/workflow-format.md, "Limits").
+MAX_TASKS = 1_000_000  # array tasks in one workflow, summed over its task groups
+MAX_MATRIX_COMBINATIONS = 100_000  # one line of the batch script each
 
 
 # --- the model -----------------------------------------------------------------------------------------------------
@@ -181,6 +188,16 @@ def _want_str(key: str, node: Node, allow_int: bool = False) -> str:
     raise _Bad(f"`{key}` must be a string, not {type_name(node)}")
 
 
+def _script_text(key: str, text: str) -> str:
+    """Text written into the batch script (entrypoint, setup, env and matrix values)."""
+    if "\r\n" in text:
+        raise _Bad(
+            f"`{key}` contains a DOS line break (\\r\\n)",
+            "sbatch refuses a batch script that holds one anywhere; use \\n line breaks",
+        )
+    return _no_nul(key, text)
+
+
 def _no_nul(key: str, text: str) -> str:
     if "\x00" in text:
         raise _Bad(f"`{key}` contains a NUL character", "NUL bytes cannot appear in a batch script")
@@ -206,7 +223,7 @@ def directive_value(key: str, text: str) -> str:
 
 
 def _p_text(key: str, node: Node, ctx: _Ctx) -> str:
-    text = _no_nul(key, _want_str(key, node))
+    text = _script_text(key, _want_str(key, node))
     if not text.strip():
         raise _Bad(f"`{key}` is empty")
     return text
@@ -313,7 +330,8 @@ def _p_deps(key: str, node: Node, ctx: _Ctx) -> list[DepSpec]:
     return deps
 
 
-def _p_array(key: str, node: Node, ctx: _Ctx) -> tuple[str, frozenset[int]]:
+def _p_array(key: str, node: Node, ctx: _Ctx) -> tuple[str, int]:
+    """The --array text and how many tasks it names (expanded later, within the workflow's task budget)."""
     v = node.value
     if isinstance(v, int) and not isinstance(v, bool):
         v = str(v)
@@ -321,10 +339,9 @@ def _p_array(key: str, node: Node, ctx: _Ctx) -> tuple[str, frozenset[int]]:
         raise _Bad(f'`array` must be a string like "0-99%20", not {type_name(node)}', f"accepted: {wt.ARRAY_FORMS}")
     text = v.strip()
     try:
-        spec = wt.parse_array(text)
+        return text, wt.array_size(text)
     except ValueError as e:
         raise _Bad(f"invalid array {shown(text)}: {e}", f"accepted: {wt.ARRAY_FORMS}") from None
-    return text, frozenset(spec.indexes)
 
 
 def _p_matrix(key: str, node: Node, ctx: _Ctx) -> list[tuple[str, list[str]]]:
@@ -351,13 +368,17 @@ def _p_matrix(key: str, node: Node, ctx: _Ctx) -> list[tuple[str, list[str]]]:
         texts = []
         for item in values.value:
             try:
-                texts.append(_no_nul(f"matrix.{k}", scalar_text(item)))
+                texts.append(_script_text(f"matrix.{k}", scalar_text(item)))
             except _Bad as e:
                 ctx.bad(item, e.message, e.hint)
         rows.append((k, texts))
     size = math.prod(len(v) for _, v in rows)
-    if size >= wt.MAX_ARRAY_INDEX:
-        raise _Bad(f"matrix has {size} combinations, more than Slurm's array limit")
+    if size > MAX_MATRIX_COMBINATIONS:  # checked before anything is expanded
+        raise _Bad(
+            f"the matrix has {size:,} combinations, more than {MAX_MATRIX_COMBINATIONS:,}",
+            "every combination is a line of the batch script (Slurm refuses scripts over 4 MB by default): "
+            "sweep fewer values, or let each task read its values from a file",
+        )
     return rows
 
 
@@ -392,7 +413,7 @@ def _p_env(key: str, node: Node, ctx: _Ctx) -> dict[str, tuple[str, Node]]:
             ctx.bad(key_node, f"environment variable {shown(k)} uses the reserved prefix SLURMDAG_")
             continue
         try:
-            env[k] = (_no_nul(f"env.{k}", scalar_text(v)), v)
+            env[k] = (_script_text(f"env.{k}", scalar_text(v)), v)
         except _Bad as e:
             ctx.bad(v, e.message if e.message.startswith("`") else f"env value for {shown(k)}: {e.message}", e.hint)
     return env
@@ -405,7 +426,10 @@ def _p_setup(key: str, node: Node, ctx: _Ctx) -> list[tuple[str, Node]]:
         if not isinstance(item, ScalarNode) or not isinstance(item.value, str):
             ctx.bad(item, f"`setup` must be a string or a list of strings, not {type_name(item)}")
             continue
-        lines.append((_no_nul("setup", item.value), item))
+        try:
+            lines.append((_script_text("setup", item.value), item))
+        except _Bad as e:
+            ctx.bad(item, e.message, e.hint)
     return lines
 
 
@@ -484,14 +508,100 @@ def _p_script(key: str, node: Node, ctx: _Ctx) -> tuple[str, str, ScriptDirectiv
     expanded = Path(os.path.expanduser(path))  # an unknown ~user stays as written (then: not found)
     full = expanded if expanded.is_absolute() else ctx.base_dir / path
     try:
-        body = full.read_text(encoding="utf-8")
+        body = read_bounded(full, MAX_SCRIPT_BYTES).decode("utf-8")
     except FileNotFoundError:
         raise _Bad(
             f"script {shown(path)} not found", f"looked for {full} (relative paths start at the workflow's directory)"
         ) from None
+    except NotARegularFile as e:
+        raise _Bad(
+            f"script {shown(path)} is {e.kind}, not a file", "give the path of the batch script itself"
+        ) from None
+    except FileTooLarge as e:
+        raise _Bad(f"script {shown(path)} is {e.over(MAX_SCRIPT_BYTES)}", SCRIPT_SIZE_HINT) from None
     except (OSError, UnicodeDecodeError) as e:
         raise _Bad(f"cannot read script {shown(path)}: {e}") from None
     return path, _no_nul(key, body), ctx.directives(str(full), body)
+
+
+# --- reading files without unbounded work ----------------------------------------------------------------------------
+
+# Slurm refuses a batch script larger than `max_script_size` (slurm.conf SchedulerParameters), 4 MB by default
+# (measured on 22.05: a 5 MB script fails "Pathname of a file, directory or other parameter too long").
+MAX_SCRIPT_BYTES = 4 * 1024 * 1024
+SCRIPT_SIZE_HINT = (
+    "Slurm refuses batch scripts larger than max_script_size (SchedulerParameters in slurm.conf, 4 MB by default): "
+    "keep data in files the script reads"
+)
+# A workflow of 10,000 allocations is about 1 MB; the limit only stops a wrong file from being read whole.
+MAX_WORKFLOW_BYTES = 16 * 1024 * 1024
+
+
+class NotARegularFile(OSError):
+    def __init__(self, kind: str):
+        super().__init__(f"{kind}, not a regular file")
+        self.kind = kind
+
+
+class FileTooLarge(OSError):
+    def __init__(self, size: int, at_least: bool = False):
+        super().__init__(f"{size} bytes")
+        self.size, self.at_least = size, at_least
+
+    def over(self, limit: int) -> str:
+        """ "5 MB, more than 4 MB" (in bytes where megabytes would read the same)."""
+        size, cap = _mib(self.size), _mib(limit)
+        if size == cap:
+            size, cap = f"{self.size:,} bytes", f"{limit:,} bytes"
+        return ("more than " if self.at_least else "") + f"{size}, more than {cap}"
+
+
+def _mib(size: int) -> str:
+    return f"{size / (1024 * 1024):.1f} MB".replace(".0 MB", " MB")
+
+
+def _file_kind(mode: int) -> str:
+    for test, kind in (
+        (stat.S_ISDIR, "a directory"),
+        (stat.S_ISFIFO, "a named pipe (FIFO)"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+    ):
+        if test(mode):
+            return kind
+    return "not a regular file"
+
+
+def read_bounded(path: Path | str, limit: int) -> bytes:
+    """The bytes of a regular file of at most `limit` bytes; raises NotARegularFile, FileTooLarge or OSError.
+
+    A FIFO would block the reader until someone writes and /dev/zero never ends: anything but a regular file is
+    refused before it is opened (and again after, in case it was swapped), and no more than `limit` + 1 bytes are read.
+    """
+    st = os.stat(path)
+    if not stat.S_ISREG(st.st_mode):
+        raise NotARegularFile(_file_kind(st.st_mode))
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise NotARegularFile(_file_kind(st.st_mode))
+        if st.st_size > limit:
+            raise FileTooLarge(st.st_size)
+        chunks: list[bytes] = []
+        total = 0
+        while total <= limit:
+            chunk = os.read(fd, min(1 << 20, limit + 1 - total))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            total += len(chunk)
+        if total > limit:  # it grew while being read
+            raise FileTooLarge(limit, at_least=True)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
 
 
 PARSERS: dict[str, Callable[..., Any]] = {
@@ -540,9 +650,41 @@ class _Ctx:
         self.warnings: list[Problem] = []
         self.default_keys: set[Any] = set()
         self.scripts: dict[str, ScriptDirectives] = {}
+        self.tasks = 0  # array tasks of the allocations read so far
 
     def bad(self, node: Node | None, message: str, hint: str | None = None) -> None:
         self.problems.append(problem_at(self.file, node, message, hint))
+
+    def indexes(
+        self,
+        key: str,
+        count: int,
+        node: Node | None,
+        expand: Callable[[], Iterable[int]],
+        directive: tuple[str, Any] | None = None,
+    ) -> frozenset[int]:
+        """A task group's indexes, expanded only while the workflow stays within MAX_TASKS (counted before
+        expanding, so `tasks: 4000000` in many allocations costs nothing). Over the budget: a problem at `node`
+        (or at the script's #SBATCH --array line) and no indexes."""
+        if self.tasks + count > MAX_TASKS:
+            if self.tasks > MAX_TASKS:  # already reported at the first group over the budget
+                return frozenset()
+            message = (
+                f"`{key}` asks for {count:,} tasks, more than {MAX_TASKS:,}"
+                if count > MAX_TASKS
+                else f"`{key}` asks for {count:,} tasks, which makes {self.tasks + count:,} in the workflow, "
+                f"more than {MAX_TASKS:,}"
+            )
+            hint = f"a workflow has at most {MAX_TASKS:,} tasks in all: give each task more work"
+            if directive is not None:
+                path, d = directive
+                self.problems.append(Problem(message, path, d.line, d.col, hint))
+            else:
+                self.bad(node, message, hint)
+            self.tasks = MAX_TASKS + 1  # report the first allocation over the budget, not every later one
+            return frozenset()
+        self.tasks += count
+        return frozenset(expand())
 
     def directives(self, path: str, text: str) -> ScriptDirectives:
         """A script's #SBATCH block; its problems and notes are reported once, however many allocations use it."""
@@ -749,14 +891,15 @@ def _allocation(index: int, item: Node, defaults: dict[str, tuple[Any, Node]], c
         elif key == "tasks":
             a.tasks = value
             a.array = f"0-{value - 1}"
-            a.indexes = frozenset(range(value))
+            a.indexes = ctx.indexes(key, value, node, functools.partial(range, value))
         elif key == "array":
-            a.array, a.indexes = value
+            a.array, count = value
+            a.indexes = ctx.indexes(key, count, node, functools.partial(wt.array_indexes, a.array))
         elif key == "matrix":
             a.matrix = value
             size = math.prod(len(v) for _, v in value)
             a.array = f"0-{size - 1}"
-            a.indexes = frozenset(range(size))
+            a.indexes = ctx.indexes(key, size, node, functools.partial(range, size))
         elif key == "env":
             a.env = {k: v for k, (v, _) in value.items()}
             for k, (_, vnode) in value.items():
@@ -812,14 +955,16 @@ def _merge_script(a: AllocationSpec, ctx: _Ctx) -> None:
             hint = f"accepted forms: {wt.WALLTIME_FORMS}, or UNLIMITED"
             ctx.problems.append(Problem(f"invalid --time {time!r}: {e}", script.path, d.line, d.col, hint))
     if a.array is None and a.merged.array is not None:
+        text = a.merged.array.strip()
+        d = next(d for d in reversed(script.directives) if d.name == "array")
         try:
-            spec = wt.parse_array(a.merged.array.strip())
+            count = wt.array_size(text)
         except ValueError as e:
-            d = next(d for d in reversed(script.directives) if d.name == "array")
             message = f"invalid --array {shown(a.merged.array)}: {e}"
             ctx.problems.append(Problem(message, script.path, d.line, d.col, f"accepted: {wt.ARRAY_FORMS}"))
         else:
-            a.array, a.indexes = a.merged.array.strip(), frozenset(spec.indexes)
+            a.array = text
+            a.indexes = ctx.indexes("--array", count, None, functools.partial(wt.array_indexes, text), (script.path, d))
     if shell_kind(script.shebang) == "none":
         # slurmdag's env, setup and matrix lines are shell code: they cannot go into, say, a Python script
         for key in ("env", "setup", "matrix"):
@@ -839,11 +984,19 @@ def read_text(path: Path | str) -> str:
     """A workflow file's text; unreadable files are input errors, not tracebacks."""
     file = str(path)
     try:
-        data = Path(path).read_bytes()
+        data = read_bounded(path, MAX_WORKFLOW_BYTES)
     except FileNotFoundError:
         raise InputError(Problem("no such file", file, hint="check the path of the workflow file")) from None
-    except IsADirectoryError:
-        raise InputError(Problem("is a directory, not a workflow file", file)) from None
+    except NotARegularFile as e:
+        raise InputError(Problem(f"is {e.kind}, not a workflow file", file)) from None
+    except FileTooLarge as e:
+        raise InputError(
+            Problem(
+                f"the workflow file is {e.over(MAX_WORKFLOW_BYTES)}",
+                file,
+                hint="a workflow of 10,000 allocations takes about 1 MB: is this the right file?",
+            )
+        ) from None
     except OSError as e:
         raise InputError(Problem(f"cannot read the workflow file: {e.strerror or e}", file)) from None
     try:

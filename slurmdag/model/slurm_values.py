@@ -162,8 +162,8 @@ class ArraySpec:
         return format_array(self.indexes, self.throttle)
 
 
-def parse_array(text: str) -> ArraySpec:
-    """An --array value as written by a user or printed by Slurm ("0-3,7,10-14:2%4"); raises ValueError."""
+def _array_ranges(text: str) -> tuple[list[range], int | None]:
+    """The index ranges and throttle of an --array value, checked but not expanded; raises ValueError."""
     body, throttle = text, None
     if "%" in text:
         body, _, limit = text.partition("%")
@@ -172,7 +172,7 @@ def parse_array(text: str) -> ArraySpec:
         throttle = int(limit)
     if not body:
         raise ValueError("no indexes before the throttle")
-    indexes: set[int] = set()
+    ranges: list[range] = []
     for part in body.split(","):
         m = _ARRAY_PART.match(part)
         if not m:
@@ -188,7 +188,24 @@ def parse_array(text: str) -> ArraySpec:
                 raise ValueError(f"step in {part!r} must be at least 1")
         if lo + (hi_i - lo) // step_i * step_i >= MAX_ARRAY_INDEX:  # the range's last index
             raise ValueError(f"array index above Slurm's maximum of {MAX_ARRAY_INDEX - 1}")
-        indexes.update(range(lo, hi_i + 1, step_i))
+        ranges.append(range(lo, hi_i + 1, step_i))
+    return ranges, throttle
+
+
+def array_size(text: str) -> int:
+    """How many task indexes an --array value names (repeats counted), without listing them; raises ValueError."""
+    return sum(len(r) for r in _array_ranges(text)[0])
+
+
+def parse_array(text: str) -> ArraySpec:
+    """An --array value as written by a user or printed by Slurm ("0-3,7,10-14:2%4"); raises ValueError."""
+    ranges, throttle = _array_ranges(text)
+    # distinct indexes are below MAX_ARRAY_INDEX; more than that many in all means ranges repeated to make work
+    if sum(len(r) for r in ranges) > MAX_ARRAY_INDEX:
+        raise ValueError(f"more than {MAX_ARRAY_INDEX:,} indexes, repeats counted")
+    indexes: set[int] = set()
+    for r in ranges:
+        indexes.update(r)
     return ArraySpec(tuple(sorted(indexes)), throttle)
 
 

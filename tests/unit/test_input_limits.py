@@ -3,6 +3,7 @@ traceback), found quickly, with nothing written or submitted. The numbers are in
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -186,3 +187,206 @@ def test_a_template_whose_block_is_not_the_plan_is_refused(tmp_path, template, e
     assert "the batch script rendered for 'a'" in str(info.value)
     assert expected in str(info.value)
     assert str(tmp_path / "job.sbatch.j2") in str(info.value)
+
+
+# --- files that are not files, or too big -----------------------------------------------------------------------
+
+
+def test_a_script_that_is_a_fifo_or_a_device_is_refused_without_reading_it(write, tmp_path):
+    os.mkfifo(tmp_path / "fifo.sh")
+    path = write(
+        "name: w\nallocations:\n  - {name: a, script: fifo.sh}\n  - {name: b, script: /dev/zero}\n"
+        "  - {name: c, script: /tmp}\n"
+    )
+    err = refused_quickly(lambda: compile_file(path))
+    assert [(p.line, p.col, p.message) for p in err.problems] == [
+        (3, 23, "script 'fifo.sh' is a named pipe (FIFO), not a file"),
+        (4, 23, "script '/dev/zero' is a character device, not a file"),
+        (5, 23, "script '/tmp' is a directory, not a file"),
+    ]
+    assert_refused(path, "is a named pipe (FIFO), not a file")  # the CLI does not hang on it either
+
+
+def test_a_script_over_slurms_default_size_limit_is_refused(write, tmp_path):
+    line = "# " + "x" * 97 + "\n"
+    (tmp_path / "big.sh").write_text("#!/bin/bash\n" + line * (5 * 1024 * 1024 // 100) + "true\n")
+    (tmp_path / "fits.sh").write_text("#!/bin/bash\n" + line * (3 * 1024 * 1024 // 100) + "true\n")
+    err = refused_quickly(lambda: compile_file(write("name: w\nallocations:\n  - {name: a, script: big.sh}\n")))
+    (p,) = err.problems
+    assert (p.line, p.col, p.message) == (3, 23, "script 'big.sh' is 5 MB, more than 4 MB")
+    assert "max_script_size" in p.hint
+    plan = compile_file(write("name: w\nallocations:\n  - {name: a, script: fits.sh}\n"))
+    assert len(plan.job("a").script) > 3 * 1024 * 1024
+
+
+@pytest.mark.parametrize("target", ["/dev/zero", "fifo"])
+def test_a_workflow_file_that_is_not_a_file_is_refused(tmp_path, target):
+    if target == "fifo":
+        os.mkfifo(tmp_path / "fifo")
+        target = str(tmp_path / "fifo")
+    rc, err, _ = validate(target)
+    assert rc == 2 and "Traceback" not in err
+    assert err.startswith(f"{target}: is a ")
+
+
+def test_a_huge_workflow_file_is_refused_before_it_is_read(tmp_path):
+    path = tmp_path / "wf.yaml"
+    with open(path, "wb") as fh:
+        fh.truncate(spec.MAX_WORKFLOW_BYTES + 1)  # sparse: no need to write it
+    err = refused_quickly(lambda: compile_file(path), cpu_seconds=0.5)
+    assert err.problems[0].message == "the workflow file is 16,777,217 bytes, more than 16,777,216 bytes"
+
+
+@pytest.mark.parametrize("key", ["entrypoint", "setup", "env", "matrix"])
+def test_dos_line_breaks_in_script_text_are_refused_where_written(key):
+    value = "echo a\r\necho b"
+    keys = {
+        "entrypoint": {},
+        "setup": {"setup": [value]},
+        "env": {"env": {"V": value}},
+        "matrix": {"matrix": {"m": [value]}},
+    }[key]
+    w = Workflow("w")
+    w.allocation("a", value if key == "entrypoint" else "true", **keys)
+    with pytest.raises(InputError) as info:
+        w.compile()
+    (p,) = info.value.problems
+    assert "DOS line break" in p.message and p.file.startswith("<python>:allocations[0].")
+
+
+# --- templates ---------------------------------------------------------------------------------------------------
+
+HOSTILE_TEMPLATES = {
+    "power": ("{{ 7**(10**8) }}", "`**` would make a number of more than 4096 bits"),
+    "repeat": ("{{ 'x' * 400000000 }}", "`*` would make 400,000,000 items"),
+    "nested-loops": (
+        "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}",
+        "evaluation takes more than 1 s of CPU time",
+    ),
+    "loops-over-a-local": (
+        "{% set s = 'x' * 1000 %}{% for a in s %}{% for b in s %}{% for c in s %}{% endfor %}{% endfor %}{% endfor %}",
+        "evaluation takes more than 1 s",
+    ),
+    "list-doubled-in-a-loop": (
+        "{% set ns = namespace(l=[1]) %}{% for i in range(60) %}{% set ns.l = [ns.l, ns.l] %}{% endfor %}{{ ns.l }}",
+        "a value that would print as more than 1,000,000 characters",
+    ),
+    "text-doubled-in-a-loop": (
+        "{% set ns = namespace(s='x') %}{% for i in range(60) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}",
+        "more than 1,000,000",
+    ),
+    "captured-output-doubled": (
+        "{% set ns = namespace(s='x') %}{% for i in range(60) %}{% set b %}{{ ns.s }}{{ ns.s }}{% endset %}"
+        "{% set ns.s = b %}{% endfor %}",
+        "the output would be more than 1,000,000 characters",
+    ),
+    "filter-block": (
+        "{% filter upper %}{% for i in range(100000) %}{{ 'x' * 100000 }}{% endfor %}{% endfilter %}",
+        "the output would be more than 1,000,000 characters",
+    ),
+    "macro-doubling": (
+        "{% macro f(x, n) %}{{ f([x, x], n - 1) if n else x|length }}{% endmacro %}{{ f([1], 60) }}",
+        "more than 1,000,000 characters",
+    ),
+    "number-squared-in-a-loop": (
+        "{% set ns = namespace(x=3) %}{% for i in range(40) %}{% set ns.x = ns.x * ns.x %}{% endfor %}{{ ns.x }}",
+        "`*` would make a number of more than 4096 bits",
+    ),
+    "center": ("{{ 'x'|center(999999999) }}", "a number argument of more than 1,000,000"),
+    "ljust": ("{{ 'x'.ljust(999999999) }}", "a number argument of more than 1,000,000"),
+    "expandtabs": ("{{ ('\\t' * 1000).expandtabs(100000) }}", "the string method 'expandtabs' is not available"),
+    "replace": ("{{ ('x' * 100000)|replace('x', 'y' * 100000) }}", "`replace` would make more than"),
+    "join": ("{{ ('x' * 99999).join(range(99999)) }}", "`join` would make more than"),
+    "percent-width": ("{{ '%0999999999d' % 1 }}", "a `%` format width must be a number up to"),
+    "format-width": ("{{ '{:>999999999}'.format(1) }}", "a `format` width must be a number up to"),
+    "indent": ("{{ ('\\n' * 100000)|indent(100000) }}", "`indent` would make more than"),
+    "to-bytes": ("{{ ((1).to_bytes(1000000, 'big') * 1000000)|length }}", "`*` would make 1,000,000,000,000 items"),
+    "recursion": ("{% macro f() %}{{ f() }}{% endmacro %}{{ f() }}", "recursion"),
+}
+
+
+@pytest.mark.parametrize("text,message", HOSTILE_TEMPLATES.values(), ids=HOSTILE_TEMPLATES.keys())
+def test_hostile_templates_are_refused_within_bounds(text, message):
+    w = Workflow("w", params={"p": 1})
+    w.allocation("a", "echo " + text)
+    (p,) = refused_quickly(w.compile).problems
+    assert p.file == "<python>:allocations[0].entrypoint"
+    assert p.message.startswith("cannot render `entrypoint`: ") and message in p.message, p.message
+
+
+def test_ordinary_templates_still_work():
+    w = Workflow("w", params={"lr": 0.01, "n": 3, "name": "run"})
+    w.allocation(
+        "a",
+        "train --lr={{ params.lr }} --seeds={{ range(params.n)|join(',') }} --big={{ 2**64 }} "
+        "--tag={{ params.name|upper ~ '-' ~ '%03d' % params.n }} --pad={{ 'x'.ljust(3, '.') }}"
+        "{% for i in range(2) %} -v{% endfor %} {{ '{}/{}'.format(params.name, params.n) }}",
+    )
+    script = w.compile().job("a").script
+    assert "train --lr=0.01 --seeds=0,1,2 --big=18446744073709551616 --tag=RUN-003 --pad=x.. -v -v run/3\n" in script
+
+
+def test_the_template_time_of_a_whole_workflow_is_bounded(monkeypatch):
+    from slurmdag.compiler import template_sandbox
+
+    monkeypatch.setattr(template_sandbox, "SECONDS_PER_TEXT", 0.1)
+    monkeypatch.setattr(template_sandbox, "SECONDS_PER_WORKFLOW", 0.35)
+    w = Workflow("w")
+    for i in range(10):  # different texts: each is evaluated, not taken from the cache
+        w.allocation(
+            f"a{i}",
+            f"echo {i} {{% for i in range(100000) %}}{{% for j in range(100000) %}}{{% endfor %}}{{% endfor %}}",
+        )
+    err = refused_quickly(w.compile, cpu_seconds=1.5)
+    messages = [p.message for p in err.problems]
+    assert len(messages) == 10
+    assert sum("evaluation takes more than 0.1 s" in m for m in messages) in (3, 4)
+    assert (
+        messages[-1]
+        == "cannot render `entrypoint`: not evaluated: the workflow's templates already used 0.35 s of CPU time"
+    )
+
+
+# --- task groups ----------------------------------------------------------------------------------------------------
+
+
+def test_a_huge_matrix_is_refused_before_it_is_expanded(write):
+    values = ", ".join(str(i) for i in range(200))
+    path = write(
+        f"name: w\nallocations:\n  - name: a\n    entrypoint: x\n    matrix:\n      a: [{values}]\n"
+        f"      b: [{values}]\n      c: [{', '.join(str(i) for i in range(98))}]\n"
+    )
+    (p,) = refused_quickly(lambda: compile_file(path)).problems
+    assert (p.line, p.col, p.message) == (6, 7, "the matrix has 3,920,000 combinations, more than 100,000")
+    assert_refused(path, "3,920,000 combinations")
+
+
+def test_tasks_are_counted_before_they_are_expanded(write):
+    (p,) = refused_quickly(
+        lambda: compile_file(write("name: w\nallocations:\n  - {name: a, entrypoint: x, tasks: 3999999}\n"))
+    ).problems
+    assert (p.line, p.col, p.message) == (3, 37, "`tasks` asks for 3,999,999 tasks, more than 1,000,000")
+    allocations = "".join(f"  - {{name: a{i}, entrypoint: x, array: '0-599999'}}\n" for i in range(1000))
+    problems = refused_quickly(lambda: compile_file(write("name: w\nallocations:\n" + allocations))).problems
+    assert [(p.line, p.message) for p in problems] == [
+        (4, "`array` asks for 600,000 tasks, which makes 1,200,000 in the workflow, more than 1,000,000")
+    ]
+
+
+def test_an_array_that_repeats_its_ranges_is_refused_before_it_is_expanded(write):
+    array = ",".join(["0-3999999"] * 1000)
+    (p,) = refused_quickly(
+        lambda: compile_file(write(f"name: w\nallocations:\n  - {{name: a, entrypoint: x, array: '{array}'}}\n"))
+    ).problems
+    assert p.message == "`array` asks for 4,000,000,000 tasks, more than 1,000,000"
+
+
+def test_a_rendered_script_over_4_mb_is_refused_at_the_allocation(write):
+    long_values = ", ".join(f"v{i:04d}" + "x" * 100 for i in range(1000))
+    path = write(
+        f"name: w\nallocations:\n  - name: a\n    entrypoint: x\n    matrix:\n      a: [{long_values}]\n"
+        f"      b: [{', '.join(str(i) for i in range(50))}]\n"
+    )
+    (p,) = refused_quickly(lambda: compile_file(path), cpu_seconds=5).problems
+    assert (p.line, p.col) == (6, 7)
+    assert re.fullmatch(r"the batch script of allocation 'a' would be [5-9]\.\d MB, more than 4 MB", p.message)
