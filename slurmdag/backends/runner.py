@@ -7,23 +7,43 @@ Every sbatch/squeue/sacct/scontrol/scancel call in slurmdag goes through `run_sl
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 from collections.abc import Callable, Mapping, Sequence
 
-from slurmdag.model.errors import SlurmCommandError, SlurmUnavailableError
+from slurmdag.model.errors import (
+    AccountingUnavailableError,
+    JobTableFullError,
+    SlurmCommandError,
+    SlurmUnavailableError,
+)
 
 DEFAULT_TIMEOUT = float(os.environ.get("SLURMDAG_SLURM_TIMEOUT", "60"))
 
-# What the Slurm clients print when there is no controller/database to talk to (retrying later may help).
-_UNAVAILABLE_MARKERS = (
-    "unable to contact slurm controller",
+# What the Slurm clients print in each case where trying again later may help; checked in this order (sacct's
+# "Connection refused" is about slurmdbd, squeue's about slurmctld).
+_UNCONFIGURED_MARKERS = (
     "could not establish a configuration source",
-    "socket timed out",
-    "connection refused",
+    "unable to process configuration file",
+    "s_p_parse_file: cannot stat file",
+)
+_ACCOUNTING_MARKERS = (
     "problem talking to the database",
     "slurmdbd: connection",
+    "failed to open persistent connection",
+)
+_CONTROLLER_MARKERS = (
+    "unable to contact slurm controller",
+    "socket timed out",
+    "connection refused",
     "zero bytes were transmitted or received",
 )
+# sbatch's own retry loop when slurmctld's job table is full (MaxJobCount; slurmctld logs "MaxJobCount limit from
+# slurm.conf reached"): "Slurm temporarily unable to accept job, sleeping and retrying" (EAGAIN) or "Slurm job queue
+# full, sleeping and retrying". The controller answered: it is not unreachable.
+_TABLE_FULL_MARKERS = ("temporarily unable to accept job", "job queue full")
+# The programs whose failure to start means "Slurm is not usable here" (the runner also runs test stand-ins).
+SLURM_CLIENTS = frozenset({"sbatch", "squeue", "sacct", "scontrol", "scancel", "sacctmgr", "sinfo", "sdiag"})
 
 # Test hook: called with each argv just before it runs (used to count controller calls). None in production.
 command_observer: Callable[[list[str]], None] | None = None
@@ -45,6 +65,7 @@ def run_slurm(
     if command_observer is not None:
         command_observer(args)
     run_env = None if env is None else {**os.environ, **env}
+    _check_configured(args, run_env if run_env is not None else os.environ)
     try:
         proc = subprocess.run(
             args,
@@ -58,17 +79,65 @@ def run_slurm(
         )
     except FileNotFoundError as ex:
         raise SlurmUnavailableError(
-            args, None, note=f"{args[0]} not found on PATH: are the Slurm clients installed?"
+            args,
+            None,
+            note=f"{args[0]} not found on PATH",
+            summary="the Slurm commands are not installed here (or not on PATH)",
+        ) from ex
+    except OSError as ex:  # PermissionError (not executable), ENOEXEC (not a program), ...
+        raise SlurmUnavailableError(
+            args,
+            None,
+            note=f"{shutil.which(args[0], mode=os.F_OK) or args[0]}: {ex.strerror or ex}",
+            summary=f"the Slurm command `{args[0]}` on PATH cannot be run",
         ) from ex
     except subprocess.TimeoutExpired as ex:
-        raise SlurmUnavailableError(
-            args, None, _text(ex.stdout), _text(ex.stderr), note=f"no answer within {ex.timeout:g} s"
-        ) from ex
+        out, err = _text(ex.stdout), _text(ex.stderr)
+        raise classify(args, None, out, err, timed_out=ex.timeout) from ex
     if proc.returncode != 0:
-        text = (proc.stderr + proc.stdout).lower()
-        kind = SlurmUnavailableError if any(m in text for m in _UNAVAILABLE_MARKERS) else SlurmCommandError
-        raise kind(args, proc.returncode, proc.stdout, proc.stderr)
+        raise classify(args, proc.returncode, proc.stdout, proc.stderr)
     return proc
+
+
+def classify(
+    args: list[str], returncode: int | None, stdout: str, stderr: str, timed_out: float | None = None
+) -> SlurmCommandError:
+    """The typed error for a failed (or timed-out) Slurm command, from what it printed."""
+    text = (stderr + stdout).lower()
+    note = f"no answer within {timed_out:g} s" if timed_out is not None else ""
+    if any(m in text for m in _TABLE_FULL_MARKERS):
+        return JobTableFullError(args, returncode, stdout, stderr, note)
+    if any(m in text for m in _UNCONFIGURED_MARKERS):
+        conf = os.environ.get("SLURM_CONF")
+        where = f" (SLURM_CONF={conf})" if conf else ""
+        return SlurmUnavailableError(
+            args, returncode, stdout, stderr, note, summary=f"Slurm is not configured on this machine{where}"
+        )
+    if any(m in text for m in _ACCOUNTING_MARKERS):
+        return AccountingUnavailableError(
+            args, returncode, stdout, stderr, note, summary="Slurm's accounting daemon (slurmdbd) is not answering"
+        )
+    if any(m in text for m in _CONTROLLER_MARKERS):
+        return SlurmUnavailableError(
+            args, returncode, stdout, stderr, note, summary="the Slurm controller (slurmctld) is not answering"
+        )
+    if timed_out is not None:
+        return SlurmUnavailableError(
+            args, returncode, stdout, stderr, note, summary=f"Slurm did not answer within {timed_out:g} s"
+        )
+    return SlurmCommandError(args, returncode, stdout, stderr)
+
+
+def _check_configured(args: list[str], env: Mapping[str, str]) -> None:
+    """A SLURM_CONF naming no file: say so at once (the clients retry for 60 s before they give up)."""
+    conf = env.get("SLURM_CONF")
+    if conf and os.path.basename(args[0]) in SLURM_CLIENTS and not os.path.exists(conf):
+        raise SlurmUnavailableError(
+            args,
+            None,
+            note=f"SLURM_CONF={conf}: no such file",
+            summary="Slurm is not configured on this machine",
+        )
 
 
 def _text(data: bytes | str | None) -> str:

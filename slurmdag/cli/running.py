@@ -20,7 +20,7 @@ from slurmdag.cli.common import (
     open_backend,
     open_store,
 )
-from slurmdag.model.errors import InputError
+from slurmdag.model.errors import InputError, StoreError
 from slurmdag.model.plan import Plan
 
 
@@ -208,7 +208,8 @@ def list_(
     wanted = parse_states(states)
     keep = RecordFilter(name=name, since=parse_since(since) if since else None)
     everything = show_all or wanted is not None or keep.active or limit is not None
-    listed = list_dags(open_store(), open_backend(), show_all=everything, keep=keep if keep.active else None)
+    listing = list_dags(open_store(), open_backend(), show_all=everything, keep=keep if keep.active else None)
+    listed = listing.dags
     if wanted is not None:
         listed = [d for d in listed if d.state in wanted]
     if limit is not None:
@@ -219,11 +220,15 @@ def list_(
         echo_json(list_json(rows))
         for note in notes:
             typer.echo(f"note: {note}", err=True)
-        return
-    filtered = wanted is not None or keep.active
-    typer.echo(list_table(rows) if rows else ("no DAG matches" if filtered else "no DAGs yet"))
-    for note in notes:
-        typer.echo(f"note: {note}")
+    else:
+        filtered = wanted is not None or keep.active
+        if rows or not listing.unreadable:
+            typer.echo(list_table(rows) if rows else ("no DAG matches" if filtered else "no DAGs yet"))
+        for note in notes:
+            typer.echo(f"note: {note}")
+    if listing.unreadable:
+        # Every good DAG was listed; the damaged records are named and the exit status says something is wrong.
+        raise StoreError("\n".join(str(e) for e in listing.unreadable))
 
 
 @app.command()

@@ -7,11 +7,14 @@
     │   │   ├── NothingToResumeError, DagStillActiveError, ChangedCompletedAllocationsError
     │   └── PreflightError              the DAG cannot run on this cluster as written
     ├── SlurmCommandError               a Slurm command failed (argv, exit code, output)
-    │   └── SlurmUnavailableError       no Slurm clients, or no controller/database to talk to
+    │   ├── SlurmUnavailableError       no Slurm clients or configuration, or no controller to talk to
+    │   │   └── AccountingUnavailableError   slurmdbd (accounting) does not answer; slurmctld may
+    │   └── JobTableFullError           slurmctld holds MaxJobCount jobs: room frees up as finished ones are purged
     ├── SlurmOutputError                a Slurm command printed something slurmdag cannot read
     ├── SubmitError                     a submission failed part-way (and was withdrawn)
     ├── CancelError                     Slurm did not confirm a cancellation
     ├── StoreError                      the local DAG store could not be read or written
+    │   └── CorruptRecordError          one DAG's dag.json/plan.json is not a record slurmdag can read
     ├── DagNotCompletedError            a followed DAG ended in a state other than Completed
     └── ReconcileFailedError            a reconciler pass could not read Slurm or act
 
@@ -20,6 +23,7 @@ The CLI maps each to its `exit_code`; every name ends in `Error`.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -117,7 +121,62 @@ class SlurmCommandError(SlurmdagError):
 
 
 class SlurmUnavailableError(SlurmCommandError):
-    """The Slurm commands are missing or the controller cannot be reached; worth retrying later."""
+    """The Slurm commands are missing or unconfigured, or the controller cannot be reached; worth retrying later.
+
+    Its message is one line saying which (`summary`), ending with the client's own key line: a user needs to know
+    that Slurm is not there, not every retry the client logged. argv/stdout/stderr keep the whole story.
+    """
+
+    def __init__(
+        self,
+        argv: list[str],
+        returncode: int | None,
+        stdout: str = "",
+        stderr: str = "",
+        note: str = "",
+        summary: str = "Slurm cannot be reached",
+    ):
+        super().__init__(argv, returncode, stdout, stderr, note)
+        self.summary = summary
+        key = key_line(stderr or stdout) or note
+        who = os.path.basename(self.argv[0]) if self.argv else "slurm"
+        self.args = (f"{summary} ({who}: {key})" if key else summary,)
+
+
+class AccountingUnavailableError(SlurmUnavailableError):
+    """slurmdbd does not answer (sacct, sacctmgr). slurmctld may be fine: what it still holds can be read."""
+
+
+class JobTableFullError(SlurmCommandError):
+    """slurmctld refused a job because its job table is full (MaxJobCount); finished jobs leave it MinJobAge seconds
+    after they end, so waiting helps. Not "unreachable": the controller answered."""
+
+    def __init__(self, argv: list[str], returncode: int | None, stdout: str = "", stderr: str = "", note: str = ""):
+        super().__init__(argv, returncode, stdout, stderr, note)
+        who = os.path.basename(self.argv[0]) if self.argv else "sbatch"
+        self.args = (
+            f"Slurm's job table is full (MaxJobCount reached): {who} was told "
+            f"'{key_line(stderr or stdout) or note or 'temporarily unable to accept job'}'",
+        )
+
+
+# How much of a client's message an error repeats: enough to recognise it, never a flood.
+KEY_LINE_MAX = 200
+
+
+def key_line(text: str) -> str:
+    """The line of a Slurm client's output that says what went wrong: the last error/fatal line, else the last line;
+    without the "prog: error: " prefix, cut to KEY_LINE_MAX characters."""
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    if not lines:
+        return ""
+    errors = [ln for ln in lines if "error" in ln.lower() or "fatal" in ln.lower()]
+    line = (errors or lines)[-1]
+    for marker in (": fatal: ", ": error: "):
+        if marker in line:
+            line = line.split(marker, 1)[1]
+            break
+    return line if len(line) <= KEY_LINE_MAX else line[: KEY_LINE_MAX - 1] + "…"
 
 
 class SlurmOutputError(SlurmdagError):
@@ -150,6 +209,20 @@ class InternalError(SlurmdagError):
 
 class StoreError(SlurmdagError):
     """The local DAG store could not be read or written."""
+
+
+class CorruptRecordError(StoreError):
+    """One DAG's record (dag.json or plan.json) is not something slurmdag wrote: damaged, edited, or truncated.
+    Only that DAG is affected; `list` shows the others and names this one."""
+
+    def __init__(self, path: object, what: str, dag_id: str | None = None):
+        self.path = str(path)
+        self.what = what
+        self.dag_id = dag_id
+        hint = "its jobs in Slurm carry its id in their names"
+        if dag_id:
+            hint = f"move {os.path.dirname(self.path)} aside and `slurmdag status {dag_id}` rebuilds it from Slurm"
+        super().__init__(f"{self.path}: not a readable slurmdag record: {what}\n  hint: {hint}")
 
 
 class UnknownDagError(UsageError):

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 from slurmdag.backends.base import Backend, JobInfo
 from slurmdag.model import slurm_values as wt
-from slurmdag.model.errors import UnknownDagError
+from slurmdag.model.errors import CorruptRecordError, UnknownDagError
 from slurmdag.model.plan import Plan, PlannedJob
 from slurmdag.model.states import (
     ACTIVE,
@@ -23,7 +23,14 @@ from slurmdag.model.states import (
 )
 from slurmdag.runs import retry_progress
 from slurmdag.runs.retry_progress import RetryAttempt
-from slurmdag.runs.submit import GATE_NAME, job_name_prefix, recover_abandoned, slurm_job_name
+from slurmdag.runs.submit import (
+    GATE_NAME,
+    job_name_prefix,
+    needs_recovery,
+    recover_abandoned,
+    recover_abandoned_many,
+    slurm_job_name,
+)
 from slurmdag.state import attempt_history
 from slurmdag.state.store import CANCELLED, FAILED, SUBMITTING, DagRecord, Store, check_dag_id
 
@@ -389,19 +396,26 @@ class ListedDag:
     notes: list[str] = field(default_factory=list)
 
 
+@dataclass
+class Listing:
+    dags: list[ListedDag]
+    unreadable: list[CorruptRecordError] = field(default_factory=list)  # records that could not be read, named
+
+
 def list_dags(
     store: Store, backend: Backend, show_all: bool = False, keep: Callable[[DagRecord], bool] | None = None
-) -> list[ListedDag]:
-    """Newest first. DAGs with a cached final state cost nothing; the others share one batched query.
+) -> Listing:
+    """Newest first. DAGs with a cached final state cost nothing; the others share one batched query. A record
+    that cannot be read is named in `unreadable` and never hides the others.
 
     `keep` picks records before Slurm is asked (list's --name/--since): only those are queried."""
+    records, unreadable = store.scan()
     notes: dict[str, list[str]] = {}
-    for record in store.list_records():
-        if record.submission == SUBMITTING or record.cleanup_pending:
-            message = recover_abandoned(store, backend, record.dag_id)
-            if message:
-                notes.setdefault(record.dag_id, []).append(message)
-    records = store.list_records()
+    abandoned = [r.dag_id for r in records if needs_recovery(r)]
+    if abandoned:
+        for dag_id, message in recover_abandoned_many(store, backend, abandoned).items():
+            notes.setdefault(dag_id, []).append(message)
+        records, unreadable = store.scan()
     if keep is not None:
         records = [r for r in records if keep(r)]
     if not show_all:
@@ -409,15 +423,22 @@ def list_dags(
         shown = {r.dag_id for r in records if not r.final_state} | {r.dag_id for r in finished[:RECENT_FINISHED]}
         records = [r for r in records if r.dag_id in shown]
     to_query = []
+    readable = []
     for record in records:
         if record.final_state:
+            readable.append(record)
             continue
-        plan = store.load_plan(record.dag_id)
+        try:
+            plan = store.load_plan(record.dag_id)
+        except CorruptRecordError as ex:
+            unreadable.append(ex)
+            continue
+        readable.append(record)
         if plan is not None:
             to_query.append((record, plan))
     fresh = {s.dag_id: s for s in collect_many(to_query, backend)} if to_query else {}
     listed = []
-    for record in records:
+    for record in readable:
         status = fresh.get(record.dag_id)
         if status is not None:
             remember(store, status)
@@ -425,4 +446,4 @@ def list_dags(
         else:
             state = record.final_state or ("Submitting" if record.submission == SUBMITTING else "Unknown")
             listed.append(ListedDag(record, state, record.counts, notes.get(record.dag_id, [])))
-    return listed
+    return Listing(listed, unreadable)

@@ -15,13 +15,13 @@ import itertools
 import os
 import signal
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from dataclasses import replace as dc_replace
 
-from slurmdag.backends.base import Backend
+from slurmdag.backends.base import Backend, JobInfo
 from slurmdag.model.errors import (
     SlurmCommandError,
     SlurmdagError,
@@ -33,7 +33,7 @@ from slurmdag.model.plan import Plan, PlannedJob
 from slurmdag.model.states import AllocationState, allocation_state
 from slurmdag.runs import logs
 from slurmdag.runs.confirm import unfinished
-from slurmdag.state.store import FAILED, SUBMITTED, SUBMITTING, DagRecord, Store
+from slurmdag.state.store import FAILED, SUBMITTED, SUBMITTING, DagLock, DagRecord, Store
 
 GATE_NAME = "+gate"  # '+' cannot occur in an allocation name, so the gate never collides with one
 GATE_SCRIPT = (
@@ -436,42 +436,95 @@ def withdraw(backend: Backend, record: DagRecord) -> WithdrawOutcome:
 
 # --- a submission whose process died (SIGKILL, power loss) ---
 
+# squeue's reason for a job pending because of a hold (`sbatch --hold`: JobHeldUser; `scontrol hold` by root:
+# JobHeldAdmin). A released gate that waits for a free CPU says Resources, Priority, ... instead (slurm-facts §2 #30).
+HELD_REASONS = frozenset({"JobHeldUser", "JobHeldAdmin"})
+
+
+def gate_verdict(gate: JobInfo | None) -> str:
+    """Pure: what slurmctld's row of a gate job says about the submission behind it.
+
+    "held"     still held: the submission never finished, nothing behind it can have started;
+    "released" released (running, done, or pending for resources): every job was in Slurm before the release;
+    "gone"     slurmctld no longer holds it: a held job is never purged, so it was released (or cancelled) long ago;
+    "ended"    ended without completing (cancelled, failed): nothing behind it can run.
+    """
+    if gate is None:
+        return "gone"
+    if gate.state == "PENDING":
+        return "held" if gate.reason in HELD_REASONS else "released"
+    if allocation_state(gate.state) in (AllocationState.RUNNING, AllocationState.COMPLETED):
+        return "released"  # it started: Running, or Completed by now
+    return "ended"
+
+
+def needs_recovery(record: DagRecord) -> bool:
+    return record.submission == SUBMITTING or (record.submission == FAILED and record.cleanup_pending)
+
 
 def recover_abandoned(store: Store, backend: Backend, dag_id: str) -> str | None:
-    """If DAG `dag_id` was left "submitting" by a process that is gone, finish it off; return what was done.
+    """If DAG `dag_id` was left "submitting" by a process that is gone, finish it off; return what was done."""
+    return recover_abandoned_many(store, backend, [dag_id]).get(dag_id)
 
-    A live submitter holds the DAG lock, so a lock we can take means the submitter is dead. If the gate was
-    released the submission had completed (it releases only after the last job); otherwise withdraw everything.
+
+def recover_abandoned_many(store: Store, backend: Backend, dag_ids: Iterable[str]) -> dict[str, str]:
+    """Finish off every submission among `dag_ids` whose submitting process is gone; what was done, by DAG id.
+
+    A live submitter holds the DAG lock, so a lock we can take means the submitter is dead. Every gate is read in ONE
+    squeue (state and pending reason). A gate that is not held any more means the submission had completed (the
+    gate is released only after the last job is in): the DAG is marked submitted and left to run, even if it is
+    still pending behind a busy cluster. Only a gate Slurm shows still held (or ended unrun) is withdrawn.
     """
-    record = store.load(dag_id)
-    if record.submission != SUBMITTING and not (record.submission == FAILED and record.cleanup_pending):
-        return None
-    lock = store.lock_dag(dag_id, blocking=False)
-    if lock is None:
-        return None  # a live process is submitting it right now
-    with lock:
-        record = store.load(dag_id)
-        who = f"process {record.pid} on {record.host}" if record.pid else "an earlier slurmdag process"
-        if record.submission == SUBMITTING and record.gate_job_id:
-            gate = backend.query([record.gate_job_id], since=record.created_at()).get(record.gate_job_id)
-            # released: it started (Running, or Completed by now); a held gate is still Pending
-            if gate is not None and allocation_state(gate.state) in (
-                AllocationState.RUNNING,
-                AllocationState.COMPLETED,
-            ):
-                record.submission = SUBMITTED
-                record.pid = None
-                store.save(record)
-                return f"DAG {dag_id}: the submitting {who} died after releasing the gate; marked as submitted"
-        outcome = withdraw(backend, record)
-        if record.submission == SUBMITTING:
-            record.error = f"submission interrupted: the submitting {who} is gone"
-        record.submission = FAILED
-        record.cleanup_pending = bool(outcome.not_cancelled or outcome.error)
-        store.save(record)
-        if outcome.error:
-            return f"DAG {dag_id}: left half-submitted by {who}; could not cancel its jobs yet: {outcome.error}"
-        return (
-            f"DAG {dag_id}: left half-submitted by {who}; cancelled its gate and "
-            f"{outcome.jobs_cancelled} waiting job(s) (none had started)"
-        )
+    locked: list[tuple[DagRecord, DagLock]] = []
+    try:
+        for dag_id in dag_ids:
+            if not needs_recovery(store.load(dag_id)):
+                continue
+            lock = store.lock_dag(dag_id, blocking=False)
+            if lock is None:
+                continue  # a live process is submitting it right now
+            record = store.load(dag_id)  # again, under the lock: it may have finished meanwhile
+            if needs_recovery(record):
+                locked.append((record, lock))
+            else:
+                lock.release()
+        gates = [r.gate_job_id for r, _ in locked if r.submission == SUBMITTING and r.gate_job_id]
+        live = backend.query_live(gates) if gates else {}
+        return {record.dag_id: _finish_off(store, backend, record, live) for record, _ in locked}
+    finally:
+        for _, lock in locked:
+            lock.release()
+
+
+def _finish_off(store: Store, backend: Backend, record: DagRecord, live: dict[str, JobInfo]) -> str:
+    dag_id = record.dag_id
+    who = f"process {record.pid} on {record.host}" if record.pid else "an earlier slurmdag process"
+    if record.submission == SUBMITTING and record.gate_job_id:
+        row = live.get(record.gate_job_id)
+        if row is not None and row.name != slurm_job_name(dag_id, GATE_NAME):
+            row = None  # the id now belongs to another job (ids repeat after a cluster reset)
+        verdict = gate_verdict(row)
+        if verdict in ("released", "gone"):
+            record.submission = SUBMITTED
+            record.pid = None
+            store.save(record)
+            if verdict == "gone":
+                return (
+                    f"DAG {dag_id}: the submitting {who} is gone and slurmctld no longer holds its gate job "
+                    f"{record.gate_job_id} (a held gate is never purged, so it was released long ago); "
+                    "marked as submitted"
+                )
+            waiting = f" (its gate waits on {row.reason}: the DAG is left to run)" if row and row.reason else ""
+            return f"DAG {dag_id}: the submitting {who} died after releasing the gate; marked as submitted{waiting}"
+    outcome = withdraw(backend, record)
+    if record.submission == SUBMITTING:
+        record.error = f"submission interrupted: the submitting {who} is gone"
+    record.submission = FAILED
+    record.cleanup_pending = bool(outcome.not_cancelled or outcome.error)
+    store.save(record)
+    if outcome.error:
+        return f"DAG {dag_id}: left half-submitted by {who}; could not cancel its jobs yet: {outcome.error}"
+    return (
+        f"DAG {dag_id}: left half-submitted by {who}; cancelled its gate and "
+        f"{outcome.jobs_cancelled} waiting job(s) (none had started)"
+    )

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from pathlib import Path
 
-from slurmdag.model.errors import Problem, StoreError, UnknownDagError, UsageError
+from slurmdag.model.errors import CorruptRecordError, Problem, StoreError, UnknownDagError, UsageError
 from slurmdag.model.plan import Plan
 
 RECORD_FORMAT = 1
@@ -88,7 +88,8 @@ class DagRecord:
     format: int = RECORD_FORMAT
 
     def created_at(self) -> datetime:
-        return datetime.fromisoformat(self.created)
+        when = datetime.fromisoformat(self.created)
+        return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
 
     def stamp_submitter(self) -> None:
         """Note this process as the one submitting, so a later command can say who left a submission half-done."""
@@ -101,9 +102,81 @@ class DagRecord:
 
     @classmethod
     def from_json(cls, text: str) -> DagRecord:
+        """Parse dag.json; ValueError saying what is wrong for anything slurmdag did not write."""
         data = json.loads(text)
+        problem = record_problem(data)
+        if problem:
+            raise ValueError(problem)
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
+
+
+_OPTIONAL_STR = (str, type(None))
+_JOB_ID = re.compile(r"[0-9]+(_\S+)?")  # "123", or an array's "123_[0-3]" / a task's "123_4"
+# The JSON type of every field (an older record may lack optional ones; unknown keys are ignored).
+_FIELD_TYPES: dict[str, type | tuple[type, ...]] = {
+    "dag_id": str,
+    "name": str,
+    "created": str,
+    "submission": str,
+    "job_ids": dict,
+    "gate_job_id": _OPTIONAL_STR,
+    "workflow": _OPTIONAL_STR,
+    "attempt": int,
+    "pid": (int, type(None)),
+    "host": _OPTIONAL_STR,
+    "boot_id": _OPTIONAL_STR,
+    "error": _OPTIONAL_STR,
+    "cleanup_pending": bool,
+    "cancelled_at": _OPTIONAL_STR,
+    "final_state": _OPTIONAL_STR,
+    "counts": dict,
+    "updated": _OPTIONAL_STR,
+    "cascade": str,
+    "attempts": list,
+    "format": int,
+}
+_REQUIRED = ("dag_id", "name", "created")
+
+
+def record_problem(data: object) -> str | None:
+    """What makes `data` (parsed dag.json) unusable, or None. Checked on every read: a record is trusted by every
+    command after it, so a damaged one must stop here, named, instead of failing somewhere later."""
+    if not isinstance(data, dict):
+        return f"expected a JSON object, found {type(data).__name__ if data is not None else 'null'}"
+    missing = [k for k in _REQUIRED if k not in data]
+    if missing:
+        return f"missing {', '.join(missing)}"
+    for key, kind in _FIELD_TYPES.items():
+        if key not in data:
+            continue
+        value = data[key]
+        # bool is an int to Python, never to a record
+        if not isinstance(value, kind) or (isinstance(value, bool) and kind is int):
+            return f"{key} is {json.dumps(value)[:60]}, not {_kind_name(kind)}"
+    if not DAG_ID.match(data["dag_id"]):
+        return f"dag_id {data['dag_id'][:40]!r} is not 8 hex characters"
+    try:
+        datetime.fromisoformat(data["created"])
+    except ValueError:
+        return f"created {data['created'][:40]!r} is not an ISO 8601 time"
+    for what in ("job_ids", "counts"):
+        for k, v in data.get(what, {}).items():
+            ok = isinstance(v, str) and bool(_JOB_ID.fullmatch(v)) if what == "job_ids" else type(v) is int
+            if not ok:
+                return (
+                    f"{what}[{k[:40]!r}] is {json.dumps(v)[:40]}, not {'a job id' if what == 'job_ids' else 'a count'}"
+                )
+    for attempt in data.get("attempts", []):
+        if not isinstance(attempt, dict) or not isinstance(attempt.get("job_ids", {}), dict):
+            return "attempts holds something that is not an attempt"
+    return None
+
+
+def _kind_name(kind: type | tuple[type, ...]) -> str:
+    names = {str: "text", int: "a number", bool: "true/false", dict: "an object", list: "a list", type(None): "null"}
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    return " or ".join(names[k] for k in kinds)
 
 
 class DagLock:
@@ -293,11 +366,16 @@ class Store:
     def load(self, dag_id: str) -> DagRecord:
         path = self.dag_dir(dag_id) / "dag.json"
         try:
-            return DagRecord.from_json(path.read_text(encoding="utf-8"))
+            record = DagRecord.from_json(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise UnknownDagError(dag_id) from None
-        except (OSError, ValueError, TypeError) as ex:
+        except ValueError as ex:  # also bad UTF-8 and bad JSON
+            raise CorruptRecordError(path, str(ex), dag_id) from None
+        except OSError as ex:
             raise StoreError(f"cannot read {path}: {ex}") from ex
+        if record.dag_id != dag_id:
+            raise CorruptRecordError(path, f"it is the record of DAG {record.dag_id}", dag_id)
+        return record
 
     def load_plan(self, dag_id: str) -> Plan | None:
         path = self.dag_dir(dag_id) / "plan.json"
@@ -305,8 +383,10 @@ class Store:
             return Plan.from_json(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             return None
-        except (OSError, ValueError, KeyError, TypeError) as ex:
+        except OSError as ex:
             raise StoreError(f"cannot read {path}: {ex}") from ex
+        except (ValueError, KeyError, TypeError, AttributeError) as ex:  # not the shape Plan.to_json writes
+            raise CorruptRecordError(path, f"{type(ex).__name__}: {ex}", dag_id) from None
 
     def save(self, record: DagRecord, durable: bool = True) -> None:
         """Write dag.json atomically. The caller holds the DAG's lock."""
@@ -343,21 +423,31 @@ class Store:
         return True
 
     def list_records(self) -> list[DagRecord]:
-        """Every readable DAG record, newest first (folders still being created are skipped)."""
+        """Every readable DAG record, newest first (folders still being created are skipped, and so are unreadable
+        records: `scan` names those)."""
+        return self.scan()[0]
+
+    def scan(self) -> tuple[list[DagRecord], list[CorruptRecordError]]:
+        """Every readable DAG record, newest first, and what was wrong with each record that could not be read: one
+        damaged dag.json must not hide every other DAG."""
         if not self.dags_dir.is_dir():
-            return []
+            return [], []
         records = []
+        unreadable = []
         for folder in self.dags_dir.iterdir():
             if not DAG_ID.match(folder.name):
                 continue
             try:
-                records.append(DagRecord.from_json((folder / "dag.json").read_text(encoding="utf-8")))
-            except FileNotFoundError:
-                continue
-            except (OSError, ValueError, TypeError) as ex:
-                raise StoreError(f"cannot read {folder / 'dag.json'}: {ex}") from ex
-        records.sort(key=lambda r: (r.created, r.dag_id), reverse=True)
-        return records
+                records.append(self.load(folder.name))
+            except UnknownDagError:
+                continue  # being created right now
+            except CorruptRecordError as ex:
+                unreadable.append(ex)
+            except StoreError as ex:  # unreadable file (permissions, I/O error): still only this DAG
+                unreadable.append(CorruptRecordError(folder / "dag.json", str(ex.__cause__ or ex), folder.name))
+        records.sort(key=lambda r: (r.created_at(), r.dag_id), reverse=True)
+        unreadable.sort(key=lambda e: e.path)
+        return records, unreadable
 
 
 def check_dag_id(dag_id: str) -> str:

@@ -10,14 +10,19 @@ that died); the cluster tests cover the same paths against real Slurm.
     fake.refuse_sbatch(3)               # the third sbatch call fails like Slurm refusing it
     ... code under test ...
     fake.commands()                     # ["sbatch", "sbatch", "scontrol hold", "scancel", "squeue", ...]
+
+Faults on demand (tests/unit/test_fault_paths.py): `busy` (a released job waits for CPUs, Reason=Resources),
+`controller_down` / `accounting_down` (the clients' own messages when slurmctld / slurmdbd do not answer),
+`on_sbatch` (a hook before each sbatch is answered: send a signal, fill the job table ...).
 """
 
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from slurmdag.backends import runner
 from slurmdag.backends.parse import SACCT_FIELDS, SQUEUE_FORMAT
 from slurmdag.model.errors import SlurmCommandError
 
@@ -34,11 +39,14 @@ class FakeJob:
     dependency: str | None = None
     node_list: str | None = None
     exit_code: str = "0:0"
+    waiting_for: str | None = None  # a released job that cannot start yet: "Resources", "Priority"
 
     @property
     def reason(self) -> str:
         if self.held:
             return "JobHeldUser"
+        if self.state == "PENDING" and self.waiting_for:
+            return self.waiting_for
         return "Dependency" if self.state == "PENDING" and self.dependency else "None"
 
 
@@ -49,6 +57,10 @@ class FakeSlurm:
     next_id: int = 100
     _refuse_at: set[int] = field(default_factory=set)
     _sbatch_calls: int = 0
+    busy: bool = False  # every CPU taken: what is released stays pending with Reason=Resources
+    controller_down: bool = False
+    accounting_down: bool = False
+    on_sbatch: Callable[[list[str], int], None] | None = None  # (argv, 1-based sbatch number), before answering
 
     # --- set-up ---
 
@@ -94,10 +106,19 @@ class FakeSlurm:
         }.get(args[0])
         if handler is None:
             raise AssertionError(f"the fake Slurm does not know {args[0]!r}")
+        # What the 22.05 clients print when the daemon they talk to is stopped (recorded on the test cluster)
+        if self.accounting_down and args[0] == "sacct":
+            raise runner.classify(args, 1, "", "sacct: error: Problem talking to the database: Connection refused\n")
+        if self.controller_down and args[0] != "sacct":
+            raise runner.classify(
+                args, 1, "", "slurm_load_jobs error: Unable to contact slurm controller (connect failure)\n"
+            )
         return subprocess.CompletedProcess(args, 0, handler(args), "")
 
     def _sbatch(self, args: list[str]) -> str:
         self._sbatch_calls += 1
+        if self.on_sbatch is not None:
+            self.on_sbatch(args, self._sbatch_calls)
         if self._sbatch_calls in self._refuse_at:
             raise SlurmCommandError(args, 1, "", REFUSAL)
         opts = dict(a[2:].split("=", 1) for a in args if a.startswith("--") and "=" in a)
@@ -114,6 +135,8 @@ class FakeSlurm:
                 if verb == "hold" and job.state != "PENDING":
                     raise SlurmCommandError(args, 1, "", f"Job {job_id} is no longer pending")
                 job.held = verb == "hold"
+                if verb == "release" and self.busy:
+                    job.waiting_for = "Resources"
             return ""
         raise AssertionError(f"the fake Slurm does not know scontrol {verb}")
 

@@ -1,0 +1,242 @@
+"""Fault paths of issue 17 at the command boundary (Slurm replaced by tests/unit/fake_slurm.py): a released gate
+that waits on a busy cluster is never withdrawn (defect 3); damaged records are named and never hide the others
+(defect 6); unknown DAGs and an absent Slurm are one clean message each (defect 8). The same faults on the real
+cluster: tests/integration/test_faults_cluster.py."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import pytest
+
+from slurmdag.backends import runner
+from slurmdag.backends.base import JobInfo
+from slurmdag.backends.cli import CliBackend
+from slurmdag.cli import main
+from slurmdag.compiler.compile import compile_text
+from slurmdag.model.errors import CorruptRecordError, StoreError
+from slurmdag.runs import submit
+from slurmdag.runs.status import list_dags
+from slurmdag.state.store import FAILED, SUBMITTED, SUBMITTING, Store
+from tests.unit.fake_slurm import FakeSlurm
+
+WF = """\
+name: faults
+allocations:
+  - {name: a, entrypoint: "true"}
+  - {name: b, entrypoint: "true", depends_on: [a]}
+  - {name: c, entrypoint: "true", depends_on: [a]}
+"""
+
+
+@pytest.fixture
+def slurm(monkeypatch) -> FakeSlurm:
+    fake = FakeSlurm(next_id=500)
+    monkeypatch.setattr(runner, "run_slurm", fake)
+    return fake
+
+
+def calls_of(fake: FakeSlurm, program: str) -> list[list[str]]:
+    return [argv for argv in fake.calls if argv[0] == program]
+
+
+@pytest.fixture
+def store(tmp_path, monkeypatch) -> Store:
+    monkeypatch.setenv("SLURMDAG_HOME", str(tmp_path / "home"))
+    return Store(tmp_path / "home")
+
+
+def cli(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
+    monkeypatch.setattr(sys, "argv", ["slurmdag", *args])
+    with pytest.raises(SystemExit) as ex:
+        main()
+    out = capsys.readouterr()
+    return int(ex.value.code or 0), out.out, out.err
+
+
+def _row(state: str, reason: str | None, name: str = "sd-0000abcd-+gate") -> JobInfo:
+    return JobInfo("7", "7", None, name, state, reason)
+
+
+# --- defect 3: tell a held gate from a released one ---
+
+
+@pytest.mark.parametrize(
+    "row, verdict",
+    [
+        (_row("PENDING", "JobHeldUser"), "held"),
+        (_row("PENDING", "JobHeldAdmin"), "held"),
+        (_row("PENDING", "Resources"), "released"),
+        (_row("PENDING", "Priority"), "released"),
+        (_row("RUNNING", None), "released"),
+        (_row("COMPLETED", None), "released"),
+        (_row("CANCELLED", None), "ended"),
+        (None, "gone"),
+    ],
+)
+def test_gate_verdict_reads_the_pending_reason(row, verdict):
+    assert submit.gate_verdict(row) == verdict
+
+
+def _submit_whose_last_save_fails(store: Store, slurm: FakeSlurm, monkeypatch) -> str:
+    """A submission that released its gate, then could not save `submitted` (full disk, a crash right there)."""
+    real_save = Store.save
+
+    def save(self, record, durable=True):
+        if record.submission == SUBMITTED:
+            raise StoreError("cannot write the record: No space left on device")
+        real_save(self, record, durable)
+
+    monkeypatch.setattr(Store, "save", save)
+    before = {r.dag_id for r in store.list_records()}
+    with pytest.raises(StoreError):
+        submit.submit_plan(compile_text(WF), store, CliBackend())
+    monkeypatch.setattr(Store, "save", real_save)
+    (record,) = [r for r in store.list_records() if r.dag_id not in before]
+    assert record.submission == SUBMITTING and len(record.job_ids) == 3
+    return record.dag_id
+
+
+def test_a_released_gate_still_pending_on_a_busy_cluster_is_recognised_as_submitted(store, slurm, monkeypatch):
+    slurm.busy = True  # every CPU taken: the released gate waits with Reason=Resources
+    dag_id = _submit_whose_last_save_fails(store, slurm, monkeypatch)
+    gate = store.load(dag_id).gate_job_id
+    assert slurm.jobs[gate].state == "PENDING" and slurm.jobs[gate].reason == "Resources"
+    before = len(slurm.calls)
+
+    listing = list_dags(store, CliBackend())
+
+    assert not calls_of(slurm, "scancel") and not calls_of(slurm, "scontrol")[1:]  # only the submit's release
+    assert store.load(dag_id).submission == SUBMITTED
+    assert all(j.state == "PENDING" for j in slurm.jobs.values())  # nothing withdrawn: the DAG will run
+    (note,) = listing.dags[0].notes
+    assert "after releasing the gate" in note and "Resources" in note, note
+    # the gate was read together with the rest: one squeue for the recovery, one squeue + one sacct for the list
+    assert [c[0] for c in slurm.calls[before:]] == ["squeue", "squeue", "sacct"]
+
+
+def test_a_gate_still_held_is_withdrawn_with_every_job(store, slurm):
+    plan = compile_text(WF)
+    record, lock = store.create(plan, gate_script=submit.GATE_SCRIPT)
+    with lock:  # what a SIGKILL after two of three sbatch calls leaves on disk
+        backend = CliBackend()
+        record.gate_job_id = backend.submit("gate", ["--hold", f"--job-name=sd-{record.dag_id}-+gate"])
+        for name in ("a", "b"):
+            record.job_ids[name] = backend.submit(name, [f"--job-name=sd-{record.dag_id}-{name}"])
+        store.save(record)
+
+    note = submit.recover_abandoned(store, backend, record.dag_id)
+
+    assert note is not None and "cancelled its gate and 2 waiting job(s)" in note, note
+    assert store.load(record.dag_id).submission == FAILED
+    assert {j.state for j in slurm.jobs.values()} == {"CANCELLED"}
+    hold = calls_of(slurm, "scontrol")[0]
+    assert hold[:2] == ["scontrol", "hold"] and slurm.calls.index(hold) < slurm.calls.index(
+        calls_of(slurm, "scancel")[0]
+    )
+
+
+def test_many_abandoned_submissions_cost_one_squeue_for_their_gates(store, slurm, monkeypatch):
+    slurm.busy = True
+    ids = [_submit_whose_last_save_fails(store, slurm, monkeypatch) for _ in range(3)]
+    slurm.calls.clear()
+    done = submit.recover_abandoned_many(store, CliBackend(), ids)
+    assert sorted(done) == sorted(ids)
+    squeues = calls_of(slurm, "squeue")
+    assert len(squeues) == 1, squeues
+    assert sorted(squeues[0][squeues[0].index("-j") + 1].split(",")) == sorted(store.load(i).gate_job_id for i in ids)
+
+
+# --- defect 6: a damaged record is named, and never hides the others ---
+
+DAMAGE = {
+    "an empty list": "[]",
+    "null": "null",
+    "not JSON": "{ this is not json",
+    "a bad created": None,  # filled in below from a good record
+    "bad job_ids": None,
+    "a job id that is a list": None,
+}
+
+
+def _damage(record_text: str, how: str) -> str:
+    data = json.loads(record_text)
+    if how == "a bad created":
+        data["created"] = "yesterday"
+    elif how == "bad job_ids":
+        data["job_ids"] = ["a", "b"]
+    elif how == "a job id that is a list":
+        data["job_ids"] = {"a": [1, 2]}
+    else:
+        return DAMAGE[how] or ""
+    return json.dumps(data)
+
+
+def _stored(store: Store, n: int) -> list[str]:
+    ids = []
+    for _ in range(n):
+        record, lock = store.create(compile_text(WF))
+        with lock:
+            record.submission = SUBMITTED
+            record.final_state = "Completed"
+            store.save(record)
+        ids.append(record.dag_id)
+    return ids
+
+
+@pytest.mark.parametrize("how", list(DAMAGE))
+def test_a_damaged_record_is_a_clean_error_and_list_shows_the_others(how, store, slurm, monkeypatch, capsys):
+    good, bad = _stored(store, 2)
+    path = store.dag_dir(bad) / "dag.json"
+    path.write_text(_damage(path.read_text(), how))
+
+    with pytest.raises(CorruptRecordError) as ex:
+        store.load(bad)
+    assert str(path) in str(ex.value) and "Traceback" not in str(ex.value)
+
+    listing = list_dags(store, CliBackend())
+    assert [d.record.dag_id for d in listing.dags] == [good]
+    assert [e.path for e in listing.unreadable] == [str(path)]
+
+    rc, out, err = cli(monkeypatch, capsys, "list")
+    assert rc == 1 and good in out and bad not in out, (out, err)
+    assert str(path) in err and "Traceback" not in err
+
+    rc, out, err = cli(monkeypatch, capsys, "status", bad)
+    assert rc == 1 and str(path) in err and "not a readable slurmdag record" in err, err
+    assert err.count("\n") <= 3 and "Traceback" not in err
+
+
+def test_a_damaged_plan_is_named_by_list_too(store, slurm, monkeypatch, capsys):
+    good, bad = _stored(store, 2)
+    for dag_id in (good, bad):
+        store.update(dag_id, lambda r: setattr(r, "final_state", None), blocking=True)
+    (store.dag_dir(bad) / "plan.json").write_text("[]")
+    rc, out, err = cli(monkeypatch, capsys, "list")
+    assert rc == 1 and good in out and "plan.json" in err, (out, err)
+
+
+# --- defect 8: unknown DAGs, absent Slurm ---
+
+
+@pytest.mark.parametrize("command", ["status", "cancel"])
+def test_a_dag_neither_the_store_nor_slurm_knows_is_unknown_exit_2(command, store, slurm, monkeypatch, capsys):
+    _stored(store, 1)
+    rc, out, err = cli(monkeypatch, capsys, command, "deadbeef")
+    assert rc == 2 and "unknown DAG 'deadbeef'" in err and "slurmdag list --all" in err, err
+
+
+@pytest.mark.parametrize("command", [["status", "deadbeef"], ["list"], ["cancel", "deadbeef"]])
+def test_an_unreachable_controller_is_one_line(command, store, slurm, monkeypatch, capsys):
+    ids = _stored(store, 1)
+
+    def active(record):
+        record.final_state = None
+        record.job_ids = {"a": "101", "b": "102", "c": "103"}
+
+    store.update(ids[0], active, blocking=True)
+    slurm.controller_down = True
+    rc, out, err = cli(monkeypatch, capsys, *command)
+    assert rc == 1 and err.strip().count("\n") == 0, err
+    assert err.startswith("the Slurm controller (slurmctld) is not answering"), err
