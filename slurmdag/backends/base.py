@@ -76,6 +76,11 @@ class Backend(ABC):
         the options sbatch knows, and the accounting limits. Config, partitions and nodes are required (raise if
         unreadable); the rest is best effort (left empty/None, with a note saying what could not be read)."""
 
+    def sbatch_options(self) -> set[str] | None:
+        """The long options this machine's `sbatch --help` lists (newer Slurm's and site plugins' included), read
+        without the controller; None when there is no sbatch to ask (validate on a laptop)."""
+        return None
+
     @abstractmethod
     def job_comments(self, job_ids: Iterable[str], since: datetime) -> dict[str, str]:
         """The comment each job carries (a retrying allocation's batch script notes its attempts there), from

@@ -148,6 +148,12 @@ class CliBackend(Backend):
             # All ids purged from slurmctld (squeue exits 1): what accounting said stands.
         return comments
 
+    def sbatch_options(self) -> set[str] | None:
+        try:
+            return parse_sbatch_help(runner.run_slurm(["sbatch", "--help"]).stdout)
+        except SlurmCommandError:  # no sbatch here, or it cannot find a configuration: nothing to check against
+            return None
+
     # --- the cluster, for pre-flight ---
 
     def read_cluster(self) -> ClusterInfo:

@@ -34,7 +34,42 @@ def validate(
         return
     plan = _compile(workflow, set_, max_allocations=NO_COMPILE_CAP)
     check_policy(plan)  # the site policy's limits (exit 2 naming the limit and who set it)
+    problems, notes = check_newer_options(plan, workflow)
+    for note in notes:
+        typer.echo(f"note: {note}", err=True)
+    if problems:
+        raise InputError(problems)
     typer.echo(f"{workflow}: valid ({len(plan.allocations())} allocations)")
+
+
+def check_newer_options(plan: Plan, file: str) -> tuple[list[Problem], list[str]]:
+    """Options the 22.05 table does not know (a newer Slurm's, a site plugin's), checked against this machine's
+    `sbatch --help` when there is one: refused if it does not list them, else accepted."""
+    from slurmdag.cli.common import open_backend
+    from slurmdag.model.sbatch_options import NEWER_OPTIONS, resolve_long
+
+    used: dict[str, list[str]] = {}
+    for job in plan.allocations():
+        for opt in job.options:
+            if resolve_long(opt) is None:
+                used.setdefault(opt, []).append(job.name)
+    if not used:
+        return [], []
+    listed = open_backend().sbatch_options()
+    if listed is None:
+        names = ", ".join(f"--{o}" for o in sorted(used))
+        return [], [f"{names} not checked: no sbatch here to ask (submit's pre-flight checks them)"]
+    problems = [
+        Problem(
+            f"--{opt} (allocation {', '.join(repr(n) for n in names[:3])}) is not an option of this cluster's sbatch",
+            file,
+            hint=(f"it is an option of sbatch {NEWER_OPTIONS[opt][0]} and later; " if opt in NEWER_OPTIONS else "")
+            + "remove it, or submit where sbatch has it",
+        )
+        for opt, names in sorted(used.items())
+        if opt not in listed
+    ]
+    return problems, []
 
 
 def _problem_json(p: Problem) -> dict[str, object]:
@@ -61,7 +96,7 @@ def _validate_json(workflow: str, sets: list[str]) -> None:
             problems = e.problems
         else:
             warnings += checked.warnings
-            problems = checked.problems
+            problems = checked.problems + check_newer_options(plan, workflow)[0]
     echo_json(
         {
             "file": workflow,

@@ -43,8 +43,14 @@ class ScriptDirectives:
         return out
 
     def options(self) -> dict[str, str | None]:
-        """Options slurmdag passes on for this script: not owned by slurmdag, not sbatch-client-only."""
-        return {k: v for k, v in self.effective().items() if k not in OWNED and k not in CLIENT_ONLY}
+        """Options slurmdag passes on for this script: not owned by slurmdag, not sbatch-client-only; options the
+        22.05 table does not know are passed on too (newer Slurm, site plugins: the cluster's sbatch decides)."""
+        out = {k: v for k, v in self.effective().items() if k not in OWNED and k not in CLIENT_ONLY}
+        for d in self.directives:
+            if not d.known:
+                out.pop(d.name, None)
+                out[d.name] = d.value
+        return out
 
     def owned(self) -> dict[str, str | None]:
         return {k: v for k, v in self.effective().items() if k in OWNED}
@@ -137,6 +143,12 @@ def iter_lines(text: str) -> Iterator[str]:
         start = end + 1
 
 
+UNKNOWN_HINT = (
+    "kept; validate and submit check it against your cluster's `sbatch --help` (refused there if sbatch does not "
+    "know it)"
+)
+
+
 def read_directives(text: str, path: str = "<script>") -> ScriptDirectives:
     problems: list[Problem] = []
     notes: list[Problem] = []
@@ -165,7 +177,12 @@ def read_directives(text: str, path: str = "<script>") -> ScriptDirectives:
 
     opts, operands, issues = parse_args(tokens, stop_at_operand=False)
     for iss in issues:
-        problems.append(Problem(iss.message, path, iss.line, iss.col, iss.hint))
+        if iss.unknown:  # newer than the table, or a site plugin's: kept; the cluster's sbatch decides
+            notes.append(
+                Problem(f"{iss.message} (not in sbatch 22.05's options)", path, iss.line, iss.col, UNKNOWN_HINT)
+            )
+        else:
+            problems.append(Problem(iss.message, path, iss.line, iss.col, iss.hint))
     for op in operands:
         problems.append(Problem(f"invalid directive {op.text!r}: not an option", path, op.line, op.col))
 

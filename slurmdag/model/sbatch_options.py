@@ -238,6 +238,21 @@ def candidates(name: str) -> list[str]:
     return list(lookup_long(name).candidates)
 
 
+# Options of the newer sbatch versions slurmdag is tested with (24.11, 25.11, 26.05; docker-slurm SLURM_VERSION) that
+# 22.05 lacks, with their argument kind, from each version's src/common/slurm_opt.c and `sbatch --help`. They are
+# read only by their exact name (22.05's getopt would not know them) and passed on; whether the cluster's sbatch
+# knows them is checked against its own `sbatch --help` by validate and by pre-flight.
+NEWER_OPTIONS: dict[str, tuple[str, Arg]] = {
+    "container-id": ("24.11", "required"),
+    "oom-kill-step": ("24.11", "optional"),
+    "resv-ports": ("24.11", "optional"),
+    "tres-bind": ("24.11", "required"),
+    "tres-per-task": ("24.11", "required"),
+    "spread-segments": ("25.11", "none"),
+    "container-type": ("26.05", "required"),
+}
+
+
 # Names older sbatch versions had, and what 22.05 calls them.
 RENAMED: dict[str, str] = {"workdir": "chdir"}
 
@@ -335,6 +350,9 @@ class ArgIssue:
     line: int
     col: int
     hint: str | None = None
+    # an option this table does not know and that looks like no known one: maybe newer than 22.05 or a site
+    # plugin's, which the cluster's own `sbatch --help` can confirm (validate, pre-flight)
+    unknown: bool = False
 
 
 def parse_args(
@@ -359,6 +377,14 @@ def parse_args(
             name, eq, val = t[2:].partition("=")
             found = lookup_long(name)
             opt = found.option
+            if opt is None and name in NEWER_OPTIONS:  # a newer Slurm's option: passed on, the cluster decides
+                kind = NEWER_OPTIONS[name][1]
+                if kind == "required" and not eq and i + 1 < n:
+                    i += 1
+                    val, eq = tokens[i].text, "="
+                opts.append(ParsedOption(name, val if eq else None, tok.line, tok.col, t, known=False))
+                i += 1
+                continue
             if opt is None:
                 if found.how == "ambiguous":
                     issues.append(ArgIssue(found.describe(), tok.line, tok.col, "write more of the name"))
@@ -367,7 +393,7 @@ def parse_args(
                     hint = (
                         f"did you mean --{meant}?" if meant else "not in sbatch's option list (a site plugin option?)"
                     )
-                    issues.append(ArgIssue(found.describe(), tok.line, tok.col, hint))
+                    issues.append(ArgIssue(found.describe(), tok.line, tok.col, hint, unknown=meant is None))
                 opts.append(ParsedOption(name, val if eq else None, tok.line, tok.col, t, known=False))
                 i += 1
                 continue

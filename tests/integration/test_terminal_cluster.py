@@ -177,3 +177,28 @@ def test_reconcile_dry_run_lists_the_cancels_and_slurm_keeps_the_jobs(slurm, run
     real = run_slurmdag("reconcile", dag, "--once")
     assert real.returncode == 0, real.stderr
     slurm.wait_for(lambda: slurm.squeue([b])[0]["State"] == "CANCELLED", 30, "b cancelled by the real pass")
+
+
+NEWER_SBATCH = "/opt/slurmdag-slurm/24.11/bin"  # docker-slurm's build of Slurm 24.11 (SLURM_VERSION=24.11)
+
+
+def test_newer_slurm_options_are_judged_by_the_clusters_own_sbatch(slurm, run_slurmdag, tmp_path):
+    import pytest
+
+    (tmp_path / "job.sh").write_text("#!/bin/bash\n#SBATCH --tres-per-task=cpu:1\n#SBATCH --oom-kill-step=1\ntrue\n")
+    wf = _wf(tmp_path / "wf.yaml", "name: newer\nallocations:\n  - {name: a, script: job.sh, partition: debug}\n")
+    # this cluster's sbatch (22.05) does not know them: validate says so, and pre-flight refuses before submitting
+    version = slurm.run("sbatch", "--version").stdout
+    if "22.05" in version:
+        refused = run_slurmdag("validate", wf)
+        assert refused.returncode == 2, refused.stdout + refused.stderr
+        assert "--oom-kill-step (allocation 'a') is not an option of this cluster's sbatch" in refused.stderr
+        assert "sbatch 24.11 and later" in refused.stderr
+        dry = run_slurmdag("submit", wf, "--dry-run")
+        assert dry.returncode == 2 and "--tres-per-task" in dry.stdout + dry.stderr, dry.stdout + dry.stderr
+    # a newer sbatch lists them: accepted
+    if not os.path.exists(f"{NEWER_SBATCH}/sbatch"):
+        pytest.skip("Slurm 24.11 not built here (docker-slurm SLURM_VERSION=24.11)")
+    newer = run_slurmdag("validate", wf, env={"PATH": f"{NEWER_SBATCH}:{os.environ['PATH']}"})
+    assert newer.returncode == 0, newer.stderr
+    assert newer.stdout.endswith("valid (1 allocations)\n")
