@@ -53,7 +53,8 @@ def test_unmatched_quote_unknown_and_stray_words_are_problems():
     d = read('#!/bin/bash\n#SBATCH --comment="oops\n#SBATCH --frobnicate=1 -Z\n#SBATCH stray\ntrue\n')
     msgs = [(p.line, p.message) for p in d.problems]
     assert any(line == 2 and "unmatched" in m for line, m in msgs)
-    assert any(line == 3 and "--frobnicate" in m for line, m in msgs)
+    # an option the 22.05 table does not know (a newer Slurm's, a plugin's) is a warning: the cluster's sbatch decides
+    assert any(p.line == 3 and "--frobnicate" in p.message for p in d.notes)
     assert any(line == 3 and "-Z" in m for line, m in msgs)
     assert any(line == 4 and "stray" in m for line, m in msgs)
 
