@@ -12,16 +12,19 @@ import typer
 
 from slurmdag.cli import app
 from slurmdag.cli.common import complete_allocation, dag_argument, echo_json, open_backend, open_store
-from slurmdag.model.errors import Problem, SlurmCommandError, SlurmdagError, SlurmOutputError, UsageError
+from slurmdag.model.errors import (
+    LogNotFoundError,
+    Problem,
+    SlurmCommandError,
+    SlurmdagError,
+    SlurmOutputError,
+    UsageError,
+)
 from slurmdag.model.plan import Plan, PlannedJob
 from slurmdag.state.store import DagRecord, Store
 
 FOLLOW_READ_INTERVAL = 1.0  # seconds between reads of a followed log file
 FOLLOW_STATE_INTERVAL = 5.0  # seconds between asking Slurm whether the followed job has ended
-
-
-class LogNotFoundError(SlurmdagError):
-    """The log file is not there (yet, or any more)."""
 
 
 def _allocation_argument(required: bool) -> Any:

@@ -12,10 +12,12 @@
     │   └── JobTableFullError           slurmctld holds MaxJobCount jobs: room frees up as finished ones are purged
     ├── SlurmOutputError                a Slurm command printed something slurmdag cannot read
     ├── SubmitError                     a submission failed part-way (and was withdrawn)
+    ├── InternalError                   slurmdag broke its own contract (a bug to report); nothing was submitted
     ├── CancelError                     Slurm did not confirm a cancellation
     ├── StoreError                      the local DAG store could not be read or written
     │   └── CorruptRecordError          one DAG's dag.json/plan.json is not a record slurmdag can read
     ├── DagNotCompletedError            a followed DAG ended in a state other than Completed
+    ├── LogNotFoundError                an allocation's log file is not there (yet, or any more)
     └── ReconcileFailedError            a reconciler pass could not read Slurm or act
 
 The CLI maps each to its `exit_code`; every name ends in `Error`.
@@ -257,6 +259,10 @@ class CancelError(SlurmdagError):
 
 class DagNotCompletedError(SlurmdagError):
     """A followed DAG (`--watch`, `watch`) ended in a state other than Completed (exit 1)."""
+
+
+class LogNotFoundError(SlurmdagError):
+    """An allocation's log file is not there (yet, or any more)."""
 
 
 class ReconcileFailedError(SlurmdagError):
