@@ -60,10 +60,14 @@ Option = tuple[str, str | None]  # long name without "--", value (None: a bare f
 @dataclass(frozen=True)
 class Submission:
     """What ties a planned job to one submitted DAG: the job name and comment Slurm shows, how a dead
-    dependency ends (`--kill-on-invalid-dep`)."""
+    dependency ends (`--kill-on-invalid-dep`) and the folder its output goes to."""
 
     dag_id: str
     kill_invalid_dep: bool = True  # False when `slurmdag reconcile` clears impossible dependencies instead
+    log_dir: str | None = None  # None: Slurm's default (a DAG recorded before log folders existed)
+
+
+DEV_NULL = "/dev/null"
 
 
 def slurm_job_name(dag_id: str, name: str) -> str:
@@ -79,14 +83,28 @@ def job_comment(dag_id: str, name: str) -> str:
     return f"slurmdag:{dag_id}:{name}"
 
 
+def default_output(job: PlannedJob, log_dir: str) -> str:
+    """An allocation's output file in its DAG's log folder (runs/logs.py finds it again)."""
+    if job.array:
+        return f"{log_dir}/{job.name}_%A_%a.out"
+    return f"{log_dir}/{job.name}_%j.out"
+
+
 def sbatch_options(job: PlannedJob, submission: Submission | None = None) -> list[Option]:
     """Every sbatch option of `job`, sorted by name: its options, walltime, array and name (plus, once submitted,
-    the DAG's job name, comment and --kill-on-invalid-dep). Only --dependency is not here: it needs job ids."""
+    the DAG's job name, comment, --kill-on-invalid-dep and its file in the DAG's log folder). Only --dependency is
+    not here: it needs the parents' job ids."""
     options = dict(job.options)
     if job.walltime is not None:
         options["time"] = format_walltime(job.walltime)
     if job.array:
         options["array"] = job.array
+    if "output" not in options:  # an allocation's own `output:` (or its script's) wins
+        if job.kind == "join":  # it runs `exit 0`: nothing to keep, and no slurm-%j.out in the submit dir
+            options["output"] = DEV_NULL
+            options.setdefault("error", DEV_NULL)
+        elif submission is not None and submission.log_dir is not None:
+            options["output"] = default_output(job, submission.log_dir)
     if submission is None:
         options["job-name"] = job.name  # a compiled script, submittable by hand under its allocation's name
     else:

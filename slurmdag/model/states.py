@@ -1,4 +1,4 @@
-"""Slurm job states -> slurmdag node states -> the state of a whole DAG (design §4). Pure: no I/O.
+"""Slurm job states -> allocation states -> the state of a whole DAG (design §4). Pure: no I/O.
 
 Slurm cannot tell "cancelled because an upstream failure made a dependency impossible" from "cancelled because the
 branch was not taken" (a failure handler whose parent succeeded): both are CANCELLED/DependencyNeverSatisfied.
@@ -127,7 +127,7 @@ def count_states(states: Iterable[AllocationState]) -> dict[str, int]:
 
 
 class Labels(dict[str, AllocationState]):
-    """Node name -> labelled state, plus which Cancelled nodes were cancelled by a cascade from upstream."""
+    """Planned job name -> labelled state, plus which Cancelled jobs were cancelled by a cascade from upstream."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -137,7 +137,7 @@ class Labels(dict[str, AllocationState]):
 def label(plan: Plan, raw: Mapping[str, AllocationState], ran: Mapping[str, bool]) -> Labels:
     """Turn Slurm-derived states into user states along the plan's edges (plan order is topological).
 
-    A node that Slurm cancelled without ever running it is
+    A job that Slurm cancelled without ever running it is
       Skipped   when every edge that blocked it was blocked by a skip: a `failure` edge whose parent Completed
                 (or was Skipped), or a `success`/`corresponding` edge whose parent was Skipped;
       Cancelled otherwise; "cascaded" when some blocking edge points at a parent that failed or was cancelled,
@@ -190,16 +190,16 @@ def _edge_cause(condition: str, parent: AllocationState) -> str | None:
 
 
 def caught_failures(plan: Plan) -> set[str]:
-    """Names of nodes that some allocation handles with a `failure` edge."""
+    """Names of the jobs that some allocation handles with a `failure` edge."""
     return {e.parent for job in plan.jobs for e in job.edges if e.condition == "failure"}
 
 
 def dag_state(plan: Plan, labels: Labels, *, cancelled_by_user: bool = False) -> DagState:
-    """State of the whole DAG from its labelled nodes (allocations and join jobs alike).
+    """State of the whole DAG from its labelled jobs (allocations and join jobs alike).
 
-    Active while any node is Pending/Running (Pending if none has started). Once nothing is active:
-    Cancelled if the user cancelled the DAG or a node was cancelled from outside; Failed if a node failed and no
-    `failure` handler catches it; Unknown if a node's outcome is lost; otherwise Completed (every node Completed
+    Active while any job is Pending/Running (Pending if none has started). Once nothing is active:
+    Cancelled if the user cancelled the DAG or a job was cancelled from outside; Failed if a job failed and no
+    `failure` handler catches it; Unknown if a job's outcome is lost; otherwise Completed (every job Completed
     or Skipped, or a failure that a handler caught together with what that failure cascaded into).
     """
     states = list(labels.values())

@@ -4,7 +4,8 @@ Slurm's default (`slurm-%j.out` in the directory sbatch ran in) scatters files w
 allocations write instead into one folder per DAG: `<store>/dags/<id>/logs/` by default, `$SLURMDAG_LOG_DIR/<id>/`
 or `submit --log-dir DIR` (then `DIR/<id>/`) when set. Files are `<allocation>_<jobid>.out` for a single job and
 `<allocation>_<arrayjobid>_<task>.out` for a task's; stderr goes into the same file. An allocation's own `output:`
-/ `error:` (or a `script:`'s `#SBATCH --output`) wins. Join jobs write nothing (/dev/null), like the gate.
+/ `error:` (or a `script:`'s `#SBATCH --output`) wins. Join jobs write nothing (/dev/null), like the gate. The
+options themselves are written by compiler/render.py (`sbatch_options`, `default_output`); this module reads them.
 
 Slurm substitutes `%j`, `%A`, `%a`... when the job starts; `expand` does the same for a known job, so paths are
 shown without asking Slurm (it knows them only while a job is in its memory).
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from slurmdag.compiler import render
 from slurmdag.model.plan import Plan, PlannedJob
 from slurmdag.state.store import DagRecord, Store
 
@@ -26,7 +28,7 @@ if TYPE_CHECKING:
     from slurmdag.runs.status import DagStatus
 
 LOG_DIR_ENV = "SLURMDAG_LOG_DIR"
-DEV_NULL = "/dev/null"
+DEV_NULL = render.DEV_NULL
 NO_ARRAY_TASK = 4294967294  # what Slurm writes for %a in a job that is not an array task
 
 
@@ -36,23 +38,6 @@ def log_dir_for(store: Store, dag_id: str, base: str | os.PathLike[str] | None =
     if chosen is not None:
         return Path(chosen).expanduser().absolute() / dag_id
     return store.dag_dir(dag_id) / "logs"
-
-
-def default_pattern(job: PlannedJob, log_dir: str) -> str:
-    if job.array:
-        return f"{log_dir}/{job.name}_%A_%a.out"
-    return f"{log_dir}/{job.name}_%j.out"
-
-
-def log_options(job: PlannedJob, log_dir: str | None) -> list[str]:
-    """The `--output`/`--error` sbatch options slurmdag adds to a job (none when it names its own output)."""
-    if "output" in job.options:
-        return []
-    if job.kind == "join":
-        return [f"--output={DEV_NULL}"] if "error" in job.options else [f"--output={DEV_NULL}", f"--error={DEV_NULL}"]
-    if log_dir is None:
-        return []
-    return [f"--output={default_pattern(job, log_dir)}"]
 
 
 # --- expanding Slurm's filename patterns ---
@@ -126,13 +111,11 @@ class LogPaths:
         return self.stderr == self.stdout
 
 
-def _option_pattern(job: PlannedJob, log_dir: str | None, key: str) -> str | None:
-    value = job.options.get(key)
-    if value is not None:
-        return value
-    if key == "output" and log_dir is not None and job.kind != "join":
-        return default_pattern(job, log_dir)
-    return None
+def _option_pattern(job: PlannedJob, record: DagRecord, key: str) -> str | None:
+    """The job's --output/--error as its sbatch call said (its own, the DAG's log folder, /dev/null for a join)."""
+    from slurmdag.runs.submit import submission_of
+
+    return dict(render.sbatch_options(job, submission_of(record))).get(key)
 
 
 def _working_dir(job: PlannedJob, record: DagRecord) -> Path:
@@ -144,8 +127,8 @@ def _working_dir(job: PlannedJob, record: DagRecord) -> Path:
 def paths_for(job: PlannedJob, record: DagRecord, ref: JobRef, user: str | None = None) -> LogPaths:
     """Where this job (or array task) writes stdout and stderr."""
     # Slurm's own default when neither the workflow nor slurmdag named a file (DAGs submitted before log folders)
-    out = _option_pattern(job, record.log_dir, "output") or ("slurm-%A_%a.out" if job.array else "slurm-%j.out")
-    err = _option_pattern(job, record.log_dir, "error") or out
+    out = _option_pattern(job, record, "output") or ("slurm-%A_%a.out" if job.array else "slurm-%j.out")
+    err = _option_pattern(job, record, "error") or out
     cwd = _working_dir(job, record)
     stdout = str(cwd / expand(out, ref, user))
     stderr = str(cwd / expand(err, ref, user))
@@ -155,7 +138,6 @@ def paths_for(job: PlannedJob, record: DagRecord, ref: JobRef, user: str | None 
 def job_ref(job: PlannedJob, record: DagRecord, dag_id: str, task: int | None = None) -> JobRef | None:
     """The ids of one allocation's job (or of one Slurm task of it) in the current attempt; None if never
     submitted."""
-    from slurmdag.runs.submit import slurm_job_name
     from slurmdag.state import attempt_history
 
     current = attempt_history.current_job_ids(record) if record.attempts else record.job_ids
@@ -166,8 +148,8 @@ def job_ref(job: PlannedJob, record: DagRecord, dag_id: str, task: int | None = 
         if record.attempts:
             sources = attempt_history.task_sources(record, job.name, [task] if task is not None else [])
             job_id = sources.get(task, job_id) if task is not None else job_id
-        return JobRef(job_id, job_id, task, slurm_job_name(dag_id, job.name), array=True)
-    return JobRef(job_id, job_id, None, slurm_job_name(dag_id, job.name))
+        return JobRef(job_id, job_id, task, render.slurm_job_name(dag_id, job.name), array=True)
+    return JobRef(job_id, job_id, None, render.slurm_job_name(dag_id, job.name))
 
 
 def task_job(plan: Plan, name: str, task: int) -> tuple[PlannedJob, int] | None:
@@ -234,16 +216,16 @@ def failed_logs(status: DagStatus, record: DagRecord, every_task: bool = False) 
     from slurmdag.model.states import FAILURES
 
     out = []
-    for node in status.allocations():
-        if node.tasks is not None:
-            failed = [t.index for t in node.tasks if t.state in FAILURES]
+    for alloc in status.allocations():
+        if alloc.tasks is not None:
+            failed = [t.index for t in alloc.tasks if t.state in FAILURES]
             for index in failed if every_task else failed[:1]:
-                paths = allocation_logs(status.plan, record, node.name, index)
+                paths = allocation_logs(status.plan, record, alloc.name, index)
                 if paths is not None:
                     more = 0 if every_task else len(failed) - 1
-                    out.append(FailedLog(node.name, index, resolve_glob(paths.stdout), more))
-        elif node.state in FAILURES:
-            paths = allocation_logs(status.plan, record, node.name)
+                    out.append(FailedLog(alloc.name, index, resolve_glob(paths.stdout), more))
+        elif alloc.state in FAILURES:
+            paths = allocation_logs(status.plan, record, alloc.name)
             if paths is not None:
-                out.append(FailedLog(node.name, None, resolve_glob(paths.stdout)))
+                out.append(FailedLog(alloc.name, None, resolve_glob(paths.stdout)))
     return out

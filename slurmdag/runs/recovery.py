@@ -153,5 +153,6 @@ def recover(
             attempt["job_ids"],
             on_released=lambda rec: attempt_history.committed(rec, attempt),
             on_withdrawn=withdrawn,
+            write_scripts=True,
         )
         return RecoveryOutcome(dag_id, attempt["number"], kind, sub, dict(attempt["job_ids"]))

@@ -1,5 +1,5 @@
 """What a `resume` or `redo` submits: the sub-plan of jobs to run again, computed from the plan and the outcome of
-every node so far. Pure: no Slurm, no disk.
+every allocation so far. Pure: no Slurm, no disk.
 
 The trap this module exists for (slurm-facts.md §2 #18/#20): Slurm 22.05 silently drops a dependency on a job id it
 no longer remembers and starts the child at once, even if that parent failed. So the sub-plan NEVER depends on a job
@@ -25,7 +25,7 @@ from slurmdag.model.states import ACTIVE, FAILURES, AllocationState
 
 @dataclass(frozen=True)
 class Outcome:
-    """A node's combined state over all attempts so far; `tasks` (index -> state) for task groups."""
+    """An allocation's combined state over all attempts so far; `tasks` (index -> state) for task groups."""
 
     state: AllocationState
     tasks: Mapping[int, AllocationState] | None = None
@@ -70,28 +70,28 @@ def plan_resume(plan: Plan, outcomes: Mapping[str, Outcome]) -> ResumePlan:
     return result
 
 
-def plan_redo(plan: Plan, outcomes: Mapping[str, Outcome], node: str, cascade: bool = False) -> ResumePlan:
-    """Re-run `node` whatever its outcome (whole task group); with `cascade`, also every job downstream of it."""
+def plan_redo(plan: Plan, outcomes: Mapping[str, Outcome], allocation: str, cascade: bool = False) -> ResumePlan:
+    """Re-run `allocation` whatever its outcome (whole task group); with `cascade`, also every job downstream of it."""
     _refuse_split(plan)
     _refuse_active(outcomes)
     names = {j.name for j in plan.allocations()}
-    if node not in names:
+    if allocation not in names:
         from slurmdag.compiler.spec import did_you_mean
 
         raise UsageError(
             Problem(
-                f"no allocation {node!r} in this DAG",
+                f"no allocation {allocation!r} in this DAG",
                 file="slurmdag",
-                hint=did_you_mean(node, names) or f"allocations: {', '.join(sorted(names))}",
+                hint=did_you_mean(allocation, names) or f"allocations: {', '.join(sorted(names))}",
             )
         )
-    targets = {node} | (descendants(plan, node) if cascade else set())
+    targets = {allocation} | (descendants(plan, allocation) if cascade else set())
     rerun: dict[str, list[int] | None] = {j.name: None for j in plan.jobs if j.name in targets}
     result = _sub_plan(plan, outcomes, rerun)
     if not result.jobs:
         raise NothingToResumeError(
             Problem(
-                f"cannot redo {node!r}: " + _nothing_message(result),
+                f"cannot redo {allocation!r}: " + _nothing_message(result),
                 file="slurmdag",
                 hint="redo (or resume) its upstream first",
             )
@@ -178,7 +178,7 @@ def _sub_plan(plan: Plan, outcomes: Mapping[str, Outcome], rerun: dict[str, list
         dependency, why = _rewrite(job, plan, outcomes, submitted, result, indexes)
         if why is not None:
             result.decided[job.name] = why
-            # A child that cannot run ends like a node that was never run: its own children judge it so.
+            # A child that cannot run ends like a job that was never run: its own children judge it so.
             continue
         changes: dict = {"dependency": dependency}
         if _is_group(job) and indexes is not None and sorted(indexes) != sorted(group_indexes(job)):

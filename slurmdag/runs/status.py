@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from slurmdag.backends.base import Backend, JobInfo
+from slurmdag.compiler import render
 from slurmdag.model import slurm_values as wt
 from slurmdag.model.errors import CorruptRecordError, UnknownDagError
 from slurmdag.model.plan import Plan, PlannedJob
@@ -25,11 +26,9 @@ from slurmdag.runs import retry_progress
 from slurmdag.runs.retry_progress import RetryAttempt
 from slurmdag.runs.submit import (
     GATE_NAME,
-    job_name_prefix,
     needs_recovery,
     recover_abandoned,
     recover_abandoned_many,
-    slurm_job_name,
 )
 from slurmdag.state import attempt_history
 from slurmdag.state.store import CANCELLED, FAILED, SUBMITTING, DagRecord, Store, check_dag_id
@@ -105,7 +104,7 @@ class DagStatus:
 
 def _ours(info: JobInfo | None, dag_id: str, name: str) -> JobInfo | None:
     """Drop a row that belongs to another job that happens to share the id (ids repeat after a reset)."""
-    if info is None or info.name != slurm_job_name(dag_id, name):
+    if info is None or info.name != render.slurm_job_name(dag_id, name):
         return None
     return info
 
@@ -293,10 +292,10 @@ def rebuild_from_slurm(dag_id: str, backend: Backend) -> tuple[DagRecord, Plan, 
 
     The rebuilt plan knows the jobs but not the edges, so Skipped cannot be told from Cancelled.
     """
-    found = backend.find_jobs(job_name_prefix(dag_id), since=datetime.now(UTC) - REBUILD_LOOKBACK)
+    found = backend.find_jobs(render.job_name_prefix(dag_id), since=datetime.now(UTC) - REBUILD_LOOKBACK)
     if not found:
         raise UnknownDagError(dag_id)
-    prefix = job_name_prefix(dag_id)
+    prefix = render.job_name_prefix(dag_id)
     by_name: dict[str, list[JobInfo]] = {}
     for info in found.values():
         by_name.setdefault(info.name[len(prefix) :], []).append(info)

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from dataclasses import replace as dc_replace
 
 from slurmdag.backends.base import Backend, JobInfo
+from slurmdag.compiler import render
 from slurmdag.model.errors import (
     SlurmCommandError,
     SlurmdagError,
@@ -30,45 +31,60 @@ from slurmdag.model.errors import (
     SubmitError,
 )
 from slurmdag.model.plan import Plan, PlannedJob
+from slurmdag.model.slurm_values import format_walltime
 from slurmdag.model.states import AllocationState, allocation_state
 from slurmdag.runs import logs
 from slurmdag.runs.confirm import unfinished
 from slurmdag.state.store import FAILED, SUBMITTED, SUBMITTING, DagLock, DagRecord, Store
 
 GATE_NAME = "+gate"  # '+' cannot occur in an allocation name, so the gate never collides with one
-GATE_SCRIPT = (
-    "#!/bin/sh\n# slurmdag gate: the DAG's roots wait on this held job until every job is submitted.\nexit 0\n"
-)
 # Options of the planned jobs the gate copies so it can run where they run (site-required account, QOS...).
 _GATE_INHERITS = ("partition", "account", "qos", "reservation", "clusters")
+_GATE_WALLTIME = 60  # seconds; it runs `exit 0`
+
+# How a dependency that can never be satisfied is cleared: by Slurm itself (--kill-on-invalid-dep=yes), or by
+# `slurmdag reconcile` (for sites that disable the kill; jobs say =no so a site-wide kill_invalid_depend stays out).
+CASCADE_NATIVE = "native"
+CASCADE_RECONCILER = "reconciler"
+CASCADES = (CASCADE_NATIVE, CASCADE_RECONCILER)
 
 
-def slurm_job_name(dag_id: str, name: str) -> str:
-    return f"sd-{dag_id}-{name}"
+def submission_of(record: DagRecord) -> render.Submission:
+    """What binds the jobs of this DAG's submissions: its id, cascade mechanism and log folder."""
+    return render.Submission(record.dag_id, record.cascade != CASCADE_RECONCILER, record.log_dir)
 
 
-def job_name_prefix(dag_id: str) -> str:
-    return f"sd-{dag_id}-"
-
-
-def render_options(options: dict[str, str | None]) -> list[str]:
-    return [f"--{k}" if v is None else f"--{k}={v}" for k, v in options.items()]
-
-
-def gate_options(plan: Plan, dag_id: str) -> list[str]:
+def gate_options(plan: Plan, submission: render.Submission) -> list[render.Option]:
+    """The held gate's sbatch options (its script block and its command line alike), sorted."""
     first = plan.jobs[0].options if plan.jobs else {}
-    inherited = {k: first[k] for k in _GATE_INHERITS if first.get(k)}
-    return [
-        *render_options(inherited),
-        "--hold",
-        f"--job-name={slurm_job_name(dag_id, GATE_NAME)}",
-        f"--comment=slurmdag:{dag_id}:{GATE_NAME}",
-        "--ntasks=1",
-        "--cpus-per-task=1",
-        "--time=1",
-        "--output=/dev/null",
-        "--error=/dev/null",
-    ]
+    options = {k: first[k] for k in _GATE_INHERITS if first.get(k)}
+    options.update(
+        {
+            "hold": None,
+            "job-name": render.slurm_job_name(submission.dag_id, GATE_NAME),
+            "comment": render.job_comment(submission.dag_id, GATE_NAME),
+            "ntasks": "1",
+            "cpus-per-task": "1",
+            "time": format_walltime(_GATE_WALLTIME),
+            "output": render.DEV_NULL,
+            "error": render.DEV_NULL,
+        }
+    )
+    return sorted(options.items())
+
+
+def gate_script(plan: Plan, submission: render.Submission) -> str:
+    block = "".join(f"#SBATCH {line}\n" for line in render.directive_lines(gate_options(plan, submission)))
+    why = "# slurmdag gate: the DAG's roots wait on this held job until every job is submitted.\n"
+    return f"#!/bin/sh\n{block}{why}exit 0\n"
+
+
+def submission_scripts(plan: Plan, submission: render.Submission) -> dict[str, str]:
+    """The script files of one submission (job name -> text; the gate's as GATE_NAME): each job's compiled script
+    with its #SBATCH block saying what its sbatch call says."""
+    scripts = {job.name: render.bind_script(job, submission) for job in plan.jobs}
+    scripts[GATE_NAME] = gate_script(plan, submission)
+    return scripts
 
 
 def dependency_expression(job: PlannedJob, job_ids: dict[str, str], gate_id: str) -> str:
@@ -78,25 +94,9 @@ def dependency_expression(job: PlannedJob, job_ids: dict[str, str], gate_id: str
     return job.dependency.render(job_ids)
 
 
-# How a dependency that can never be satisfied is cleared: by Slurm itself (--kill-on-invalid-dep=yes), or by
-# `slurmdag reconcile` (for sites that disable the kill; jobs say =no so a site-wide kill_invalid_depend stays out).
-CASCADE_NATIVE = "native"
-CASCADE_RECONCILER = "reconciler"
-CASCADES = (CASCADE_NATIVE, CASCADE_RECONCILER)
-
-
-def job_options(job: PlannedJob, dag_id: str, dependency: str, cascade: str = CASCADE_NATIVE) -> list[str]:
-    opts = [
-        *render_options(job.options),
-        f"--job-name={slurm_job_name(dag_id, job.name)}",
-        # the user's own comment (in job.options) is kept as written; slurmdag finds its jobs by name
-        *([] if "comment" in job.options else [f"--comment=slurmdag:{dag_id}:{job.name}"]),
-        "--kill-on-invalid-dep=no" if cascade == CASCADE_RECONCILER else "--kill-on-invalid-dep=yes",
-        f"--dependency={dependency}",
-    ]
-    if job.array:
-        opts.append(f"--array={job.array}")
-    return opts
+def job_options(job: PlannedJob, submission: render.Submission, dependency: str) -> list[str]:
+    """sbatch's arguments for one job: the options its script's #SBATCH block holds, and its --dependency."""
+    return [*render.command_line(render.sbatch_options(job, submission)), f"--dependency={dependency}"]
 
 
 # --- dry run ---
@@ -114,11 +114,11 @@ class PlannedSubmission:
 
 def describe(plan: Plan, cascade: str = CASCADE_NATIVE, log_dir: str = "<log dir>") -> list[PlannedSubmission]:
     names = {j.name: j.name for j in plan.jobs}
+    submission = render.Submission("<dag>", cascade != CASCADE_RECONCILER, log_dir)
     out = []
     for job in plan.jobs:
         dep = dependency_expression(job, names, "<gate>")
-        options = job_options(job, "<dag>", dep, cascade) + logs.log_options(job, log_dir)
-        out.append(PlannedSubmission(job.name, job.kind, options, dep))
+        out.append(PlannedSubmission(job.name, job.kind, job_options(job, submission, dep), dep))
     return out
 
 
@@ -190,7 +190,13 @@ def submit_plan(
         raise SubmitError("the plan has no jobs: nothing to submit")
     if cascade not in CASCADES:
         raise SubmitError(f"unknown cascade mechanism {cascade!r} (choose {' or '.join(CASCADES)})")
-    record, lock = store.create(plan, workflow=workflow, gate_script=GATE_SCRIPT, durable=False)
+    kill_invalid_dep = cascade != CASCADE_RECONCILER
+
+    def scripts(dag_id: str) -> dict[str, str]:
+        folder = str(logs.log_dir_for(store, dag_id, log_dir))
+        return submission_scripts(plan, render.Submission(dag_id, kill_invalid_dep, folder))
+
+    record, lock = store.create(plan, workflow=workflow, scripts=scripts, durable=False)
     record.cascade = cascade
     record.submit_dir = os.getcwd()
     record.log_dir = str(logs.log_dir_for(store, record.dag_id, log_dir))
@@ -220,8 +226,12 @@ def submit_gated(
     on_released: Callable[[DagRecord], None] | None = None,
     on_withdrawn: Callable[[DagRecord, str, WithdrawOutcome], None] | None = None,
     on_progress: Callable[[int, int], None] | None = None,
+    write_scripts: bool = False,
 ) -> DagRecord:
     """Submit `plan`'s jobs behind a new held gate into an existing, locked record; ids go into `job_ids`.
+
+    `write_scripts`: write the plan's scripts (and the gate's) bound to this submission first; `resume`/`redo` do,
+    since their jobs differ from the stored ones (task subsets, a new log folder). `submit` has `create` write them.
 
     `on_progress(submitted, total)` is called after each accepted sbatch (from the submitting threads).
 
@@ -229,7 +239,6 @@ def submit_gated(
     sub-plan depends only on jobs of the same attempt, and use the hooks to keep the record's history right.
     """
     dag_id = record.dag_id
-    cascade = record.cascade
     current = "the gate job"
     released = False
     if record.log_dir is None:  # a DAG recorded before log folders existed: its new attempt gets one
@@ -239,15 +248,18 @@ def submit_gated(
         try:
             # Slurm does not create a missing output folder (the job's output would be lost): made before any job
             os.makedirs(record.log_dir, mode=0o700, exist_ok=True)
-            gate_script = store.dag_dir(dag_id) / "scripts" / "+gate.sbatch"
-            gate_id = record.gate_job_id = backend.submit(str(gate_script), gate_options(plan, dag_id))
+            submission = submission_of(record)
+            if write_scripts:
+                store.write_scripts(dag_id, submission_scripts(plan, submission))
+            gate_argv = render.command_line(gate_options(plan, submission))
+            gate_id = record.gate_job_id = backend.submit(str(store.gate_script_path(dag_id)), gate_argv)
             store.save(record)
 
             accepted = itertools.count(1)
 
             def submit_one(job: PlannedJob) -> str:
                 dep = dependency_expression(job, job_ids, gate_id)
-                options = job_options(job, dag_id, dep, cascade) + logs.log_options(job, record.log_dir)
+                options = job_options(job, submission, dep)
                 job_id = backend.submit(str(store.script_path(dag_id, job.name)), options)
                 if on_progress is not None:
                     on_progress(next(accepted), len(plan.jobs))  # count() is atomic under the GIL
@@ -414,7 +426,7 @@ def withdraw(backend: Backend, record: DagRecord) -> WithdrawOutcome:
     try:
         # Jobs sbatch created but we never recorded (an sbatch that timed out, a SIGKILL between sbatch and the
         # write) still carry the DAG's name prefix.
-        found = backend.find_jobs(job_name_prefix(record.dag_id), include_accounting=False)
+        found = backend.find_jobs(render.job_name_prefix(record.dag_id), include_accounting=False)
         ids = list(dict.fromkeys(recorded + sorted({i.array_job_id for i in found.values()})))
         jobs = [j for j in ids if j != record.gate_job_id]
         backend.hold(jobs)
@@ -501,7 +513,7 @@ def _finish_off(store: Store, backend: Backend, record: DagRecord, live: dict[st
     who = f"process {record.pid} on {record.host}" if record.pid else "an earlier slurmdag process"
     if record.submission == SUBMITTING and record.gate_job_id:
         row = live.get(record.gate_job_id)
-        if row is not None and row.name != slurm_job_name(dag_id, GATE_NAME):
+        if row is not None and row.name != render.slurm_job_name(dag_id, GATE_NAME):
             row = None  # the id now belongs to another job (ids repeat after a cluster reset)
         verdict = gate_verdict(row)
         if verdict in ("released", "gone"):

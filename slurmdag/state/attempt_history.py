@@ -3,8 +3,8 @@
 Each attempt is a dict: {"number", "kind" ("submit"|"resume"|"redo"), "created", "gate_job_id",
 "job_ids": {name: id}, "subsets": {task group: "7,9"} (only the tasks it re-ran), "decided": {name: why not
 submitted}, "submission": "submitting"|"submitted"|"failed", "error"}.
-A DAG submitted once has no history: its only attempt is record.job_ids. The newest attempt that ran a node (or a
-task of a group) is that node's (task's) current job; older ones stay only as history.
+A DAG submitted once has no history: its only attempt is record.job_ids. The newest attempt that ran an allocation (or a
+task of a group) is that allocation's (task's) current job; older ones stay only as history.
 """
 
 from __future__ import annotations
@@ -80,8 +80,8 @@ def _live(record: DagRecord) -> list[dict]:
 
 
 def current_job_ids(record: DagRecord) -> dict[str, str]:
-    """Each node's newest job. A node an attempt decided not to run keeps its earlier job: that job's outcome
-    (never ran, or completed tasks of a group) is still what happened to the node, and `status` labels it."""
+    """Each allocation's newest job. An allocation an attempt decided not to run keeps its earlier job: that job's
+    outcome (never ran, or completed tasks of a group) is still what happened to it, and `status` labels it."""
     out: dict[str, str] = {}
     for attempt in _live(record):
         out.update(attempt.get("job_ids", {}))

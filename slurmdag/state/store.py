@@ -17,7 +17,7 @@ import re
 import secrets
 import socket
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
@@ -298,10 +298,17 @@ class Store:
     # --- create / read / write ---
 
     def create(
-        self, plan: Plan, workflow: str | None = None, gate_script: str | None = None, durable: bool = True
+        self,
+        plan: Plan,
+        workflow: str | None = None,
+        gate_script: str | None = None,
+        durable: bool = True,
+        scripts: Callable[[str], Mapping[str, str]] | None = None,
     ) -> tuple[DagRecord, DagLock]:
         """A new DAG folder with plan.json, its scripts and dag.json (state "submitting"), returned locked.
 
+        `scripts(dag_id)`, if given, supplies the script files (job name -> text; the gate as "+gate"): submit
+        writes them bound to the new DAG's id. Otherwise each job's compiled script (and `gate_script`) is written.
         durable=False leaves the scripts and plan.json unsynced; the caller then runs `sync_files` (submit does it
         in the background while sbatch runs, instead of paying one fsync per script up front).
         """
@@ -318,8 +325,10 @@ class Store:
             assert lock is not None
         try:
             (folder / "scripts").mkdir(mode=0o700)
-            for job in plan.jobs:
-                atomic_write(self.script_path(dag_id, job.name), job.script, durable=durable)
+            if scripts is not None:
+                self.write_scripts(dag_id, scripts(dag_id), durable=durable)
+            else:
+                self.write_scripts(dag_id, {job.name: job.script for job in plan.jobs}, durable=durable)
             if gate_script is not None:
                 atomic_write(self.gate_script_path(dag_id), gate_script, durable=durable)
             atomic_write(folder / "plan.json", plan.to_json(), durable=durable)
@@ -330,6 +339,11 @@ class Store:
             lock.release()
             raise
         return record, lock
+
+    def write_scripts(self, dag_id: str, scripts: Mapping[str, str], durable: bool = True) -> None:
+        """Write script files (job name -> text), e.g. a new attempt's, bound to what it submits."""
+        for name, text in scripts.items():
+            atomic_write(self.script_path(dag_id, name), text, durable=durable)
 
     def replace_plan(self, dag_id: str, plan: Plan) -> None:
         """Write a new plan.json and its scripts (resume --from a changed workflow). The caller holds the DAG's lock.

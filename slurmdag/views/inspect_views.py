@@ -4,20 +4,33 @@ from __future__ import annotations
 
 from typing import Any
 
+from slurmdag.compiler import render
 from slurmdag.model.plan import Plan, PlannedJob
+from slurmdag.model.sbatch_options import render_flag
 from slurmdag.runs import logs
-from slurmdag.runs.submit import job_options, render_options
+from slurmdag.runs.submit import submission_of
 from slurmdag.state import attempt_history
 from slurmdag.state.store import DagRecord
 
 
 def _sources(job: PlannedJob) -> dict[str, str]:
-    """Option text -> where it came from, for the options the workflow (or its `script:`) set."""
+    """Option text (and option name, for the one applied) -> where it came from, for a `script:` allocation."""
     out: dict[str, str] = {}
     for line in job.option_sources or []:
         text, _, where = line.partition("  (")
-        out[text.strip()] = where.rstrip(")")
+        where = where.rstrip(")")
+        out[text.strip()] = where
+        if "overridden" not in where and "dropped" not in where:
+            out[text.strip().split("=", 1)[0]] = where  # the script's own spelling, e.g. --time=30
     return out
+
+
+def _source(name: str, flag: str, job: PlannedJob, sources: dict[str, str]) -> str:
+    if name in job.options or (name == "time" and job.walltime is not None) or (name == "array" and job.array):
+        return sources.get(flag) or sources.get(f"--{name}") or "workflow"
+    if name in ("output", "error") and job.kind != "join":
+        return "slurmdag (default log file)"
+    return "slurmdag"
 
 
 def allocation_details(record: DagRecord, plan: Plan, job: PlannedJob, script_path: str) -> dict[str, Any]:
@@ -25,12 +38,11 @@ def allocation_details(record: DagRecord, plan: Plan, job: PlannedJob, script_pa
     names = {j.name: current.get(j.name, f"<{j.name}>") for j in plan.jobs}
     dependency = job.dependency.render(names) if job.dependency and job.dependency.terms else "afterok:<gate>"
     sources = _sources(job)
-    own = render_options(job.options)
-    options = [{"option": o, "source": sources.get(o, "workflow")} for o in own]
-    for o in job_options(job, record.dag_id, dependency, record.cascade)[len(own) :]:
-        options.append({"option": o, "source": "slurmdag"})
-    for o in logs.log_options(job, record.log_dir):
-        options.append({"option": o, "source": "slurmdag (default log file)"})
+    options = []
+    for name, value in render.sbatch_options(job, submission_of(record)):  # what its sbatch call said
+        flag = render_flag(name, value)
+        options.append({"option": flag, "source": _source(name, flag, job, sources)})
+    options.append({"option": f"--dependency={dependency}", "source": "slurmdag"})
     attempts = []
     for a in attempt_history.history(record):
         job_id = a.get("job_ids", {}).get(job.name)

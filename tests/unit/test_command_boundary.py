@@ -11,11 +11,12 @@ from slurmdag.backends import runner
 from slurmdag.backends.cli import CliBackend
 from slurmdag.cli import app
 from slurmdag.compiler.compile import compile_text
+from slurmdag.compiler.render import slurm_job_name
 from slurmdag.model.errors import SubmitError
 from slurmdag.runs import submit
 from slurmdag.runs.cancel import cancel_dag
 from slurmdag.runs.cancel_allocations import cancel_allocations
-from slurmdag.runs.submit import GATE_NAME, slurm_job_name, submit_plan
+from slurmdag.runs.submit import GATE_NAME, submit_plan
 from slurmdag.state.store import CANCELLED, FAILED, SUBMITTED, SUBMITTING, Store
 
 from .fake_slurm import FakeSlurm

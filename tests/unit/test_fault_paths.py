@@ -15,6 +15,7 @@ from slurmdag.backends.base import JobInfo
 from slurmdag.backends.cli import CliBackend
 from slurmdag.cli import main
 from slurmdag.compiler.compile import compile_text
+from slurmdag.compiler.render import Submission
 from slurmdag.model.errors import CorruptRecordError, StoreError
 from slurmdag.runs import submit
 from slurmdag.runs.status import list_dags
@@ -118,7 +119,7 @@ def test_a_released_gate_still_pending_on_a_busy_cluster_is_recognised_as_submit
 
 def test_a_gate_still_held_is_withdrawn_with_every_job(store, slurm):
     plan = compile_text(WF)
-    record, lock = store.create(plan, gate_script=submit.GATE_SCRIPT)
+    record, lock = store.create(plan, scripts=lambda dag: submit.submission_scripts(plan, Submission(dag)))
     with lock:  # what a SIGKILL after two of three sbatch calls leaves on disk
         backend = CliBackend()
         record.gate_job_id = backend.submit("gate", ["--hold", f"--job-name=sd-{record.dag_id}-+gate"])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from slurmdag.compiler import render
 from slurmdag.compiler.compile import compile_text
 from slurmdag.model.plan import PlannedJob
 from slurmdag.runs import logs
@@ -33,15 +34,23 @@ def _record(**kw) -> DagRecord:
     return DagRecord(**{**base, **kw})
 
 
+def _output(job, log_dir: str | None = "/L") -> dict[str, str | None]:
+    options = dict(render.sbatch_options(job, render.Submission("0123abcd", log_dir=log_dir)))
+    return {k: options[k] for k in ("output", "error") if k in options}
+
+
 def test_default_output_goes_to_the_dags_log_folder(plan):
-    assert logs.log_options(plan.job("prep"), "/L") == ["--output=/L/prep_%j.out"]
-    assert logs.log_options(plan.job("shards"), "/L") == ["--output=/L/shards_%A_%a.out"]
+    assert _output(plan.job("prep")) == {"output": "/L/prep_%j.out"}
+    assert _output(plan.job("shards")) == {"output": "/L/shards_%A_%a.out"}
+    assert _output(plan.job("prep"), None) == {}  # a DAG recorded before log folders: Slurm's default
 
 
 def test_output_key_wins_and_join_jobs_write_nothing(plan):
-    assert logs.log_options(plan.job("mine"), "/L") == []
+    assert _output(plan.job("mine")) == {"output": "out/%x-%j.txt", "error": "err-%A_%a.txt"}
     join = next(j for j in plan.jobs if j.kind == "join")
-    assert logs.log_options(join, "/L") == ["--output=/dev/null", "--error=/dev/null"]
+    assert _output(join) == {"output": "/dev/null", "error": "/dev/null"}
+    # written at compile time already, so a compiled join script submitted by hand leaves no slurm-%j.out either
+    assert "#SBATCH --error=/dev/null\n" in join.script and "#SBATCH --output=/dev/null\n" in join.script
 
 
 def test_default_log_dir_is_in_the_store_unless_told(tmp_path, monkeypatch):

@@ -118,14 +118,16 @@ def test_check_long_flag_accepts_a_plain_option():
 
 
 def test_a_comment_flag_is_kept_and_submit_does_not_replace_it():
+    from slurmdag.compiler.render import Submission
     from slurmdag.model.plan import PlannedJob
     from slurmdag.runs.submit import job_options
 
     spec = parse_workflow(workflow("'--comment=96:00:00'"), "wf.yaml")
     assert spec.allocations[0].options == {"comment": "96:00:00"}
-    mine = job_options(PlannedJob("a", "allocation", {"comment": "96:00:00"}, ""), "0123abcd", "afterok:1")
+    dag = Submission("0123abcd")
+    mine = job_options(PlannedJob("a", "allocation", {"comment": "96:00:00"}, ""), dag, "afterok:1")
     assert [o for o in mine if o.startswith("--comment")] == ["--comment=96:00:00"]
-    theirs = job_options(PlannedJob("a", "allocation", {}, ""), "0123abcd", "afterok:1")
+    theirs = job_options(PlannedJob("a", "allocation", {}, ""), dag, "afterok:1")
     assert [o for o in theirs if o.startswith("--comment")] == ["--comment=slurmdag:0123abcd:a"]
 
 

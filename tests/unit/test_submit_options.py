@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from slurmdag.compiler.render import Submission, command_line
 from slurmdag.model.plan import Dependency, DependencyTerm, Plan, PlannedJob
 from slurmdag.runs.submit import dependency_expression, describe, gate_options, job_options
+
+SUBMISSION = Submission("abcd1234", log_dir="/logs/abcd1234")
 
 
 def _plan() -> Plan:
     return Plan(
         workflow="w",
         jobs=[
-            PlannedJob("prep", "allocation", {"partition": "debug", "time": "5", "exclusive": None}, "#!/bin/sh\n"),
+            PlannedJob("prep", "allocation", {"partition": "debug", "exclusive": None}, "#!/bin/sh\n", walltime=300),
             PlannedJob(
                 "shards",
                 "allocation",
@@ -40,22 +43,26 @@ def test_roots_wait_on_the_gate_and_others_on_their_parents_ids():
 
 
 def test_job_options_tag_the_job_and_own_the_slurmdag_flags():
-    opts = job_options(_plan().jobs[1], "abcd1234", "afterok:101")
+    opts = job_options(_plan().jobs[1], SUBMISSION, "afterok:101")
     assert opts == [
-        "--partition=debug",
-        "--job-name=sd-abcd1234-shards",
-        "--comment=slurmdag:abcd1234:shards",
-        "--kill-on-invalid-dep=yes",
-        "--dependency=afterok:101",
         "--array=0-7%2",
+        "--comment=slurmdag:abcd1234:shards",
+        "--job-name=sd-abcd1234-shards",
+        "--kill-on-invalid-dep=yes",
+        "--output=/logs/abcd1234/shards_%A_%a.out",
+        "--partition=debug",
+        "--dependency=afterok:101",
     ]
-    assert "--exclusive" in job_options(_plan().jobs[0], "abcd1234", "afterok:1")
+    prep = job_options(_plan().jobs[0], SUBMISSION, "afterok:1")
+    assert "--exclusive" in prep and "--time=00:05:00" in prep
+    reconciled = job_options(_plan().jobs[0], Submission("abcd1234", kill_invalid_dep=False), "afterok:1")
+    assert "--kill-on-invalid-dep=no" in reconciled and not any(o.startswith("--output") for o in reconciled)
 
 
 def test_gate_is_held_tiny_and_runs_where_the_first_job_runs():
-    opts = gate_options(_plan(), "abcd1234")
-    assert "--hold" in opts and "--time=1" in opts and "--partition=debug" in opts
-    assert "--job-name=sd-abcd1234-+gate" in opts
+    opts = command_line(gate_options(_plan(), SUBMISSION))
+    assert "--hold" in opts and "--time=00:01:00" in opts and "--partition=debug" in opts
+    assert "--job-name=sd-abcd1234-+gate" in opts and "--output=/dev/null" in opts
     assert not any(o.startswith("--dependency") for o in opts)
 
 
