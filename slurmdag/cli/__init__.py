@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import os
 import sys
 
 import typer
@@ -47,6 +49,13 @@ def main() -> None:
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
         sys.exit(130)
+    except OSError as ex:
+        if ex.errno not in (errno.EIO, errno.EPIPE):
+            raise
+        # The terminal hung up or the reader of a pipe left: nobody is there to tell. Whatever the command did is
+        # done (a submission is finished); what is still buffered for the dead terminal goes to /dev/null instead.
+        sys.stdout = sys.stderr = open(os.devnull, "w")  # open until the process exits
+        sys.exit(1)
     except Exception as ex:
         # Usage errors from the CLI framework (typer vendors its own click): shown plainly, exit 2.
         if hasattr(ex, "show") and hasattr(ex, "exit_code"):

@@ -52,16 +52,18 @@ def _run(
     dag_id: str, allocation: str | None, cascade: bool, from_file: Path | None, dry_run: bool, as_json: bool
 ) -> None:
     from slurmdag.runs.recovery import recover
+    from slurmdag.runs.submit import hangup_finishes
 
-    outcome = recover(
-        open_store(),
-        open_backend(),
-        dag_id,
-        allocation=allocation,
-        cascade=cascade,
-        from_file=from_file,
-        dry_run=dry_run,
-    )
+    with hangup_finishes():  # an SSH disconnect does not stop a new attempt half-way: it is finished
+        outcome = recover(
+            open_store(),
+            open_backend(),
+            dag_id,
+            allocation=allocation,
+            cascade=cascade,
+            from_file=from_file,
+            dry_run=dry_run,
+        )
     if as_json:
         typer.echo(json.dumps(_json(outcome), indent=2))
     else:

@@ -103,52 +103,54 @@ def submit(
     from slurmdag.runs import submit as submitting
     from slurmdag.views.status_views import submit_dry_run
 
-    if cascade not in submitting.CASCADES:
-        raise InputError(f"--cascade must be one of: {', '.join(submitting.CASCADES)} (got {cascade!r})")
-    plan = _load_plan(workflow, set_)
-    from slurmdag.cli.policy import admit
+    # An SSH disconnect (SIGHUP) anywhere in here does not stop the submission: it is finished, never half-done.
+    with submitting.hangup_finishes() as hung_up:
+        if cascade not in submitting.CASCADES:
+            raise InputError(f"--cascade must be one of: {', '.join(submitting.CASCADES)} (got {cascade!r})")
+        plan = _load_plan(workflow, set_)
+        from slurmdag.cli.policy import admit
 
-    backend = open_backend()
-    admitted = admit(plan, backend, dry_run=dry_run)  # site policy + pre-flight against the live cluster + lanes
-    plan, verdict = admitted.plan, admitted.verdict
-    if dry_run:
-        planned = submitting.describe(plan, cascade)
-        if as_json:
-            echo_json(
-                {
-                    "workflow": plan.workflow,
-                    "jobs": [
-                        {"name": p.name, "kind": p.kind, "dependency": p.dependency, "sbatch": p.options}
-                        for p in planned
-                    ],
-                    "preflight": None
-                    if verdict is None
-                    else {"ok": verdict.ok, "notes": verdict.notes, "problems": [str(p) for p in verdict.problems]},
-                }
-            )
-        else:
-            typer.echo(submit_dry_run(plan, planned))
-            if verdict is not None:
-                typer.echo("\n".join(verdict.lines()))
+        backend = open_backend()
+        admitted = admit(plan, backend, dry_run=dry_run)  # site policy + pre-flight against the live cluster + lanes
+        plan, verdict = admitted.plan, admitted.verdict
+        if dry_run:
+            planned = submitting.describe(plan, cascade)
+            if as_json:
+                echo_json(
+                    {
+                        "workflow": plan.workflow,
+                        "jobs": [
+                            {"name": p.name, "kind": p.kind, "dependency": p.dependency, "sbatch": p.options}
+                            for p in planned
+                        ],
+                        "preflight": None
+                        if verdict is None
+                        else {"ok": verdict.ok, "notes": verdict.notes, "problems": [str(p) for p in verdict.problems]},
+                    }
+                )
+            else:
+                typer.echo(submit_dry_run(plan, planned))
+                if verdict is not None:
+                    typer.echo("\n".join(verdict.lines()))
+            admitted.raise_if_refused()
+            return
         admitted.raise_if_refused()
-        return
-    admitted.raise_if_refused()
-    store = open_store()
-    with SubmitProgress() as progress:
-        record = submitting.submit_plan(
-            plan,
-            store,
-            backend,
-            workflow=str(workflow.resolve()),
-            cascade=cascade,
-            log_dir=str(log_dir) if log_dir is not None else None,
-            on_progress=progress,
-        )
-    if as_json:
-        echo_json({"dag_id": record.dag_id, "jobs": record.job_ids})
-    else:
-        typer.echo(f"Submitted DAG {record.dag_id} with {len(plan.allocations())} allocations")
-    if watch:
+        store = open_store()
+        with SubmitProgress() as progress:
+            record = submitting.submit_plan(
+                plan,
+                store,
+                backend,
+                workflow=str(workflow.resolve()),
+                cascade=cascade,
+                log_dir=str(log_dir) if log_dir is not None else None,
+                on_progress=progress,
+            )
+        if as_json:
+            echo_json({"dag_id": record.dag_id, "jobs": record.job_ids})
+        else:
+            typer.echo(f"Submitted DAG {record.dag_id} with {len(plan.allocations())} allocations")
+    if watch and not hung_up[0]:  # nobody is left to watch
         follow(store, backend, record.dag_id, as_json=as_json)
 
 

@@ -132,18 +132,26 @@ class _SignalReceivedError(Exception):
 
 
 class SignalGuard:
-    """SIGINT/SIGTERM only set a flag, so an sbatch is never abandoned half-way; the loop raises at a safe point."""
+    """SIGINT/SIGTERM only set a flag, so an sbatch is never abandoned half-way; the loop raises at a safe point and
+    the submission is withdrawn. SIGHUP (the terminal or SSH connection went away) is noted and ignored: a dropped
+    connection is not a request to stop, so the submission is finished (docs/commands.md, "Hang-ups")."""
 
     def __init__(self) -> None:
         self.received: int | None = None
+        self.hung_up = False
 
     def check(self) -> None:
         if self.received is not None:
             raise _SignalReceivedError(self.received)
 
     def _handle(self, signum: int, _frame: object) -> None:
-        if self.received is None:
+        if signum == signal.SIGHUP:
+            self.hung_up = True
+        elif self.received is None:
             self.received = signum
+
+
+_GUARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 @contextmanager
@@ -152,7 +160,7 @@ def _guard_signals() -> Iterator[SignalGuard]:
     if threading.current_thread() is not threading.main_thread():
         yield guard  # signal handlers can only be set from the main thread
         return
-    previous = {s: signal.signal(s, guard._handle) for s in (signal.SIGINT, signal.SIGTERM)}
+    previous = {s: signal.signal(s, guard._handle) for s in _GUARDED}
     try:
         yield guard
     finally:
@@ -162,13 +170,32 @@ def _guard_signals() -> Iterator[SignalGuard]:
 
 @contextmanager
 def _signals_blocked() -> Iterator[None]:
-    """Keep SIGINT/SIGTERM out while releasing the gate and recording it: the DAG is then committed."""
-    sigs = {signal.SIGINT, signal.SIGTERM}
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, sigs)
+    """Keep SIGINT/SIGTERM/SIGHUP out while releasing the gate and recording it: the DAG is then committed."""
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, set(_GUARDED))
     try:
         yield
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+@contextmanager
+def hangup_finishes() -> Iterator[list[bool]]:
+    """Around a whole `submit`/`resume`/`redo` command: a SIGHUP before the submission starts (while the workflow is
+    compiled and the cluster read) does not kill the process either. Yields a one-element list set to True on a
+    hang-up. Outside the main thread (an application using the Python API) the caller's handlers stay."""
+    seen = [False]
+    if threading.current_thread() is not threading.main_thread():
+        yield seen
+        return
+
+    def noted(_signum: int, _frame: object) -> None:
+        seen[0] = True
+
+    previous = signal.signal(signal.SIGHUP, noted)
+    try:
+        yield seen
+    finally:
+        signal.signal(signal.SIGHUP, previous)
 
 
 # --- submit ---
@@ -262,7 +289,10 @@ def submit_gated(
                 options = job_options(job, submission, dep)
                 job_id = backend.submit(str(store.script_path(dag_id, job.name)), options)
                 if on_progress is not None:
-                    on_progress(next(accepted), len(plan.jobs))  # count() is atomic under the GIL
+                    try:
+                        on_progress(next(accepted), len(plan.jobs))  # count() is atomic under the GIL
+                    except Exception:  # noqa: BLE001 - a report (to a terminal that hung up, say) never fails a submission
+                        pass
                 return job_id
 
             for wave in submission_waves(plan):

@@ -21,13 +21,22 @@ from __future__ import annotations
 import subprocess
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from slurmdag.backends import runner
+from slurmdag.backends.cluster_parse import QUEUE_FORMAT
 from slurmdag.backends.parse import SACCT_FIELDS, SQUEUE_FORMAT
 from slurmdag.model.errors import SlurmCommandError
 
 FINISHED = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL"}
 REFUSAL = "sbatch: error: Batch job submission failed: Invalid account or account/partition combination specified"
+
+
+RECORDED = Path(__file__).resolve().parents[1] / "fixtures" / "slurm-output"
+
+
+def _recorded(name: str) -> str:
+    return (RECORDED / name).read_text()
 
 
 @dataclass
@@ -61,6 +70,7 @@ class FakeSlurm:
     controller_down: bool = False
     accounting_down: bool = False
     on_sbatch: Callable[[list[str], int], None] | None = None  # (argv, 1-based sbatch number), before answering
+    on_call: Callable[[list[str]], None] | None = None  # every call, before it is answered
 
     # --- set-up ---
 
@@ -97,12 +107,15 @@ class FakeSlurm:
     ) -> subprocess.CompletedProcess[str]:
         args = [str(a) for a in argv]
         self.calls.append(args)
+        if self.on_call is not None:
+            self.on_call(args)
         handler = {
             "sbatch": self._sbatch,
             "scontrol": self._scontrol,
             "scancel": self._scancel,
             "squeue": self._squeue,
             "sacct": self._sacct,
+            "sacctmgr": self._sacctmgr,
         }.get(args[0])
         if handler is None:
             raise AssertionError(f"the fake Slurm does not know {args[0]!r}")
@@ -116,6 +129,8 @@ class FakeSlurm:
         return subprocess.CompletedProcess(args, 0, handler(args), "")
 
     def _sbatch(self, args: list[str]) -> str:
+        if args[1:] == ["--help"]:
+            return _recorded("sbatch-help.txt")
         self._sbatch_calls += 1
         if self.on_sbatch is not None:
             self.on_sbatch(args, self._sbatch_calls)
@@ -129,6 +144,8 @@ class FakeSlurm:
 
     def _scontrol(self, args: list[str]) -> str:
         verb, ids = args[1], args[2:]
+        if verb == "show":  # what pre-flight reads: the test cluster's own answers
+            return _recorded(f"scontrol-show-{ids[0]}.txt")
         if verb in ("hold", "release"):
             for job_id in ids:
                 job = self.jobs[job_id]
@@ -153,8 +170,17 @@ class FakeSlurm:
         wanted = args[args.index("-j") + 1].split(",")
         return [self.jobs[j] for j in wanted if j in self.jobs]
 
+    def _sacctmgr(self, args: list[str]) -> str:
+        if "user" in args and "format=DefaultAccount" in args:
+            return "root\n"
+        if "assoc" in args:
+            return "root||||normal\n"
+        return "normal||\n"
+
     def _squeue(self, args: list[str]) -> str:
         fmt = args[args.index("-o") + 1]
+        if fmt == QUEUE_FORMAT:  # pre-flight's read of the queue
+            return "".join(f"{j.job_id}|normal|root\n" for j in self.jobs.values() if j.state not in FINISHED)
         jobs = self._selected(args)
         if "-j" in args and not jobs:
             raise SlurmCommandError(args, 1, "", "slurm_load_jobs error: Invalid job id specified")

@@ -5,7 +5,10 @@ cluster: tests/integration/test_faults_cluster.py."""
 
 from __future__ import annotations
 
+import errno
 import json
+import os
+import signal
 import sys
 
 import pytest
@@ -16,7 +19,7 @@ from slurmdag.backends.cli import CliBackend
 from slurmdag.cli import main
 from slurmdag.compiler.compile import compile_text
 from slurmdag.compiler.render import Submission
-from slurmdag.model.errors import CorruptRecordError, StoreError
+from slurmdag.model.errors import CorruptRecordError, StoreError, SubmitError
 from slurmdag.runs import submit
 from slurmdag.runs.status import list_dags
 from slurmdag.state.store import FAILED, SUBMITTED, SUBMITTING, Store
@@ -241,3 +244,81 @@ def test_an_unreachable_controller_is_one_line(command, store, slurm, monkeypatc
     rc, out, err = cli(monkeypatch, capsys, *command)
     assert rc == 1 and err.strip().count("\n") == 0, err
     assert err.startswith("the Slurm controller (slurmctld) is not answering"), err
+
+
+# --- defect 4: a hang-up (SSH disconnect) during submit finishes the submission ---
+
+FAN = "name: fan\nallocations:\n  - {name: root, entrypoint: 'true'}\n" + "".join(
+    f"  - {{name: w{i}, entrypoint: 'true', depends_on: [root]}}\n" for i in range(8)
+)
+
+
+class _KilledByHangup(Exception):
+    """What SIGHUP's default action would have done: if this escapes, the hang-up was not handled."""
+
+
+@pytest.fixture
+def hangup_would_kill():
+    def die(_signum, _frame):
+        raise _KilledByHangup()
+
+    previous = signal.signal(signal.SIGHUP, die)
+    yield
+    signal.signal(signal.SIGHUP, previous)
+
+
+@pytest.mark.parametrize("at", [1, 2, 5, 10])  # the gate, the root, the middle of the wide wave, the last job
+def test_a_hangup_mid_submit_finishes_the_submission(at, store, slurm, hangup_would_kill):
+    slurm.on_sbatch = lambda argv, n: os.kill(os.getpid(), signal.SIGHUP) if n == at else None
+    record = submit.submit_plan(compile_text(FAN), store, CliBackend())
+
+    assert record.submission == SUBMITTED and len(record.job_ids) == 9
+    assert len(calls_of(slurm, "sbatch")) == 10 and not calls_of(slurm, "scancel")
+    assert [c[:2] for c in calls_of(slurm, "scontrol")] == [["scontrol", "release"]]  # the gate, last
+    assert slurm.calls[-1][:2] == ["scontrol", "release"] or "release" in slurm.calls[-1]
+    assert {j.state for j in slurm.jobs.values()} == {"PENDING"} and not any(j.held for j in slurm.jobs.values())
+    assert store.load(record.dag_id).submission == SUBMITTED
+    assert signal.getsignal(signal.SIGHUP) is not signal.SIG_DFL  # the caller's handler is back
+
+
+def test_sigterm_still_withdraws(store, slurm, hangup_would_kill):
+    """The contrast: an explicit stop (SIGTERM) withdraws everything, as before."""
+    slurm.on_sbatch = lambda argv, n: os.kill(os.getpid(), signal.SIGTERM) if n == 5 else None
+    with pytest.raises(SubmitError) as ex:
+        submit.submit_plan(compile_text(FAN), store, CliBackend())
+    assert "SIGTERM" in str(ex.value)
+    assert calls_of(slurm, "scancel") and {j.state for j in slurm.jobs.values()} == {"CANCELLED"}
+
+
+def test_a_hangup_during_the_submit_command_finishes_it_and_exits_quietly(
+    store, slurm, monkeypatch, tmp_path, hangup_would_kill
+):
+    """Through the CLI: a hang-up while the cluster is read (before any sbatch) and another in the middle; the
+    terminal is gone, so writing the result fails (EIO) and the command ends quietly with the DAG submitted."""
+    wf = tmp_path / "fan.yaml"
+    wf.write_text(FAN)
+    sent = []
+
+    def hang_up(argv: list[str]) -> None:
+        if argv[:3] == ["scontrol", "show", "config"] or (argv[0] == "sbatch" and len(calls_of(slurm, "sbatch")) == 4):
+            sent.append(argv[0])
+            os.kill(os.getpid(), signal.SIGHUP)
+
+    slurm.on_call = hang_up
+
+    def gone(*_a, **_k):
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr("slurmdag.cli.running.typer.echo", gone)
+    monkeypatch.setattr(sys, "argv", ["slurmdag", "submit", str(wf)])
+    monkeypatch.setattr(sys, "stdout", sys.stdout)  # main() points them at /dev/null: put them back afterwards
+    monkeypatch.setattr(sys, "stderr", sys.stderr)
+    previous = signal.getsignal(signal.SIGHUP)
+    with pytest.raises(SystemExit) as ex:
+        main()
+    assert sent == ["scontrol", "sbatch"]
+    assert ex.value.code == 1
+    (record,) = store.list_records()
+    assert record.submission == SUBMITTED and len(record.job_ids) == 9
+    assert not calls_of(slurm, "scancel") and ["scontrol", "release", record.gate_job_id] in slurm.calls
+    assert signal.getsignal(signal.SIGHUP) == previous
