@@ -35,16 +35,14 @@ from slurmdag.backends.parse import (
     parse_squeue,
 )
 from slurmdag.model.errors import SlurmCommandError, SlurmOutputError, SlurmUnavailableError
-from slurmdag.model.states import slurm_finished
+from slurmdag.model.states import SACCT_ALL_STATES, UNFINISHED_SLURM_STATES, slurm_finished
 
 T = TypeVar("T")
 
 # How far back sacct looks when the caller gives no bound; job ids repeat after a cluster reset (slurm-facts §6),
 # so an unbounded `sacct -j` may return somebody's old job.
 DEFAULT_LOOKBACK = timedelta(days=30)
-# Without -j, sacct leaves out jobs that never became eligible (e.g. cancelled while waiting on a dependency)
-# unless states are named explicitly; name them all.
-ALL_STATES = "BF,CA,CD,DL,F,NF,OOM,PD,PR,R,RQ,RS,RV,S,TO"
+UNFINISHED = ",".join(sorted(UNFINISHED_SLURM_STATES))  # squeue -t: the user's jobs that count against limits
 
 
 def _read(argv: Sequence[str], parse: Callable[[str], T]) -> T:
@@ -127,7 +125,20 @@ class CliBackend(Backend):
             return mine(live)
         start = since or (datetime.now(UTC) - DEFAULT_LOOKBACK)
         acct = _read(
-            ["sacct", "-X", "-n", "-P", "-o", SACCT_FIELDS, "-S", _slurm_time(start), "-E", "now", "-s", ALL_STATES],
+            [
+                "sacct",
+                "-X",
+                "-n",
+                "-P",
+                "-o",
+                SACCT_FIELDS,
+                "-S",
+                _slurm_time(start),
+                "-E",
+                "now",
+                "-s",
+                SACCT_ALL_STATES,
+            ],
             parse_sacct,
         )
         return merge_views(mine(live), mine(acct))
@@ -162,7 +173,16 @@ class CliBackend(Backend):
             "config": ["scontrol", "show", "config"],
             "partitions": ["scontrol", "show", "partition", "-o"],
             "nodes": ["scontrol", "show", "node", "-o"],
-            "queue": ["squeue", "--me", "-h", "-r", "-t", "PD,R,CF,CG,S,RQ,RS,SO", "-o", QUEUE_FORMAT],
+            "queue": [
+                "squeue",
+                "--me",
+                "-h",
+                "-r",
+                "-t",
+                ",".join(sorted(UNFINISHED_SLURM_STATES)),
+                "-o",
+                QUEUE_FORMAT,
+            ],
             "sbatch_help": ["sbatch", "--help"],
             "default_account": ["sacctmgr", "-n", "-P", "show", "user", user, "format=DefaultAccount"],
             "assocs": ["sacctmgr", "-n", "-P", "show", "assoc", f"user={user}", f"format={ASSOC_FORMAT}"],

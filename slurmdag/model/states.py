@@ -76,6 +76,13 @@ _SLURM_TO_NODE = {
 FINISHED_SLURM_STATES = frozenset(word for word, state in _SLURM_TO_NODE.items() if state not in ACTIVE)
 
 
+# Slurm states of a job still in the queue (pending or running in any form): for `squeue -t` (it takes the names).
+UNFINISHED_SLURM_STATES = frozenset(word for word, state in _SLURM_TO_NODE.items() if state in ACTIVE)
+# Every state sacct can select, by the codes `sacct -s` takes (it refuses e.g. CONFIGURING): without -j, sacct
+# leaves out jobs that never became eligible (cancelled while waiting on a dependency) unless states are named.
+SACCT_ALL_STATES = "BF,CA,CD,DL,F,NF,OOM,PD,PR,R,RQ,RS,RV,S,TO"
+
+
 def slurm_finished(slurm_state: str) -> bool:
     """Whether a job in this Slurm state ("COMPLETED", "CANCELLED by 0") will not change any more."""
     return slurm_state.strip().split(" ", 1)[0].upper().rstrip("+") in FINISHED_SLURM_STATES
