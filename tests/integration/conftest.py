@@ -293,6 +293,8 @@ def run_slurmdag(slurm: SlurmCluster, slurmdag_home: Path, tmp_path_factory: pyt
     ) -> subprocess.CompletedProcess:
         full_env = slurm.env()
         full_env["SLURMDAG_HOME"] = str(slurmdag_home)
+        # The code of this checkout, not whatever slurmdag is installed (an editable install of another worktree).
+        full_env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)
         if env:
             full_env.update(env)
         return subprocess.run(
