@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import os
+import secrets
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -27,12 +31,11 @@ def validate(
 ) -> None:
     """Check a workflow without Slurm: exit 0 if valid, 2 with every problem as file:line:col."""
     from slurmdag.cli.policy import check_policy
-    from slurmdag.policy.admission import NO_COMPILE_CAP
 
     if as_json:
         _validate_json(workflow, set_)
         return
-    plan = _compile(workflow, set_, max_allocations=NO_COMPILE_CAP)
+    plan = _compile(workflow, set_)
     check_policy(plan)  # the site policy's limits (exit 2 naming the limit and who set it)
     problems, notes = check_newer_options(plan, workflow)
     for note in notes:
@@ -84,9 +87,8 @@ def _validate_json(workflow: str, sets: list[str]) -> None:
     problems: list[Problem] = []
     plan = None
     try:
-        plan = compile_file(
-            workflow, parse_overrides(sets), warnings=warnings, max_allocations=admission.NO_COMPILE_CAP
-        )
+        cap, note = admission.allocation_cap()
+        plan = compile_file(workflow, parse_overrides(sets), warnings=warnings, max_allocations=cap, limit_note=note)
     except InputError as e:
         problems = e.problems
     if plan is not None:
@@ -154,28 +156,66 @@ def schema() -> None:
     typer.echo(schema_text(), nl=False)
 
 
-def _compile(workflow: str, sets: list[str], template_dirs: Sequence[Path] = (), **limits: int) -> Plan:
-    """compile_file, with its warnings on stderr (before the errors, if the workflow is refused)."""
+def _compile(workflow: str, sets: list[str], template_dirs: Sequence[Path] = ()) -> Plan:
+    """compile_file, with its warnings on stderr (before the errors, if the workflow is refused). The site policy's
+    max_allocations is applied while the file is read; its other limits are checked on the plan (validate)."""
+    from slurmdag.policy.admission import allocation_cap
+
+    cap, note = allocation_cap()
     warnings: list[Problem] = []
     try:
-        return compile_file(workflow, parse_overrides(sets), template_dirs=template_dirs, warnings=warnings, **limits)
+        return compile_file(
+            workflow,
+            parse_overrides(sets),
+            template_dirs=template_dirs,
+            warnings=warnings,
+            max_allocations=cap,
+            limit_note=note,
+        )
     finally:
         echo_warnings(warnings)
 
 
+_SYMLINK_DIR = "is a symbolic link: give the directory itself (compile never writes through a symlink)"
+
+
 def write_plan_dir(plan: Plan, out: Path) -> list[Path]:
-    """plan.json and the job scripts; files of earlier compiles that this plan does not name are left alone."""
+    """plan.json and the job scripts; files of earlier compiles that this plan does not name are left alone.
+
+    Never writes through a symbolic link: DIR itself must not be one (refused), and each file is written to a new
+    file in DIR and renamed over its name, so a symlink planted there is replaced, its target untouched. Scripts may
+    hold env values (secrets): they are created 0700 and plan.json 0600 (less, if the umask says so), and a DIR that
+    compile creates is 0700; nothing is made readable by others.
+    """
+    if out.is_symlink():
+        raise UsageError(Problem(_SYMLINK_DIR, str(out)))
     written = []
     try:
-        out.mkdir(parents=True, exist_ok=True)
-        for job in plan.jobs:
-            path = out / f"{job.name}.sbatch"
-            path.write_text(job.script, encoding="utf-8")
-            path.chmod(0o755)
-            written.append(path)
-        path = out / "plan.json"
-        path.write_text(plan.to_json(), encoding="utf-8")
-        written.append(path)
+        out.mkdir(mode=0o700, parents=True, exist_ok=True)
+        dir_fd = os.open(out, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        try:
+            for job in plan.jobs:
+                written.append(out / _write_private(dir_fd, f"{job.name}.sbatch", job.script, 0o700))
+            written.append(out / _write_private(dir_fd, "plan.json", plan.to_json(), 0o600))
+        finally:
+            os.close(dir_fd)
     except OSError as e:
+        if e.errno == errno.ELOOP:  # DIR became a symlink after the check
+            raise UsageError(Problem(_SYMLINK_DIR, str(out))) from None
         raise SlurmdagError(f"cannot write to {out}: {e.strerror or e}") from None
     return written
+
+
+def _write_private(dir_fd: int, name: str, text: str, mode: int) -> str:
+    """Write `name` in the directory `dir_fd` as a new file (O_EXCL, O_NOFOLLOW) renamed over the old name."""
+    tmp = f".{name}.{secrets.token_hex(6)}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode, dir_fd=dir_fd)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp, dir_fd=dir_fd)
+        raise
+    return name

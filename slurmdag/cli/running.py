@@ -74,9 +74,10 @@ def _load_plan(path: Path, sets: list[str]) -> Plan:
         except (ValueError, KeyError, TypeError) as ex:
             raise InputError(f"{plan_file}: not a slurmdag plan: {ex}") from None
     from slurmdag.compiler.compile import compile_file, parse_overrides
-    from slurmdag.policy.admission import NO_COMPILE_CAP  # the site policy checks the size (submit: admit)
+    from slurmdag.policy.admission import allocation_cap  # refused while reading; admit checks the other limits
 
-    return compile_file(path, overrides=parse_overrides(sets), max_allocations=NO_COMPILE_CAP)
+    cap, note = allocation_cap()
+    return compile_file(path, overrides=parse_overrides(sets), max_allocations=cap, limit_note=note)
 
 
 @app.command()

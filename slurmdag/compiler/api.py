@@ -21,7 +21,8 @@ import yaml
 
 from slurmdag.compiler import graph
 from slurmdag.compiler.compile import compile_allocations
-from slurmdag.compiler.yamlsrc import from_python
+from slurmdag.compiler.yamlsrc import MAX_DEPTH, from_python
+from slurmdag.model.errors import InputError, Problem, shown
 from slurmdag.model.plan import Plan
 
 PYTHON_SOURCE = "<python>"
@@ -63,6 +64,8 @@ def _dep_entry(ref: Any) -> Any:
     if isinstance(ref, tuple) and len(ref) == 2:
         parent, condition = ref
         name = parent.name if isinstance(parent, Allocation) else parent
+        if not isinstance(name, str):
+            return ref  # validation says what is wrong with it
         return name if condition == "success" else {name: condition}
     if isinstance(ref, Mapping):
         return dict(ref)
@@ -78,8 +81,9 @@ class Workflow:
         description: str | None = None,
     ):
         self.name = name
-        self.defaults = dict(defaults or {})
-        self.params = dict(params or {})
+        # kept as given when not a mapping: compile reports it (`<python>:defaults: ... must be a mapping`)
+        self.defaults: Any = dict(defaults) if isinstance(defaults, Mapping) else defaults
+        self.params: Any = dict(params) if isinstance(params, Mapping) else params
         self.description = description
         self._allocations: list[dict[str, Any]] = []
 
@@ -96,12 +100,10 @@ class Workflow:
         entry: dict[str, Any] = {"name": name}
         if entrypoint is not None:
             entry["entrypoint"] = entrypoint
-        deps = [_dep_entry(d) for d in depends_on]
-        if deps:
-            entry["depends_on"] = deps
-        any_deps = [_dep_entry(d) for d in depends_on_any]
-        if any_deps:
-            entry["depends_on_any"] = any_deps
+        for key, refs in (("depends_on", depends_on), ("depends_on_any", depends_on_any)):
+            deps = _dep_entries(refs)
+            if deps != []:
+                entry[key] = deps
         entry.update(keys)
         self._allocations.append(entry)
         return Allocation(self, name)
@@ -110,9 +112,9 @@ class Workflow:
         data: dict[str, Any] = {"name": self.name}
         if self.description is not None:
             data["description"] = self.description
-        if self.defaults:
+        if self.defaults is not None and self.defaults != {}:
             data["defaults"] = _plain(self.defaults)
-        if self.params:
+        if self.params is not None and self.params != {}:
             data["params"] = _plain(self.params)
         data["allocations"] = [_plain(a) for a in self._allocations]
         return data
@@ -131,16 +133,83 @@ class Workflow:
 
         `base_dir` is where relative `script:` paths start (default: the current directory).
         """
-        root = from_python(self.to_dict())
+        problems = _argument_problems(overrides, template_dirs, max_allocations, base_dir)
+        if problems:
+            raise InputError(problems)
+        root = from_python(self.to_dict(), file=PYTHON_SOURCE)
         return compile_allocations(
             root, PYTHON_SOURCE, base_dir or os.getcwd(), overrides, template_dirs, max_allocations
         )
 
 
-def _plain(value: Any) -> Any:
-    """Tuples to lists (YAML has no tuples) so to_yaml and compile see the same data."""
-    if isinstance(value, Mapping):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
+def _dep_entries(refs: Any) -> Any:
+    """depends_on / depends_on_any as YAML would hold them: a list of entries. A single name or handle is one entry;
+    a value that is no list at all (None, a number) is kept as given, for validation to report with its path."""
+    if isinstance(refs, (str, Allocation, Mapping)):
+        return [_dep_entry(refs)]
+    if not isinstance(refs, Iterable):
+        return refs
+    return [_dep_entry(d) for d in refs]
+
+
+def _argument_problems(overrides: Any, template_dirs: Any, max_allocations: Any, base_dir: Any) -> list[Problem]:
+    """compile()'s own arguments, checked before anything else: a wrong type is an input error, not a TypeError."""
+    problems = []
+
+    def bad(name: str, message: str, hint: str) -> None:
+        problems.append(Problem(message, f"{PYTHON_SOURCE}:{name}", hint=hint))
+
+    if overrides is not None and not isinstance(overrides, Mapping):
+        bad(
+            "overrides",
+            f"`overrides` must be a mapping of param name to value, not {_kind(overrides)}",
+            'e.g. overrides={"lr": "0.1"}',
+        )
+    elif overrides is not None:
+        for key, value in overrides.items():
+            if not isinstance(value, (str, int, float)):
+                bad(
+                    f"overrides.{key}",
+                    f"an override must be a string, number or boolean, not {_kind(value)}",
+                    'strings are read as YAML scalars, as `--set` does: e.g. {"lr": "0.1"}',
+                )
+    if isinstance(template_dirs, (str, bytes, PathLike)) or not isinstance(template_dirs, Iterable):
+        bad(
+            "template_dirs",
+            f"`template_dirs` must be a list of directories, not {_kind(template_dirs)}",
+            'e.g. template_dirs=["my-templates"]',
+        )
+    elif not all(isinstance(d, (str, PathLike)) for d in template_dirs):
+        bad("template_dirs", "`template_dirs` must hold directory paths (str or pathlib.Path)", 'e.g. ["my-templates"]')
+    if isinstance(max_allocations, bool) or not isinstance(max_allocations, int) or max_allocations < 1:
+        bad(
+            "max_allocations",
+            f"`max_allocations` must be a whole number of at least 1, not {_kind(max_allocations)}",
+            "e.g. max_allocations=5000",
+        )
+    if base_dir is not None and not isinstance(base_dir, (str, PathLike)):
+        bad("base_dir", f"`base_dir` must be a directory path, not {_kind(base_dir)}", 'e.g. base_dir="jobs"')
+    return problems
+
+
+def _kind(value: Any) -> str:
+    """How a wrong argument is named in a message: its type, and its value when that reads well."""
+    if value is None:
+        return "None"
+    if isinstance(value, (str, int, float)):
+        return f"{type(value).__name__} {shown(value, 40)}"
+    names: dict[type, str] = {list: "a list", tuple: "a tuple", dict: "a dict"}
+    return names.get(type(value), f"an object of type {type(value).__name__}")
+
+
+def _plain(value: Any, active: frozenset[int] = frozenset()) -> Any:
+    """Tuples to lists (YAML has no tuples) so to_yaml and compile see the same data. A list or mapping that holds
+    itself is left as it is (from_python reports it)."""
+    if isinstance(value, (Mapping, list, tuple)):
+        if id(value) in active or len(active) > MAX_DEPTH:
+            return value
+        inner = active | {id(value)}
+        if isinstance(value, Mapping):
+            return {k: _plain(v, inner) for k, v in value.items()}
+        return [_plain(v, inner) for v in value]
     return value

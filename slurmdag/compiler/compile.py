@@ -37,7 +37,7 @@ from slurmdag.compiler.spec import (
     read_text,
 )
 from slurmdag.compiler.template_sandbox import BoundedEnvironment, TemplateLimitError
-from slurmdag.compiler.yamlsrc import Node, parse_yaml, plain_scalar
+from slurmdag.compiler.yamlsrc import Node, TooManyItems, parse_yaml, plain_scalar
 from slurmdag.model.errors import InputError, Problem, shown
 from slurmdag.model.plan import Dependency, DependencyTerm, Edge, Plan, PlannedJob
 
@@ -110,14 +110,16 @@ def compile_file(
     template_dirs: TemplateDirs = (),
     max_allocations: int = graph.DEFAULT_MAX_ALLOCATIONS,
     warnings: list[Problem] | None = None,
+    limit_note: str | None = None,
 ) -> Plan:
     """Read, validate and compile one workflow file; raises InputError listing every problem found.
 
     `warnings`, if given, receives what is worth telling but not refusing (e.g. notes on a `script:`'s directives),
-    also when the workflow is refused.
+    also when the workflow is refused. A workflow with more than `max_allocations` allocations is refused as soon
+    as the one over the limit is read; `limit_note` (e.g. who set the limit) goes into that refusal's hint.
     """
     file = str(path)
-    root = parse_yaml(read_text(file), file)
+    root = _read_yaml(read_text(file), file, max_allocations, limit_note)
     return compile_allocations(
         root, file, Path(path).parent, overrides, template_dirs, max_allocations, source=file, warnings=warnings
     )
@@ -132,11 +134,31 @@ def compile_text(
     max_allocations: int = graph.DEFAULT_MAX_ALLOCATIONS,
     base_dir: str | PathLike[str] = ".",
     warnings: list[Problem] | None = None,
+    limit_note: str | None = None,
 ) -> Plan:
     """Like compile_file, for workflow text already in memory (`file` names it in error messages)."""
     return compile_allocations(
-        parse_yaml(text, file), file, base_dir, overrides, template_dirs, max_allocations, warnings=warnings
+        _read_yaml(text, file, max_allocations, limit_note),
+        file,
+        base_dir,
+        overrides,
+        template_dirs,
+        max_allocations,
+        warnings=warnings,
     )
+
+
+def _read_yaml(text: str, file: str, max_allocations: int, limit_note: str | None) -> Node | None:
+    """The workflow's nodes; reading stops at the first allocation over the limit (100,000 allocations are
+    refused in the time 1,000 take to read, and with the place where the limit was passed)."""
+    try:
+        return parse_yaml(text, file, list_limit=("allocations", max_allocations))
+    except TooManyItems as e:
+        hint = "split the workflow, or use task groups (tasks/array/matrix) for similar steps"
+        message = f"the workflow has more than {e.limit:,} allocations"
+        raise InputError(
+            Problem(message, file, e.line, e.col, f"{limit_note}; {hint}" if limit_note else hint)
+        ) from None
 
 
 @_without_gc
@@ -243,6 +265,11 @@ def _compile(
 
 def _apply_overrides(spec: WorkflowSpec, overrides: Mapping[str, str], problems: list[Problem]) -> dict[str, Any]:
     params = dict(spec.params)
+    if not isinstance(overrides, Mapping):
+        problems.append(
+            Problem(f"overrides must be a mapping of param name to value, not {type(overrides).__name__}", "--set")
+        )
+        return params
     for key, text in overrides.items():
         if key not in spec.params:
             hint = did_you_mean(key, spec.params) or (
@@ -250,7 +277,17 @@ def _apply_overrides(spec: WorkflowSpec, overrides: Mapping[str, str], problems:
             )
             problems.append(Problem(f"unknown param {shown(key)}", "--set", hint=hint))
             continue
-        params[key] = plain_scalar(text)  # read as the workflow's own values are
+        if isinstance(text, str):
+            params[key] = plain_scalar(text)  # read as the workflow's own values are
+        elif isinstance(text, (int, float)) and not (isinstance(text, int) and text.bit_length() > 10_000):
+            params[key] = text  # the Python API may pass a number (or a boolean) as it is
+        else:
+            problems.append(
+                Problem(
+                    f"the value for param {shown(key)} must be a string, number or boolean, not {type(text).__name__}",
+                    "--set",
+                )
+            )
     return params
 
 

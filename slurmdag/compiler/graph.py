@@ -115,6 +115,19 @@ def _corresponding_problem(parent: AllocationSpec, child: AllocationSpec) -> str
     return None
 
 
+_CYCLE_SHOWN = 6  # allocations shown at each end of a long cycle
+
+
+def _cycle_path(cycle: list[str]) -> str:
+    """`a -> b -> a`; a long cycle as its first and last few steps and how many are left out between them."""
+    names = cycle + [cycle[0]]
+    if len(names) <= 2 * _CYCLE_SHOWN + 1:
+        return " -> ".join(names)
+    left_out = len(names) - 2 * _CYCLE_SHOWN
+    head, tail = " -> ".join(names[:_CYCLE_SHOWN]), " -> ".join(names[-_CYCLE_SHOWN:])
+    return f"{head} -> ... ({left_out:,} more) ... -> {tail} ({len(cycle):,} allocations)"
+
+
 def _order(spec: WorkflowSpec, by_name, parents: dict[str, list[DepSpec]], bad) -> list[AllocationSpec]:
     """Topological order with ties broken by file order; every cycle found is reported (one path per cycle)."""
     edges = {child: [d.parent for d in deps] for child, deps in parents.items()}
@@ -128,8 +141,11 @@ def _order(spec: WorkflowSpec, by_name, parents: dict[str, list[DepSpec]], bad) 
             cycle = cycle[start:] + cycle[:start]
             parent, child = cycle[-1], cycle[0]  # the edge that closes the loop back to the earliest allocation
             dep = next(d for d in parents[child] if d.parent == parent)
-            path = " -> ".join(cycle + [cycle[0]])
-            bad(dep.node, f"dependency cycle: {path}", "a workflow must be acyclic; remove one of these dependencies")
+            bad(
+                dep.node,
+                f"dependency cycle: {_cycle_path(cycle)}",
+                "a workflow must be acyclic; remove one of these dependencies",
+            )
             edges[child] = [p for p in edges[child] if p != parent]  # break it and look for more
             continue
         heap = [(by_name[n].index, n) for n in sorter.get_ready()]

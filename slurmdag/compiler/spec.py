@@ -303,6 +303,11 @@ def _p_deps(key: str, node: Node, ctx: _Ctx) -> list[DepSpec]:
             f"`{key}` must be a list of allocation names, not {type_name(node)}",
             "write e.g. `depends_on: [prepare, {train: failure}]`",
         )
+    if key == "depends_on_any" and not items:
+        raise _Bad(
+            "`depends_on_any` is empty",
+            "it waits for any one of the allocations listed: list at least one, or remove the key",
+        )
     deps: list[DepSpec] = []
     for item in items:
         if isinstance(item, ScalarNode) and isinstance(item.value, str):

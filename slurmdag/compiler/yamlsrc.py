@@ -8,6 +8,7 @@ code path for both inputs. Pure: takes text, returns nodes or raises InputError.
 from __future__ import annotations
 
 import datetime
+import os
 import re
 import sys
 from collections.abc import Mapping
@@ -447,15 +448,60 @@ def plain_scalar(text: str) -> Any:
 # --- from Python data (the Python API) -----------------------------------------------------------------------------
 
 
-def from_python(data: Any, path: str = "") -> Node:
-    """Build Nodes from plain Python data; each node's `path` says where it is (e.g. `allocations[2].walltime`)."""
+def from_python(data: Any, path: str = "", file: str = "<python>") -> Node:
+    """Build Nodes from plain Python data; each node's `path` says where it is (e.g. `allocations[2].walltime`).
+
+    Raises InputError (at `file:path`) for what YAML could not hold either: objects of other types, a list or
+    mapping that contains itself, nesting deeper than MAX_DEPTH, integers too long to write out. Paths (os.PathLike)
+    become strings and ranges lists.
+    """
+    problems: list[Problem] = []
+    node = _from_python(data, path, file, problems, set(), 0)
+    if problems:
+        raise InputError(problems)
+    return node
+
+
+def _from_python(data: Any, path: str, file: str, problems: list[Problem], active: set[int], depth: int) -> Node:
+    def bad(message: str, hint: str | None = None) -> Node:
+        problems.append(Problem(message, f"{file}:{path}" if path else file, hint=hint))
+        return ScalarNode(None, None, None, path)
+
+    container = isinstance(data, (Mapping, list, tuple, range))
+    if container and id(data) in active:
+        return bad(f"this {type(data).__name__} contains itself", "YAML has no such values: build it without the loop")
+    if container and depth >= MAX_DEPTH:
+        return bad(f"nested more than {MAX_DEPTH} levels deep")
     if isinstance(data, Mapping):
+        active.add(id(data))
         node = MapNode({}, {}, None, None, path)
         for k, v in data.items():
             sub = f"{path}.{k}" if path else str(k)
+            if not isinstance(k, (str, int, float, bool)) or (isinstance(k, int) and not _writable_int(k)):
+                where = f"{file}:{path}" if path else file
+                problems.append(Problem(f"a mapping key of type {type(k).__name__}", where, hint="use strings"))
+                continue
             node.keys[k] = ScalarNode(k, None, None, sub)
-            node.value[k] = from_python(v, sub)
+            node.value[k] = _from_python(v, sub, file, problems, active, depth + 1)
+        active.discard(id(data))
         return node
-    if isinstance(data, (list, tuple)):
-        return SeqNode([from_python(v, f"{path}[{i}]") for i, v in enumerate(data)], None, None, path)
+    if isinstance(data, (list, tuple, range)):
+        active.add(id(data))
+        items = [_from_python(v, f"{path}[{i}]", file, problems, active, depth + 1) for i, v in enumerate(data)]
+        active.discard(id(data))
+        return SeqNode(items, None, None, path)
+    if isinstance(data, os.PathLike):
+        data = os.fspath(data)
+    if isinstance(data, int) and not _writable_int(data):
+        return bad(f"an integer of {data.bit_length():,} bits is too long", "use a number of at most 4300 digits")
+    if not isinstance(data, SCALAR_TYPES):
+        return bad(
+            f"unsupported value of type {type(data).__name__}",
+            "use a string, number, boolean or None, or a list or dict of them",
+        )
     return ScalarNode(data, None, None, path)
+
+
+def _writable_int(value: int) -> bool:
+    """Whether str() can write the integer (Python refuses more than sys.get_int_max_str_digits() digits)."""
+    return value.bit_length() <= sys.get_int_max_str_digits() * 3  # 3 bits per digit: a safe lower bound

@@ -21,6 +21,13 @@ from slurmdag.policy.site_paths import site_policy_path, user_config_path
 NO_COMPILE_CAP = sys.maxsize
 
 
+def allocation_cap() -> tuple[int, str]:
+    """The effective max_allocations and who set it, for compile to refuse a larger workflow while reading it
+    (fast, and at the allocation over the limit) rather than after building every allocation."""
+    limit = effective_policy()["max_allocations"]
+    return (NO_COMPILE_CAP if limit.value is None else limit.value), limit.describe()
+
+
 def effective_policy(plan: Plan | None = None) -> Policy:
     """The site file tightened by the user's config and (if given) the workflow's own limits; `.warnings` says
     what was ignored."""

@@ -173,7 +173,7 @@ CASES = [
         "over-the-allocation-limit",
         "name: x\nallocations:\n  - {name: a, entrypoint: x}\n  - {name: b, entrypoint: x}\n"
         "  - {name: c, entrypoint: x}\n",
-        ["{f}:2:1: the workflow has 3 allocations, more than the limit of 2"],
+        ["{f}:5:5: the workflow has more than 2 allocations"],  # refused where the limit is passed
         {"max_allocations": 2},
     ),
     (

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 import subprocess
 import sys
 import time
@@ -390,3 +391,93 @@ def test_a_rendered_script_over_4_mb_is_refused_at_the_allocation(write):
     (p,) = refused_quickly(lambda: compile_file(path), cpu_seconds=5).problems
     assert (p.line, p.col) == (6, 7)
     assert re.fullmatch(r"the batch script of allocation 'a' would be [5-9]\.\d MB, more than 4 MB", p.message)
+
+
+# --- messages and graph limits ---------------------------------------------------------------------------------------
+
+
+def test_a_huge_cycle_is_reported_as_an_excerpt(write):
+    n = 10_000
+    allocations = "".join(f"  - {{name: a{i}, entrypoint: x, depends_on: [a{(i + 1) % n}]}}\n" for i in range(n))
+    path = write("name: w\nallocations:\n" + allocations)
+    (p,) = refused_quickly(lambda: compile_file(path, max_allocations=n), cpu_seconds=5).problems
+    assert p.message == (
+        "dependency cycle: a0 -> a9999 -> a9998 -> a9997 -> a9996 -> a9995 -> ... (9,989 more) ... "
+        "-> a5 -> a4 -> a3 -> a2 -> a1 -> a0 (10,000 allocations)"
+    )
+    assert (p.line, p.col) == (3, 44)
+
+
+def test_a_short_cycle_is_reported_whole(write):
+    text = "name: w\nallocations:\n" + "".join(
+        f"  - {{name: a{i}, entrypoint: x, depends_on: [a{(i + 1) % 3}]}}\n" for i in range(3)
+    )
+    (p,) = refused_quickly(lambda: compile_file(write(text))).problems
+    assert p.message == "dependency cycle: a0 -> a2 -> a1 -> a0"
+
+
+def test_an_empty_depends_on_any_is_an_error(write):
+    path = write(
+        "name: w\nallocations:\n  - {name: a, entrypoint: x}\n  - {name: b, entrypoint: x, depends_on_any: []}\n"
+    )
+    (p,) = refused_quickly(lambda: compile_file(path)).problems
+    assert (p.line, p.col, p.message) == (4, 46, "`depends_on_any` is empty")
+    assert_refused(path, "`depends_on_any` is empty")
+
+
+def test_100000_allocations_are_refused_where_the_limit_is_passed_and_fast(write):
+    allocations = "".join(f"  - {{name: a{i}, entrypoint: x}}\n" for i in range(100_000))
+    path = write("name: w\nallocations:\n" + allocations)
+    (p,) = refused_quickly(lambda: compile_file(path), cpu_seconds=0.5).problems  # was ~16 s
+    assert (p.line, p.col, p.message) == (1003, 5, "the workflow has more than 1,000 allocations")
+    err = assert_refused(path, f"{path}:1003:5: the workflow has more than 1,000 allocations")
+    assert "max_allocations = 1000 (set by built-in default)" in err  # validate names the policy's limit
+
+
+# --- compile -o DIR ------------------------------------------------------------------------------------------------
+
+
+def _compile_cli(workflow, out):
+    return subprocess.run(
+        [sys.executable, "-m", "slurmdag", "compile", str(workflow), "-o", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_compile_output_is_private_and_never_written_through_a_symlink(write, tmp_path):
+    path = write("name: w\nallocations:\n  - {name: a, entrypoint: x, env: {TOKEN: s3cret}}\n")
+    victim = tmp_path / "victim"
+    victim.write_text("precious\n")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "a.sbatch").symlink_to(victim)
+    (out / "plan.json").symlink_to(victim)
+    done = _compile_cli(path, out)
+    assert done.returncode == 0, done.stderr
+    assert victim.read_text() == "precious\n"
+    for name, mode in (("a.sbatch", 0o700), ("plan.json", 0o600)):
+        st = (out / name).lstat()
+        assert stat.S_ISREG(st.st_mode), name
+        assert stat.S_IMODE(st.st_mode) & ~mode == 0, oct(st.st_mode)  # never more than 0700 / 0600
+    assert "s3cret" in (out / "a.sbatch").read_text()
+    assert sorted(p.name for p in out.iterdir()) == ["a.sbatch", "plan.json"]  # no temporary file left
+
+
+def test_compile_refuses_an_output_dir_that_is_a_symlink(write, tmp_path):
+    path = write("name: w\nallocations:\n  - {name: a, entrypoint: x}\n")
+    target = tmp_path / "elsewhere"
+    target.mkdir()
+    (tmp_path / "link").symlink_to(target)
+    done = _compile_cli(path, tmp_path / "link")
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert done.stderr.startswith(f"{tmp_path / 'link'}: is a symbolic link")
+    assert list(target.iterdir()) == []
+
+
+def test_a_new_output_dir_is_private(write, tmp_path):
+    path = write("name: w\nallocations:\n  - {name: a, entrypoint: x}\n")
+    done = _compile_cli(path, tmp_path / "new" / "out")
+    assert done.returncode == 0, done.stderr
+    assert stat.S_IMODE((tmp_path / "new" / "out").stat().st_mode) & 0o077 == 0
