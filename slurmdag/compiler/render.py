@@ -157,15 +157,26 @@ def with_directives(script: str, options: Sequence[Option]) -> str:
 def refreshed_script(job: PlannedJob) -> str:
     """The job's compiled script with its #SBATCH block rewritten from the job as it is now (an array throttled or
     split after compiling)."""
-    return with_directives(job.script, sbatch_options(job))
+    return _rewritten(job, sbatch_options(job), "rewritten after compiling")
 
 
 def bind_script(job: PlannedJob, submission: Submission) -> str:
     """The script as submitted: its #SBATCH block says what its sbatch call says."""
-    return with_directives(job.script, sbatch_options(job, submission))
+    return _rewritten(job, sbatch_options(job, submission), f"written for DAG {submission.dag_id}")
 
 
-def check_script(job: str, script: str, directives: Mapping[str, str | None], template: str) -> None:
+def _rewritten(job: PlannedJob, options: Sequence[Option], how: str) -> str:
+    """with_directives, checked like a freshly rendered script (a value given at submit time, such as a log folder
+    holding a newline, must not end the block either): the block holds `options` and the lines it kept."""
+    script = with_directives(job.script, options)
+    ours = {name for name, _ in options} | _ALWAYS_WRITTEN
+    tokens, _, _ = leading_block(iter_lines(job.script), job.name)
+    kept = {o.name: o.value for o in parse_args(tokens, stop_at_operand=True)[0] if o.name not in ours}
+    check_script(job.name, script, {**kept, **dict(options)}, how)
+    return script
+
+
+def check_script(job: str, script: str, directives: Mapping[str, str | None], how: str) -> None:
     """The last line of defence against a user string ending the #SBATCH block early or adding a line to it: read
     the rendered script the way sbatch does and require exactly the planned directives, or raise InternalError.
 
@@ -194,7 +205,7 @@ def check_script(job: str, script: str, directives: Mapping[str, str | None], te
         )
     if problems:
         raise InternalError(
-            f"the batch script rendered for {job!r} (template {template}) is not what the plan says: "
+            f"the batch script {how} for {job!r} is not what the plan says: "
             + "; ".join(problems)
             + ". Nothing was submitted. This is a bug in slurmdag or in the template; please report it."
         )
@@ -243,7 +254,7 @@ class Renderer:
     def render(self, ctx: ScriptContext, directives: Mapping[str, str | None]) -> str:
         """The script of one job; `directives` are the options its #SBATCH block must hold (checked)."""
         script = self.template.render(job=ctx)
-        check_script(ctx.name, script, directives, self.template.filename or TEMPLATE_NAME)
+        check_script(ctx.name, script, directives, f"rendered by {self.template.filename or TEMPLATE_NAME}")
         return script
 
 

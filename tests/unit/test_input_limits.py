@@ -163,7 +163,7 @@ def test_a_name_that_slips_past_validation_is_caught_in_the_rendered_script(monk
     with pytest.raises(InternalError) as info:
         w.compile()
     text = str(info.value)
-    assert text.startswith("the batch script rendered for 'train\\n' ")
+    assert text.startswith("the batch script rendered by ") and " for 'train\\n' is not what the plan says" in text
     assert "'--nodes=2', '--partition=debug', '--time=00:10:00'" in text
 
 
@@ -185,7 +185,7 @@ def test_a_template_whose_block_is_not_the_plan_is_refused(tmp_path, template, e
     w.allocation("a", "true", nodes=2)
     with pytest.raises(InternalError) as info:
         w.compile(template_dirs=[tmp_path])
-    assert "the batch script rendered for 'a'" in str(info.value)
+    assert " for 'a' is not what the plan says" in str(info.value)
     assert expected in str(info.value)
     assert str(tmp_path / "job.sbatch.j2") in str(info.value)
 
@@ -481,3 +481,16 @@ def test_a_new_output_dir_is_private(write, tmp_path):
     done = _compile_cli(path, tmp_path / "new" / "out")
     assert done.returncode == 0, done.stderr
     assert stat.S_IMODE((tmp_path / "new" / "out").stat().st_mode) & 0o077 == 0
+
+
+def test_a_script_bound_for_submission_is_checked_too():
+    from slurmdag.compiler import render
+
+    w = Workflow("w")
+    w.allocation("a", "true", nodes=2, partition="debug")
+    job = w.compile().job("a")
+    bound = render.bind_script(job, render.Submission("0123abcd", log_dir="/tmp/logs"))
+    assert "#SBATCH --output=/tmp/logs/a_%j.out\n" in bound
+    with pytest.raises(InternalError) as info:
+        render.bind_script(job, render.Submission("0123abcd", log_dir="/tmp/logs\n#x"))
+    assert "the batch script written for DAG 0123abcd for 'a' is not what the plan says" in str(info.value)
