@@ -207,6 +207,9 @@ class SlurmCluster:
                 # shows JobName "allocation" meanwhile): also wait until the names agree with squeue
                 names = {r["JobIDRaw"]: r["JobName"] for r in last_q}
                 settled = all(names.get(r["JobIDRaw"], r["JobName"]) == r["JobName"] for r in last_a)
+                # an array's task rows reach accounting one by one: wait until every task squeue lists has its row
+                recorded = {r["JobIDRaw"] for r in last_a}
+                settled = settled and all(r["JobIDRaw"] in recorded for r in last_q)
                 if covered and settled and not any(_base_state(r["State"]) in ACTIVE_STATES for r in last_a):
                     return last_a
             if time.monotonic() >= deadline:
