@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from slurmdag.backends.cluster_info import ClusterInfo
+from slurmdag.model.errors import AccountingUnavailableError
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,18 @@ class Backend(ABC):
     @abstractmethod
     def query(self, job_ids: Iterable[str], since: datetime | None = None) -> dict[str, JobInfo]:
         """State of the given jobs, live and finished, in one call per source. Array ids expand to their tasks."""
+
+    def query_or_live(
+        self, job_ids: Iterable[str], since: datetime | None = None
+    ) -> tuple[dict[str, JobInfo], AccountingUnavailableError | None]:
+        """`query`; when accounting (slurmdbd) does not answer, what slurmctld alone holds, and why accounting is
+        missing. A job slurmctld no longer holds is then absent from the answer: its outcome is Unknown, never
+        guessed. slurmctld not answering still raises."""
+        ids = list(job_ids)
+        try:
+            return self.query(ids, since), None
+        except AccountingUnavailableError as ex:
+            return self.query_live(ids), ex
 
     def query_live(self, job_ids: Iterable[str]) -> dict[str, JobInfo]:
         """Only what slurmctld holds (fresh, no accounting lag); by default the full query."""

@@ -81,11 +81,20 @@ def reconcile_pass(
         report.error = f"reading Slurm failed, will try again: {ex}"
         return report
     to_cancel: list[tuple[str, Cancel]] = []
+    held_back = []
     for (record, plan), status in zip(pairs, report.statuses, strict=False):
-        if act and record.submission == SUBMITTED:  # a DAG the user cancelled, or one still submitting, is left alone
+        if status.partial:
+            # Accounting is away and slurmctld no longer holds some job: never act on an outcome that is unknown.
+            held_back.append(record.dag_id)
+        elif act and record.submission == SUBMITTED:  # a DAG the user cancelled, or one still submitting: left alone
             to_cancel += [(record.dag_id, c) for c in plan_actions(plan, status, record.cascade)]
         if store.exists(record.dag_id) and not dry_run:
             remember(store, status)
+    if held_back:
+        report.error = (
+            f"accounting (slurmdbd) is not answering and some jobs are no longer held by slurmctld: no action on "
+            f"DAG(s) {', '.join(held_back)} this pass, will try again"
+        )
     if dry_run:
         for dag_id, c in to_cancel:
             report.would_cancel.setdefault(dag_id, []).append(c)

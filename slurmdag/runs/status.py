@@ -87,6 +87,9 @@ class DagStatus:
     notes: list[str] = field(default_factory=list)  # things the user should know (lost jobs, rebuilt record)
     attempt: int = 1  # the current attempt (resume/redo start a new one; slurmdag/state/attempt_history.py)
     attempts: int = 1  # how many attempts were submitted
+    # Accounting (slurmdbd) did not answer and some job is not held by slurmctld either: those jobs are Unknown for
+    # now, so the DAG's state is provisional (never cached as final, never acted on by the reconciler).
+    partial: bool = False
 
     def allocations(self) -> list[AllocationStatus]:
         return [n for n in self.nodes if n.kind == "allocation"]
@@ -96,7 +99,7 @@ class DagStatus:
 
     @property
     def terminal(self) -> bool:
-        return self.state not in (DagState.PENDING, DagState.RUNNING)
+        return self.state not in (DagState.PENDING, DagState.RUNNING) and not self.partial
 
 
 # --- from Slurm's rows to allocation states ---
@@ -212,8 +215,12 @@ def _fold_parts(plan: Plan, allocs: dict[str, AllocationStatus]) -> None:
         main.ran = main.ran or any(p.ran for p in parts)
 
 
-def build_status(record: DagRecord, plan: Plan, infos: dict[str, JobInfo]) -> DagStatus:
-    """Pure: a DAG's record + plan + Slurm's rows -> labelled allocation states and the DAG state."""
+def build_status(
+    record: DagRecord, plan: Plan, infos: dict[str, JobInfo], no_accounting: str | None = None
+) -> DagStatus:
+    """Pure: a DAG's record + plan + Slurm's rows -> labelled allocation states and the DAG state.
+
+    `no_accounting`: why accounting could not be read, when `infos` holds only what slurmctld still holds."""
     allocs: dict[str, AllocationStatus] = {}
     current = attempt_history.current_job_ids(record) if record.attempts else record.job_ids
     for job in plan.jobs:
@@ -251,7 +258,13 @@ def build_status(record: DagRecord, plan: Plan, infos: dict[str, JobInfo]) -> Da
         state = DagState.PENDING
         notes.append("still being submitted (its gate is held until every job is in Slurm)")
     lost = [n.name for n in allocs.values() if n.state is AllocationState.UNKNOWN and n.job_id]
-    if lost:
+    partial = bool(lost) and no_accounting is not None
+    if partial:
+        notes.append(
+            f"{no_accounting}: slurmctld no longer holds {', '.join(lost[:10])}{' ...' if len(lost) > 10 else ''}, "
+            "so their state is Unknown until accounting answers again"
+        )
+    elif lost:
         notes.append(
             "not known to Slurm any more (purged, and not found in accounting): "
             + ", ".join(lost)
@@ -270,6 +283,7 @@ def build_status(record: DagRecord, plan: Plan, infos: dict[str, JobInfo]) -> Da
         notes,
         attempt=record.attempt,
         attempts=attempt_history.count(record),
+        partial=partial,
     )
 
 
@@ -283,8 +297,9 @@ def _since(records: list[DagRecord]) -> datetime:
 def collect_many(pairs: list[tuple[DagRecord, Plan]], backend: Backend) -> list[DagStatus]:
     """Status of several DAGs from ONE batched query (one squeue + one sacct) over all their jobs."""
     ids = [j for record, _ in pairs for j in attempt_history.all_job_ids(record)]
-    infos = backend.query(ids, since=_since([r for r, _ in pairs])) if ids else {}
-    return [build_status(record, plan, infos) for record, plan in pairs]
+    infos, no_accounting = backend.query_or_live(ids, since=_since([r for r, _ in pairs])) if ids else ({}, None)
+    why = str(no_accounting) if no_accounting is not None else None
+    return [build_status(record, plan, infos, why) for record, plan in pairs]
 
 
 def rebuild_from_slurm(dag_id: str, backend: Backend) -> tuple[DagRecord, Plan, list[str]]:

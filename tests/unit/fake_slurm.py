@@ -71,6 +71,7 @@ class FakeSlurm:
     accounting_down: bool = False
     on_sbatch: Callable[[list[str], int], None] | None = None  # (argv, 1-based sbatch number), before answering
     on_call: Callable[[list[str]], None] | None = None  # every call, before it is answered
+    purged: set[str] = field(default_factory=set)  # finished jobs slurmctld no longer holds (accounting still does)
 
     # --- set-up ---
 
@@ -164,11 +165,12 @@ class FakeSlurm:
                 job.state = "CANCELLED"
         return ""  # like scancel: exit 0 whatever happened (slurm-facts §2 #31)
 
-    def _selected(self, args: list[str]) -> list[FakeJob]:
+    def _selected(self, args: list[str], held_by_slurmctld: bool = False) -> list[FakeJob]:
+        jobs = {k: j for k, j in self.jobs.items() if not (held_by_slurmctld and k in self.purged)}
         if "-j" not in args:
-            return list(self.jobs.values())
+            return list(jobs.values())
         wanted = args[args.index("-j") + 1].split(",")
-        return [self.jobs[j] for j in wanted if j in self.jobs]
+        return [jobs[j] for j in wanted if j in jobs]
 
     def _sacctmgr(self, args: list[str]) -> str:
         if "user" in args and "format=DefaultAccount" in args:
@@ -181,7 +183,7 @@ class FakeSlurm:
         fmt = args[args.index("-o") + 1]
         if fmt == QUEUE_FORMAT:  # pre-flight's read of the queue
             return "".join(f"{j.job_id}|normal|root\n" for j in self.jobs.values() if j.state not in FINISHED)
-        jobs = self._selected(args)
+        jobs = self._selected(args, held_by_slurmctld=True)
         if "-j" in args and not jobs:
             raise SlurmCommandError(args, 1, "", "slurm_load_jobs error: Invalid job id specified")
         assert fmt == SQUEUE_FORMAT, f"the fake answers slurmdag's squeue format only, not {fmt!r}"

@@ -322,3 +322,78 @@ def test_a_hangup_during_the_submit_command_finishes_it_and_exits_quietly(
     assert record.submission == SUBMITTED and len(record.job_ids) == 9
     assert not calls_of(slurm, "scancel") and ["scontrol", "release", record.gate_job_id] in slurm.calls
     assert signal.getsignal(signal.SIGHUP) == previous
+
+
+# --- slurmdbd away: a job slurmctld no longer holds is Unknown, never Completed; the reconciler does not act ---
+
+HANDLER = """\
+name: handler
+allocations:
+  - {name: a, entrypoint: "true"}
+  - {name: b, entrypoint: "true", depends_on: [{a: failure}]}
+  - {name: c, entrypoint: "true", depends_on: [a]}
+"""
+
+
+def _finished_parent_purged(store: Store, slurm: FakeSlurm, cascade: str = "reconciler") -> tuple[str, dict]:
+    """A DAG whose `a` completed long ago (purged from slurmctld, still in accounting); its failure handler `b` is
+    left pending on DependencyNeverSatisfied (a --cascade reconciler DAG: Slurm does not cancel it), `c` is running."""
+    plan = compile_text(HANDLER)
+    record, lock = store.create(plan)
+    with lock:
+        record.submission, record.cascade = SUBMITTED, cascade
+        record.gate_job_id = slurm.add(f"sd-{record.dag_id}-+gate", "COMPLETED")
+        ids = {
+            "a": slurm.add(f"sd-{record.dag_id}-a", "COMPLETED"),
+            "b": slurm.add(f"sd-{record.dag_id}-b", "PENDING", dependency="afternotok:x"),
+            "c": slurm.add(f"sd-{record.dag_id}-c", "RUNNING"),
+        }
+        slurm.jobs[ids["b"]].waiting_for = "DependencyNeverSatisfied"
+        record.job_ids = ids
+        store.save(record)
+    slurm.purged |= {record.gate_job_id, ids["a"]}
+    return record.dag_id, ids
+
+
+def test_with_slurmdbd_away_a_purged_job_is_unknown_never_completed(store, slurm, monkeypatch, capsys):
+    dag, ids = _finished_parent_purged(store, slurm)
+    slurm.accounting_down = True
+    rc, out, err = cli(monkeypatch, capsys, "status", dag, "--json")
+    assert rc == 0, err
+    status = json.loads(out)
+    states = {a["name"]: a["state"] for a in status["allocations"]}
+    assert states == {"a": "Unknown", "b": "Pending", "c": "Running"}, states
+    assert "slurmdbd" in err and "Unknown" in err
+    assert store.load(dag).final_state is None  # a provisional view is never cached
+
+    rc, out, err = cli(monkeypatch, capsys, "list", "--json")
+    assert rc == 0 and store.load(dag).final_state is None
+
+    slurm.accounting_down = False  # accounting answers again: the truth comes back
+    rc, out, err = cli(monkeypatch, capsys, "status", dag, "--json")
+    states = {a["name"]: a["state"] for a in json.loads(out)["allocations"]}
+    assert rc == 0 and states["a"] == "Completed", states
+
+
+def test_with_slurmdbd_away_the_reconciler_acts_on_no_unknown(store, slurm, monkeypatch, capsys):
+    dag, ids = _finished_parent_purged(store, slurm)
+    slurm.accounting_down = True
+    rc, out, err = cli(monkeypatch, capsys, "reconcile", "--once")
+    assert rc == 1 and "slurmdbd" in err and dag in err, err
+    assert not calls_of(slurm, "scancel") and slurm.jobs[ids["b"]].state == "PENDING"
+
+    slurm.accounting_down = False  # back: `a` Completed, so the failure handler `b` can never run
+    rc, out, err = cli(monkeypatch, capsys, "reconcile", "--once")
+    assert rc == 0, err
+    assert [c[1:] for c in calls_of(slurm, "scancel")] == [[ids["b"]]]
+    assert slurm.jobs[ids["b"]].state == "CANCELLED" and slurm.jobs[ids["c"]].state == "RUNNING"
+
+
+def test_with_slurmctld_away_status_fails_in_one_line_and_concludes_nothing(store, slurm, monkeypatch, capsys):
+    dag, _ = _finished_parent_purged(store, slurm)
+    slurm.controller_down = True
+    rc, out, err = cli(monkeypatch, capsys, "status", dag)
+    assert rc == 1 and err.startswith("the Slurm controller (slurmctld) is not answering"), err
+    rc, out, err = cli(monkeypatch, capsys, "reconcile", "--once")
+    assert rc == 1 and not calls_of(slurm, "scancel")
+    assert store.load(dag).final_state is None
