@@ -87,6 +87,31 @@ _BEFORE_COMMAND = frozenset({"if", "elif", "while", "until", "!", "then", "do", 
 ASSIGNMENT = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)(\[[^\]]*\])?(\+?=)(.*)", re.S)
 
 
+def indexed_assignment(w: Word) -> tuple[str, str, str, Word] | None:
+    """`NAME[index]=value` -> (NAME, index as written, "=" or "+=", value word)."""
+    if not w.parts or w.parts[0].kind != "lit" or w.parts[0].quoted:
+        return None
+    # the index may hold expansions (`jid[$num]=...`): join the word's source up to `]=`
+    head = w.source()
+    m = re.match(r"([A-Za-z_][A-Za-z0-9_]*)\[([^\]]*)\](\+?=)", head)
+    if not m:
+        return None
+    taken = len(m.group(0))
+    rest: list[Part] = []
+    pos = 0
+    for p in w.parts:  # the parts after `]=`, as they were
+        text = p.text if p.kind == "lit" else None
+        size = len(Word([p], 0, 0).source())
+        if pos >= taken:
+            rest.append(p)
+        elif pos + size > taken and text is not None:
+            rest.append(Part("lit", text[taken - pos :], p.quoted))
+        elif pos + size > taken:
+            return None
+        pos += size
+    return m.group(1), m.group(2), m.group(3), Word(rest, w.line, w.col, w.array)
+
+
 def assignment(w: Word) -> tuple[str, str, Word] | None:
     """`NAME=value` / `NAME+=value` (NAME unquoted) -> (NAME, "=" or "+=", value word)."""
     if not w.parts or w.parts[0].kind != "lit" or w.parts[0].quoted:
@@ -420,6 +445,8 @@ class _Lexer:
                 continue
             if c in "<>" and self.redirect():
                 continue
+            if self.in_word and t.startswith("((", self.i) and [p.text for p in self.parts] == ["f", "o", "r"]:
+                self.end_word()  # `for((i=0; ...))` without a blank
             if not self.in_word and t.startswith("((", self.i):
                 end = self.match_paren(self.i + 2)
                 if end + 1 < self.n and t[end + 1] == ")":

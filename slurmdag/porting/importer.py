@@ -44,6 +44,7 @@ from slurmdag.porting.bash_lexer import (
     While,
     Word,
     assignment,
+    indexed_assignment,
     lex_commands,
     parse_script,
 )
@@ -243,15 +244,15 @@ class _Chain:
         if m:
             arr = self.arrays.get(m.group(1))
             return str(len(arr)) if arr is not None else self.unknown(whole)
-        m = re.fullmatch(r"([A-Za-z_][A-Za-z0-9_]*)\[([0-9]+)\]", text)
+        m = re.fullmatch(r"([A-Za-z_][A-Za-z0-9_]*)\[([^\]]+)\]", text)
         if m:
             if m.group(1) == "BASH_SOURCE" and m.group(2) == "0":
                 return self.path
             arr = self.arrays.get(m.group(1))
-            if arr is None:
+            k = self.arith(self.expand_text(m.group(2), line, col), line)
+            if arr is None or k is None:
                 return self.unknown(whole)
-            k = int(m.group(2))
-            return arr[k] if k < len(arr) else ""
+            return arr[k] if 0 <= k < len(arr) else ""
         if text == "BASH_SOURCE":
             return self.path
         m = re.fullmatch(r"#([A-Za-z_][A-Za-z0-9_]*|[0-9@*#])", text)
@@ -676,9 +677,10 @@ class _Chain:
             self.uncertain_exit = True
         for cmd in _commands(nodes):
             for w in cmd.words:
-                a = assignment(w)
+                a = assignment(w) or indexed_assignment(w)
                 if a is not None and a[0] not in self.unknown_vars:
                     self.vars.pop(a[0], None)
+                    self.arrays.pop(a[0], None)
                     self.unknown_vars[a[0]] = where
             first = cmd.first()
             if first == "cd":
@@ -703,6 +705,11 @@ class _Chain:
                 break
             prefix.append(a)
             words = words[1:]
+        if len(words) == 1 and not prefix and indexed_assignment(words[0]) is not None:
+            target = indexed_assignment(words[0])
+            assert target is not None
+            self.assign_element(*target, cmd.line)
+            return
         if not words:
             for name, op, value in prefix:
                 self.assign(name, op, value, cmd.line)
@@ -867,7 +874,7 @@ class _Chain:
             self.warn(f"`{first}` of another file not followed", line, col, "port what it does by hand")
             self.status = None
             return
-        shown = " ".join(self.show(self.scalar(w)) for w in words)[:60]
+        shown = " ".join(w.source() for w in words)[:60]  # as written: expanding again would run $(...) twice
         if self.capture:
             self.capture[-1].append(self.unknown(f"$({shown})"))
         else:
@@ -908,6 +915,25 @@ class _Chain:
             pass
         finally:
             self.positional.pop()
+
+    def assign_element(self, name: str, index: str, op: str, value: Word, line: int) -> None:
+        """`arr[i]=value`."""
+        k = self.arith(self.expand_text(index, line, 1), line)
+        if k is None or k < 0 or k > 100000:
+            self.warn(f"{name}[{index}]=... not translated: the index cannot be known here", line)
+            self.unknown_vars[name] = f"line {line}"
+            self.arrays.pop(name, None)
+            self.status = None
+            return
+        self.assigning.append(name)
+        try:
+            text = self.scalar(value)
+        finally:
+            self.assigning.pop()
+        arr = self.arrays.setdefault(name, [self.vars.pop(name)] if name in self.vars else [])
+        arr.extend([""] * (k + 1 - len(arr)))
+        arr[k] = arr[k] + text if op == "+=" else text
+        self.status = True
 
     def assign(self, name: str, op: str, value: Word, line: int) -> None:
         self.unknown_vars.pop(name, None)
@@ -993,13 +1019,15 @@ class _Chain:
                 kept[key] = o
         script = written = None
         directives = None
+        path_known = True
         if wrap is None:
             if not operands:
                 self.warn("sbatch without a script (reads stdin) is not translated", line, words[0].col)
                 self.status = None
                 return
             raw = operands[0].text
-            if not self.m.clean(raw) or self.cwd is None:
+            path_known = self.m.clean(raw) and self.cwd is not None
+            if not path_known:
                 self.warn(
                     f"script path {self.show(raw)} cannot be known here",
                     line,
@@ -1018,7 +1046,8 @@ class _Chain:
                     "read them from env: or params: in the script instead",
                 )
             try:
-                directives = read_directives(self.read_text(script), script)
+                if path_known:
+                    directives = read_directives(self.read_text(script), script)
             except (OSError, UnicodeDecodeError) as ex:
                 self.warn(
                     f"cannot read batch script {raw}: {getattr(ex, 'strerror', None) or ex}", line, operands[0].col
@@ -1029,8 +1058,8 @@ class _Chain:
                     name = directives.job_name
         elif operands:
             self.warn("words after a --wrap call not translated", line, operands[0].col)
-        if name is None:
-            name = os.path.splitext(os.path.basename(script))[0] if script else None
+        if name is None and wrap is None and path_known:
+            name = os.path.splitext(os.path.basename(script or ""))[0]
         if name is None:
             name = self.assigning[-1].lower() if self.assigning else "wrap"
         alloc = _Alloc(
@@ -1338,7 +1367,7 @@ def _matters(node: Node) -> bool:
         if _calls_sbatch(cmd):
             return True
         first = cmd.first()
-        if first in ("cd", "export", "source", ".") or any(assignment(w) for w in cmd.words):
+        if first in ("cd", "export", "source", ".") or any(assignment(w) or indexed_assignment(w) for w in cmd.words):
             return True
         if first is not None and first not in HARMLESS and first not in ("exit", "return", "[", "[[", "test"):
             if first not in ("fi", "done", "esac", "}", ")", "then", "else", "do"):
