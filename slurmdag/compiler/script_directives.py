@@ -195,6 +195,20 @@ def read_directives(text: str, path: str = "<script>") -> ScriptDirectives:
         elif d.name in CLIENT_ONLY:
             notes.append(Problem(f"--{d.name} only affects the sbatch command; not applied", path, d.line, d.col))
 
+    if not any(d.name == "ignore-pbs" for d in opts):
+        # sbatch also applies #PBS lines of the leading block (-N, -l walltime=...); a compiled script has none
+        for idx in range(1, body_index if body_index is not None else len(lines)):
+            if lines[idx].startswith("#PBS"):
+                notes.append(
+                    Problem(
+                        "#PBS directive: sbatch applies it too, slurmdag does not; not carried over",
+                        path,
+                        idx + 1,
+                        1,
+                        "write it as an #SBATCH option (or add #SBATCH --ignore-pbs if it is not meant for Slurm)",
+                    )
+                )
+
     if body_index is not None:
         for idx in range(body_index + 1, len(lines)):
             if lines[idx].startswith(MAGIC):

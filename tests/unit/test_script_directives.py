@@ -158,3 +158,11 @@ def test_directive_lines_sorted_and_deterministic():
         "#SBATCH --exclusive",
         "#SBATCH --time=5",
     ]
+
+
+def test_pbs_directives_that_sbatch_would_apply_are_reported():
+    # sbatch 22.05 applies `#PBS -N x` / `#PBS -l walltime=...` from the leading block (checked on the cluster)
+    d = read("#!/bin/bash\n#PBS -N pbsname\n#PBS -l walltime=00:05:00\n#SBATCH -n 1\ntrue\n#PBS -q late\n")
+    assert [(n.line, n.message.split(":")[0]) for n in d.notes] == [(2, "#PBS directive"), (3, "#PBS directive")]
+    notes = read("#!/bin/bash\n#PBS -N x\n#SBATCH --ignore-pbs\ntrue\n").notes
+    assert len(notes) == 1 and notes[0].message.startswith("--ignore-pbs")
