@@ -334,7 +334,7 @@ class _ParamRenderer:
             out = self.env.render_bounded(text, params=self.params)
             if "\x00" in out:
                 raise ValueError("the result contains a NUL character")
-            if "\r\n" in out:
+            if "\r\n" in out or out.endswith("\r"):  # the script's own line break follows the text
                 raise ValueError("the result contains a DOS line break (\\r\\n), which sbatch refuses")
             return out, None
         except jinja2.UndefinedError as e:

@@ -190,9 +190,12 @@ def _want_str(key: str, node: Node, allow_int: bool = False) -> str:
 
 def _script_text(key: str, text: str) -> str:
     """Text written into the batch script (entrypoint, setup, env and matrix values)."""
-    if "\r\n" in text:
+    # A carriage return at the end of the text becomes a DOS line break too: the script puts a newline after it.
+    if "\r\n" in text or text.endswith("\r"):
         raise _Bad(
-            f"`{key}` contains a DOS line break (\\r\\n)",
+            f"`{key}` contains a DOS line break (\\r\\n)"
+            if "\r\n" in text
+            else f"`{key}` ends with a carriage return (\\r), which the script's line break turns into \\r\\n",
             "sbatch refuses a batch script that holds one anywhere; use \\n line breaks",
         )
     return _no_nul(key, text)

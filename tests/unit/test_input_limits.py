@@ -255,6 +255,23 @@ def test_dos_line_breaks_in_script_text_are_refused_where_written(key):
     assert "DOS line break" in p.message and p.file.startswith("<python>:allocations[0].")
 
 
+@pytest.mark.parametrize(
+    "yaml_text, where",
+    [
+        # found by hypothesis: the script's own newline follows the \r, making the \r\n that sbatch refuses
+        ('name: w\nallocations:\n  - name: a\n    entrypoint: "0\\r"\n', (4, 17)),
+        ('name: w\nallocations:\n  - name: a\n    entrypoint: x\n    setup: ["module load x\\r"]\n', (5, 13)),
+        ('name: w\nparams: {cmd: "run\\r"}\nallocations:\n  - name: a\n    entrypoint: "{{ params.cmd }}"\n', (5, 17)),
+    ],
+)
+def test_a_trailing_carriage_return_is_refused_where_written(yaml_text, where):
+    with pytest.raises(InputError) as info:
+        compile_text(yaml_text, file="w.yaml")
+    (p,) = info.value.problems
+    assert "\\r" in p.message
+    assert (p.line, p.col) == where
+
+
 # --- templates ---------------------------------------------------------------------------------------------------
 
 HOSTILE_TEMPLATES = {
