@@ -116,6 +116,8 @@ def scontrol_fields(job_id: str) -> dict[str, str]:
 
 def normalized(fields: dict[str, str], job_id: str, script: Path, cwd: Path | None = None) -> dict[str, str]:
     aid = fields.get("ArrayJobId", job_id)
+    if "ReqTRES" in fields:  # Slurm 24.11+ shows what 22.05 calls TRES as ReqTRES (and adds AllocTRES)
+        fields = {("TRES" if k == "ReqTRES" else k): v for k, v in fields.items()}
     out = {}
     for k, v in fields.items():
         if k in VOLATILE:
