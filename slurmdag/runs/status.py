@@ -150,10 +150,26 @@ def _group(
         }
     rows = {k: v for k, v in rows.items() if _ours(v, dag_id, job.name)}
     indexes = sorted(set(_expected_indexes(job)) | set(rows))
+    # Slurm 24.11+ never writes an accounting record for an array task that was split off while pending and
+    # cancelled before it started (22.05 does); once slurmctld purges it, only its finished siblings remain. A task
+    # that had started would be in accounting, and a pending one in slurmctld: such a task was cancelled unrun.
+    siblings_done = bool(rows) and all(allocation_state(r.state) not in ACTIVE for r in rows.values())
     tasks = []
     for index in indexes:
         info = rows.get(index)
-        if info is None:
+        if info is None and siblings_done:
+            tasks.append(
+                TaskStatus(
+                    index,
+                    f"{job_id}_{index}",
+                    AllocationState.CANCELLED,
+                    None,
+                    None,
+                    "cancelled before it started (no record left in Slurm)",
+                    None,
+                )
+            )
+        elif info is None:
             tasks.append(
                 TaskStatus(index, f"{job_id}_{index}", AllocationState.UNKNOWN, None, None, "not known to Slurm", None)
             )

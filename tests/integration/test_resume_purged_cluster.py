@@ -1,6 +1,7 @@
 """Resume of a DAG whose finished jobs are gone from slurmctld's memory (MinJobAge=2): Slurm 22.05 would silently
 drop a dependency on such an id and start the child at once (slurm-facts.md §2 #20). The resume depends on no old
-id, so nothing runs before its real parents complete. ONE test: it restarts the shared cluster twice."""
+id, so nothing runs before its real parents complete. The tests share one MinJobAge=2 window: the module restarts the
+shared cluster twice."""
 
 from __future__ import annotations
 
@@ -33,7 +34,7 @@ allocations:
 """
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def short_min_job_age(slurm):
     def up(age: str) -> None:
         proc = subprocess.run(
@@ -95,3 +96,35 @@ def test_resume_after_purge_runs_nothing_before_its_parents(slurm, run_slurmdag,
 
     status = json.loads(run_slurmdag("status", dag_id, "--json").stdout)
     assert status["state"] == "Completed" and status["attempts"] == 2, status
+
+
+CASCADE = """\
+name: purged-split-task
+defaults: {partition: debug, walltime: 2}
+allocations:
+  - {name: p-fail, entrypoint: "exit 3"}
+  - {name: g, entrypoint: "true", tasks: 2, depends_on: [p-fail]}
+  - {name: c, entrypoint: "true", tasks: 2, depends_on: [{g: corresponding}]}
+"""
+
+
+def test_status_after_purge_shows_never_started_tasks_cancelled(slurm, run_slurmdag, tmp_path, short_min_job_age):
+    """Slurm 24.11+ keeps no accounting row for an array task split off while pending (here by `corresponding`) and
+    cancelled before it started; once slurmctld has purged it, status must still call it Cancelled, not Unknown."""
+    wf = tmp_path / "cascade.yaml"
+    wf.write_text(CASCADE)
+    proc = run_slurmdag("submit", wf, "--json")
+    assert proc.returncode == 0, proc.stderr
+    sub = json.loads(proc.stdout)
+    ids = list(sub["jobs"].values())
+    slurm.wait_for(lambda: not slurm.squeue(ids), 90, "the DAG to end and be purged from slurmctld")
+    # Slurm's own view: nothing of g and c ever ran
+    acct = slurm.wait_for(lambda: [r for r in slurm.sacct(ids) if r["JobIDRaw"] != sub["jobs"]["p-fail"]], 30, "sacct")
+    assert all(r["NodeList"] == "None assigned" for r in acct), acct
+
+    status = json.loads(run_slurmdag("status", sub["dag_id"], "--json").stdout)
+    allocs = {a["name"]: a for a in status["allocations"]}
+    for name in ("g", "c"):
+        assert allocs[name]["state"] == "Cancelled", allocs[name]
+        assert [t["state"] for t in allocs[name]["tasks"]] == ["Cancelled", "Cancelled"], allocs[name]
+    assert status["state"] == "Failed" and not any("unknown" in n for n in status.get("notes", [])), status

@@ -129,3 +129,24 @@ def test_failed_submission_makes_the_dag_failed_with_its_error():
     assert st.state is DagState.FAILED
     assert st.nodes[2].reason == "not submitted"
     assert "Slurm refused allocation 'merge'" in status_table(st)
+
+
+def test_a_purged_task_without_accounting_record_is_cancelled_when_its_siblings_are_finished():
+    # Slurm 24.11+: an array task split off while pending and cancelled before it started never reaches sacct, so
+    # after slurmctld purges it only its siblings are left (slurm 22.05 keeps a row for it).
+    infos = _rows(
+        row("10", "COMPLETED", "prep", 0),
+        row("11_0", "COMPLETED", "shards", 0, array_id="11", task=0),
+        row("11_2", "CANCELLED", "shards", nodes=None, array_id="11", task=2),
+    )
+    shards = build_status(RECORD, PLAN, infos).nodes[1]
+    assert [(t.index, t.state) for t in shards.tasks or []] == [
+        (0, AllocationState.COMPLETED),
+        (1, AllocationState.CANCELLED),
+        (2, AllocationState.CANCELLED),
+    ]
+    assert shards.tasks and "before it started" in (shards.tasks[1].reason or "")
+    # while a sibling is still live, a missing task is not explained away
+    infos["11_2"] = row("11_2", "PENDING", "shards", nodes=None, array_id="11", task=2)
+    shards = build_status(RECORD, PLAN, infos).nodes[1]
+    assert shards.tasks and shards.tasks[1].state is AllocationState.UNKNOWN
