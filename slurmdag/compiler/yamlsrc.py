@@ -439,9 +439,11 @@ def plain_scalar(text: str) -> Any:
     if text == "" or _LEADING_ZERO.match(text):
         return text
     try:
-        value = yaml.load(text, Loader=_FastLoader)  # a safe loader (SafeLoader + the core schema)
-    except yaml.YAMLError:
+        # the same reader as workflow files: bounded nesting, a too-long number is a problem, not a ValueError
+        node = parse_yaml(text, "--set")
+    except InputError:
         return text
+    value = node.value if isinstance(node, ScalarNode) else None
     return value if isinstance(value, (str, int, float, bool)) else text
 
 

@@ -511,3 +511,14 @@ def test_a_script_bound_for_submission_is_checked_too():
     with pytest.raises(InternalError) as info:
         render.bind_script(job, render.Submission("0123abcd", log_dir="/tmp/logs\n#x"))
     assert "the batch script written for DAG 0123abcd for 'a' is not what the plan says" in str(info.value)
+
+
+@pytest.mark.parametrize("value", ["9" * 5000, "[" * 100_000], ids=["5000-digits", "100000-deep"])
+def test_a_hostile_set_value_is_read_as_text(write, value):
+    path = write(
+        "name: w\nparams: {p: 1}\nallocations:\n  - {name: a, entrypoint: 'echo $P', env: {P: '{{ params.p }}'}}\n"
+    )
+    plan = compile_file(path, overrides={"p": value})
+    assert plan.params["p"] == value
+    rc, err, _ = validate(path, "--set", f"p={value}")
+    assert rc == 0 and "Traceback" not in err, err
