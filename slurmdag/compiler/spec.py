@@ -201,6 +201,9 @@ def _script_text(key: str, text: str) -> str:
     return _no_nul(key, text)
 
 
+CRLF_HINT = "sbatch refuses a batch script that holds one anywhere; use \\n line breaks"
+
+
 def _no_nul(key: str, text: str) -> str:
     if "\x00" in text:
         raise _Bad(f"`{key}` contains a NUL character", "NUL bytes cannot appear in a batch script")
@@ -529,6 +532,8 @@ def _p_script(key: str, node: Node, ctx: _Ctx) -> tuple[str, str, ScriptDirectiv
         raise _Bad(f"script {shown(path)} is {e.over(MAX_SCRIPT_BYTES)}", SCRIPT_SIZE_HINT) from None
     except (OSError, UnicodeDecodeError) as e:
         raise _Bad(f"cannot read script {shown(path)}: {e}") from None
+    if body.endswith("\r"):  # the template's newline after it would make a DOS line break
+        raise _Bad(f"script {shown(path)} ends with a carriage return", CRLF_HINT)
     return path, _no_nul(key, body), ctx.directives(str(full), body)
 
 

@@ -522,3 +522,11 @@ def test_a_hostile_set_value_is_read_as_text(write, value):
     assert plan.params["p"] == value
     rc, err, _ = validate(path, "--set", f"p={value}")
     assert rc == 0 and "Traceback" not in err, err
+
+
+def test_a_script_ending_in_a_carriage_return_is_refused(write, tmp_path):
+    (tmp_path / "job.sh").write_bytes(b"#!/bin/bash\ntrue\r")
+    (p,) = refused_quickly(
+        lambda: compile_file(write("name: w\nallocations:\n  - {name: a, script: job.sh}\n"))
+    ).problems
+    assert p.message == "script 'job.sh' ends with a carriage return"
