@@ -54,7 +54,7 @@ def _read(argv: Sequence[str], parse: Callable[[str], T]) -> T:
         raise ex.of_command(argv) from None
 
 
-def _slurm_time(when: datetime) -> str:
+def slurm_time(when: datetime) -> str:
     """sacct -S wants local wall-clock time."""
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
@@ -79,7 +79,7 @@ class CliBackend(Backend):
     # --- reading state: one squeue (slurmctld) + one sacct (slurmdbd), whatever the number of ids ---
 
     def query_live(self, job_ids: Iterable[str]) -> dict[str, JobInfo]:
-        ids = _unique(job_ids)
+        ids = unique_ids(job_ids)
         if not ids:
             return {}
         argv = ["squeue", "-h", "-r", "-t", "all", "-j", ",".join(ids), "-o", SQUEUE_FORMAT]
@@ -92,7 +92,7 @@ class CliBackend(Backend):
             raise
 
     def query_accounting(self, job_ids: Iterable[str], since: datetime | None = None) -> dict[str, JobInfo]:
-        ids = _unique(job_ids)
+        ids = unique_ids(job_ids)
         if not ids:
             return {}
         start = since or (datetime.now(UTC) - DEFAULT_LOOKBACK)
@@ -104,7 +104,7 @@ class CliBackend(Backend):
             "-o",
             SACCT_FIELDS,
             "-S",
-            _slurm_time(start),
+            slurm_time(start),
             "-E",
             "now",
             "-j",
@@ -113,16 +113,15 @@ class CliBackend(Backend):
         return _read(argv, parse_sacct)
 
     def query(self, job_ids: Iterable[str], since: datetime | None = None) -> dict[str, JobInfo]:
-        ids = _unique(job_ids)
+        ids = unique_ids(job_ids)
         return merge_views(self.query_live(ids), self.query_accounting(ids, since))
 
     def find_jobs(
         self, name_prefix: str, since: datetime | None = None, include_accounting: bool = True
     ) -> dict[str, JobInfo]:
-        live = _read(["squeue", "-h", "-r", "-t", "all", "--me", "-o", SQUEUE_FORMAT], parse_squeue)
-        mine = lambda jobs: {k: v for k, v in jobs.items() if v.name.startswith(name_prefix)}  # noqa: E731
+        live = self.find_live(name_prefix)
         if not include_accounting:
-            return mine(live)
+            return live
         start = since or (datetime.now(UTC) - DEFAULT_LOOKBACK)
         acct = _read(
             [
@@ -133,7 +132,7 @@ class CliBackend(Backend):
                 "-o",
                 SACCT_FIELDS,
                 "-S",
-                _slurm_time(start),
+                slurm_time(start),
                 "-E",
                 "now",
                 "-s",
@@ -141,23 +140,30 @@ class CliBackend(Backend):
             ],
             parse_sacct,
         )
-        return merge_views(mine(live), mine(acct))
+        return merge_views(live, {k: v for k, v in acct.items() if v.name.startswith(name_prefix)})
+
+    def find_live(self, name_prefix: str) -> dict[str, JobInfo]:
+        """The user's jobs slurmctld holds whose name starts with `name_prefix`."""
+        live = _read(["squeue", "-h", "-r", "-t", "all", "--me", "-o", SQUEUE_FORMAT], parse_squeue)
+        return {k: v for k, v in live.items() if v.name.startswith(name_prefix)}
 
     def job_comments(self, job_ids: Iterable[str], since: datetime) -> dict[str, str]:
-        ids = _unique(job_ids)
+        ids = unique_ids(job_ids)
         if not ids:
             return {}
-        sacct = ["sacct", "-X", "-n", "-P", "-o", "JobID,Comment", "-S", _slurm_time(since), "-E", "now"]
+        sacct = ["sacct", "-X", "-n", "-P", "-o", "JobID,Comment", "-S", slurm_time(since), "-E", "now"]
         comments = _read([*sacct, "-j", ",".join(ids)], parse_comment_rows)
+        comments.update(self.comments_live(ids))
+        return comments
+
+    def comments_live(self, ids: list[str]) -> dict[str, str]:
+        """Comments slurmctld holds (fresher than accounting's), keyed like `query`."""
         try:
-            comments.update(
-                _read(["squeue", "-h", "-t", "all", "-j", ",".join(ids), "-o", "%i|%k"], parse_comment_rows)
-            )
+            return _read(["squeue", "-h", "-t", "all", "-j", ",".join(ids), "-o", "%i|%k"], parse_comment_rows)
         except SlurmCommandError as ex:
             if isinstance(ex, SlurmUnavailableError):
                 raise
-            # All ids purged from slurmctld (squeue exits 1): what accounting said stands.
-        return comments
+            return {}  # all ids purged from slurmctld (squeue exits 1): what accounting said stands
 
     def sbatch_options(self) -> set[str] | None:
         try:
@@ -168,7 +174,7 @@ class CliBackend(Backend):
     # --- the cluster, for pre-flight ---
 
     def read_cluster(self) -> ClusterInfo:
-        user = _user()
+        user = user_name()
         commands = {
             "config": ["scontrol", "show", "config"],
             "partitions": ["scontrol", "show", "partition", "-o"],
@@ -223,7 +229,7 @@ class CliBackend(Backend):
     # --- acting ---
 
     def hold(self, job_ids: Iterable[str]) -> list[str]:
-        ids = _unique(job_ids)
+        ids = unique_ids(job_ids)
         if not ids:
             return []
         try:
@@ -236,12 +242,12 @@ class CliBackend(Backend):
         return []
 
     def release(self, job_ids: Iterable[str]) -> None:
-        ids = _unique(job_ids)
+        ids = unique_ids(job_ids)
         if ids:
             runner.run_slurm(["scontrol", "release", *ids])
 
     def cancel(self, job_ids: Iterable[str]) -> None:
-        ids = _unique(job_ids)
+        ids = unique_ids(job_ids)
         if ids:
             runner.run_slurm(["scancel", *ids])
 
@@ -249,11 +255,11 @@ class CliBackend(Backend):
         runner.run_slurm(["scontrol", "update", f"JobId={job_id}", f"Dependency={expression}"])
 
 
-def _unique(job_ids: Iterable[str]) -> list[str]:
+def unique_ids(job_ids: Iterable[str]) -> list[str]:
     return list(dict.fromkeys(str(j) for j in job_ids))
 
 
-def _user() -> str:
+def user_name() -> str:
     try:
         return getpass.getuser()
     except Exception:  # noqa: BLE001 - no name for this uid: sacctmgr wants one

@@ -30,8 +30,21 @@ def _version(value: bool) -> None:
 @app.callback()
 def _root(
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
+    backend: str = typer.Option(
+        None,
+        "--backend",
+        metavar="auto|cli|pyslurm",
+        help="How to talk to Slurm: its commands (cli), pyslurm in-process, or auto (pyslurm when it works and "
+        "matches the cluster's Slurm). Default: $SLURMDAG_BACKEND, the site config's `backend:`, else auto.",
+        show_default=False,
+    ),
+    verbose: bool = typer.Option(False, "-v", "--verbose", help="Say which backend is used and why."),
 ) -> None:
-    pass
+    from slurmdag.cli import common
+
+    common.SETTINGS.backend = backend
+    common.SETTINGS.verbose = verbose
+    common.SETTINGS.chosen = None  # chosen anew by each invocation (tests run several in one process)
 
 
 def main() -> None:

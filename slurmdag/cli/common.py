@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import typer
@@ -23,10 +25,47 @@ WATCH_FIRST_INTERVAL = 2.0
 WATCH_MAX_INTERVAL = 30.0
 
 
-def open_backend() -> Backend:
-    from slurmdag.backends import default_backend
+@dataclass
+class Settings:
+    """The global options (`slurmdag --backend X -v CMD`), set by the root callback before any command runs."""
 
-    return default_backend()
+    backend: str | None = None
+    verbose: bool = False
+    chosen: Backend | None = None  # one backend per process: the pyslurm probe runs once
+
+
+SETTINGS = Settings()
+
+
+def requested_backend() -> tuple[str, str]:
+    """(backend asked for, where that came from): --backend, else $SLURMDAG_BACKEND, else the site config, else
+    auto."""
+    from slurmdag.backends import choice
+
+    if SETTINGS.backend:
+        return SETTINGS.backend, "--backend"
+    if os.environ.get(choice.ENV_VAR):
+        return os.environ[choice.ENV_VAR], f"${choice.ENV_VAR}"
+    from slurmdag.policy.limits import read_site_backend
+    from slurmdag.policy.site_paths import site_policy_path
+
+    path = site_policy_path()
+    site = read_site_backend(path)
+    if site is not None:
+        return site, f"site config {path}"
+    return choice.DEFAULT, "default"
+
+
+def open_backend() -> Backend:
+    if SETTINGS.chosen is None:
+        from slurmdag.backends import choice
+
+        requested, source = requested_backend()
+        chosen = choice.choose(requested, source)
+        if SETTINGS.verbose:
+            typer.echo(f"slurmdag: {chosen.reason}", err=True)
+        SETTINGS.chosen = chosen.backend
+    return SETTINGS.chosen
 
 
 def open_store() -> Store:

@@ -11,6 +11,7 @@
     │   │   └── AccountingUnavailableError   slurmdbd (accounting) does not answer; slurmctld may
     │   └── JobTableFullError           slurmctld holds MaxJobCount jobs: room frees up as finished ones are purged
     ├── SlurmOutputError                a Slurm command printed something slurmdag cannot read
+    ├── BackendUnavailableError         the backend asked for (--backend pyslurm) cannot work here
     ├── SubmitError                     a submission failed part-way (and was withdrawn)
     ├── InternalError                   slurmdag broke its own contract (a bug to report); nothing was submitted
     ├── CancelError                     Slurm did not confirm a cancellation
@@ -198,6 +199,10 @@ class SlurmOutputError(SlurmdagError):
     def of_command(self, argv: Sequence[str]) -> SlurmOutputError:
         """The same error, naming the command that printed the output."""
         return SlurmOutputError(self.detail, argv)
+
+
+class BackendUnavailableError(SlurmdagError):
+    """The backend asked for cannot talk to this cluster (e.g. pyslurm missing or built for another Slurm)."""
 
 
 class SubmitError(SlurmdagError):

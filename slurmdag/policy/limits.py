@@ -131,8 +131,11 @@ def default_policy() -> Policy:
 # --- parsing -------------------------------------------------------------------------------------------------------
 
 
-def parse_limits(node: Node | None, label: str, where: str = "") -> tuple[Source, list[Problem]]:
-    """A mapping of limit name -> value; unknown names and bad values are problems (`where` prefixes key paths)."""
+def parse_limits(
+    node: Node | None, label: str, where: str = "", settings: frozenset[str] = frozenset()
+) -> tuple[Source, list[Problem]]:
+    """A mapping of limit name -> value; unknown names and bad values are problems (`where` prefixes key paths).
+    Keys in `settings` are not limits and are left to their own reader."""
     values: dict[str, tuple[Any, Node | None]] = {}
     problems: list[Problem] = []
     if node is None or (isinstance(node, ScalarNode) and node.value is None):
@@ -142,6 +145,8 @@ def parse_limits(node: Node | None, label: str, where: str = "") -> tuple[Source
             problem_at(label, node, f"{where or 'the policy'} must be a mapping of limit: value")
         ]
     for key, value in node.value.items():
+        if key in settings:
+            continue
         d = LIMITS.get(key)
         if d is None:
             hint = did_you_mean(key, LIMITS) or f"known limits: {', '.join(LIMITS)}"
@@ -158,10 +163,35 @@ def parse_limits(node: Node | None, label: str, where: str = "") -> tuple[Source
 
 def parse_site(text: str, file: str) -> Source:
     """The site file: a flat mapping of limits. Any problem refuses (an unreadable policy must not mean none)."""
-    source, problems = parse_limits(parse_yaml(text, file), file)
+    source, problems = parse_limits(parse_yaml(text, file), file, settings=SITE_SETTINGS)
     if problems:
         raise InputError(problems)
     return source
+
+
+# Keys of the site file that are settings, not limits.
+SITE_SETTINGS = frozenset({"backend"})
+
+
+def parse_site_backend(text: str, file: str) -> str | None:
+    """The site file's `backend:` (auto, cli or pyslurm): the backend used when neither --backend nor
+    $SLURMDAG_BACKEND says. A bad value refuses, located."""
+    from slurmdag.backends.choice import CHOICES
+
+    root = parse_yaml(text, file)
+    if not isinstance(root, MapNode) or "backend" not in root.value:
+        return None
+    node = root.value["backend"]
+    if not isinstance(node, ScalarNode) or node.value not in CHOICES:
+        raise InputError(
+            problem_at(file, node, f"`backend` must be one of {', '.join(CHOICES)}", "e.g. `backend: cli`")
+        )
+    return str(node.value)
+
+
+def read_site_backend(path: Path) -> str | None:
+    text = _read(path)
+    return None if text is None else parse_site_backend(text, str(path))
 
 
 def parse_user_config(text: str, file: str) -> tuple[Source, list[Problem]]:

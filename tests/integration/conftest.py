@@ -40,8 +40,13 @@ Fixtures (use these; keep tests asserting on Slurm's own view):
 
 ``slurmdag_home`` (function) -> Path   fresh tmp dir, also set as env SLURMDAG_HOME for the test.
 ``run_slurmdag`` (function) -> callable(*args, input=None, cwd=None, env=None, timeout=300)
-    runs ``[sys.executable, "-m", "slurmdag", *args]`` with the cluster env and SLURMDAG_HOME;
-    returns CompletedProcess (text); never raises on a non-zero exit.
+    runs ``[sys.executable, "-m", "slurmdag", "--backend", BACKEND, *args]`` with the cluster env,
+    SLURMDAG_HOME and SLURMDAG_BACKEND; returns CompletedProcess (text); never raises on a non-zero exit.
+``slurm_backend`` (function) -> Backend   the backend under test, for tests that call slurmdag in-process.
+
+Backend: ``SLURMDAG_TEST_BACKEND=cli|pyslurm`` (default cli) is the backend slurmdag uses in every test. With
+pyslurm, the session first runs slurmdag's own probe; if pyslurm cannot work against this cluster every test fails
+with the probe's reason (never a skip).
 ``shared_tmp`` (function) -> Path      a world-readable tmp dir that jobs on every node can see
     (all nodes share this machine's filesystem).
 
@@ -68,6 +73,8 @@ REPO = Path(__file__).resolve().parents[2]
 DOCKER_SLURM = REPO / "docker-slurm"
 # Which Slurm the integration tests run against (docker-slurm/up builds the non-default ones from source).
 SLURM_VERSION = os.environ.get("SLURMDAG_TEST_SLURM_VERSION", "22.05")
+# The backend slurmdag talks to Slurm through in these tests (docs/backends.md).
+BACKEND = os.environ.get("SLURMDAG_TEST_BACKEND", "cli")
 
 SACCT_FIELDS = ["JobID", "JobIDRaw", "JobName", "State", "ExitCode", "Start", "End", "NodeList"]
 SQUEUE_FIELDS = ["JobID", "JobIDRaw", "State", "Reason", "NodeList", "Dependency", "JobName"]
@@ -202,7 +209,7 @@ class SlurmCluster:
                 covered = all(
                     any(r["JobID"] == i or r["JobIDRaw"] == i or r["JobID"].startswith(i + "_") for r in last_a)
                     for i in ids
-                )
+                ) and {r["JobIDRaw"] for r in last_q} <= {r["JobIDRaw"] for r in last_a}  # every task, not one
                 # slurmdbd can record the final state a few seconds before the job's name (sacct
                 # shows JobName "allocation" meanwhile): also wait until the names agree with squeue
                 names = {r["JobIDRaw"]: r["JobName"] for r in last_q}
@@ -271,8 +278,38 @@ def _slurm_cluster_up() -> Iterable[SlurmCluster]:
 
 
 @pytest.fixture(scope="session")
-def slurm(_slurm_cluster_up: SlurmCluster) -> SlurmCluster:
+def slurm(_slurm_cluster_up: SlurmCluster, _backend_ready: str) -> SlurmCluster:
     return _slurm_cluster_up
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _backend_ready(_slurm_cluster_up: SlurmCluster) -> Iterable[str]:
+    """The backend under test works against this cluster, or every test fails saying what is missing."""
+    from slurmdag.backends import choice
+
+    if BACKEND not in ("cli", "pyslurm"):
+        pytest.fail(f"SLURMDAG_TEST_BACKEND={BACKEND!r}: choose cli or pyslurm", pytrace=False)
+    if BACKEND == "pyslurm":
+        found = choice.probe()
+        if not found.usable:
+            pytest.fail(
+                f"SLURMDAG_TEST_BACKEND=pyslurm, but {found.reason} (build it: docs/backends.md)", pytrace=False
+            )
+    # Tests that start slurmdag themselves (not through run_slurmdag) pass os.environ on: they use it too.
+    old = os.environ.get("SLURMDAG_BACKEND")
+    os.environ["SLURMDAG_BACKEND"] = BACKEND
+    yield BACKEND
+    if old is None:
+        os.environ.pop("SLURMDAG_BACKEND", None)
+    else:
+        os.environ["SLURMDAG_BACKEND"] = old
+
+
+@pytest.fixture
+def slurm_backend(_backend_ready: str):
+    from slurmdag.backends import choice
+
+    return choice.choose(_backend_ready, "SLURMDAG_TEST_BACKEND").backend
 
 
 @pytest.fixture
@@ -298,10 +335,11 @@ def run_slurmdag(slurm: SlurmCluster, slurmdag_home: Path, tmp_path_factory: pyt
         full_env["SLURMDAG_HOME"] = str(slurmdag_home)
         # The code of this checkout, not whatever slurmdag is installed (an editable install of another worktree).
         full_env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)
+        full_env["SLURMDAG_BACKEND"] = BACKEND  # also for slurmdag processes a test starts itself
         if env:
             full_env.update(env)
         return subprocess.run(
-            [sys.executable, "-m", "slurmdag", *[str(a) for a in args]],
+            [sys.executable, "-m", "slurmdag", "--backend", BACKEND, *[str(a) for a in args]],
             env=full_env,
             text=True,
             capture_output=True,

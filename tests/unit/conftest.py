@@ -32,3 +32,10 @@ def write(tmp_path):
         return path
 
     return _write
+
+
+@pytest.fixture(autouse=True)
+def _cli_backend(monkeypatch):
+    """Unit tests drive the CLI backend (a fake Slurm replaces the commands): never pyslurm, even where it is
+    installed (with `auto` its probe would run through the fake)."""
+    monkeypatch.setenv("SLURMDAG_BACKEND", "cli")

@@ -79,7 +79,8 @@ def test_no_private_names_imported_across_modules():
     "needle, allowed",
     [
         (r"\bsubprocess\b", {"backends/runner.py"}),
-        (r"\bprint\(", {"cli"}),
+        # The pyslurm probe is a separate program run in a child process: its stdout is its answer to the parent.
+        (r"\bprint\(", {"cli", "backends/pyslurm_probe.py"}),
         (r"\becho\(", {"cli"}),
         (r"\bsys\.std(out|err)\b", {"cli"}),
     ],

@@ -1,0 +1,397 @@
+"""The pyslurm backend: the same `Backend` as the CLI one, talking to slurmctld through libslurm in-process.
+
+What goes through pyslurm: submitting (one RPC per job, no sbatch process), reading slurmctld's jobs (one
+`Jobs.load()` per pass, however many ids), hold/release/cancel/dependency updates, and pre-flight's partitions, nodes,
+queue and config. What stays on the CLI (inherited from `CliBackend`, through the runner): everything slurmdbd
+answers (sacct, sacctmgr) and `sbatch --help`, and the submission of a job whose options pyslurm cannot express
+exactly as sbatch would (`pyslurm_options.translate` says which and why; such a job goes through sbatch).
+
+Only `choice.choose` creates this class, after a probe in a child process has imported pyslurm safely: `import pyslurm`
+kills the interpreter when the Slurm config cannot be read. Every pyslurm call of slurmdag is in this module.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import resource
+import socket
+import threading
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from typing import Any, TypeVar
+
+from slurmdag.backends import runner
+from slurmdag.backends.base import JobInfo
+from slurmdag.backends.cli import CliBackend, unique_ids, user_name
+from slurmdag.backends.cluster_info import Accounting, ClusterInfo, Node, Partition, QueuedJob
+from slurmdag.backends.cluster_parse import (
+    ASSOC_FORMAT,
+    QOS_FORMAT,
+    expand_hostlist,
+    parse_associations,
+    parse_default_account,
+    parse_qos,
+    parse_sbatch_help,
+)
+from slurmdag.backends.pyslurm_options import RLIMIT_NAMES, Submitter, propagated_rlimits, translate
+from slurmdag.compiler.script_directives import read_script_file
+from slurmdag.model.errors import SlurmCommandError, SlurmOutputError, SlurmUnavailableError
+from slurmdag.model.slurm_values import array_indexes
+from slurmdag.model.states import UNFINISHED_SLURM_STATES
+
+T = TypeVar("T")
+
+# libslurm error numbers that mean "no controller to talk to" (slurm_errno.h: communication and socket errors):
+# worth retrying, like the CLI's "Unable to contact slurm controller".
+_UNREACHABLE = {1001, 1002, 1003, 1004, 1013, 1800, 1801, 1802, 1803, 5000, 5001, 5002, 5003, 5004, 5005}
+_INVALID_JOB_ID = 2017  # ESLURM_INVALID_JOB_ID
+_ALREADY_DONE = 2021  # ESLURM_ALREADY_DONE
+
+
+class PyslurmBackend(CliBackend):
+    name = "pyslurm"
+
+    def __init__(self, config: dict[str, Any] | None = None) -> None:
+        import pyslurm  # safe here: choice.probe() imported it in a child process first
+
+        self._ps = pyslurm
+        self._nodes_unpinned = _leave_node_count_to_slurm()
+        self._description = _sbatch_like_description(pyslurm)
+        self._config = config  # the controller's config as the probe read it (None: read on first need)
+        self._lock = threading.Lock()
+        self._submitter: Submitter | None = None
+        self.sbatch_fallbacks: list[tuple[str, str]] = []  # (script, reason) of jobs submitted through sbatch
+
+    # --- submitting ---
+
+    def submit(self, script: str, options: list[str]) -> str:
+        try:
+            directives = read_script_file(script)
+        except (OSError, UnicodeDecodeError):
+            return super().submit(script, options)  # let sbatch say what is wrong with the file
+        reason = "the script's #SBATCH lines are not what sbatch accepts" if directives.problems else None
+        if reason is None:
+            request = translate(script, options, directives.directives, os.environ, self._who())
+            reason = request.sbatch_reason
+        if reason is not None:
+            self.sbatch_fallbacks.append((script, reason))
+            return super().submit(script, options)
+        argv = ["sbatch", "--parsable", *options, script]  # what the CLI would have run: named in errors
+        try:
+            desc = self._description(**request.fields)
+            # pyslurm 22.5 sends `min_cpus_per_node` as the job's min_cpus: the CPU count sbatch computes.
+            desc.min_cpus_per_node = request.min_cpus
+            job_id = self._call(argv, desc.submit)
+        except (ValueError, TypeError) as ex:  # pyslurm's own validation of a value
+            raise SlurmCommandError(argv, 1, "", f"pyslurm: {ex}") from None
+        return str(job_id)
+
+    def _who(self) -> Submitter:
+        """The submitting process as sbatch would describe it to the job (read once; the umask read is not
+        thread-safe, and submit() runs in a few threads)."""
+        with self._lock:
+            if self._submitter is None:
+                mask = os.umask(0)
+                os.umask(mask)
+                config = self._controller_config()
+                soft = {}
+                for name in RLIMIT_NAMES:
+                    res = getattr(resource, f"RLIMIT_{name}", None)
+                    if res is not None:
+                        soft[name] = resource.getrlimit(res)[0]
+                rlimits = propagated_rlimits(
+                    config.get("propagate_rlimits"), config.get("propagate_rlimits_except"), soft
+                )
+                self._submitter = Submitter(
+                    os.getcwd(),
+                    socket.gethostname(),
+                    mask,
+                    os.getpriority(os.PRIO_PROCESS, 0),
+                    rlimits,
+                    self._nodes_unpinned,
+                )
+            return self._submitter
+
+    def _controller_config(self) -> dict[str, Any]:
+        if self._config is None:
+            self._config = self._call(["scontrol", "show", "config"], lambda: self._ps.config().get())
+        return self._config
+
+    # --- reading state: one Jobs.load() (slurmctld) + one sacct (slurmdbd) ---
+
+    def _load_jobs(self, argv: list[str]) -> list[Any]:
+        jobs = self._call(argv, lambda: self._ps.Jobs.load())
+        return list(jobs.values())
+
+    def query_live(self, job_ids: Iterable[str]) -> dict[str, JobInfo]:
+        ids = set(unique_ids(job_ids))
+        if not ids:
+            return {}
+        out: dict[str, JobInfo] = {}
+        for job in self._load_jobs(["squeue", "-j", ",".join(sorted(ids))]):
+            rows = job_rows(job)
+            if any(i.job_id in ids or i.array_job_id in ids or str(job.id) in ids for i in rows):
+                out.update((i.job_id, i) for i in rows)
+        return out
+
+    def find_live(self, name_prefix: str) -> dict[str, JobInfo]:
+        me = os.getuid()
+        live: dict[str, JobInfo] = {}
+        for job in self._load_jobs(["squeue", "--me"]):
+            if job.user_id == me and (job.name or "").startswith(name_prefix):
+                live.update((i.job_id, i) for i in job_rows(job))
+        return live
+
+    def comments_live(self, ids: list[str]) -> dict[str, str]:
+        wanted = set(ids)
+        comments = {}
+        for job in self._load_jobs(["squeue", "-j", ",".join(ids)]):
+            if job.comment:
+                for row in job_rows(job):
+                    if row.job_id in wanted or row.array_job_id in wanted:
+                        comments[row.job_id] = job.comment
+        return comments
+
+    # --- acting ---
+
+    def hold(self, job_ids: Iterable[str]) -> list[str]:
+        complaints = []
+        for job_id in unique_ids(job_ids):
+            try:
+                # Job.hold() as pyslurm ships it: priority 0, the hold `scontrol hold` sets (hold(mode="user")
+                # dereferences a NULL pointer in pyslurm 22.5 and 25.11 and kills the process).
+                self._call(["scontrol", "hold", job_id], self._job(job_id).hold)
+            except SlurmUnavailableError:
+                raise
+            except SlurmCommandError as ex:
+                complaints.append(f"hold {job_id}: {ex.stderr}")
+        return complaints
+
+    def release(self, job_ids: Iterable[str]) -> None:
+        for job_id in unique_ids(job_ids):
+            self._call(["scontrol", "release", job_id], self._job(job_id).release)
+
+    def cancel(self, job_ids: Iterable[str]) -> None:
+        for job_id in unique_ids(job_ids):
+            # What scancel does per id: SIGKILL to the whole job (string id: "123" or an array task "123_4").
+            # Unknown or finished ids are not an error (scancel exits 0 for them too); callers read state back.
+            try:
+                self._call(["scancel", job_id], functools.partial(self._ps.slurm_kill_job2, job_id.encode(), 9, 0))
+            except ValueError as ex:  # the old API's error: (message, errno)
+                message, errno = (list(ex.args) + ["", None])[:2]
+                if errno not in (_INVALID_JOB_ID, _ALREADY_DONE):
+                    raise self._error(["scancel", job_id], errno, str(message)) from None
+
+    def update_dependency(self, job_id: str, expression: str) -> None:
+        # "" would leave the dependency as it is through pyslurm; Slurm clears it on "0" (as `Dependency=`).
+        changes = self._ps.JobSubmitDescription(dependencies=expression or "0")
+        argv = ["scontrol", "update", f"JobId={job_id}", f"Dependency={expression}"]
+        self._call(argv, lambda: self._job(job_id).modify(changes))
+
+    def _job(self, job_id: str) -> Any:
+        """A pyslurm Job handle; an array task ("123_4") by its own job id, as slurmctld holds it."""
+        if "_" not in job_id:
+            return self._ps.Job(int(job_id))
+        base, _, task = job_id.partition("_")
+        for job in self._load_jobs(["squeue", "-j", job_id]):
+            if str(job.array_id) == base and str(job.array_task_id) == task:
+                return self._ps.Job(int(job.id))
+        raise SlurmCommandError(["scontrol", "show", "job", job_id], 1, "", "Invalid job id specified")
+
+    # --- the cluster, for pre-flight ---
+
+    def read_cluster(self) -> ClusterInfo:
+        user = user_name()
+        commands = {
+            "sbatch_help": ["sbatch", "--help"],
+            "default_account": ["sacctmgr", "-n", "-P", "show", "user", user, "format=DefaultAccount"],
+            "assocs": ["sacctmgr", "-n", "-P", "show", "assoc", f"user={user}", f"format={ASSOC_FORMAT}"],
+            "qos": ["sacctmgr", "-n", "-P", "show", "qos", f"format={QOS_FORMAT}"],
+        }
+        # The commands run in threads while this thread asks slurmctld through pyslurm.
+        with ThreadPoolExecutor(max_workers=len(commands)) as pool:
+            pending = {key: pool.submit(runner.run_slurm, argv) for key, argv in commands.items()}
+            config = self._controller_config_fresh()
+            partitions = self._call(["scontrol", "show", "partition"], lambda: self._ps.Partitions.load())
+            nodes = self._call(["scontrol", "show", "node"], lambda: self._ps.Nodes.load())
+            queued = self._load_jobs(["squeue", "--me"])
+
+        def read(key: str, parse: Callable[[str], T]) -> T:
+            proc = pending[key].result()
+            try:
+                return parse(proc.stdout)
+            except SlurmOutputError as ex:
+                raise ex.of_command(commands[key]) from None
+
+        me = os.getuid()
+        info = ClusterInfo(
+            user=user,
+            config=scontrol_config(config),
+            partitions={p.name: partition_info(p) for p in partitions.values()},
+            nodes=[node_info(n) for n in nodes.values()],
+            queued=[
+                QueuedJob(row.job_id, job.qos or "", job.account or "")
+                for job in queued
+                if job.user_id == me and str(job.state) in UNFINISHED_SLURM_STATES
+                for row in job_rows(job)
+            ],
+        )
+        try:
+            info.sbatch_options = read("sbatch_help", parse_sbatch_help)
+        except SlurmCommandError:
+            info.notes.append("could not read `sbatch --help`: plugin options not checked")
+        try:
+            info.accounting = Accounting(
+                read("default_account", parse_default_account),
+                read("assocs", parse_associations),
+                read("qos", parse_qos),
+            )
+        except SlurmCommandError as ex:
+            info.notes.append(f"could not read accounting limits ({ex}); submit limits not checked")
+        return info
+
+    def _controller_config_fresh(self) -> dict[str, Any]:
+        self._config = self._call(["scontrol", "show", "config"], lambda: self._ps.config().get())
+        return self._config
+
+    # --- errors ---
+
+    def _call(self, argv: list[str], action: Callable[[], T]) -> T:
+        """Run one pyslurm call; its RPCError becomes the error the equivalent command would have raised."""
+        if runner.command_observer is not None:
+            runner.command_observer(["pyslurm:", *argv])
+        try:
+            return action()
+        except self._ps.RPCError as ex:
+            raise self._error(argv, getattr(ex, "errno", None), getattr(ex, "msg", None) or str(ex)) from None
+
+    def _error(self, argv: list[str], errno: int | None, message: str) -> SlurmCommandError:
+        kind = SlurmUnavailableError if errno in _UNREACHABLE else SlurmCommandError
+        return kind(argv, errno, "", f"{message} (pyslurm, errno {errno})")
+
+
+_NO_VAL = 0xFFFFFFFE  # Slurm's "not set" for a 32-bit field
+
+
+def _sbatch_like_description(pyslurm: Any) -> Any:
+    """pyslurm's JobSubmitDescription without its own defaults for what sbatch leaves unset (tasks, CPUs per task:
+    sent as 1 they change how Slurm sizes the job); the working directory and environment defaults stay."""
+
+    class Description(pyslurm.JobSubmitDescription):
+        def _set_defaults(self) -> None:
+            desc: Any = self
+            if not desc.working_directory:
+                desc.working_directory = os.getcwd()
+            if not desc.environment:
+                desc.environment = "ALL"
+
+    return Description
+
+
+def _leave_node_count_to_slurm() -> bool:
+    """pyslurm 22.5 sends a job without `nodes` as exactly 1-1 nodes; sbatch sends no node count at all, so
+    Slurm may spread its tasks (and shows NumNodes=1, not 1-1). Make pyslurm send what sbatch sends; False when this
+    pyslurm has no such function to wrap (the caller then leaves such jobs to sbatch)."""
+    try:
+        from pyslurm.core.job import submission
+    except ImportError:
+        return False
+    original = getattr(submission, "_parse_nodes", None)
+    if original is None:
+        return False
+    if getattr(original, "slurmdag_unpinned", False):
+        return True
+
+    def parse_nodes(value: Any) -> tuple[int, int]:
+        return (_NO_VAL, _NO_VAL) if value is None else original(value)
+
+    parse_nodes.slurmdag_unpinned = True  # type: ignore[attr-defined]
+    submission._parse_nodes = parse_nodes
+    return True
+
+
+def job_rows(job: Any) -> list[JobInfo]:
+    """One pyslurm Job as the CLI backend's squeue rows: a pending array's record becomes one row per waiting task
+    (squeue -r), an array task is keyed "<array id>_<task>", a plain job by its id."""
+    state = str(job.state or "").split(" ", 1)[0].upper()
+    nodes = job.allocated_nodes or None
+    ran = nodes is not None
+    reason = job.state_reason
+    common: dict[str, Any] = {
+        "name": job.name or "",
+        "state": state,
+        "reason": None if reason in (None, "", "None") else reason,
+        "elapsed": _elapsed(job.run_time or 0),
+        "start": _time_text(job.start_time) if ran else None,
+        "end": _time_text(job.end_time) if ran else None,
+        "node_list": nodes,
+        "source": "squeue",
+    }
+    array_id = job.array_id
+    task = job.array_task_id
+    if array_id is None:
+        return [JobInfo(job_id=str(job.id), array_job_id=str(job.id), array_task=None, **common)]
+    waiting = job.array_tasks_waiting
+    if task is not None or not waiting:
+        # pyslurm 22.5 reads task index 0 as "not set": a task record without a list of waiting tasks is task 0.
+        task = task or 0
+        return [JobInfo(job_id=f"{array_id}_{task}", array_job_id=str(array_id), array_task=task, **common)]
+    return [
+        JobInfo(job_id=f"{array_id}_{i}", array_job_id=str(array_id), array_task=i, **common)
+        for i in array_indexes(str(waiting))
+    ]
+
+
+def _elapsed(seconds: int) -> str:
+    """squeue's %M: M:SS, H:MM:SS or D-HH:MM:SS."""
+    days, rest = divmod(int(seconds), 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days}-{hours:02d}:{minutes:02d}:{secs:02d}"
+    if hours:
+        return f"{hours}:{minutes:02d}:{secs:02d}"
+    return f"{minutes}:{secs:02d}"
+
+
+def _time_text(stamp: Any) -> str | None:
+    """squeue's %S/%e: local time, ISO without zone."""
+    if not stamp:
+        return None
+    return datetime.fromtimestamp(int(stamp)).strftime("%Y-%m-%dT%H:%M:%S")
+
+
+# pyslurm's config keys for the `scontrol show config` names that ClusterInfo reads.
+_CONFIG_KEYS = {"MaxArraySize": "max_array_sz", "MaxJobCount": "max_job_cnt", "SLURM_VERSION": "version"}
+
+
+def scontrol_config(config: dict[str, Any]) -> dict[str, str]:
+    return {name: str(config[key]) for name, key in _CONFIG_KEYS.items() if config.get(key) is not None}
+
+
+def partition_info(p: Any) -> Partition:
+    max_time = p.max_time  # minutes, or a string like "UNLIMITED"
+    return Partition(
+        p.name,
+        expand_hostlist(p.nodes or ""),
+        bool(p.is_default),
+        str(p.state or "UP").upper(),
+        p.max_nodes if isinstance(p.max_nodes, int) else None,
+        max_time * 60 if isinstance(max_time, int) else None,
+    )
+
+
+def node_info(n: Any) -> Node:
+    gres = n.configured_gres
+    if isinstance(gres, dict):
+        gres = ",".join(f"{k}:{v}" for k, v in gres.items())
+    return Node(
+        n.name,
+        int(n.total_cpus or 0),
+        int(n.real_memory or 0),
+        list(n.partitions or []),
+        str(gres or ""),
+        list(n.available_features or []),
+    )
