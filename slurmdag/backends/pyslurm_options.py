@@ -22,19 +22,19 @@ from slurmdag.model.sbatch_options import ParsedOption, Token, parse_args
 HELD_PRIORITY = 0
 
 
-class _Untranslatable(Exception):
+class _UntranslatableError(Exception):
     """This option or value is left to sbatch."""
 
 
 def _text(value: str | None) -> str:
     if value is None or value == "":
-        raise _Untranslatable("needs a value")
+        raise _UntranslatableError("needs a value")
     return value
 
 
 def _count(value: str | None) -> int:
     if value is None or not value.isdigit():
-        raise _Untranslatable(f"{value!r} is not a plain count")
+        raise _UntranslatableError(f"{value!r} is not a plain count")
     return int(value)
 
 
@@ -46,10 +46,10 @@ def _memory_mb(value: str | None) -> int:
     """sbatch's `--mem`: megabytes, or a number with a unit M, G or T (K is left to sbatch: it rounds)."""
     m = _MEMORY.match(value or "")
     if not m:
-        raise _Untranslatable(f"{value!r} is not a size sbatch and pyslurm read alike")
+        raise _UntranslatableError(f"{value!r} is not a size sbatch and pyslurm read alike")
     factor = _MB[(m.group(2) or "M").upper()]
     if factor is None or int(m.group(1)) == 0:  # --mem=0 means "the whole node" to Slurm
-        raise _Untranslatable(f"{value!r} is left to sbatch")
+        raise _UntranslatableError(f"{value!r} is left to sbatch")
     return int(m.group(1)) * factor
 
 
@@ -59,20 +59,20 @@ def _time(value: str | None) -> int | str:
     if text.isdigit():
         return int(text)
     if not re.fullmatch(r"[0-9:-]+", text):  # UNLIMITED, INFINITE...: left to sbatch
-        raise _Untranslatable(f"{text!r} is left to sbatch")
+        raise _UntranslatableError(f"{text!r} is left to sbatch")
     return text
 
 
 def _nodes(value: str | None) -> str:
     if not re.fullmatch(r"[1-9]\d*(-[1-9]\d*)?", value or ""):
-        raise _Untranslatable(f"{value!r} is not a node count or min-max range")
+        raise _UntranslatableError(f"{value!r} is not a node count or min-max range")
     return str(value)
 
 
 def _yes_no(value: str | None) -> bool:
     if value in ("yes", "no"):
         return value == "yes"
-    raise _Untranslatable(f"{value!r} is not yes or no")
+    raise _UntranslatableError(f"{value!r} is not yes or no")
 
 
 def _sharing(value: str | None) -> str:
@@ -81,18 +81,18 @@ def _sharing(value: str | None) -> str:
         return "no"
     if value in ("user", "mcs"):
         return value
-    raise _Untranslatable(f"--exclusive={value} is left to sbatch")
+    raise _UntranslatableError(f"--exclusive={value} is left to sbatch")
 
 
 def _open_mode(value: str | None) -> str:
     if value in ("append", "truncate"):
         return value
-    raise _Untranslatable(f"{value!r} is not append or truncate")
+    raise _UntranslatableError(f"{value!r} is not append or truncate")
 
 
 def _flag(value: str | None) -> bool:
     if value is not None:
-        raise _Untranslatable("takes no value")
+        raise _UntranslatableError("takes no value")
     return True
 
 
@@ -245,7 +245,7 @@ def translate(
                 fields["working_directory"] = os.path.join(who.cwd, _text(value))  # sbatch makes it absolute
             elif name == "export":
                 if value != "ALL":
-                    raise _Untranslatable(f"--export={value} is left to sbatch")
+                    raise _UntranslatableError(f"--export={value} is left to sbatch")
             elif name == "hold":
                 _flag(value)
                 fields["priority"] = HELD_PRIORITY
@@ -253,7 +253,7 @@ def translate(
                 _flag(value)
             else:
                 return Submission(sbatch_reason=f"--{name} is not translated for pyslurm")
-        except _Untranslatable as ex:
+        except _UntranslatableError as ex:
             return Submission(sbatch_reason=f"--{name}: {ex}")
     if requeue is not None:
         fields["is_requeueable"] = requeue == "requeue"

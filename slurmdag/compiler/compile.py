@@ -37,7 +37,7 @@ from slurmdag.compiler.spec import (
     read_text,
 )
 from slurmdag.compiler.template_sandbox import BoundedEnvironment, TemplateLimitError
-from slurmdag.compiler.yamlsrc import Node, TooManyItems, parse_yaml, plain_scalar
+from slurmdag.compiler.yamlsrc import Node, TooManyItemsError, parse_yaml, plain_scalar
 from slurmdag.model.errors import InputError, Problem, shown
 from slurmdag.model.plan import Dependency, DependencyTerm, Edge, Plan, PlannedJob
 
@@ -153,7 +153,7 @@ def _read_yaml(text: str, file: str, max_allocations: int, limit_note: str | Non
     refused in the time 1,000 take to read, and with the place where the limit was passed)."""
     try:
         return parse_yaml(text, file, list_limit=("allocations", max_allocations))
-    except TooManyItems as e:
+    except TooManyItemsError as e:
         hint = "split the workflow, or use task groups (tasks/array/matrix) for similar steps"
         message = f"the workflow has more than {e.limit:,} allocations"
         raise InputError(

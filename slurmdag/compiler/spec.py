@@ -168,7 +168,7 @@ def did_you_mean(word: object, choices: Any) -> str | None:
     return f"did you mean {matches[0]!r}?" if matches else None
 
 
-class _Bad(Exception):
+class _BadValueError(Exception):
     """A value is wrong; `node` says where (defaults to the value being parsed)."""
 
     def __init__(self, message: str, hint: str | None = None, node: Node | None = None):
@@ -176,7 +176,7 @@ class _Bad(Exception):
         self.message, self.hint, self.node = message, hint, node
 
 
-# --- value parsers: (key, node, ctx) -> value, raise _Bad -----------------------------------------------------------
+# --- value parsers: (key, node, ctx) -> value, raise _BadValueError ------------------------------------------------
 
 
 def _want_str(key: str, node: Node, allow_int: bool = False) -> str:
@@ -185,14 +185,14 @@ def _want_str(key: str, node: Node, allow_int: bool = False) -> str:
         return v
     if allow_int and isinstance(node, ScalarNode) and isinstance(v, int) and not isinstance(v, bool):
         return str(v)
-    raise _Bad(f"`{key}` must be a string, not {type_name(node)}")
+    raise _BadValueError(f"`{key}` must be a string, not {type_name(node)}")
 
 
 def _script_text(key: str, text: str) -> str:
     """Text written into the batch script (entrypoint, setup, env and matrix values)."""
     # A carriage return at the end of the text becomes a DOS line break too: the script puts a newline after it.
     if "\r\n" in text or text.endswith("\r"):
-        raise _Bad(
+        raise _BadValueError(
             f"`{key}` contains a DOS line break (\\r\\n)"
             if "\r\n" in text
             else f"`{key}` ends with a carriage return (\\r), which the script's line break turns into \\r\\n",
@@ -206,21 +206,21 @@ CRLF_HINT = "sbatch refuses a batch script that holds one anywhere; use \\n line
 
 def _no_nul(key: str, text: str) -> str:
     if "\x00" in text:
-        raise _Bad(f"`{key}` contains a NUL character", "NUL bytes cannot appear in a batch script")
+        raise _BadValueError(f"`{key}` contains a NUL character", "NUL bytes cannot appear in a batch script")
     return text
 
 
 def directive_value(key: str, text: str) -> str:
-    """A value safe to write on an `#SBATCH` line (raises _Bad)."""
+    """A value safe to write on an `#SBATCH` line (raises _BadValueError)."""
     if not text:
-        raise _Bad(f"`{key}` is empty")
+        raise _BadValueError(f"`{key}` is empty")
     bad = _DIRECTIVE_UNSAFE.search(text)
     if bad:
         ch = bad.group()
         shown = {"\n": "a newline", "\r": "a carriage return", "\t": "a tab", " ": "a space", "\x00": "a NUL"}.get(
             ch, f"{ch!r}" if ch.isprintable() else f"character U+{ord(ch):04X}"
         )
-        raise _Bad(
+        raise _BadValueError(
             f"`{key}` contains {shown}, which cannot appear in an #SBATCH directive",
             "sbatch splits directive lines on blanks and strips quotes; "
             "use a value without whitespace, quotes, backslashes, '#' or control characters",
@@ -231,7 +231,7 @@ def directive_value(key: str, text: str) -> str:
 def _p_text(key: str, node: Node, ctx: _Ctx) -> str:
     text = _script_text(key, _want_str(key, node))
     if not text.strip():
-        raise _Bad(f"`{key}` is empty")
+        raise _BadValueError(f"`{key}` is empty")
     return text
 
 
@@ -244,9 +244,9 @@ def _p_positive_int(key: str, node: Node, ctx: _Ctx, minimum: int = 1) -> int:
     if isinstance(node, ScalarNode) and isinstance(v, str) and v.strip().isascii() and v.strip().isdigit():
         v = int(v.strip())
     if not isinstance(node, ScalarNode) or isinstance(v, bool) or not isinstance(v, int):
-        raise _Bad(f"`{key}` must be an integer, not {type_name(node)}")
+        raise _BadValueError(f"`{key}` must be an integer, not {type_name(node)}")
     if v < minimum:
-        raise _Bad(f"`{key}` must be at least {minimum}, not {v}")
+        raise _BadValueError(f"`{key}` must be at least {minimum}, not {v}")
     return v
 
 
@@ -258,37 +258,41 @@ def _p_nodes(key: str, node: Node, ctx: _Ctx) -> str:
     if isinstance(node.value, str) and re.fullmatch(r"\d+-\d+", node.value.strip()):
         lo, hi = (int(x) for x in node.value.strip().split("-"))
         if lo < 1 or hi < lo:
-            raise _Bad(f"invalid node range {shown(node.value)}", 'write "MIN-MAX" with 1 <= MIN <= MAX')
+            raise _BadValueError(f"invalid node range {shown(node.value)}", 'write "MIN-MAX" with 1 <= MIN <= MAX')
         return f"{lo}-{hi}"
     return str(_p_positive_int(key, node, ctx))
 
 
 def _p_walltime(key: str, node: Node, ctx: _Ctx) -> int:
     if not isinstance(node, ScalarNode):
-        raise _Bad(
+        raise _BadValueError(
             f"`{key}` must be a number of minutes or a string, not {type_name(node)}",
             f"accepted forms: {wt.WALLTIME_FORMS}",
         )
     try:
         return wt.parse_walltime(node.value)
     except ValueError as e:
-        raise _Bad(f"invalid walltime {shown(node.value)}: {e}", f"accepted forms: {wt.WALLTIME_FORMS}") from None
+        raise _BadValueError(
+            f"invalid walltime {shown(node.value)}: {e}", f"accepted forms: {wt.WALLTIME_FORMS}"
+        ) from None
 
 
 def _p_memory(key: str, node: Node, ctx: _Ctx) -> str:
     if not isinstance(node, ScalarNode):
-        raise _Bad(f"`{key}` must be a memory size, not {type_name(node)}", f"use {wt.MEMORY_FORMS}")
+        raise _BadValueError(f"`{key}` must be a memory size, not {type_name(node)}", f"use {wt.MEMORY_FORMS}")
     try:
         return wt.parse_memory(node.value)
     except ValueError as e:
-        raise _Bad(f"invalid `{key}`: {e}", f"use {wt.MEMORY_FORMS}") from None
+        raise _BadValueError(f"invalid `{key}`: {e}", f"use {wt.MEMORY_FORMS}") from None
 
 
 def _p_gpus(key: str, node: Node, ctx: _Ctx) -> str:
     if isinstance(node.value, str) and not node.value.strip().isdigit():
         text = directive_value(key, node.value)
         if not re.fullmatch(r"([A-Za-z0-9_.-]+:)?\d+", text):
-            raise _Bad(f"invalid `gpus` value {shown(text)}", 'use a count (4) or "TYPE:COUNT" (e.g. "a100:4")')
+            raise _BadValueError(
+                f"invalid `gpus` value {shown(text)}", 'use a count (4) or "TYPE:COUNT" (e.g. "a100:4")'
+            )
         return text
     return _p_count(key, node, ctx)
 
@@ -299,18 +303,18 @@ def _p_exclusive(key: str, node: Node, ctx: _Ctx) -> str | bool | None:
         return v
     if isinstance(v, str) and v in ("user", "mcs", "topo"):
         return v
-    raise _Bad('`exclusive` must be true, false, "user", "mcs" or "topo"', bool_hint(v))
+    raise _BadValueError('`exclusive` must be true, false, "user", "mcs" or "topo"', bool_hint(v))
 
 
 def _p_deps(key: str, node: Node, ctx: _Ctx) -> list[DepSpec]:
     items = node.value if isinstance(node, SeqNode) else [node] if isinstance(node.value, str) else None
     if items is None:
-        raise _Bad(
+        raise _BadValueError(
             f"`{key}` must be a list of allocation names, not {type_name(node)}",
             "write e.g. `depends_on: [prepare, {train: failure}]`",
         )
     if key == "depends_on_any" and not items:
-        raise _Bad(
+        raise _BadValueError(
             "`depends_on_any` is empty",
             "it waits for any one of the allocations listed: list at least one, or remove the key",
         )
@@ -347,17 +351,19 @@ def _p_array(key: str, node: Node, ctx: _Ctx) -> tuple[str, int]:
     if isinstance(v, int) and not isinstance(v, bool):
         v = str(v)
     if not isinstance(node, ScalarNode) or not isinstance(v, str):
-        raise _Bad(f'`array` must be a string like "0-99%20", not {type_name(node)}', f"accepted: {wt.ARRAY_FORMS}")
+        raise _BadValueError(
+            f'`array` must be a string like "0-99%20", not {type_name(node)}', f"accepted: {wt.ARRAY_FORMS}"
+        )
     text = v.strip()
     try:
         return text, wt.array_size(text)
     except ValueError as e:
-        raise _Bad(f"invalid array {shown(text)}: {e}", f"accepted: {wt.ARRAY_FORMS}") from None
+        raise _BadValueError(f"invalid array {shown(text)}: {e}", f"accepted: {wt.ARRAY_FORMS}") from None
 
 
 def _p_matrix(key: str, node: Node, ctx: _Ctx) -> list[tuple[str, list[str]]]:
     if not isinstance(node, MapNode) or not node.value:
-        raise _Bad(f"`matrix` must be a non-empty mapping of name -> list of values, not {type_name(node)}")
+        raise _BadValueError(f"`matrix` must be a non-empty mapping of name -> list of values, not {type_name(node)}")
     rows: list[tuple[str, list[str]]] = []
     seen_env: dict[str, str] = {}
     for k, values in node.value.items():
@@ -380,12 +386,12 @@ def _p_matrix(key: str, node: Node, ctx: _Ctx) -> list[tuple[str, list[str]]]:
         for item in values.value:
             try:
                 texts.append(_script_text(f"matrix.{k}", scalar_text(item)))
-            except _Bad as e:
+            except _BadValueError as e:
                 ctx.bad(item, e.message, e.hint)
         rows.append((k, texts))
     size = math.prod(len(v) for _, v in rows)
     if size > MAX_MATRIX_COMBINATIONS:  # checked before anything is expanded
-        raise _Bad(
+        raise _BadValueError(
             f"the matrix has {size:,} combinations, more than {MAX_MATRIX_COMBINATIONS:,}",
             "every combination is a line of the batch script (Slurm refuses scripts over 4 MB by default): "
             "sweep fewer values, or let each task read its values from a file",
@@ -397,19 +403,19 @@ def scalar_text(node: Node) -> str:
     """A scalar as the text a shell variable would hold (true/false, not True/False)."""
     v = node.value
     if not isinstance(node, ScalarNode) or v is None:
-        raise _Bad(f"expected a string, number or boolean, not {type_name(node)}")
+        raise _BadValueError(f"expected a string, number or boolean, not {type_name(node)}")
     if isinstance(v, bool):
         return "true" if v else "false"
     if hasattr(v, "isoformat"):
         return v.isoformat()
     if isinstance(v, (str, int, float)):
         return str(v)
-    raise _Bad(f"expected a string, number or boolean, not {type_name(node)}")
+    raise _BadValueError(f"expected a string, number or boolean, not {type_name(node)}")
 
 
 def _p_env(key: str, node: Node, ctx: _Ctx) -> dict[str, tuple[str, Node]]:
     if not isinstance(node, MapNode):
-        raise _Bad(f"`env` must be a mapping of NAME: value, not {type_name(node)}")
+        raise _BadValueError(f"`env` must be a mapping of NAME: value, not {type_name(node)}")
     env: dict[str, tuple[str, Node]] = {}
     for k, v in node.value.items():
         key_node = node.keys[k]
@@ -425,7 +431,7 @@ def _p_env(key: str, node: Node, ctx: _Ctx) -> dict[str, tuple[str, Node]]:
             continue
         try:
             env[k] = (_script_text(f"env.{k}", scalar_text(v)), v)
-        except _Bad as e:
+        except _BadValueError as e:
             ctx.bad(v, e.message if e.message.startswith("`") else f"env value for {shown(k)}: {e.message}", e.hint)
     return env
 
@@ -439,7 +445,7 @@ def _p_setup(key: str, node: Node, ctx: _Ctx) -> list[tuple[str, Node]]:
             continue
         try:
             lines.append((_script_text("setup", item.value), item))
-        except _Bad as e:
+        except _BadValueError as e:
             ctx.bad(item, e.message, e.hint)
     return lines
 
@@ -447,14 +453,14 @@ def _p_setup(key: str, node: Node, ctx: _Ctx) -> list[tuple[str, Node]]:
 def _p_retries(key: str, node: Node, ctx: _Ctx) -> int:
     n = _p_positive_int(key, node, ctx, minimum=0)
     if n > 100:
-        raise _Bad(f"`retries` must be at most 100, not {n}")
+        raise _BadValueError(f"`retries` must be at most 100, not {n}")
     return n
 
 
 def _p_sbatch(key: str, node: Node, ctx: _Ctx) -> dict[str, tuple[str | None, Node]]:
     items = node.value if isinstance(node, SeqNode) else [node] if isinstance(node.value, str) else None
     if items is None:
-        raise _Bad(f'`sbatch` must be a list of flags like "--mail-type=END", not {type_name(node)}')
+        raise _BadValueError(f'`sbatch` must be a list of flags like "--mail-type=END", not {type_name(node)}')
     owned_by_keys = {opt: k for k, opt in OPTION_KEYS.items()}
     flags: dict[str, tuple[str | None, Node]] = {}
     for item in items:
@@ -502,7 +508,7 @@ def _p_sbatch(key: str, node: Node, ctx: _Ctx) -> dict[str, tuple[str | None, No
         if value is not None:
             try:
                 value = directive_value(f"sbatch --{name}", value)
-            except _Bad as e:
+            except _BadValueError as e:
                 ctx.bad(item, e.message, e.hint)
                 continue
         flags[name] = (value, item)
@@ -512,28 +518,28 @@ def _p_sbatch(key: str, node: Node, ctx: _Ctx) -> dict[str, tuple[str | None, No
 def _p_script(key: str, node: Node, ctx: _Ctx) -> tuple[str, str, ScriptDirectives]:
     path = _want_str(key, node)
     if not path.strip():
-        raise _Bad("`script` is empty")
+        raise _BadValueError("`script` is empty")
     if any(ord(ch) < 32 or ord(ch) == 127 for ch in path):
-        raise _Bad("`script` path contains a control character", "rename the script file")
+        raise _BadValueError("`script` path contains a control character", "rename the script file")
     # `~/x/job.sh` as the shell expanded it where the user ran `sbatch ~/x/job.sh`
     expanded = Path(os.path.expanduser(path))  # an unknown ~user stays as written (then: not found)
     full = expanded if expanded.is_absolute() else ctx.base_dir / path
     try:
         body = read_bounded(full, MAX_SCRIPT_BYTES).decode("utf-8")
     except FileNotFoundError:
-        raise _Bad(
+        raise _BadValueError(
             f"script {shown(path)} not found", f"looked for {full} (relative paths start at the workflow's directory)"
         ) from None
-    except NotARegularFile as e:
-        raise _Bad(
+    except NotARegularFileError as e:
+        raise _BadValueError(
             f"script {shown(path)} is {e.kind}, not a file", "give the path of the batch script itself"
         ) from None
-    except FileTooLarge as e:
-        raise _Bad(f"script {shown(path)} is {e.over(MAX_SCRIPT_BYTES)}", SCRIPT_SIZE_HINT) from None
+    except FileTooLargeError as e:
+        raise _BadValueError(f"script {shown(path)} is {e.over(MAX_SCRIPT_BYTES)}", SCRIPT_SIZE_HINT) from None
     except (OSError, UnicodeDecodeError) as e:
-        raise _Bad(f"cannot read script {shown(path)}: {e}") from None
+        raise _BadValueError(f"cannot read script {shown(path)}: {e}") from None
     if body.endswith("\r"):  # the template's newline after it would make a DOS line break
-        raise _Bad(f"script {shown(path)} ends with a carriage return", CRLF_HINT)
+        raise _BadValueError(f"script {shown(path)} ends with a carriage return", CRLF_HINT)
     return path, _no_nul(key, body), ctx.directives(str(full), body)
 
 
@@ -550,13 +556,13 @@ SCRIPT_SIZE_HINT = (
 MAX_WORKFLOW_BYTES = 16 * 1024 * 1024
 
 
-class NotARegularFile(OSError):
+class NotARegularFileError(OSError):
     def __init__(self, kind: str):
         super().__init__(f"{kind}, not a regular file")
         self.kind = kind
 
 
-class FileTooLarge(OSError):
+class FileTooLargeError(OSError):
     def __init__(self, size: int, at_least: bool = False):
         super().__init__(f"{size} bytes")
         self.size, self.at_least = size, at_least
@@ -587,21 +593,21 @@ def _file_kind(mode: int) -> str:
 
 
 def read_bounded(path: Path | str, limit: int) -> bytes:
-    """The bytes of a regular file of at most `limit` bytes; raises NotARegularFile, FileTooLarge or OSError.
+    """The bytes of a regular file of at most `limit` bytes; raises NotARegularFileError, FileTooLargeError or OSError.
 
     A FIFO would block the reader until someone writes and /dev/zero never ends: anything but a regular file is
     refused before it is opened (and again after, in case it was swapped), and no more than `limit` + 1 bytes are read.
     """
     st = os.stat(path)
     if not stat.S_ISREG(st.st_mode):
-        raise NotARegularFile(_file_kind(st.st_mode))
+        raise NotARegularFileError(_file_kind(st.st_mode))
     fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
-            raise NotARegularFile(_file_kind(st.st_mode))
+            raise NotARegularFileError(_file_kind(st.st_mode))
         if st.st_size > limit:
-            raise FileTooLarge(st.st_size)
+            raise FileTooLargeError(st.st_size)
         chunks: list[bytes] = []
         total = 0
         while total <= limit:
@@ -611,7 +617,7 @@ def read_bounded(path: Path | str, limit: int) -> bytes:
             chunks.append(chunk)
             total += len(chunk)
         if total > limit:  # it grew while being read
-            raise FileTooLarge(limit, at_least=True)
+            raise FileTooLargeError(limit, at_least=True)
         return b"".join(chunks)
     finally:
         os.close(fd)
@@ -725,7 +731,7 @@ def _parse_keys(m: MapNode, allowed: tuple[str, ...], ctx: _Ctx, where: str) -> 
             continue
         try:
             out[key] = (PARSERS[key](key, value_node, ctx), value_node)
-        except _Bad as e:
+        except _BadValueError as e:
             ctx.bad(e.node or value_node, e.message, e.hint)
     for group in EXCLUSIVE_GROUPS:
         present = [k for k in group if k in m.value]
@@ -770,7 +776,7 @@ def build_partial(
     if root.value.get("max_concurrent") is not None:
         try:
             max_concurrent = _p_positive_int("max_concurrent", root.value["max_concurrent"], ctx)
-        except _Bad as e:
+        except _BadValueError as e:
             ctx.bad(e.node or root.value["max_concurrent"], e.message, e.hint)
     params, param_nodes = _params(root.value.get("params"), ctx)
     defaults: dict[str, tuple[Any, Node]] = {}
@@ -1000,9 +1006,9 @@ def read_text(path: Path | str) -> str:
         data = read_bounded(path, MAX_WORKFLOW_BYTES)
     except FileNotFoundError:
         raise InputError(Problem("no such file", file, hint="check the path of the workflow file")) from None
-    except NotARegularFile as e:
+    except NotARegularFileError as e:
         raise InputError(Problem(f"is {e.kind}, not a workflow file", file)) from None
-    except FileTooLarge as e:
+    except FileTooLargeError as e:
         raise InputError(
             Problem(
                 f"the workflow file is {e.over(MAX_WORKFLOW_BYTES)}",

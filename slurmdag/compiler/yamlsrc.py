@@ -149,7 +149,7 @@ def parse_yaml(text: str, file: str, list_limit: tuple[str, int] | None = None) 
     """Parse one YAML document into Nodes; None for an empty document. Raises InputError with every problem found.
 
     `list_limit` = (key, n): the list under the top-level `key` may hold at most n items; the item after the n-th
-    raises TooManyItems as soon as it is read, so an oversized file is refused without reading the rest of it.
+    raises TooManyItemsError as soon as it is read, so an oversized file is refused without reading the rest of it.
     """
     loader = _FastLoader(text)
     problems: list[Problem] = []
@@ -157,7 +157,7 @@ def parse_yaml(text: str, file: str, list_limit: tuple[str, int] | None = None) 
         root = _Composer(loader, file, problems, list_limit).compose()
     except yaml.YAMLError:
         raise InputError([_syntax_problem(text, file)]) from None
-    except _Refused as e:
+    except _RefusedError as e:
         raise InputError(problems + [e.problem]) from None
     finally:
         loader.dispose()
@@ -166,7 +166,7 @@ def parse_yaml(text: str, file: str, list_limit: tuple[str, int] | None = None) 
     return root
 
 
-class TooManyItems(Exception):
+class TooManyItemsError(Exception):
     """The list under a top-level key holds more items than `parse_yaml(list_limit=...)` allows."""
 
     def __init__(self, key: str, limit: int, line: int, col: int):
@@ -240,7 +240,7 @@ _MERGE_TAG = "tag:yaml.org,2002:merge"
 _SKIP = object()  # a mapping entry whose key was refused: its value is read and dropped
 
 
-class _Refused(Exception):
+class _RefusedError(Exception):
     def __init__(self, problem: Problem):
         self.problem = problem
 
@@ -286,7 +286,7 @@ class _Composer:
             elif isinstance(event, yaml.AliasEvent):
                 known = self.anchors.get(event.anchor or "")
                 if known is None:
-                    raise _Refused(
+                    raise _RefusedError(
                         Problem(
                             f"invalid YAML: found undefined alias {event.anchor!r}",
                             self.file,
@@ -296,7 +296,7 @@ class _Composer:
                         )
                     )
                 if id(known) in self.open:
-                    raise _Refused(
+                    raise _RefusedError(
                         Problem(
                             f"alias *{event.anchor} is inside its own anchor (a value containing itself)",
                             self.file,
@@ -308,7 +308,7 @@ class _Composer:
                 node = known
             else:  # a mapping or a list starts
                 if len(stack) >= MAX_DEPTH:
-                    raise _Refused(
+                    raise _RefusedError(
                         Problem(
                             f"the file nests mappings and lists more than {MAX_DEPTH} levels deep",
                             self.file,
@@ -331,7 +331,7 @@ class _Composer:
                 parent = frame[0]
                 if isinstance(parent, SeqNode):
                     if parent is limited and self.list_limit and len(parent.value) >= self.list_limit[1]:
-                        raise TooManyItems(self.list_limit[0], self.list_limit[1], m.line + 1, m.column + 1)
+                        raise TooManyItemsError(self.list_limit[0], self.list_limit[1], m.line + 1, m.column + 1)
                     parent.value.append(node)
                 elif frame[1] is None:
                     frame[1] = self._key(node, parent, m, is_merge)
@@ -357,7 +357,7 @@ class _Composer:
         event = get()
         if not isinstance(event, yaml.StreamEndEvent):
             m = event.start_mark
-            raise _Refused(
+            raise _RefusedError(
                 Problem(
                     "invalid YAML: expected a single document in the stream, but found another document",
                     self.file,

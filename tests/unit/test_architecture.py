@@ -96,3 +96,19 @@ def test_one_place_for_each_side_effect(needle, allowed):
             if re.search(needle, text):
                 offenders.append(f"{rel}:{number}: {text.strip()}")
     assert offenders == []
+
+
+# The importer runs bash symbolically: these unwind its interpreter like `return`/`break` do, they are not errors.
+CONTROL_FLOW_SIGNALS = {"_Stop", "_Return", "_Break", "_Continue"}
+
+
+def test_every_exception_is_named_an_error():
+    misnamed = []
+    for path in _modules():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, ast.ClassDef) or node.name in CONTROL_FLOW_SIGNALS:
+                continue
+            bases = {b.id if isinstance(b, ast.Name) else getattr(b, "attr", "") for b in node.bases}
+            if any(b.endswith(("Error", "Exception")) for b in bases) and not node.name.endswith("Error"):
+                misnamed.append(f"{path.relative_to(PACKAGE)}:{node.lineno}: {node.name}")
+    assert misnamed == []
