@@ -87,10 +87,13 @@ def _validate_json(workflow: str, sets: list[str]) -> None:
     problems: list[Problem] = []
     plan = None
     try:
-        cap, note = admission.allocation_cap()
-        plan = compile_file(workflow, parse_overrides(sets), warnings=warnings, max_allocations=cap, limit_note=note)
+        cap = admission.allocation_cap()
+        plan = compile_file(
+            workflow, parse_overrides(sets), warnings=warnings, max_allocations=cap.value, limit_note=cap.note
+        )
     except InputError as e:
         problems = e.problems
+        warnings += cap.warnings
     if plan is not None:
         try:
             checked = admission.check_policy(plan)
@@ -161,7 +164,7 @@ def _compile(workflow: str, sets: list[str], template_dirs: Sequence[Path] = ())
     max_allocations is applied while the file is read; its other limits are checked on the plan (validate)."""
     from slurmdag.policy.admission import allocation_cap
 
-    cap, note = allocation_cap()
+    cap = allocation_cap()
     warnings: list[Problem] = []
     try:
         return compile_file(
@@ -169,9 +172,12 @@ def _compile(workflow: str, sets: list[str], template_dirs: Sequence[Path] = ())
             parse_overrides(sets),
             template_dirs=template_dirs,
             warnings=warnings,
-            max_allocations=cap,
-            limit_note=note,
+            max_allocations=cap.value,
+            limit_note=cap.note,
         )
+    except InputError:
+        warnings += cap.warnings  # the policy check on the plan, which would show them, is not reached
+        raise
     finally:
         echo_warnings(warnings)
 

@@ -15,6 +15,7 @@ from slurmdag.cli.common import (
     complete_allocation,
     dag_argument,
     echo_json,
+    echo_warnings,
     failed_logs_of,
     follow,
     open_backend,
@@ -76,8 +77,12 @@ def _load_plan(path: Path, sets: list[str]) -> Plan:
     from slurmdag.compiler.compile import compile_file, parse_overrides
     from slurmdag.policy.admission import allocation_cap  # refused while reading; admit checks the other limits
 
-    cap, note = allocation_cap()
-    return compile_file(path, overrides=parse_overrides(sets), max_allocations=cap, limit_note=note)
+    cap = allocation_cap()
+    try:
+        return compile_file(path, overrides=parse_overrides(sets), max_allocations=cap.value, limit_note=cap.note)
+    except InputError:
+        echo_warnings(cap.warnings)  # admit, which would show them, is not reached
+        raise
 
 
 @app.command()

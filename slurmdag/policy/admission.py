@@ -21,11 +21,21 @@ from slurmdag.policy.site_paths import site_policy_path, user_config_path
 NO_COMPILE_CAP = sys.maxsize
 
 
-def allocation_cap() -> tuple[int, str]:
+@dataclass
+class AllocationCap:
     """The effective max_allocations and who set it, for compile to refuse a larger workflow while reading it
-    (fast, and at the allocation over the limit) rather than after building every allocation."""
-    limit = effective_policy()["max_allocations"]
-    return (NO_COMPILE_CAP if limit.value is None else limit.value), limit.describe()
+    (fast, and at the allocation over the limit) rather than after building every allocation. `warnings` says what
+    of the user's config was ignored: shown with a refusal, since the policy check on the plan is never reached."""
+
+    value: int
+    note: str
+    warnings: list[Problem]
+
+
+def allocation_cap() -> AllocationCap:
+    policy = effective_policy()
+    limit = policy["max_allocations"]
+    return AllocationCap(NO_COMPILE_CAP if limit.value is None else limit.value, limit.describe(), policy.warnings)
 
 
 def effective_policy(plan: Plan | None = None) -> Policy:

@@ -33,7 +33,9 @@ def test_cap_refuses_six_allocations_and_user_config_cannot_raise_it(run_slurmda
     for cmd in (["validate", wf], ["submit", wf], ["submit", "--dry-run", wf]):
         proc = run_slurmdag(*cmd, env=env)
         assert proc.returncode == 2, (cmd, proc.stdout, proc.stderr)
-        assert f"6 allocations, more than max_allocations = 5 (set by {site})" in proc.stderr
+        # refused while it is read, at the sixth allocation, naming the limit and who set it
+        assert f"{wf}:" in proc.stderr and "the workflow has more than 5 allocations" in proc.stderr
+        assert f"max_allocations = 5 (set by {site})" in proc.stderr
         # the user's attempt to loosen is ignored with a warning naming the limit
         assert "max_allocations 100 ignored" in proc.stderr
         assert "Traceback" not in proc.stderr
