@@ -273,3 +273,14 @@ def test_cli_refuses_owned_directives_with_exit_2_and_no_traceback(write, tmp_pa
     assert "Traceback" not in done.stderr
     assert "job.sh:2:9: warning: --parsable" in done.stderr
     assert "job.sh:3:9: --dependency=afterok:1: this option is set by slurmdag\n  hint: express edges" in done.stderr
+
+
+def test_an_env_dash_s_login_shell_shebang_is_kept_and_its_directives_read(write):
+    """`#!/usr/bin/env -S bash -l` (a login shell, common where modules need it): the shebang reaches the compiled
+    script unchanged, and the #SBATCH lines under it are applied as sbatch applies them."""
+    script = "#!/usr/bin/env -S bash -l\n#SBATCH --time=5\n#SBATCH --ntasks=2\nmodule load x\necho hi\n"
+    job, _ = compile_one(write, script, "")
+    assert job.script.splitlines()[0] == "#!/usr/bin/env -S bash -l"
+    assert job.walltime == 300
+    assert sbatch_view(job.script) == {"ntasks": "2", "time": "00:05:00", "job-name": "a"}
+    assert "module load x\necho hi\n" in job.script
