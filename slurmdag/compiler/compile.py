@@ -27,6 +27,7 @@ import jinja2
 from slurmdag.compiler import graph, render
 from slurmdag.compiler.script_directives import shell_kind
 from slurmdag.compiler.spec import (
+    LINE_KEYS,
     MAX_SCRIPT_BYTES,
     SCRIPT_SIZE_HINT,
     AllocationSpec,
@@ -323,6 +324,12 @@ class _ParamRenderer:
         if text not in self.cache:
             self.cache[text] = self._render(text)
         out, failure = self.cache[text]
+        if failure is None and out is not None and out.endswith("\r") and key in LINE_KEYS:
+            # the script's own line break follows an entrypoint or setup line (env values are quoted)
+            failure = (
+                "the result of `{key}` ends with a carriage return, which the script's line break turns into \\r\\n",
+                "sbatch refuses a batch script with DOS line breaks",
+            )
         if failure is not None:
             message, hint = failure
             self.problems.append(problem_at(self.spec.file, node, message.replace("{key}", key), hint))
@@ -334,7 +341,7 @@ class _ParamRenderer:
             out = self.env.render_bounded(text, params=self.params)
             if "\x00" in out:
                 raise ValueError("the result contains a NUL character")
-            if "\r\n" in out or out.endswith("\r"):  # the script's own line break follows the text
+            if "\r\n" in out:
                 raise ValueError("the result contains a DOS line break (\\r\\n), which sbatch refuses")
             return out, None
         except jinja2.UndefinedError as e:

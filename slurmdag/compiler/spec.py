@@ -188,10 +188,14 @@ def _want_str(key: str, node: Node, allow_int: bool = False) -> str:
     raise _BadValueError(f"`{key}` must be a string, not {type_name(node)}")
 
 
+LINE_KEYS = ("entrypoint", "setup")  # written into the script as whole lines, unquoted
+
+
 def _script_text(key: str, text: str) -> str:
     """Text written into the batch script (entrypoint, setup, env and matrix values)."""
-    # A carriage return at the end of the text becomes a DOS line break too: the script puts a newline after it.
-    if "\r\n" in text or text.endswith("\r"):
+    # Entrypoint and setup are written as lines of the script: a carriage return at their end becomes a DOS line
+    # break too (env and matrix values are quoted, so theirs is followed by a quote).
+    if "\r\n" in text or (text.endswith("\r") and key.split(".")[0] in LINE_KEYS):
         raise _BadValueError(
             f"`{key}` contains a DOS line break (\\r\\n)"
             if "\r\n" in text

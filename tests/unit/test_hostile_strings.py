@@ -98,6 +98,21 @@ def test_hostile_env_and_matrix_values_round_trip_through_bash(text):
 def test_any_env_value_round_trips(text):
     w = Workflow("w")
     w.allocation("a", entrypoint=PRINT_ENV, env={"V": text})
+    if "\r\n" in text or any(mark in text for mark in ("{{", "{%", "{#")):
+        # sbatch refuses a script holding \r\n anywhere; env values are templates: both are input errors
+        with pytest.raises(InputError):
+            w.compile()
+        return
+    seen = json.loads(run_script(w.compile().job("a").script))
+    assert seen["V"] == text
+
+
+@pytest.mark.parametrize("text", ["a\r", "\r", "x\ry\r"])
+def test_an_env_value_may_end_in_a_carriage_return(text):
+    """It is quoted in the script, so no \r\n follows it (unlike an entrypoint or setup line, which are refused)."""
+    w = Workflow("w")
+    w.allocation("a", entrypoint=PRINT_ENV, env={"V": text})
+    assert "\r\n" not in w.compile().job("a").script
     seen = json.loads(run_script(w.compile().job("a").script))
     assert seen["V"] == text
 
