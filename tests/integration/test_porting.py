@@ -40,6 +40,7 @@ VOLATILE = {
     "JobId", "ArrayJobId", "JobName", "SubmitTime", "EligibleTime", "AccrueTime", "StartTime", "EndTime",
     "Deadline", "LastSchedEval", "Command", "RunTime", "SuspendTime", "SecsPreSuspend", "PreemptEligibleTime",
     "PreemptTime", "Priority", "Reason", "BatchHost",
+    "SubmitLine",  # Slurm 25.11+: the sbatch command line itself, which differs by construction
 }  # fmt: skip
 # Fields the comparison always covers.
 CHECKED = {

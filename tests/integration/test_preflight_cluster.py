@@ -69,3 +69,21 @@ def test_dry_run_shows_verdict_as_json(run_slurmdag, tmp_path):
     verdict = json.loads(proc.stdout)["preflight"]
     assert verdict["ok"] is True and verdict["problems"] == []
     assert any("puts 5 jobs in the queue" in n for n in verdict["notes"])
+
+
+def test_an_sbatch_option_newer_than_22_05_is_accepted_exactly_where_the_clusters_sbatch_has_it(
+    run_slurmdag, slurm, tmp_path
+):
+    """--tres-per-task came with Slurm 23.02: slurmdag's verdict follows the running sbatch, not a fixed version."""
+    known = "--tres-per-task" in slurm.run("sbatch", "--help").stdout
+    wf = tmp_path / "newer.yaml"
+    wf.write_text(
+        "name: sd6-newer\nallocations:\n  - {name: a, entrypoint: 'true', sbatch: ['--tres-per-task=cpu=1']}\n"
+    )
+    proc = run_slurmdag("submit", "--dry-run", wf)
+    if known:
+        assert proc.returncode == 0, proc.stderr
+        assert "pre-flight: OK" in proc.stdout and "--tres-per-task=cpu=1" in proc.stdout
+    else:
+        assert proc.returncode == 2, proc.stdout
+        assert "uses --tres-per-task, which this cluster's sbatch does not know" in proc.stderr
