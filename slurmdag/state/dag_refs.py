@@ -10,7 +10,7 @@ import re
 from slurmdag.model.errors import Problem, UsageError
 from slurmdag.state.store import Store
 
-_REF = re.compile(r"^@(?:~([0-9]{1,6}))?$")
+_REF = re.compile(r"\A@(?:~([0-9]{1,6}))?\Z")
 REF_HELP = "@ is your newest DAG, @~1 the one before"
 
 

@@ -530,3 +530,10 @@ def test_a_script_ending_in_a_carriage_return_is_refused(write, tmp_path):
         lambda: compile_file(write("name: w\nallocations:\n  - {name: a, script: job.sh}\n"))
     ).problems
     assert p.message == "script 'job.sh' ends with a carriage return"
+
+
+def test_quoted_values_may_end_in_a_carriage_return():
+    w = Workflow("w", params={"p": "x\r"})
+    w.allocation("a", "true", env={"V": "x\r", "W": "{{ params.p }}"}, matrix={"m": ["y\r"]})
+    script = w.compile().job("a").script
+    assert "\r\n" not in script and "export V='x\r'\n" in script
