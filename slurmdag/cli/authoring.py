@@ -46,8 +46,11 @@ def validate(
 
 
 def check_newer_options(plan: Plan, file: str) -> tuple[list[Problem], list[str]]:
-    """Options the 22.05 table does not know (a newer Slurm's, a site plugin's), checked against this machine's
-    `sbatch --help` when there is one: refused if it does not list them, else accepted."""
+    """Options the 22.05 table does not know, checked against this machine's `sbatch --help` when there is one.
+
+    A newer Slurm's option (NEWER_OPTIONS) that this sbatch does not list is refused: that sbatch would refuse it.
+    Any other unknown option (a site plugin's, e.g. --uenv) that it does not list is a note only: a login node's sbatch
+    may load other plugins than the cluster's, and submit's pre-flight asks the cluster itself."""
     from slurmdag.cli.common import open_backend
     from slurmdag.model.sbatch_options import NEWER_OPTIONS, resolve_long
 
@@ -62,17 +65,24 @@ def check_newer_options(plan: Plan, file: str) -> tuple[list[Problem], list[str]
     if listed is None:
         names = ", ".join(f"--{o}" for o in sorted(used))
         return [], [f"{names} not checked: no sbatch here to ask (submit's pre-flight checks them)"]
+    missing = {opt: names for opt, names in sorted(used.items()) if opt not in listed}
     problems = [
         Problem(
             f"--{opt} (allocation {', '.join(repr(n) for n in names[:3])}) is not an option of this cluster's sbatch",
             file,
-            hint=(f"it is an option of sbatch {NEWER_OPTIONS[opt][0]} and later; " if opt in NEWER_OPTIONS else "")
-            + "remove it, or submit where sbatch has it",
+            hint=f"it is an option of sbatch {NEWER_OPTIONS[opt][0]} and later; "
+            "remove it, or submit where sbatch has it",
         )
-        for opt, names in sorted(used.items())
-        if opt not in listed
+        for opt, names in missing.items()
+        if opt in NEWER_OPTIONS
     ]
-    return problems, []
+    notes = [
+        f"--{opt} (allocation {', '.join(repr(n) for n in names[:3])}) is not listed by this machine's sbatch --help "
+        "(a site plugin's option?): submit's pre-flight checks it against the cluster"
+        for opt, names in missing.items()
+        if opt not in NEWER_OPTIONS
+    ]
+    return problems, notes
 
 
 def _problem_json(p: Problem) -> dict[str, object]:
