@@ -198,12 +198,14 @@ def check_dag(slurm, run_slurmdag, mode: str, sub: dict) -> list[str]:
     for name, _, ran, label in ROWS:
         rows = acct[name]
         if isinstance(ran, tuple):
-            by_task = {int(r["JobID"].split("_")[1]): _ran(r) for r in rows}
+            # a row "123_[0-1]" is tasks not split off yet (no outcome of their own): read those from squeue below
+            by_task = {int(i): _ran(r) for r in rows if (i := r["JobID"].split("_")[1]).isdigit()}
             if len(by_task) < len(ran):
                 # Slurm 24.11+ keeps no accounting record of an array task split off while pending and cancelled
                 # before it could start (22.05 does); slurmctld still shows it (MinJobAge).
                 for r in slurm.squeue([jobs[name]]):
-                    by_task.setdefault(int(r["JobID"].split("_")[1]), _ran(r))
+                    if (i := r["JobID"].split("_")[1]).isdigit():
+                        by_task.setdefault(int(i), _ran(r))
             expect(name, "ran (per task, sacct)", tuple(by_task.get(i) for i in range(len(ran))), ran)
         else:
             expect(name, "ran (sacct)", _ran(rows[0]), ran)
