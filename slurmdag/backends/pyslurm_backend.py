@@ -7,7 +7,8 @@ answers (sacct, sacctmgr) and `sbatch --help`, and the submission of a job whose
 exactly as sbatch would (`pyslurm_options.translate` says which and why; such a job goes through sbatch).
 
 Only `choice.choose` creates this class, after a probe in a child process has imported pyslurm safely: `import pyslurm`
-kills the interpreter when the Slurm config cannot be read. Every pyslurm call of slurmdag is in this module.
+kills the interpreter when the Slurm config cannot be read. Every pyslurm call of slurmdag is in this module (and
+the probe, `pyslurm_probe.py`, which runs in its own process).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from slurmdag.backends.cluster_parse import (
     parse_sbatch_help,
 )
 from slurmdag.backends.pyslurm_options import RLIMIT_NAMES, Submitter, propagated_rlimits, translate
+from slurmdag.backends.pyslurm_probe import controller_config
 from slurmdag.compiler.script_directives import read_script_file
 from slurmdag.model.errors import SlurmCommandError, SlurmOutputError, SlurmUnavailableError
 from slurmdag.model.slurm_values import array_indexes
@@ -102,7 +104,7 @@ class PyslurmBackend(CliBackend):
                     if res is not None:
                         soft[name] = resource.getrlimit(res)[0]
                 rlimits = propagated_rlimits(
-                    config.get("propagate_rlimits"), config.get("propagate_rlimits_except"), soft
+                    config.get("PropagateResourceLimits"), config.get("PropagateResourceLimitsExcept"), soft
                 )
                 self._submitter = Submitter(
                     os.getcwd(),
@@ -116,7 +118,7 @@ class PyslurmBackend(CliBackend):
 
     def _controller_config(self) -> dict[str, Any]:
         if self._config is None:
-            self._config = self._call(["scontrol", "show", "config"], lambda: self._ps.config().get())
+            self._config = self._controller_config_fresh()
         return self._config
 
     # --- reading state: one Jobs.load() (slurmctld) + one sacct (slurmdbd) ---
@@ -213,7 +215,7 @@ class PyslurmBackend(CliBackend):
         # The commands run in threads while this thread asks slurmctld through pyslurm.
         with ThreadPoolExecutor(max_workers=len(commands)) as pool:
             pending = {key: pool.submit(runner.run_slurm, argv) for key, argv in commands.items()}
-            config = self._controller_config_fresh()
+            config = self._controller_config()  # the probe's read of a moment ago: no second RPC
             partitions = self._call(["scontrol", "show", "partition"], lambda: self._ps.Partitions.load())
             nodes = self._call(["scontrol", "show", "node"], lambda: self._ps.Nodes.load())
             queued = self._load_jobs(["squeue", "--me"])
@@ -228,7 +230,7 @@ class PyslurmBackend(CliBackend):
         me = os.getuid()
         info = ClusterInfo(
             user=user,
-            config=scontrol_config(config),
+            config={k: str(v) for k, v in config.items()},
             partitions={p.name: partition_info(p) for p in partitions.values()},
             nodes=[node_info(n) for n in nodes.values()],
             queued=[
@@ -253,7 +255,8 @@ class PyslurmBackend(CliBackend):
         return info
 
     def _controller_config_fresh(self) -> dict[str, Any]:
-        self._config = self._call(["scontrol", "show", "config"], lambda: self._ps.config().get())
+        """`scontrol show config` as key -> value, in one RPC (the probe's reader: the same names everywhere)."""
+        self._config = self._call(["scontrol", "show", "config"], lambda: controller_config(self._ps))
         return self._config
 
     # --- errors ---
@@ -361,14 +364,6 @@ def _time_text(stamp: Any) -> str | None:
     if not stamp:
         return None
     return datetime.fromtimestamp(int(stamp)).strftime("%Y-%m-%dT%H:%M:%S")
-
-
-# pyslurm's config keys for the `scontrol show config` names that ClusterInfo reads.
-_CONFIG_KEYS = {"MaxArraySize": "max_array_sz", "MaxJobCount": "max_job_cnt", "SLURM_VERSION": "version"}
-
-
-def scontrol_config(config: dict[str, Any]) -> dict[str, str]:
-    return {name: str(config[key]) for name, key in _CONFIG_KEYS.items() if config.get(key) is not None}
 
 
 def partition_info(p: Any) -> Partition:

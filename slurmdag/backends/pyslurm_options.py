@@ -69,10 +69,12 @@ def _nodes(value: str | None) -> str:
     return str(value)
 
 
-def _yes_no(value: str | None) -> bool:
-    if value in ("yes", "no"):
-        return value == "yes"
-    raise _UntranslatableError(f"{value!r} is not yes or no")
+def _kill_yes(value: str | None) -> bool:
+    if value == "yes":
+        return True
+    # sbatch sends =no as Slurm's NO_KILL_INV_DEP flag (it overrides a cluster-wide kill_invalid_depend); pyslurm
+    # 22.5 can only leave the kill flag unset, which is not the same job.
+    raise _UntranslatableError(f"={value} is left to sbatch (pyslurm cannot send it)")
 
 
 def _sharing(value: str | None) -> str:
@@ -107,7 +109,7 @@ _FIELDS: dict[str, tuple[str, Callable[[str | None], object]]] = {
     "error": ("standard_error", _text),
     "input": ("standard_in", _text),
     "job-name": ("name", _text),
-    "kill-on-invalid-dep": ("kill_on_invalid_dependency", _yes_no),
+    "kill-on-invalid-dep": ("kill_on_invalid_dependency", _kill_yes),
     "mem": ("memory_per_node", _memory_mb),
     "mem-per-cpu": ("memory_per_cpu", _memory_mb),
     "nodes": ("nodes", _nodes),

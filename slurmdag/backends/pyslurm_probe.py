@@ -1,10 +1,19 @@
 """The pyslurm probe: a tiny program `choice.probe` runs in a child process (by path, so it imports nothing of
 slurmdag), because `import pyslurm` can kill the interpreter that runs it. It prints one JSON line: pyslurm's version,
 the Slurm it was built against, and what the controller says (its version, and the resource-limit propagation sbatch
-reads). Works with pyslurm 22.5 (only the old config API has the version) and later releases.
+reads), all in one RPC. Works with pyslurm 22.5 (only its old config API has the version) and later releases.
 """
 
 import json
+
+
+def controller_config(pyslurm) -> dict:
+    """slurmctld's configuration by `scontrol show config`'s names, in one RPC (REQUEST_BUILD_INFO)."""
+    if hasattr(pyslurm, "config"):  # pyslurm 22.5: the old API; key_pairs() reads what its constructor loaded
+        pairs = pyslurm.config().key_pairs()
+        text = lambda v: v.decode() if isinstance(v, bytes) else v  # noqa: E731
+        return {text(k): text(v) for k, v in pairs.items() if v is not None}
+    return {"SLURM_VERSION": pyslurm.slurmctld.Config.load().version}
 
 
 def main() -> None:
@@ -19,14 +28,9 @@ def main() -> None:
     except Exception:  # noqa: BLE001 - only informative
         pass
     try:
-        if hasattr(pyslurm, "config"):
-            config = pyslurm.config().get()
-            out["cluster"] = config.get("version")
-            out["config"] = {
-                k: config.get(k) for k in ("propagate_rlimits", "propagate_rlimits_except", "max_array_sz")
-            }
-        else:
-            out["cluster"] = pyslurm.slurmctld.Config.load().version
+        config = controller_config(pyslurm)
+        out["cluster"] = config.get("SLURM_VERSION")
+        out["config"] = config
     except Exception as ex:  # noqa: BLE001 - reported to the parent, which decides
         out["cluster_error"] = f"{type(ex).__name__}: {ex}"
     print(json.dumps(out))

@@ -105,6 +105,9 @@ def _as_user(slurm, user: str, *argv: str, home: str) -> subprocess.CompletedPro
         f"HOME=/home/{user}",
         f"PYTHONPATH={os.environ.get('SD6_LIBS', '')}",
         "PATH=/usr/local/bin:/usr/bin:/bin",
+        # runuser keeps our environment: not the backend under test, but what a user without a setting gets (their
+        # system python has no pyslurm, so auto means the Slurm commands).
+        "SLURMDAG_BACKEND=auto",
     ]
     return subprocess.run(
         ["runuser", "-u", user, "--", *env, *argv], capture_output=True, text=True, timeout=120, cwd="/tmp"

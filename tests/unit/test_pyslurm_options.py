@@ -88,6 +88,7 @@ def test_requeue_flags_last_one_wins():
         (["--ntasks=8"], {}, "--ntasks without --nodes"),
         (["--exclusive=topo"], {}, "--exclusive"),
         (["--kill-on-invalid-dep=maybe"], {}, "--kill-on-invalid-dep"),
+        (["--kill-on-invalid-dep=no"], {}, "--kill-on-invalid-dep"),  # the reconciler cascade: a flag pyslurm lacks
         (["--time=10"], {"SBATCH_GPUS": "2"}, "SBATCH_GPUS"),
         (["--frobnicate=1"], {}, "frobnicate"),
     ],
