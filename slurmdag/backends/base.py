@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from slurmdag.backends.cluster_info import ClusterInfo
+from slurmdag.backends.cluster_info import ClusterInfo, JobTable
 from slurmdag.model.errors import AccountingUnavailableError
 
 
@@ -82,6 +82,10 @@ class Backend(ABC):
     ) -> dict[str, JobInfo]:
         """Every job of this user whose name starts with `name_prefix`: live ones, and (unless
         include_accounting=False) finished ones in accounting since `since`. Used to rebuild a lost record."""
+
+    def read_job_table(self) -> JobTable | None:
+        """slurmctld's job table alone (waiting for room in it re-reads only this); by default the full read."""
+        return self.read_cluster().job_table
 
     @abstractmethod
     def read_cluster(self) -> ClusterInfo:

@@ -12,7 +12,7 @@ from typing import TypeVar
 
 from slurmdag.backends import runner
 from slurmdag.backends.base import Backend, JobInfo
-from slurmdag.backends.cluster_info import Accounting, ClusterInfo
+from slurmdag.backends.cluster_info import Accounting, ClusterInfo, JobTable
 from slurmdag.backends.cluster_parse import (
     ASSOC_FORMAT,
     QOS_FORMAT,
@@ -20,6 +20,7 @@ from slurmdag.backends.cluster_parse import (
     parse_associations,
     parse_config,
     parse_default_account,
+    parse_job_table,
     parse_nodes,
     parse_partitions,
     parse_qos,
@@ -35,23 +36,31 @@ from slurmdag.backends.parse import (
     parse_squeue,
 )
 from slurmdag.model.errors import SlurmCommandError, SlurmOutputError, SlurmUnavailableError
-from slurmdag.model.states import SACCT_ALL_STATES, UNFINISHED_SLURM_STATES, slurm_finished
+from slurmdag.model.states import SACCT_ALL_STATES, slurm_finished
 
 T = TypeVar("T")
 
 # How far back sacct looks when the caller gives no bound; job ids repeat after a cluster reset (slurm-facts §6),
 # so an unbounded `sacct -j` may return somebody's old job.
 DEFAULT_LOOKBACK = timedelta(days=30)
-UNFINISHED = ",".join(sorted(UNFINISHED_SLURM_STATES))  # squeue -t: the user's jobs that count against limits
 
 
-def _read(argv: Sequence[str], parse: Callable[[str], T]) -> T:
+def _read(argv: Sequence[str], parse: Callable[[str], T], timeout: float | None = None) -> T:
     """Run a Slurm command and parse what it printed; an unreadable output names the command."""
-    proc = runner.run_slurm(argv)
+    proc = runner.run_slurm(argv, timeout=timeout)
     try:
         return parse(proc.stdout)
     except SlurmOutputError as ex:
         raise ex.of_command(argv) from None
+
+
+# When slurmctld's job table is full, sbatch retries by itself, sleeping 1, 2, ... 15 s (120 s in all) before it
+# gives up. It is left to finish: then its answer is definite (no job was created), and trying again cannot make a
+# second copy of a job, as stopping it in the middle of a request could.
+SBATCH_TIMEOUT = max(runner.DEFAULT_TIMEOUT, 180.0)
+
+# One squeue of every job slurmctld holds (squeue downloads them all anyway: slurm-facts §3).
+JOB_TABLE_READ = ["squeue", "-h", "-r", "-t", "all", "-o", QUEUE_FORMAT]
 
 
 def slurm_time(when: datetime) -> str:
@@ -74,7 +83,7 @@ def merge_views(live: dict[str, JobInfo], accounted: dict[str, JobInfo]) -> dict
 
 class CliBackend(Backend):
     def submit(self, script: str, options: list[str]) -> str:
-        return _read(["sbatch", "--parsable", *options, script], parse_sbatch_parsable)
+        return _read(["sbatch", "--parsable", *options, script], parse_sbatch_parsable, timeout=SBATCH_TIMEOUT)
 
     # --- reading state: one squeue (slurmctld) + one sacct (slurmdbd), whatever the number of ids ---
 
@@ -173,22 +182,18 @@ class CliBackend(Backend):
 
     # --- the cluster, for pre-flight ---
 
+    def read_job_table(self) -> JobTable:
+        read_at = datetime.now().astimezone()
+        return _read(JOB_TABLE_READ, lambda text: parse_job_table(text, read_at))
+
     def read_cluster(self) -> ClusterInfo:
         user = user_name()
         commands = {
             "config": ["scontrol", "show", "config"],
             "partitions": ["scontrol", "show", "partition", "-o"],
             "nodes": ["scontrol", "show", "node", "-o"],
-            "queue": [
-                "squeue",
-                "--me",
-                "-h",
-                "-r",
-                "-t",
-                ",".join(sorted(UNFINISHED_SLURM_STATES)),
-                "-o",
-                QUEUE_FORMAT,
-            ],
+            # every user's jobs, finished ones included: the job table's occupancy, and the user's queued jobs
+            "queue": JOB_TABLE_READ,
             "sbatch_help": ["sbatch", "--help"],
             "default_account": ["sacctmgr", "-n", "-P", "show", "user", user, "format=DefaultAccount"],
             "assocs": ["sacctmgr", "-n", "-P", "show", "assoc", f"user={user}", f"format={ASSOC_FORMAT}"],
@@ -205,12 +210,14 @@ class CliBackend(Backend):
             except SlurmOutputError as ex:
                 raise ex.of_command(commands[key]) from None
 
+        read_at = datetime.now().astimezone()
         info = ClusterInfo(
             user=user,
             config=read("config", parse_config),
             partitions=read("partitions", parse_partitions),
             nodes=read("nodes", parse_nodes),
-            queued=read("queue", parse_queue),
+            queued=read("queue", lambda text: parse_queue(text, user)),
+            job_table=read("queue", lambda text: parse_job_table(text, read_at)),
         )
         try:
             info.sbatch_options = read("sbatch_help", parse_sbatch_help)

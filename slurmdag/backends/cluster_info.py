@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from datetime import datetime
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,16 @@ class QueuedJob:
 
 
 @dataclass(frozen=True)
+class JobTable:
+    """slurmctld's job table as squeue shows it: every user's jobs, each array task on its own (MaxJobCount counts
+    them so), finished ones too until slurmctld purges them, MinJobAge seconds after they end."""
+
+    held: int  # jobs in the table now
+    finished_ends: tuple[datetime, ...]  # when each finished job still in the table ended, oldest first
+    read_at: datetime  # when it was read (aware)
+
+
+@dataclass(frozen=True)
 class Accounting:
     """What slurmdbd says limits the user's submissions."""
 
@@ -72,6 +83,7 @@ class ClusterInfo:
     partitions: dict[str, Partition]
     nodes: list[Node]
     queued: list[QueuedJob] = field(default_factory=list)
+    job_table: JobTable | None = None  # None: not read
     sbatch_options: set[str] | None = None  # long options sbatch knows, plugins' included (None: unknown)
     accounting: Accounting | None = None  # None: could not be read (see notes)
     notes: list[str] = field(default_factory=list)  # what could not be read
@@ -81,6 +93,10 @@ class ClusterInfo:
 
     def max_job_count(self) -> int | None:
         return leading_int(self.config.get("MaxJobCount"))
+
+    def min_job_age(self) -> int | None:
+        """Seconds a finished job stays in slurmctld's table ("300 sec")."""
+        return leading_int(self.config.get("MinJobAge"))
 
     def default_partition(self) -> str | None:
         return next((p.name for p in self.partitions.values() if p.default), None)

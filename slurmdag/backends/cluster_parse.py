@@ -1,19 +1,30 @@
 """Parsers for what the CLI backend reads once per submit for pre-flight: `scontrol show config|partition|node`,
-`sacctmgr show user|assoc|qos`, `squeue --me` and `sbatch --help`. Pure, tested against recorded real output
-(tests/unit/data/preflight/).
+`sacctmgr show user|assoc|qos`, `squeue` (every user's jobs) and `sbatch --help`. Pure, tested against recorded
+real output (tests/unit/data/preflight/).
 """
 
 from __future__ import annotations
 
 import re
+from datetime import datetime
 
-from slurmdag.backends.cluster_info import Association, Node, Partition, QosLimits, QueuedJob, leading_int
+from slurmdag.backends.cluster_info import (
+    Association,
+    JobTable,
+    Node,
+    Partition,
+    QosLimits,
+    QueuedJob,
+    leading_int,
+)
 from slurmdag.model import slurm_values
+from slurmdag.model.states import UNFINISHED_SLURM_STATES, slurm_finished
 
 # Field lists are fixed here and used by the CLI backend: the parsers depend on their order.
 ASSOC_FORMAT = "Account,Partition,MaxSubmitJobs,GrpSubmitJobs,QOS"
 QOS_FORMAT = "Name,MaxSubmitPU,GrpSubmit"
-QUEUE_FORMAT = "%i|%q|%a"
+# Every user's jobs in every state (one read serves the user's submit limits and the job table's occupancy).
+QUEUE_FORMAT = "%i|%q|%a|%u|%T|%e"
 
 
 def parse_config(text: str) -> dict[str, str]:
@@ -130,12 +141,32 @@ def parse_qos(text: str) -> list[QosLimits]:
     return out
 
 
-def parse_queue(text: str) -> list[QueuedJob]:
-    """`squeue --me -h -r -o QUEUE_FORMAT`: one row per job or array task."""
+def parse_queue(text: str, user: str | None = None) -> list[QueuedJob]:
+    """`squeue -h -r -t all -o QUEUE_FORMAT`: `user`'s unfinished jobs, one per job or array task (what counts
+    against submit limits). Rows of only the first three fields (an older `squeue --me` read) are all taken."""
     out = []
     for line in text.splitlines():
         if not line.strip():
             continue
         f = line.split("|")
+        if len(f) >= 5 and ((user is not None and f[3] != user) or f[4] not in UNFINISHED_SLURM_STATES):
+            continue
         out.append(QueuedJob(f[0], f[1] if len(f) > 1 else "", f[2] if len(f) > 2 else ""))
     return out
+
+
+def parse_job_table(text: str, read_at: datetime) -> JobTable:
+    """The same rows as slurmctld's table: how many, and when the finished ones ended (%e, local time)."""
+    held = 0
+    ends = []
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        held += 1
+        f = line.split("|")
+        if len(f) >= 6 and slurm_finished(f[4]):
+            try:
+                ends.append(datetime.fromisoformat(f[5].strip()).astimezone())
+            except ValueError:
+                pass  # "Unknown": when it leaves the table cannot be foreseen
+    return JobTable(held, tuple(sorted(ends)), read_at)

@@ -131,7 +131,13 @@ def submit(
                         ],
                         "preflight": None
                         if verdict is None
-                        else {"ok": verdict.ok, "notes": verdict.notes, "problems": [str(p) for p in verdict.problems]},
+                        else {
+                            "ok": verdict.ok,
+                            "notes": verdict.notes,
+                            "problems": [str(p) for p in verdict.problems],
+                            "wait_for_room": verdict.wait_for_room,
+                            "no_room": verdict.no_room,
+                        },
                     }
                 )
             else:
@@ -141,6 +147,16 @@ def submit(
             admitted.raise_if_refused()
             return
         admitted.raise_if_refused()
+        if admitted.verdict is not None and admitted.verdict.wait_for_room:
+            from slurmdag.policy.admission import wait_for_room
+            from slurmdag.policy.preflight import JOB_TABLE_WAIT
+
+            typer.echo(
+                f"Slurm's job table has no room for this DAG yet: waiting about {admitted.verdict.wait_for_room:.0f} s"
+                f" for finished jobs to leave it (at most {JOB_TABLE_WAIT:.0f} s; nothing is submitted meanwhile)",
+                err=True,
+            )
+            wait_for_room(admitted, backend)
         store = open_store()
         with SubmitProgress() as progress:
             record = submitting.submit_plan(

@@ -13,6 +13,7 @@
     ├── SlurmOutputError                a Slurm command printed something slurmdag cannot read
     ├── BackendUnavailableError         the backend asked for (--backend pyslurm) cannot work here
     ├── SubmitError                     a submission failed part-way (and was withdrawn)
+    ├── JobTableNoRoomError             Slurm's job table has no room for the DAG now; nothing was submitted
     ├── InternalError                   slurmdag broke its own contract (a bug to report); nothing was submitted
     ├── CancelError                     Slurm did not confirm a cancellation
     ├── StoreError                      the local DAG store could not be read or written
@@ -207,6 +208,11 @@ class BackendUnavailableError(SlurmdagError):
 
 class SubmitError(SlurmdagError):
     """Submitting a DAG failed part-way; everything already submitted has been cancelled."""
+
+
+class JobTableNoRoomError(SlurmdagError):
+    """slurmctld's job table (MaxJobCount) has no room for the DAG now and will not within the wait bound; nothing was
+    submitted. A state of the cluster, not of the workflow (exit 1): trying again later can succeed."""
 
 
 class InternalError(SlurmdagError):

@@ -6,11 +6,21 @@ should read (warnings, notes, refusals); prints nothing, so the CLI and the Pyth
 from __future__ import annotations
 
 import sys
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from slurmdag.backends.base import Backend
+from slurmdag.backends.cluster_info import ClusterInfo
 from slurmdag.compiler.lanes import apply_max_concurrent
-from slurmdag.model.errors import InputError, PreflightError, Problem, SlurmCommandError, SlurmOutputError
+from slurmdag.model.errors import (
+    InputError,
+    JobTableNoRoomError,
+    PreflightError,
+    Problem,
+    SlurmCommandError,
+    SlurmOutputError,
+)
 from slurmdag.model.plan import Plan
 from slurmdag.policy import preflight
 from slurmdag.policy.limits import Policy, check_plan, read_policy, workflow_source
@@ -71,6 +81,7 @@ class Admission:
     policy: PolicyCheck
     verdict: preflight.Verdict | None = None  # None: pre-flight not run (policy refused, or dry run without Slurm)
     notes: list[str] = field(default_factory=list)  # e.g. why pre-flight was not run
+    cluster: ClusterInfo | None = None  # what pre-flight read (waiting for room re-reads the job table only)
 
     @property
     def warnings(self) -> list[Problem]:
@@ -85,6 +96,8 @@ class Admission:
         self.policy.raise_if_refused()
         if self.verdict is not None and not self.verdict.ok:
             raise PreflightError(self.verdict.problems)
+        if self.verdict is not None and self.verdict.no_room:
+            raise JobTableNoRoomError(f"{self.verdict.no_room}; nothing was submitted")
 
 
 def admit(plan: Plan, backend: Backend, dry_run: bool = False) -> Admission:
@@ -107,4 +120,44 @@ def admit(plan: Plan, backend: Backend, dry_run: bool = False) -> Admission:
             f"max_concurrent = {k} (set by {policy.policy['max_concurrent'].source}): at most {k} of the "
             f"DAG's jobs run at once (dependency lanes and %{k} array throttles)"
         )
-    return Admission(verdict.plan, policy, verdict)
+    return Admission(verdict.plan, policy, verdict, cluster=cluster)
+
+
+# Re-reading the job table while waiting for room: never more often than this (slurmctld purges in passes).
+ROOM_POLL = 5.0
+
+
+def wait_for_room(
+    admission: Admission,
+    backend: Backend,
+    sleep: Callable[[float], None] | None = None,
+    clock: Callable[[], float] | None = None,
+) -> float:
+    """Wait until slurmctld's job table has room for the admitted plan, when pre-flight said it will soon
+    (`verdict.wait_for_room`); re-reads the table alone (one squeue) at the predicted time and then every ROOM_POLL
+    seconds. Gives up after preflight.JOB_TABLE_WAIT seconds with JobTableNoRoomError. Returns the seconds waited."""
+    verdict, cluster = admission.verdict, admission.cluster
+    if verdict is None or cluster is None or not verdict.wait_for_room:
+        return 0.0
+    sleep = sleep or time.sleep
+    clock = clock or time.monotonic
+    total, age = cluster.max_job_count(), cluster.min_job_age()
+    assert total is not None and age is not None  # a wait is only ever planned from both
+    needed = preflight.job_count(admission.plan)
+    start = clock()
+    pause = verdict.wait_for_room
+    while True:
+        left = start + preflight.JOB_TABLE_WAIT - clock()
+        if left <= 0:
+            raise JobTableNoRoomError(
+                f"Slurm's job table still has no room for this DAG's {needed} jobs after waiting "
+                f"{preflight.JOB_TABLE_WAIT:.0f} s (SLURMDAG_JOB_TABLE_WAIT); nothing was submitted: try again later"
+            )
+        sleep(min(max(pause, ROOM_POLL), left))
+        table = backend.read_job_table()
+        if table is None:
+            return clock() - start  # cannot tell any more: sbatch's own answer decides
+        room = preflight.job_table_room(needed, table, total, age)
+        if room.fits:
+            return clock() - start
+        pause = room.wait if room.wait is not None else ROOM_POLL

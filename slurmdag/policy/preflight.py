@@ -10,10 +10,12 @@ refuse the DAG, and notes.
 from __future__ import annotations
 
 import math
+import os
 import re
 from dataclasses import dataclass, field
+from datetime import timedelta
 
-from slurmdag.backends.cluster_info import ClusterInfo, Node
+from slurmdag.backends.cluster_info import ClusterInfo, JobTable, Node
 from slurmdag.compiler.array_split import split_plan
 from slurmdag.model import slurm_values as wt
 from slurmdag.model.errors import Problem
@@ -35,14 +37,102 @@ class Verdict:
     problems: list[Problem] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     jobs_needed: int = 0
+    # Slurm's job table has no room for the DAG now: seconds until it will (submit waits that long, up to
+    # JOB_TABLE_WAIT), or `no_room` saying why it cannot wait for it (a runtime condition, not a problem of the DAG).
+    wait_for_room: float = 0.0
+    no_room: str | None = None
 
     @property
     def ok(self) -> bool:
         return not self.problems
 
     def lines(self) -> list[str]:
-        head = "pre-flight: OK" if self.ok else f"pre-flight: REFUSED ({len(self.problems)} problem(s))"
+        if not self.ok:
+            head = f"pre-flight: REFUSED ({len(self.problems)} problem(s))"
+        elif self.no_room:
+            head = "pre-flight: NO ROOM NOW (Slurm's job table is full)"
+        else:
+            head = "pre-flight: OK" + (
+                f" (after waiting about {self.wait_for_room:.0f} s)" if self.wait_for_room else ""
+            )
         return [head] + [f"  {n}" for n in self.notes] + [f"  problem: {p.message}" for p in self.problems]
+
+
+# How long `submit` waits for room in Slurm's job table (MaxJobCount), before it starts and while sbatch is told
+# "Slurm temporarily unable to accept job": finished jobs leave the table MinJobAge seconds after they end (300 s by
+# default) when slurmctld next purges, so 360 s covers a table that is full of jobs that just ended.
+JOB_TABLE_WAIT = float(os.environ.get("SLURMDAG_JOB_TABLE_WAIT", "360"))
+
+
+@dataclass(frozen=True)
+class Room:
+    """Room in slurmctld's job table for `needed` more jobs."""
+
+    free: int  # jobs that fit now
+    fits: bool  # the DAG fits now
+    # seconds until enough finished jobs are due to leave (0 when they are overdue: slurmctld purges in passes);
+    # None: purging finished jobs alone never makes enough room
+    wait: float | None
+
+
+def job_table_room(needed: int, table: JobTable, max_job_count: int, min_job_age: int) -> Room:
+    """Pure. slurmctld refuses a job that would bring its table to MaxJobCount, so `MaxJobCount - 1` jobs fit; a
+    finished job leaves the table MinJobAge seconds after it ended."""
+    free = max(max_job_count - 1 - table.held, 0)
+    if needed <= free:
+        return Room(free, True, 0.0)
+    short = needed - free
+    if short > len(table.finished_ends):
+        return Room(free, False, None)
+    leaves = table.finished_ends[short - 1] + timedelta(seconds=min_job_age)
+    return Room(free, False, max((leaves - table.read_at).total_seconds(), 0.0))
+
+
+def _check_job_table(verdict: Verdict, cluster: ClusterInfo, needed: int, file: str) -> None:
+    total = cluster.max_job_count()
+    if total is None:
+        return
+    if needed > total - 1:
+        verdict.problems.append(
+            Problem(
+                f"the DAG needs {needed} jobs but the cluster's MaxJobCount is {total} (at most {total - 1} jobs fit "
+                f"in slurmctld's table, even an empty one): {needed - total + 1} too many",
+                file,
+                hint="use task groups with fewer tasks, or split the workflow",
+            )
+        )
+        return
+    table, age = cluster.job_table, cluster.min_job_age()
+    if table is None or age is None:
+        return
+    room = job_table_room(needed, table, total, age)
+    finished = len(table.finished_ends)
+    verdict.notes.append(
+        f"Slurm's job table holds {table.held} of MaxJobCount {total} jobs ({finished} finished, which leave it "
+        f"MinJobAge {age} s after they end): room for {room.free}, the DAG needs {needed}"
+    )
+    if room.fits:
+        return
+    if room.wait is None:
+        verdict.no_room = (
+            f"Slurm's job table has room for {room.free} more jobs (it holds {table.held} of MaxJobCount {total}) "
+            f"and this DAG needs {needed}; only {finished} of the jobs in it have finished, so room frees up only "
+            "as running and pending jobs end: try again later"
+        )
+        return
+    when = (table.read_at + timedelta(seconds=room.wait)).strftime("%H:%M:%S")
+    if room.wait > JOB_TABLE_WAIT:
+        verdict.no_room = (
+            f"Slurm's job table has room for {room.free} more jobs (it holds {table.held} of MaxJobCount {total}) "
+            f"and this DAG needs {needed}: room frees up in about {room.wait:.0f} s (around {when}), as finished "
+            f"jobs leave it; submit waits at most {JOB_TABLE_WAIT:.0f} s (SLURMDAG_JOB_TABLE_WAIT): try again then"
+        )
+        return
+    verdict.wait_for_room = max(room.wait, 1.0)
+    verdict.notes.append(
+        f"no room for the DAG yet: finished jobs leave the table in about {room.wait:.0f} s (around {when}); "
+        f"submit waits for them (at most {JOB_TABLE_WAIT:.0f} s)"
+    )
 
 
 # --- which submit limits apply (pure) ---
@@ -119,13 +209,7 @@ def check(plan: Plan, cluster: ClusterInfo) -> Verdict:
             verdict.notes.append(
                 f"{limit.what} = {limit.value}: {limit.in_use} queued + {count} = {limit.in_use + count}, fits"
             )
-    total = cluster.max_job_count()
-    if total is not None and needed > total:
-        verdict.problems.append(
-            Problem(
-                f"the DAG needs {needed} jobs but the cluster's MaxJobCount is {total}: {needed - total} too many", file
-            )
-        )
+    _check_job_table(verdict, cluster, needed, file)
     for job in plan.jobs:
         if job.kind != "part":
             verdict.problems += _resource_problems(job, cluster, file)

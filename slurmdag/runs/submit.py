@@ -15,6 +15,7 @@ import itertools
 import os
 import signal
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -24,6 +25,7 @@ from dataclasses import replace as dc_replace
 from slurmdag.backends.base import Backend, JobInfo
 from slurmdag.compiler import render
 from slurmdag.model.errors import (
+    JobTableFullError,
     SlurmCommandError,
     SlurmdagError,
     SlurmOutputError,
@@ -33,6 +35,7 @@ from slurmdag.model.errors import (
 from slurmdag.model.plan import Plan, PlannedJob
 from slurmdag.model.slurm_values import format_walltime
 from slurmdag.model.states import AllocationState, allocation_state
+from slurmdag.policy.preflight import JOB_TABLE_WAIT
 from slurmdag.runs import logs
 from slurmdag.runs.confirm import unfinished
 from slurmdag.state.store import FAILED, SUBMITTED, SUBMITTING, DagLock, DagRecord, Store
@@ -272,6 +275,7 @@ def submit_gated(
         record.log_dir = str(logs.log_dir_for(store, dag_id))
         record.submit_dir = record.submit_dir or os.getcwd()
     with _guard_signals() as guard:
+        table_full = TableFullWait(guard)
         try:
             # Slurm does not create a missing output folder (the job's output would be lost): made before any job
             os.makedirs(record.log_dir, mode=0o700, exist_ok=True)
@@ -279,7 +283,7 @@ def submit_gated(
             if write_scripts:
                 store.write_scripts(dag_id, submission_scripts(plan, submission))
             gate_argv = render.command_line(gate_options(plan, submission))
-            gate_id = record.gate_job_id = backend.submit(str(store.gate_script_path(dag_id)), gate_argv)
+            gate_id = record.gate_job_id = table_full.submit(backend, str(store.gate_script_path(dag_id)), gate_argv)
             store.save(record)
 
             accepted = itertools.count(1)
@@ -287,7 +291,7 @@ def submit_gated(
             def submit_one(job: PlannedJob) -> str:
                 dep = dependency_expression(job, job_ids, gate_id)
                 options = job_options(job, submission, dep)
-                job_id = backend.submit(str(store.script_path(dag_id, job.name)), options)
+                job_id = table_full.submit(backend, str(store.script_path(dag_id, job.name)), options)
                 if on_progress is not None:
                     try:
                         on_progress(next(accepted), len(plan.jobs))  # count() is atomic under the GIL
@@ -338,6 +342,53 @@ def submit_gated(
             except SlurmdagError:
                 pass  # the SubmitError below says what happened; the store error would hide it
             raise SubmitError(_failure_message(dag_id, error, outcome, current == "the gate release")) from ex
+
+
+class TableFullWait:
+    """The submitting threads' shared patience with a full job table. sbatch answers "Slurm temporarily unable to
+    accept job" (slurmctld holds MaxJobCount jobs) after its own retries: not an unreachable controller, and room
+    comes back as finished jobs are purged. From the first such answer, every sbatch is tried again for
+    JOB_TABLE_WAIT seconds in all; a signal (SIGINT/SIGTERM) stops the waiting."""
+
+    PAUSE = 5.0
+
+    def __init__(self, guard: SignalGuard, sleep: Callable[[float], None] | None = None):
+        self.guard = guard
+        self.sleep = sleep or time.sleep
+        self.since: float | None = None
+        self.lock = threading.Lock()
+
+    def submit(self, backend: Backend, script: str, options: list[str]) -> str:
+        while True:
+            try:
+                return backend.submit(script, options)
+            except JobTableFullError as ex:
+                if ex.returncode is None:
+                    # sbatch was stopped inside its retry loop (a short SLURMDAG_SLURM_TIMEOUT): if its last request
+                    # got through, the job exists; take it rather than make a second one.
+                    found = _find_by_name(backend, options)
+                    if found is not None:
+                        return found
+                pause = self._pause()
+                if pause is None or self.guard.received is not None:
+                    raise
+                self.sleep(pause)
+
+    def _pause(self) -> float | None:
+        with self.lock:
+            now = time.monotonic()
+            if self.since is None:
+                self.since = now
+            left = self.since + JOB_TABLE_WAIT - now
+        return None if left <= 0 else min(self.PAUSE, left)
+
+
+def _find_by_name(backend: Backend, options: list[str]) -> str | None:
+    name = next((o.split("=", 1)[1] for o in options if o.startswith("--job-name=")), None)
+    if name is None:
+        return None
+    found = backend.find_jobs(name, include_accounting=False)
+    return next((i.array_job_id for i in found.values() if i.name == name), None)
 
 
 # sbatch calls in flight at once for jobs whose parents are all submitted. Each sbatch is a process that mostly
@@ -405,8 +456,13 @@ def _describe_job(job: PlannedJob) -> str:
 def _describe_failure(ex: BaseException, current: str) -> str:
     if isinstance(ex, _SignalReceivedError):
         return f"{ex} while submitting {current}"
+    if isinstance(ex, JobTableFullError):
+        return (
+            f"Slurm's job table (MaxJobCount) stayed full for {JOB_TABLE_WAIT:.0f} s while submitting {current} "
+            f"(SLURMDAG_JOB_TABLE_WAIT): {ex}"
+        )
     if isinstance(ex, SlurmUnavailableError):
-        return f"Slurm unreachable while submitting {current}: {ex}"
+        return f"{ex} (while submitting {current})"
     if isinstance(ex, SlurmCommandError):
         detail = (ex.stderr or ex.stdout).strip() or f"exit {ex.returncode}"
         return f"Slurm refused {current}: `{' '.join(ex.argv)}`: {detail}"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -278,3 +279,24 @@ def test_eight_concurrent_submits_of_100_allocations_with_status_list_and_reconc
     assert not bad, bad[:3]
     final = json.loads(sd(slurm, home, "list", "--all", "--json").stdout)
     assert sorted((d["dag_id"], d["state"]) for d in final) == sorted((d, "Completed") for d in ids)
+
+
+# --- defect 9, without restarting the shared cluster: pre-flight counts the job table as slurmctld does ---
+
+
+def test_preflight_counts_slurmctlds_job_table(slurm, tmp_path):
+    wf = tmp_path / "small.yaml"
+    wf.write_text(THREE)
+    held = lambda: len(slurm.run("squeue", "-h", "-r", "-t", "all", "-o", "%i").stdout.split())  # noqa: E731
+    before = held()
+    res = sd(slurm, tmp_path / "home", "submit", str(wf), "--dry-run", "--json")
+    after = held()
+    assert res.returncode == 0, res.stderr
+    preflight = json.loads(res.stdout)["preflight"]
+    note = next(n for n in preflight["notes"] if n.startswith("Slurm's job table holds"))
+    counted, limit = (int(x) for x in re.match(r"Slurm's job table holds (\d+) of MaxJobCount (\d+)", note).groups())
+    config = slurm.run("scontrol", "show", "config").stdout
+    assert limit == int(re.search(r"^MaxJobCount\s*=\s*(\d+)", config, re.M).group(1))
+    # other tests submit meanwhile: the count lies between two independent readings around it
+    assert min(before, after) - 5 <= counted <= max(before, after) + 5, (before, counted, after)
+    assert preflight["ok"] and preflight["no_room"] is None and preflight["wait_for_room"] == 0

@@ -18,9 +18,11 @@ Faults on demand (tests/unit/test_fault_paths.py): `busy` (a released job waits 
 
 from __future__ import annotations
 
+import re
 import subprocess
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from slurmdag.backends import runner
@@ -29,6 +31,11 @@ from slurmdag.backends.parse import SACCT_FIELDS, SQUEUE_FORMAT
 from slurmdag.model.errors import SlurmCommandError
 
 FINISHED = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL"}
+# What sbatch 22.05 prints when slurmctld holds MaxJobCount jobs, once its own 15 retries are over.
+TABLE_FULL = (
+    "sbatch: error: Slurm temporarily unable to accept job, sleeping and retrying\n"
+    "sbatch: error: Batch job submission failed: Resource temporarily unavailable\n"
+)
 REFUSAL = "sbatch: error: Batch job submission failed: Invalid account or account/partition combination specified"
 
 
@@ -49,6 +56,7 @@ class FakeJob:
     node_list: str | None = None
     exit_code: str = "0:0"
     waiting_for: str | None = None  # a released job that cannot start yet: "Resources", "Priority"
+    end: str = "N/A"  # squeue's %e of a finished job: local time, "2026-12-01T13:19:21"
 
     @property
     def reason(self) -> str:
@@ -72,12 +80,26 @@ class FakeSlurm:
     on_sbatch: Callable[[list[str], int], None] | None = None  # (argv, 1-based sbatch number), before answering
     on_call: Callable[[list[str]], None] | None = None  # every call, before it is answered
     purged: set[str] = field(default_factory=set)  # finished jobs slurmctld no longer holds (accounting still does)
+    config: dict[str, str] = field(default_factory=dict)  # `scontrol show config` values to answer instead
+    table_full: int = 0  # the next N sbatch calls are told the job table is full (sbatch's answer after its retries)
 
     # --- set-up ---
 
     def refuse_sbatch(self, *nth: int) -> None:
         """The nth sbatch call (1-based, the gate included) is refused by Slurm (exit 1, nothing created)."""
         self._refuse_at.update(nth)
+
+    def fill_table(self, n: int, state: str = "COMPLETED", ended_ago: float = 0.0) -> list[str]:
+        """n jobs of another user in slurmctld's table; finished ones ended `ended_ago` seconds ago."""
+        end = (datetime.now() - timedelta(seconds=ended_ago)).strftime("%Y-%m-%dT%H:%M:%S")
+        ids = [self.add(f"other-{self.next_id}", state) for _ in range(n)]
+        for job_id in ids:
+            self.jobs[job_id].end = end if state in FINISHED else "N/A"
+        return ids
+
+    def purge_finished(self) -> None:
+        """slurmctld's purge pass: finished jobs leave the table (accounting keeps them)."""
+        self.purged |= {k for k, j in self.jobs.items() if j.state in FINISHED and j.end != "N/A"}
 
     def add(self, name: str, state: str = "PENDING", held: bool = False, dependency: str | None = None) -> str:
         """A job already in Slurm (e.g. submitted by a process that then died); returns its id."""
@@ -135,6 +157,9 @@ class FakeSlurm:
         self._sbatch_calls += 1
         if self.on_sbatch is not None:
             self.on_sbatch(args, self._sbatch_calls)
+        if self.table_full > 0:
+            self.table_full -= 1
+            raise runner.classify(args, 1, "", TABLE_FULL)
         if self._sbatch_calls in self._refuse_at:
             raise SlurmCommandError(args, 1, "", REFUSAL)
         opts = dict(a[2:].split("=", 1) for a in args if a.startswith("--") and "=" in a)
@@ -146,7 +171,10 @@ class FakeSlurm:
     def _scontrol(self, args: list[str]) -> str:
         verb, ids = args[1], args[2:]
         if verb == "show":  # what pre-flight reads: the test cluster's own answers
-            return _recorded(f"scontrol-show-{ids[0]}.txt")
+            text = _recorded(f"scontrol-show-{ids[0]}.txt")
+            for key, value in self.config.items():
+                text = re.sub(rf"(?m)^{key}\s*=.*$", f"{key} = {value}", text)
+            return text
         if verb in ("hold", "release"):
             for job_id in ids:
                 job = self.jobs[job_id]
@@ -181,8 +209,10 @@ class FakeSlurm:
 
     def _squeue(self, args: list[str]) -> str:
         fmt = args[args.index("-o") + 1]
-        if fmt == QUEUE_FORMAT:  # pre-flight's read of the queue
-            return "".join(f"{j.job_id}|normal|root\n" for j in self.jobs.values() if j.state not in FINISHED)
+        if fmt == QUEUE_FORMAT:  # pre-flight's read of every job slurmctld holds
+            return "".join(
+                f"{j.job_id}|normal|root|root|{j.state}|{j.end}\n" for k, j in self.jobs.items() if k not in self.purged
+            )
         jobs = self._selected(args, held_by_slurmctld=True)
         if "-j" in args and not jobs:
             raise SlurmCommandError(args, 1, "", "slurm_load_jobs error: Invalid job id specified")

@@ -8,18 +8,22 @@ from __future__ import annotations
 import errno
 import json
 import os
+import re
 import signal
 import sys
+from datetime import datetime, timedelta
 
 import pytest
 
 from slurmdag.backends import runner
 from slurmdag.backends.base import JobInfo
 from slurmdag.backends.cli import CliBackend
+from slurmdag.backends.cluster_info import JobTable
 from slurmdag.cli import main
 from slurmdag.compiler.compile import compile_text
 from slurmdag.compiler.render import Submission
 from slurmdag.model.errors import CorruptRecordError, StoreError, SubmitError
+from slurmdag.policy import admission, preflight
 from slurmdag.runs import submit
 from slurmdag.runs.status import list_dags
 from slurmdag.state.store import FAILED, SUBMITTED, SUBMITTING, Store
@@ -397,3 +401,119 @@ def test_with_slurmctld_away_status_fails_in_one_line_and_concludes_nothing(stor
     rc, out, err = cli(monkeypatch, capsys, "reconcile", "--once")
     assert rc == 1 and not calls_of(slurm, "scancel")
     assert store.load(dag).final_state is None
+
+
+# --- defect 9: a full job table is not "Slurm unreachable" ---
+
+
+def _table(held: int, ended_ago: list[float], now: datetime) -> JobTable:
+    return JobTable(held, tuple(sorted(now - timedelta(seconds=a) for a in ended_ago)), now)
+
+
+def test_room_in_the_job_table_counts_what_slurmctld_holds_and_when_finished_jobs_leave():
+    now = datetime.now().astimezone()
+    # MaxJobCount 100: 99 fit. 90 held, 9 free.
+    assert preflight.job_table_room(9, _table(90, [], now), 100, 300).fits
+    assert not preflight.job_table_room(10, _table(90, [], now), 100, 300).fits
+    # 1 short; the oldest finished job ended 200 s ago and leaves at 300 s: in 100 s
+    room = preflight.job_table_room(10, _table(90, [200, 100], now), 100, 300)
+    assert not room.fits and room.free == 9 and room.wait == pytest.approx(100, abs=1)
+    # 2 short: the second oldest ended 100 s ago: in 200 s
+    assert preflight.job_table_room(11, _table(90, [200, 100], now), 100, 300).wait == pytest.approx(200, abs=1)
+    # 3 short, only 2 finished: purges alone never make room
+    assert preflight.job_table_room(12, _table(90, [200, 100], now), 100, 300).wait is None
+    # overdue (slurmctld purges in passes): due now, but not there yet
+    overdue = preflight.job_table_room(10, _table(90, [400], now), 100, 300)
+    assert not overdue.fits and overdue.wait == 0
+
+
+@pytest.fixture
+def small_table(slurm):
+    """The test cluster's recorded config with MaxJobCount 50 (49 jobs fit) and MinJobAge 300."""
+    slurm.config.update(MaxJobCount="50", MinJobAge="300 sec")
+    return slurm
+
+
+def _fan_file(tmp_path) -> str:
+    wf = tmp_path / "fan.yaml"
+    wf.write_text(FAN)  # 9 allocations + the gate: 10 jobs
+    return str(wf)
+
+
+def test_preflight_says_how_full_the_job_table_is_and_when_room_frees_up(
+    store, small_table, monkeypatch, capsys, tmp_path
+):
+    small_table.fill_table(40, "COMPLETED", ended_ago=250)  # leave in ~50 s
+    small_table.fill_table(5, "RUNNING")
+    rc, out, err = cli(monkeypatch, capsys, "submit", _fan_file(tmp_path), "--dry-run")
+    assert rc == 0, err
+    assert "Slurm's job table holds 45 of MaxJobCount 50 jobs (40 finished" in out, out
+    assert "room for 4, the DAG needs 10" in out
+    waited = re.search(r"pre-flight: OK \(after waiting about (\d+) s\)", out)
+    assert waited and 45 <= int(waited.group(1)) <= 51, out  # the oldest finished jobs leave 300 s after their end
+    assert not calls_of(small_table, "sbatch")[1:]  # `sbatch --help` only
+
+
+def test_submit_waits_for_finished_jobs_to_leave_the_table_then_submits(
+    store, small_table, monkeypatch, capsys, tmp_path
+):
+    small_table.fill_table(40, "COMPLETED", ended_ago=250)
+    small_table.fill_table(5, "RUNNING")
+    slept = []
+
+    def sleep(seconds):  # time passes: slurmctld's purge pass removes the finished jobs
+        slept.append(seconds)
+        small_table.purge_finished()
+
+    monkeypatch.setattr(admission.time, "sleep", sleep)
+    rc, out, err = cli(monkeypatch, capsys, "submit", _fan_file(tmp_path))
+    assert rc == 0, err
+    assert re.search(r"waiting about (4[5-9]|5[01]) s", err) and "nothing is submitted meanwhile" in err, err
+    assert slept and slept[0] == pytest.approx(50, abs=2)
+    first_sbatch = next(i for i, c in enumerate(small_table.calls) if c[0] == "sbatch" and "--help" not in c)
+    rereads = [c for c in small_table.calls[:first_sbatch] if c[:2] == ["squeue", "-h"] and "all" in c]
+    assert len(rereads) == 2  # pre-flight's read, then the table alone once the jobs were due to leave
+    (record,) = store.list_records()
+    assert record.submission == SUBMITTED and len(record.job_ids) == 9
+
+
+@pytest.mark.parametrize(
+    "ended_ago, expected",
+    [
+        (10, "room frees up in about 290 s"),  # beyond the bound
+        (None, "room frees up only as running and pending jobs end"),  # nothing finished
+    ],
+)
+def test_no_room_within_the_bound_is_said_and_nothing_is_submitted(
+    ended_ago, expected, store, small_table, monkeypatch, capsys, tmp_path
+):
+    monkeypatch.setattr(preflight, "JOB_TABLE_WAIT", 60.0)
+    if ended_ago is None:
+        small_table.fill_table(45, "RUNNING")
+    else:
+        small_table.fill_table(45, "COMPLETED", ended_ago=ended_ago)
+    rc, out, err = cli(monkeypatch, capsys, "submit", _fan_file(tmp_path))
+    assert rc == 1 and expected in err and "nothing was submitted" in err, err
+    assert "unreachable" not in err and "not answering" not in err
+    assert [c for c in calls_of(small_table, "sbatch") if "--help" not in c] == [] and not store.list_records()
+
+
+def test_sbatch_told_the_table_is_full_waits_and_the_submission_completes(store, slurm, monkeypatch):
+    monkeypatch.setattr(submit.TableFullWait, "PAUSE", 0.0)
+    slurm.on_sbatch = lambda argv, n: setattr(slurm, "table_full", 2) if n == 3 else None  # two refusals mid-DAG
+    record = submit.submit_plan(compile_text(FAN), store, CliBackend())
+    assert record.submission == SUBMITTED and len(record.job_ids) == 9
+    assert not calls_of(slurm, "scancel")
+    names = [next(o for o in c if o.startswith("--job-name=")) for c in calls_of(slurm, "sbatch")]
+    assert len(names) == 12 and len(set(names)) == 10  # every job once in Slurm: the refused calls were retried
+
+
+def test_a_table_that_stays_full_is_withdrawn_as_such_not_as_unreachable(store, slurm, monkeypatch):
+    monkeypatch.setattr(submit.TableFullWait, "PAUSE", 0.01)
+    monkeypatch.setattr(submit, "JOB_TABLE_WAIT", 0.3)
+    slurm.on_sbatch = lambda argv, n: setattr(slurm, "table_full", 10**6) if n == 4 else None
+    with pytest.raises(SubmitError) as ex:
+        submit.submit_plan(compile_text(FAN), store, CliBackend())
+    message = str(ex.value)
+    assert "job table (MaxJobCount) stayed full" in message and "unreachable" not in message, message
+    assert calls_of(slurm, "scancel") and {j.state for j in slurm.jobs.values()} == {"CANCELLED"}
