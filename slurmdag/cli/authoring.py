@@ -151,7 +151,7 @@ def compile_cmd(
 @app.command()
 def graph(
     workflow: str = typer.Argument(..., metavar="WORKFLOW.yaml", help="The workflow file."),
-    fmt: str = typer.Option("ascii", "--format", "-f", help="ascii, dot or mermaid."),
+    fmt: str = typer.Option("ascii", "--format", "-f", metavar="ascii|dot|mermaid", help="The drawing's format."),
     set_: list[str] = typer.Option([], "--set", metavar="NAME=VALUE", help=_SET_HELP),
 ) -> None:
     """Draw a workflow's dependency graph with each edge's condition."""

@@ -14,9 +14,13 @@ from slurmdag.porting.importer import import_files
 @app.command("import")
 def import_command(
     scripts: list[str] = typer.Argument(..., metavar="SCRIPT...", help="Bash chains calling sbatch, or batch scripts."),
-    output: str | None = typer.Option(None, "-o", "--output", help="Write the workflow YAML here (default: stdout)."),
+    output: str | None = typer.Option(
+        None, "-o", "--output", metavar="FILE", help="Write the workflow YAML here (default: stdout)."
+    ),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the YAML instead of writing it."),
-    name: str | None = typer.Option(None, "--name", help="Workflow name (default: the first file's name)."),
+    name: str | None = typer.Option(
+        None, "--name", metavar="NAME", help="Workflow name (default: the first file's name)."
+    ),
 ) -> None:
     """Translate sbatch scripts / bash chains into a slurmdag workflow; what cannot be translated is listed."""
     result = import_files(scripts, output, name=name)

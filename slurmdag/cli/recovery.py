@@ -76,6 +76,7 @@ def resume(
     from_file: Path = typer.Option(
         None,
         "--from",
+        metavar="WORKFLOW.yaml",
         help="Re-read this workflow instead of the submitted plan; refused if it changes an allocation that completed.",
     ),
     dry_run: bool = typer.Option(False, "--dry-run", help="Show what would run again; submit nothing."),

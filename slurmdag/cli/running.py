@@ -87,8 +87,15 @@ def _load_plan(path: Path, sets: list[str]) -> Plan:
 
 @app.command()
 def submit(
-    workflow: Path = typer.Argument(..., help="Workflow YAML (or a compiled plan.json / its directory)."),
-    set_: list[str] = typer.Option([], "--set", help="Override a param: --set key=value (repeatable)."),
+    workflow: Path = typer.Argument(
+        ..., metavar="WORKFLOW.yaml", help="The workflow file (or a compiled plan.json, or its directory)."
+    ),
+    set_: list[str] = typer.Option(
+        [],
+        "--set",
+        metavar="NAME=VALUE",
+        help="Override a workflow param: --set NAME=VALUE (repeatable; VALUE is read as a YAML scalar).",
+    ),
     dry_run: bool = typer.Option(False, "--dry-run", help="Show what would be submitted; touch nothing."),
     as_json: bool = typer.Option(False, "--json", help='Print {"dag_id": ..., "jobs": {name: job_id}}.'),
     watch: bool = typer.Option(False, "--watch", help="Follow the DAG until it ends; exit 0 only if Completed."),

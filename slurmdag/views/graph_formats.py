@@ -14,13 +14,19 @@ from slurmdag.model.plan import Plan, PlannedJob
 FORMATS = ("ascii", "dot", "mermaid")
 
 
-def _node_text(job: PlannedJob, labels: Mapping[str, str] | None) -> str:
-    text = job.name
+def _node_text(job: PlannedJob, labels: Mapping[str, str] | None, tag: str = "") -> str:
+    text = job.name + tag
     if job.array:
-        text += f" [array {job.array}]"
+        text += f"  array {job.array}"
     if labels and job.name in labels:
         text += f"  {labels[job.name]}"
     return text
+
+
+def _tag(edge: str) -> str:
+    """An edge's condition in brackets after the child's name, as `status --graph` writes it; plain `success`
+    (afterok) edges carry none."""
+    return f" [{edge}]" if edge and edge != "success" else ""
 
 
 def _edge_text(condition: str, group: str) -> str:
@@ -46,12 +52,12 @@ def to_ascii(plan: Plan, labels: Mapping[str, str] | None = None) -> str:
 
     def walk(name: str, edge: str, prefix: str, last: bool) -> None:
         branch = "└── " if last else "├── "
-        tag = f"  <{edge}>" if edge else ""
+        tag = _tag(edge)
         if name in shown:
-            lines.append(f"{prefix}{branch}{name}{tag} (see above)")
+            lines.append(f"{prefix}{branch}{name}{tag}  (see above)")
             return
         shown.add(name)
-        lines.append(f"{prefix}{branch}{_node_text(jobs[name], labels)}{tag}")
+        lines.append(f"{prefix}{branch}{_node_text(jobs[name], labels, tag)}")
         kids = children.get(name, [])
         for i, (kid, kid_edge) in enumerate(kids):
             walk(kid, kid_edge, prefix + ("    " if last else "│   "), i == len(kids) - 1)

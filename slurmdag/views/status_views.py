@@ -1,5 +1,5 @@
-"""Pure views of DAG status: the status table, the --graph tree, the JSON document of design §5, the list table
-and the dry-run listings of submit and cancel. Strings and dicts out; the CLI prints them.
+"""Pure views of DAG status: the status table, the --graph tree, the `status --json` document (docs/commands.md),
+the list table and the dry-run listings of submit and cancel. Strings and dicts out; the CLI prints them.
 """
 
 from __future__ import annotations
@@ -110,7 +110,7 @@ def status_json(status: DagStatus, failed: list[FailedLog] | None = None) -> dic
         "state": status.state.value,
         "allocations": allocations,
     }
-    if status.attempts > 1:  # only resumed/redone DAGs carry these keys: the design §5 shape stays as it was
+    if status.attempts > 1:  # only resumed/redone DAGs carry these keys: the documented shape stays as it was
         doc["attempt"] = status.attempt
         doc["attempts"] = status.attempts
     return doc

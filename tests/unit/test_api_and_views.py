@@ -65,8 +65,11 @@ def test_api_errors_name_the_python_path():
 def test_graph_views():
     plan = compile_file(EXAMPLES / "design-example.yaml")
     ascii_text = to_ascii(plan, labels={"train": "(Running)"})
-    assert "│   └── train  (Running)  <success>\n" in ascii_text
-    assert "└── post [array 0-7]  <corresponding>" in ascii_text
+    # conditions in brackets after the name, as status --graph writes them; plain success edges carry none
+    assert "│   └── train  (Running)\n" in ascii_text
+    assert "│       └── notify-failure [failure]\n" in ascii_text
+    assert "└── post [corresponding]  array 0-7" in ascii_text
+    assert "└── merge [any of: success]  (see above)" in ascii_text
     dot = to_dot(plan)
     assert dot.startswith('digraph "training-pipeline" {\n') and dot.endswith("}\n")
     assert '  "train" -> "notify-failure" [label="failure"];\n' in dot

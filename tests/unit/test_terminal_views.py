@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 from datetime import UTC, datetime
@@ -185,3 +186,27 @@ def test_validate_json_lists_every_problem_with_its_place(tmp_path):
         "problems": [],
         "warnings": [],
     }
+
+
+def test_every_value_in_help_has_a_written_metavar():
+    """--help names every value the same way (DAG, ALLOCATION, WORKFLOW.yaml, NAME=VALUE, DIR, N, a|b), never a
+    type placeholder such as <path> or <list[str]>."""
+    import typer.main
+
+    from slurmdag.cli import app
+
+    missing = []
+
+    def walk(command, path):
+        for name, sub in getattr(command, "commands", {}).items():
+            walk(sub, [*path, name])
+        for p in getattr(command, "params", []):
+            if getattr(p, "is_flag", False) or getattr(p, "hidden", False) or p.name == "help":
+                continue
+            if p.metavar is None or not re.fullmatch(
+                r"\[?[A-Z][A-Z.=_]*[a-z]*\]?(\.\.\.)?|[a-z]+(\|[a-z]+)+", p.metavar
+            ):
+                missing.append(f"{' '.join(path)} {p.name}: {p.metavar}")
+
+    walk(typer.main.get_command(app), ["slurmdag"])
+    assert missing == []
