@@ -13,6 +13,9 @@ from pathlib import Path
 
 import pytest
 
+# Restarts the shared cluster with MaxArraySize=11: runs after every other test (tests/conftest.py).
+pytestmark = pytest.mark.restarts_cluster
+
 UP = Path(__file__).resolve().parents[2] / "docker-slurm" / "up"
 
 

@@ -14,7 +14,7 @@ import pytest
 
 from tests.integration.conftest import DOCKER_SLURM
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.restarts_cluster]
 
 WORKFLOW = """\
 name: resume-purged
