@@ -22,6 +22,7 @@ from os import PathLike
 import jinja2
 
 from slurmdag.compiler.script_directives import iter_lines, leading_block
+from slurmdag.model import run_layout
 from slurmdag.model.errors import InternalError
 from slurmdag.model.plan import PlannedJob
 from slurmdag.model.sbatch_options import parse_args, render_directive, render_flag, resolve_long
@@ -50,6 +51,13 @@ class ScriptContext:
     shebang: str = "#!/bin/bash"  # a `script:` keeps its own interpreter
     shell: str = "bash"  # "bash", "sh" (POSIX code only) or "none" (not a shell: nothing is added before the body)
     retries: int = 0  # entrypoint allocations: run the entrypoint again up to this many times if it fails
+    # The line that sets SLURMDAG_DAG_ID and SLURMDAG_RUN_DIR; `bind_script` rewrites it for a submitted DAG.
+    location: str = field(default_factory=run_layout.location_line)
+
+    @property
+    def outputs_dir(self) -> str:
+        """SLURMDAG_OUTPUTS as a shell word: this allocation's (or this task's) outputs folder."""
+        return run_layout.outputs_dir_shell(self.name, self.task_group)
 
 
 # --- sbatch options: one list per job, written as the #SBATCH block and as the command line ---
@@ -65,6 +73,7 @@ class Submission:
     dag_id: str
     kill_invalid_dep: bool = True  # False when `slurmdag reconcile` clears impossible dependencies instead
     log_dir: str | None = None  # None: Slurm's default (a DAG recorded before log folders existed)
+    run_dir: str | None = None  # SLURMDAG_RUN_DIR of its jobs (model/run_layout.py); None: as compiled
 
 
 DEV_NULL = "/dev/null"
@@ -161,8 +170,10 @@ def refreshed_script(job: PlannedJob) -> str:
 
 
 def bind_script(job: PlannedJob, submission: Submission) -> str:
-    """The script as submitted: its #SBATCH block says what its sbatch call says."""
-    return _rewritten(job, sbatch_options(job, submission), f"written for DAG {submission.dag_id}")
+    """The script as submitted: its #SBATCH block says what its sbatch call says, and its location line names the
+    DAG and its run folder."""
+    script = _rewritten(job, sbatch_options(job, submission), f"written for DAG {submission.dag_id}")
+    return run_layout.bind_location(script, submission.dag_id, submission.run_dir)
 
 
 def _rewritten(job: PlannedJob, options: Sequence[Option], how: str) -> str:

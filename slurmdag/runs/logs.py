@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from slurmdag.compiler import render
+from slurmdag.model import run_layout
 from slurmdag.model.plan import Plan, PlannedJob
 from slurmdag.state.store import DagRecord, Store
 
@@ -38,6 +39,29 @@ def log_dir_for(store: Store, dag_id: str, base: str | os.PathLike[str] | None =
     if chosen is not None:
         return Path(chosen).expanduser().absolute() / dag_id
     return store.dag_dir(dag_id) / "logs"
+
+
+def run_dir_for(store: Store, dag_id: str, base: str | os.PathLike[str] | None = None) -> Path:
+    """A new DAG's run folder (SLURMDAG_RUN_DIR of its jobs, model/run_layout.py): `run` in the folder its logs go
+    to when `submit --log-dir`/$SLURMDAG_LOG_DIR chose one (`base/<id>/run`), else in its store folder."""
+    chosen = base if base is not None else os.environ.get(LOG_DIR_ENV) or None
+    if chosen is not None:
+        return run_layout.run_dir(Path(chosen).expanduser().absolute() / dag_id)
+    return run_layout.run_dir(store.dag_dir(dag_id))
+
+
+def prepare_run_dir(run_dir: str | os.PathLike[str]) -> None:
+    """Make the run folder and its `bin/slurmdag-output` (jobs find it first on their PATH) before any job runs.
+    Kept as it is when it exists: a resumed DAG's outputs stay."""
+    helper = run_layout.helper_path(run_dir)
+    os.makedirs(helper.parent, mode=0o700, exist_ok=True)
+    os.makedirs(Path(run_dir) / run_layout.OUTPUTS_DIR_NAME, mode=0o700, exist_ok=True)
+    if helper.exists() and helper.read_text() == run_layout.HELPER_SCRIPT:
+        return
+    tmp = helper.with_name(f".{helper.name}.{os.getpid()}")
+    tmp.write_text(run_layout.HELPER_SCRIPT)
+    tmp.chmod(0o755)
+    tmp.replace(helper)
 
 
 # --- expanding Slurm's filename patterns ---

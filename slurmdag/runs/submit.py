@@ -54,7 +54,7 @@ CASCADES = (CASCADE_NATIVE, CASCADE_RECONCILER)
 
 def submission_of(record: DagRecord) -> render.Submission:
     """What binds the jobs of this DAG's submissions: its id, cascade mechanism and log folder."""
-    return render.Submission(record.dag_id, record.cascade != CASCADE_RECONCILER, record.log_dir)
+    return render.Submission(record.dag_id, record.cascade != CASCADE_RECONCILER, record.log_dir, record.run_dir)
 
 
 def gate_options(plan: Plan, submission: render.Submission) -> list[render.Option]:
@@ -224,12 +224,14 @@ def submit_plan(
 
     def scripts(dag_id: str) -> dict[str, str]:
         folder = str(logs.log_dir_for(store, dag_id, log_dir))
-        return submission_scripts(plan, render.Submission(dag_id, kill_invalid_dep, folder))
+        run_dir = str(logs.run_dir_for(store, dag_id, log_dir))
+        return submission_scripts(plan, render.Submission(dag_id, kill_invalid_dep, folder, run_dir))
 
     record, lock = store.create(plan, workflow=workflow, scripts=scripts, durable=False)
     record.cascade = cascade
     record.submit_dir = os.getcwd()
     record.log_dir = str(logs.log_dir_for(store, record.dag_id, log_dir))
+    record.run_dir = str(logs.run_dir_for(store, record.dag_id, log_dir))
     # The scripts are fsynced while sbatch runs (they are in the page cache, which is all sbatch needs).
     syncer = threading.Thread(target=_sync_quietly, args=(store, record.dag_id), daemon=True)
     syncer.start()
@@ -274,11 +276,14 @@ def submit_gated(
     if record.log_dir is None:  # a DAG recorded before log folders existed: its new attempt gets one
         record.log_dir = str(logs.log_dir_for(store, dag_id))
         record.submit_dir = record.submit_dir or os.getcwd()
+    if record.run_dir is None:  # a DAG recorded before run folders existed: its new attempt gets one
+        record.run_dir = str(logs.run_dir_for(store, dag_id))
     with _guard_signals() as guard:
         table_full = TableFullWait(guard)
         try:
             # Slurm does not create a missing output folder (the job's output would be lost): made before any job
             os.makedirs(record.log_dir, mode=0o700, exist_ok=True)
+            logs.prepare_run_dir(record.run_dir)
             submission = submission_of(record)
             if write_scripts:
                 store.write_scripts(dag_id, submission_scripts(plan, submission))

@@ -68,6 +68,7 @@ class DagRecord:
     workflow: str | None = None  # path of the workflow file it came from
     submit_dir: str | None = None  # where `submit` ran: the jobs' working directory (relative output paths)
     log_dir: str | None = None  # the folder the DAG's default output files go to (slurmdag/runs/logs.py)
+    run_dir: str | None = None  # SLURMDAG_RUN_DIR of its jobs: published outputs (model/run_layout.py)
     attempt: int = 1
     # Who is/was submitting: lets a later command say which process left a submission half-done.
     pid: int | None = None
@@ -122,6 +123,7 @@ _FIELD_TYPES: dict[str, type | tuple[type, ...]] = {
     "job_ids": dict,
     "gate_job_id": _OPTIONAL_STR,
     "workflow": _OPTIONAL_STR,
+    "run_dir": _OPTIONAL_STR,
     "attempt": int,
     "pid": (int, type(None)),
     "host": _OPTIONAL_STR,
