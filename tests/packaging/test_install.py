@@ -8,6 +8,7 @@ or two. The floors in pyproject.toml are exactly what the lowest environment ins
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -37,7 +38,10 @@ def _copy_ignore(folder: str, names: list[str]) -> set[str]:
 
 
 def _run(argv: list[str], cwd: Path, timeout: float = 600) -> subprocess.CompletedProcess:
-    done = subprocess.run([str(a) for a in argv], cwd=cwd, capture_output=True, text=True, timeout=timeout)
+    # PYTHONPATH (set to the checkout by local runs) would make a fresh environment import the checkout instead of
+    # the installed wheel; a fresh machine has none.
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    done = subprocess.run([str(a) for a in argv], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
     if done.returncode != 0:
         pytest.fail(
             f"{' '.join(map(str, argv))} exited {done.returncode}:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
