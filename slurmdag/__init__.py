@@ -11,14 +11,22 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
-    from slurmdag.compiler.api import Allocation, Workflow
+    from slurmdag.compiler.api import Allocation, Step
     from slurmdag.compiler.compile import compile_file, compile_text, parse_overrides
-    from slurmdag.model.errors import InputError, SlurmdagError
+    from slurmdag.model.errors import DagFailedError, InputError, ResultNotFoundError, SlurmdagError, StepFailure
     from slurmdag.model.plan import Plan
+    from slurmdag.runs.dag_handle import DagHandle
+    from slurmdag.runs.python_submit import Workflow
 
 _PUBLIC = {
-    "Workflow": "slurmdag.compiler.api",
+    # The builder lives in compiler/api.py; runs/python_submit.py adds `submit()` to it.
+    "Workflow": "slurmdag.runs.python_submit",
     "Allocation": "slurmdag.compiler.api",
+    "Step": "slurmdag.compiler.api",
+    "DagHandle": "slurmdag.runs.dag_handle",
+    "DagFailedError": "slurmdag.model.errors",
+    "ResultNotFoundError": "slurmdag.model.errors",
+    "StepFailure": "slurmdag.model.errors",
     "compile_file": "slurmdag.compiler.compile",
     "compile_text": "slurmdag.compiler.compile",
     "parse_overrides": "slurmdag.compiler.compile",
@@ -28,9 +36,14 @@ _PUBLIC = {
 }
 __all__ = [
     "Allocation",
+    "DagFailedError",
+    "DagHandle",
     "InputError",
     "Plan",
+    "ResultNotFoundError",
     "SlurmdagError",
+    "Step",
+    "StepFailure",
     "Workflow",
     "__version__",
     "compile_file",

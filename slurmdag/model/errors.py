@@ -19,6 +19,9 @@
     ├── StoreError                      the local DAG store could not be read or written
     │   └── CorruptRecordError          one DAG's dag.json/plan.json is not a record slurmdag can read
     ├── DagNotCompletedError            a followed DAG ended in a state other than Completed
+    ├── DagFailedError                  a DAG waited for from Python (`handle.wait()`) did not complete: what failed
+    │                                   (with a Python step's remote exception and traceback), completed, cancelled
+    ├── ResultNotFoundError             a Python step has no stored return value (not run, raised, or not one)
     ├── LogNotFoundError                an allocation's log file is not there (yet, or any more)
     └── ReconcileFailedError            a reconciler pass could not read Slurm or act
 
@@ -278,3 +281,67 @@ class LogNotFoundError(SlurmdagError):
 
 class ReconcileFailedError(SlurmdagError):
     """A reconciler pass could not read Slurm or act on it (exit 1); nothing was concluded from it."""
+
+
+@dataclass(frozen=True)
+class StepFailure:
+    """One failed allocation of a DAG (one task, for a task group): its state and, for a Python step that raised,
+    the remote exception's type, message and formatted traceback (`exception` is the exception object itself when
+    it could be pickled in the job and unpickled here; else None)."""
+
+    allocation: str
+    state: str  # Failed, Timeout, OutOfMemory, NodeFail
+    task: int | None = None
+    exception_type: str | None = None
+    message: str | None = None
+    traceback: str | None = None
+    exception: BaseException | None = None
+
+    def describe(self) -> str:
+        where = self.allocation if self.task is None else f"{self.allocation}[{self.task}]"
+        if self.exception_type is not None:
+            return f"{where} raised {self.exception_type}: {self.message}"
+        return f"{where} ended {self.state}"
+
+
+class DagFailedError(SlurmdagError):
+    """A DAG waited for from Python (`DagHandle.wait()`) ended other than Completed (TidyRun's error shape).
+
+    `failed`: the failed allocations (StepFailure, per failed task for a task group); `completed`, `cancelled`,
+    `skipped`: sets of allocation names; `state`: the DAG's state (Failed, Cancelled, Unknown)."""
+
+    def __init__(
+        self,
+        dag_id: str,
+        state: str,
+        failed: Sequence[StepFailure],
+        completed: set[str],
+        cancelled: set[str],
+        skipped: set[str] | None = None,
+    ):
+        self.dag_id = dag_id
+        self.state = state
+        self.failed = list(failed)
+        self.completed = set(completed)
+        self.cancelled = set(cancelled)
+        self.skipped = set(skipped or ())
+        lines = [f"DAG {dag_id} ended {state}"]
+        lines += [f"  failed: {f.describe()}" for f in self.failed[:MAX_REPORTED_PROBLEMS]]
+        if len(self.failed) > MAX_REPORTED_PROBLEMS:
+            lines.append(f"  ... and {len(self.failed) - MAX_REPORTED_PROBLEMS} more failed")
+        for label, names in (("completed", self.completed), ("cancelled", self.cancelled), ("skipped", self.skipped)):
+            if names:
+                lines.append(_cut(f"  {label}: {', '.join(sorted(names))}"))
+        first = next((f for f in self.failed if f.traceback), None)
+        if first is not None and first.traceback is not None:
+            lines.append(f"remote traceback of {first.allocation}:\n{first.traceback.rstrip()}")
+        super().__init__("\n".join(lines))
+
+    @property
+    def failed_allocations(self) -> set[str]:
+        return {f.allocation for f in self.failed}
+
+
+class ResultNotFoundError(SlurmdagError):
+    """A Python step has no stored return value: it has not finished, it raised, it was cancelled, or it is not a
+    Python step of that DAG."""

@@ -14,8 +14,13 @@ Inside the run folder:
 
     outputs/<allocation>[/<task>]/<NAME>   a published output (`slurmdag-output NAME VALUE`): the value's bytes
     outputs/<allocation>[/<task>]/.result.json / .result.pickle
-                                           reserved for the return value of a Python step (the Python API writes
-                                           them; `slurmdag outputs` shows .result.json as JSON)
+                                           the return value of a Python step (runs/pystep.py writes them in the
+                                           job; `slurmdag outputs` shows .result.json as JSON)
+    outputs/<allocation>[/<task>]/.exception.json / .exception.pickle
+                                           what a Python step raised: type, message, traceback / the exception
+    python/<step>.call.pickle / <step>.spec.json
+                                           a Python step's function and arguments (cloudpickle) and where its
+                                           parents' results are; written by `submit` before any job starts
     bin/slurmdag-output                    the helper the jobs find first on their PATH
 
 The compiler knows no DAG id nor run folder (it runs before either exists): a compiled script sets its location
@@ -35,9 +40,13 @@ OUTPUTS_DIR_NAME = "outputs"
 BIN_DIR_NAME = "bin"
 OUTPUT_HELPER = "slurmdag-output"
 
-# Files of an outputs folder that are not outputs a user named: a Python step's return value (or exception).
+# Files of an outputs folder that are not outputs a user named: a Python step's return value, or its exception.
+# runs/pystep.py (run by path in the job, importing nothing of slurmdag) repeats these names; a unit test checks.
 RESULT_JSON = ".result.json"
 RESULT_PICKLE = ".result.pickle"
+EXCEPTION_JSON = ".exception.json"
+EXCEPTION_PICKLE = ".exception.pickle"
+PYTHON_DIR_NAME = "python"  # Python steps' calls and specs
 
 ENV_DAG_ID = "SLURMDAG_DAG_ID"
 ENV_ALLOCATION = "SLURMDAG_ALLOCATION"

@@ -212,10 +212,13 @@ def submit_plan(
     cascade: str = CASCADE_NATIVE,
     log_dir: str | None = None,
     on_progress: Callable[[int, int], None] | None = None,
+    before_jobs: Callable[[DagRecord], None] | None = None,
 ) -> DagRecord:
     """Submit every job of `plan`; return the record of the submitted DAG or raise SubmitError.
 
-    `log_dir`: the folder under which the DAG's log folder is made (default: $SLURMDAG_LOG_DIR, else the store)."""
+    `log_dir`: the folder under which the DAG's log folder is made (default: $SLURMDAG_LOG_DIR, else the store).
+    `before_jobs(record)`: called once the DAG's folders exist and before its first sbatch (the Python API writes its
+    steps' calls into the run folder there); if it raises, the submission is withdrawn like any failure."""
     if not plan.jobs:
         raise SubmitError("the plan has no jobs: nothing to submit")
     if cascade not in CASCADES:
@@ -237,7 +240,9 @@ def submit_plan(
     syncer.start()
     with lock:
         try:
-            return submit_gated(plan, store, backend, record, record.job_ids, on_progress=on_progress)
+            return submit_gated(
+                plan, store, backend, record, record.job_ids, on_progress=on_progress, before_jobs=before_jobs
+            )
         finally:
             syncer.join()
 
@@ -259,6 +264,7 @@ def submit_gated(
     on_withdrawn: Callable[[DagRecord, str, WithdrawOutcome], None] | None = None,
     on_progress: Callable[[int, int], None] | None = None,
     write_scripts: bool = False,
+    before_jobs: Callable[[DagRecord], None] | None = None,
 ) -> DagRecord:
     """Submit `plan`'s jobs behind a new held gate into an existing, locked record; ids go into `job_ids`.
 
@@ -284,6 +290,10 @@ def submit_gated(
             # Slurm does not create a missing output folder (the job's output would be lost): made before any job
             os.makedirs(record.log_dir, mode=0o700, exist_ok=True)
             logs.prepare_run_dir(record.run_dir)
+            if before_jobs is not None:
+                current = "the DAG's run folder"
+                before_jobs(record)
+                current = "the gate job"
             submission = submission_of(record)
             if write_scripts:
                 store.write_scripts(dag_id, submission_scripts(plan, submission))

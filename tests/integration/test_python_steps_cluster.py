@@ -1,0 +1,163 @@
+"""Python functions as steps on the real cluster (issue 15, docs/python-api.md): results handed from job to job
+with no driver, a map as one array job, a raised exception as DagFailedError with its children cancelled, and a
+function defined in a submitting script's `__main__`. Job outcomes are read from Slurm (sacct), results from the
+files the jobs wrote."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from slurmdag import DagFailedError, Workflow
+from slurmdag.state.store import Store
+
+pytestmark = pytest.mark.integration
+
+REPO = Path(__file__).resolve().parents[2]
+WAIT = 300  # seconds: generous, the machine is shared
+
+
+def square(x):
+    return x * x
+
+
+def add(a, b):
+    return a + b
+
+
+def scaled(i):
+    return {"index": i, "value": i * 10}
+
+
+def collect(values):
+    return values
+
+
+def fail(x):
+    raise ValueError(f"cannot handle {x}")
+
+
+@pytest.fixture
+def submit_dir(tmp_path, monkeypatch):
+    """Jobs run in the folder the DAG was submitted from: a private one, never the repository."""
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def job_ids(dag_id):
+    return Store().load(dag_id).job_ids
+
+
+def test_square_then_add_hands_the_result_on(slurm, slurmdag_home, slurm_backend, submit_dir, run_slurmdag):
+    wf = Workflow("py-chain", defaults={"walltime": "5m"})
+    sq = wf.call("square", square, 3)
+    wf.call("add", add, sq, 1)
+    handle = wf.submit(backend=slurm_backend)
+    handle.wait(timeout=WAIT)
+    assert handle.result("add") == 10
+    assert handle.results() == {"square": 9, "add": 10}
+    ids = job_ids(handle.id)
+    rows = {r["JobID"]: r for r in slurm.wait_until_done([ids["square"], ids["add"]], timeout=WAIT)}
+    assert rows[ids["square"]]["State"] == "COMPLETED" and rows[ids["add"]]["State"] == "COMPLETED"
+    assert rows[ids["add"]]["Start"] >= rows[ids["square"]]["End"]  # afterok: add started after square ended
+    # an ordinary DAG for the command line
+    status = run_slurmdag("status", handle.id, "--json")
+    assert status.returncode == 0, status.stderr
+    assert json.loads(status.stdout)["state"] == "Completed"
+
+
+def test_map_of_20_is_one_array_job_and_reduce_gets_every_result_in_order(
+    slurm, slurmdag_home, slurm_backend, submit_dir
+):
+    wf = Workflow("py-map", defaults={"walltime": "5m"})
+    scores = wf.map("score", scaled, range(20))
+    wf.call("reduce", collect, scores)
+    handle = wf.submit(backend=slurm_backend)
+    handle.wait(timeout=WAIT)
+    expected = [{"index": i, "value": i * 10} for i in range(20)]
+    assert handle.result("reduce") == expected
+    assert handle.result("score") == expected
+    ids = job_ids(handle.id)
+    rows = slurm.wait_until_done([ids["score"]], timeout=WAIT)
+    assert sorted(r["JobID"] for r in rows) == sorted(f"{ids['score']}_{i}" for i in range(20))
+    assert {r["JobID"].split("_")[0] for r in rows} == {ids["score"]}  # one job id, 20 tasks
+    assert {r["State"] for r in rows} == {"COMPLETED"}
+
+
+def test_a_raising_function_is_dag_failed_error_and_its_children_are_cancelled(
+    slurm, slurmdag_home, slurm_backend, submit_dir
+):
+    wf = Workflow("py-fail", defaults={"walltime": "5m"})
+    first = wf.call("first", square, 2)
+    bad = wf.call("bad", fail, first)
+    child = wf.call("child", square, bad)
+    wf.call("grandchild", square, child)
+    wf.call("sibling", square, first)
+    handle = wf.submit(backend=slurm_backend)
+    with pytest.raises(DagFailedError) as err:
+        handle.wait(timeout=WAIT)
+    e = err.value
+    assert e.failed_allocations == {"bad"}
+    (failure,) = e.failed
+    assert (failure.exception_type, failure.message) == ("ValueError", "cannot handle 4")
+    assert "in fail" in failure.traceback and isinstance(failure.exception, ValueError)
+    assert e.cancelled == {"child", "grandchild"}
+    assert e.completed == {"first", "sibling"}
+    assert "bad raised ValueError: cannot handle 4" in str(e)
+    ids = job_ids(handle.id)
+    rows = {r["JobID"]: r["State"] for r in slurm.wait_until_done(list(ids.values()), timeout=WAIT)}
+    assert rows[ids["bad"]] == "FAILED"
+    assert rows[ids["child"]].startswith("CANCELLED") and rows[ids["grandchild"]].startswith("CANCELLED")
+    assert rows[ids["sibling"]] == "COMPLETED"
+
+
+def _docs_example(name: str) -> str:
+    """The Python block of docs/python-api.md that follows `<!-- example: NAME -->`."""
+    text = (REPO / "docs" / "python-api.md").read_text(encoding="utf-8")
+    found = re.search(rf"<!-- example: {re.escape(name)} -->\s*```python\n(.*?)```", text, re.S)
+    assert found, f"docs/python-api.md has no example {name!r}"
+    return found.group(1)
+
+
+DOCS_EXAMPLES = {
+    "square-add": ["10"],
+    "map-reduce": ["190 [0, 10, 20]"],
+    "failure": ["{'invert'}", "ZeroDivisionError division by zero", "{'load'} {'report'}"],
+}
+
+
+@pytest.mark.parametrize("example", sorted(DOCS_EXAMPLES))
+def test_docs_examples_run_as_scripts_with_functions_of_main(example, slurm, slurmdag_home, submit_dir):
+    """Each example of docs/python-api.md, run as a script: its functions live in the script's `__main__` and
+    travel by value. Its DAG's jobs are checked in Slurm's accounting."""
+    script = submit_dir / "pipeline.py"
+    script.write_text(_docs_example(example), encoding="utf-8")
+    env = {
+        **slurm.env(),
+        "SLURMDAG_HOME": str(slurmdag_home),
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+    }
+    proc = subprocess.run(
+        [sys.executable, str(script)], env=env, cwd=submit_dir, capture_output=True, text=True, timeout=WAIT + 60
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    lines = proc.stdout.splitlines()
+    for expected in DOCS_EXAMPLES[example]:
+        assert expected in lines, proc.stdout
+    (dag_id,) = [p.name for p in (slurmdag_home / "dags").iterdir()]
+    ids = job_ids(dag_id)
+    rows = slurm.wait_until_done(list(ids.values()), timeout=WAIT)
+    by_id = {i: name for name, i in ids.items()}
+    states: dict[str, set[str]] = {}
+    for r in rows:  # an array task's JobID is <array id>_<index>
+        states.setdefault(by_id[r["JobID"].split("_")[0]], set()).add(r["State"].split()[0])
+    if example == "failure":
+        assert states == {"load": {"COMPLETED"}, "invert": {"FAILED"}, "report": {"CANCELLED"}}
+    else:
+        assert set().union(*states.values()) == {"COMPLETED"}
