@@ -15,19 +15,24 @@ from typing import Any, Literal
 from slurmdag.model.slurm_values import parse_time_option
 
 # 2: the walltime is `walltime` (seconds), no longer a "time" option string; format 1 plans are read and converted.
-PLAN_FORMAT = 2
+# 3: one Slurm job may host several allocations (kind "host", `members`; an allocation's `host`): a group's members
+#    run as job steps, a packed array's as array tasks. Plans of formats 1 and 2 (no hosts) read unchanged.
+PLAN_FORMAT = 3
 
 # Slurm dependency types slurmdag emits.
 DependencyKind = Literal["afterok", "afternotok", "afterany", "aftercorr"]
 # Edge conditions as a user writes them.
 Condition = Literal["success", "failure", "any", "corresponding"]
-JobKind = Literal["allocation", "join", "part"]  # "part": more of a task group split for MaxArraySize
+# "part": more of a task group split for MaxArraySize; "host": one Slurm job running several allocations
+JobKind = Literal["allocation", "join", "part", "host"]
 
 
 @dataclass(frozen=True)
 class DependencyTerm:
     kind: DependencyKind
-    parent: str  # name of another job of the same plan
+    # name of another job of the same plan: a submitted job, or an allocation a packed array hosts as one task
+    # (submit maps that name to `<array id>_<task>`); never a group member (a term names the group's host job)
+    parent: str
 
     def render(self, job_ids: Mapping[str, str]) -> str:
         return f"{self.kind}:{job_ids[self.parent]}"
@@ -65,6 +70,21 @@ class Edge:
     group: Literal["all", "any"] = "all"  # from depends_on ("all") or depends_on_any ("any")
 
 
+@dataclass(frozen=True)
+class Hosting:
+    """Where a hosted allocation runs: inside the plan job `job` (kind "host"), found in Slurm either as the job
+    step named `step` (a group member: `srun --job-name=<step>`, sacct's `<job id>.<step id>` row of that name) or
+    as array task `task` (a packed array: `<job id>_<task>`). Exactly one of `step` and `task` is set."""
+
+    job: str
+    step: str | None = None
+    task: int | None = None
+
+    def __post_init__(self) -> None:
+        if (self.step is None) == (self.task is None):
+            raise ValueError("a hosted allocation is found either by its step name or by its array task index")
+
+
 @dataclass
 class PlannedJob:
     """One sbatch submission: a user allocation (single job or array) or a generated join job."""
@@ -92,9 +112,20 @@ class PlannedJob:
     # The time limit in seconds (None: the partition's default; 0: no limit, slurm_values.UNLIMITED). Typed here
     # and turned into Slurm's `--time` text only by the renderer (compiler/render.py): nothing reads it back.
     walltime: int | None = None
+    # A hosted allocation (kind "allocation") is not submitted on its own: `host` says which job runs it and how
+    # Slurm shows it; its `dependency` is None (the host job carries the Slurm dependency), its `edges` stay the
+    # user's. A host job (kind "host") lists the allocations it runs in `members` (a group: in the order its script
+    # considers them; a packed array: by task index).
+    host: Hosting | None = None
+    members: tuple[str, ...] = ()
 
     def parents(self) -> tuple[str, ...]:
         return self.dependency.parents() if self.dependency else ()
+
+    @property
+    def submitted(self) -> bool:
+        """Whether this job is an sbatch submission of its own (a hosted allocation is not)."""
+        return self.host is None
 
 
 @dataclass
@@ -113,7 +144,21 @@ class Plan:
         raise KeyError(name)
 
     def allocations(self) -> list[PlannedJob]:
+        """Every allocation, hosted or not (what status, cancel --allocation, resume and redo speak of)."""
         return [j for j in self.jobs if j.kind == "allocation"]
+
+    def submissions(self) -> list[PlannedJob]:
+        """The jobs sbatch submits, in order: everything but hosted allocations (their host job runs them)."""
+        return [j for j in self.jobs if j.host is None]
+
+    def members_of(self, host: str) -> list[PlannedJob]:
+        """The allocations the host job `host` runs, in its `members` order."""
+        return [self.job(name) for name in self.job(host).members]
+
+    def slurm_job_of(self, name: str) -> str:
+        """The plan job whose Slurm job runs `name`: its host for a hosted allocation, else itself."""
+        job = self.job(name)
+        return job.host.job if job.host is not None else name
 
     # --- JSON (the plan.json schema is documented in docs/plan-json.md) ---
 
@@ -124,6 +169,12 @@ class Plan:
                 del job["option_sources"]
             if job["part_of"] is None:  # only split task groups have parts; keep other plans unchanged
                 del job["part_of"], job["task_offset"]
+            if job["host"] is None:  # only hosted allocations have a host
+                del job["host"]
+            else:
+                job["host"] = {k: v for k, v in job["host"].items() if v is not None}
+            if job["kind"] != "host":  # only host jobs have members
+                del job["members"]
         if data["max_concurrent"] is None:
             del data["max_concurrent"]
         return data
@@ -156,6 +207,8 @@ class Plan:
                     part_of=j.get("part_of"),
                     task_offset=j.get("task_offset", 0),
                     walltime=j.get("walltime"),
+                    host=Hosting(**j["host"]) if j.get("host") is not None else None,
+                    members=tuple(j.get("members", ())),
                 )
             )
         return cls(

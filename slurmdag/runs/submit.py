@@ -16,7 +16,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -85,7 +85,7 @@ def gate_script(plan: Plan, submission: render.Submission) -> str:
 def submission_scripts(plan: Plan, submission: render.Submission) -> dict[str, str]:
     """The script files of one submission (job name -> text; the gate's as GATE_NAME): each job's compiled script
     with its #SBATCH block saying what its sbatch call says."""
-    scripts = {job.name: render.bind_script(job, submission) for job in plan.jobs}
+    scripts = {job.name: render.bind_script(job, submission) for job in plan.submissions()}
     scripts[GATE_NAME] = gate_script(plan, submission)
     return scripts
 
@@ -117,9 +117,10 @@ class PlannedSubmission:
 
 def describe(plan: Plan, cascade: str = CASCADE_NATIVE, log_dir: str = "<log dir>") -> list[PlannedSubmission]:
     names = {j.name: j.name for j in plan.jobs}
+    names.update(hosted_job_ids(plan, names))
     submission = render.Submission("<dag>", cascade != CASCADE_RECONCILER, log_dir)
     out = []
-    for job in plan.jobs:
+    for job in plan.submissions():
         dep = dependency_expression(job, names, "<gate>")
         out.append(PlannedSubmission(job.name, job.kind, job_options(job, submission, dep), dep))
     return out
@@ -302,6 +303,7 @@ def submit_gated(
             store.save(record)
 
             accepted = itertools.count(1)
+            total = len(plan.submissions())
 
             def submit_one(job: PlannedJob) -> str:
                 dep = dependency_expression(job, job_ids, gate_id)
@@ -309,7 +311,7 @@ def submit_gated(
                 job_id = table_full.submit(backend, str(store.script_path(dag_id, job.name)), options)
                 if on_progress is not None:
                     try:
-                        on_progress(next(accepted), len(plan.jobs))  # count() is atomic under the GIL
+                        on_progress(next(accepted), total)  # count() is atomic under the GIL
                     except Exception:  # noqa: BLE001 - a report (to a terminal that hung up, say) never fails a submission
                         pass
                 return job_id
@@ -318,6 +320,7 @@ def submit_gated(
                 current = _describe_job(wave[0])
                 guard.check()
                 failed = submit_wave(wave, submit_one, job_ids, guard)
+                job_ids.update(hosted_job_ids(plan, job_ids))
                 # Recorded before any child is submitted. Not fsynced: a crash of this process loses nothing (the
                 # page cache survives it), and after a power loss every job still waits on the held gate and
                 # `withdraw` finds it by its name prefix.
@@ -411,15 +414,28 @@ def _find_by_name(backend: Backend, options: list[str]) -> str | None:
 SUBMIT_WORKERS = max(1, int(os.environ.get("SLURMDAG_SUBMIT_WORKERS", "4")))
 
 
-def submission_waves(plan: Plan) -> list[list[PlannedJob]]:
-    """The plan's jobs by depth, plan order within a depth: every parent of a job is in an earlier wave.
+def hosted_job_ids(plan: Plan, job_ids: Mapping[str, str]) -> dict[str, str]:
+    """The Slurm ids of hosted allocations whose host has an id: a group member's is its host's job id (its step
+    is found by name), a packed array task's is `<array id>_<task>` (what a child's dependency term names)."""
+    out: dict[str, str] = {}
+    for job in plan.allocations():
+        if job.host is not None and job.host.job in job_ids:
+            host_id = job_ids[job.host.job]
+            out[job.name] = host_id if job.host.task is None else f"{host_id}_{job.host.task}"
+    return out
 
-    A parent outside the plan (a resume's sub-plan waits on jobs submitted before) counts as already submitted.
+
+def submission_waves(plan: Plan) -> list[list[PlannedJob]]:
+    """The plan's submissions by depth, plan order within a depth: every parent of a job is in an earlier wave.
+
+    A parent outside the plan (a resume's sub-plan waits on jobs submitted before) counts as already submitted; a
+    parent hosted by another job counts as that job.
     """
     depth: dict[str, int] = {}
     waves: list[list[PlannedJob]] = []
-    for job in plan.jobs:
-        parents = job.dependency.parents() if job.dependency else ()
+    host_of = {j.name: j.host.job for j in plan.jobs if j.host is not None}
+    for job in plan.submissions():
+        parents = [host_of.get(p, p) for p in job.parents()]
         level = 1 + max((depth.get(p, -1) for p in parents), default=-1)
         depth[job.name] = level
         while len(waves) <= level:
@@ -465,6 +481,8 @@ def submit_wave(
 
 
 def _describe_job(job: PlannedJob) -> str:
+    if job.kind == "host":
+        return f"job {job.name!r} (hosting {', '.join(job.members)})"
     return f"allocation {job.name!r}" if job.kind == "allocation" else f"join job {job.name!r}"
 
 
