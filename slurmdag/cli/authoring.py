@@ -13,6 +13,7 @@ import typer
 
 from slurmdag.cli import app
 from slurmdag.cli.common import echo_json, echo_warnings
+from slurmdag.compiler import packing
 from slurmdag.compiler.compile import compile_file, parse_overrides
 from slurmdag.model.errors import InputError, Problem, SlurmdagError, UsageError
 from slurmdag.model.plan import Plan
@@ -99,7 +100,12 @@ def _validate_json(workflow: str, sets: list[str]) -> None:
     try:
         cap = admission.allocation_cap()
         plan = compile_file(
-            workflow, parse_overrides(sets), warnings=warnings, max_allocations=cap.value, limit_note=cap.note
+            workflow,
+            parse_overrides(sets),
+            warnings=warnings,
+            max_allocations=cap.value,
+            limit_note=cap.note,
+            auto_array=cap.auto_array,
         )
     except InputError as e:
         problems = e.problems
@@ -143,8 +149,14 @@ def compile_cmd(
             typer.echo(f"{job.name}: sbatch options (script merged with the workflow; the workflow wins):")
             for line in job.option_sources:
                 typer.echo(f"  {line}")
-    joins = len(plan.jobs) - len(plan.allocations())
+    for line in packing.explain(plan):
+        typer.echo(line)
+    joins = len([j for j in plan.jobs if j.kind in ("join", "part")])
+    arrays = [j for j in plan.jobs if j.kind == "host" and j.array]
     extra = f" + {joins} join job{'s' if joins != 1 else ''}" if joins else ""
+    if arrays:
+        packed = sum(len(j.members) for j in arrays)
+        extra += f" ({packed} of them packed into {len(arrays)} array job{'s' if len(arrays) != 1 else ''})"
     typer.echo(f"{workflow}: compiled {len(plan.allocations())} allocations{extra} into {out}")
 
 
@@ -184,6 +196,7 @@ def _compile(workflow: str, sets: list[str], template_dirs: Sequence[Path] = ())
             warnings=warnings,
             max_allocations=cap.value,
             limit_note=cap.note,
+            auto_array=cap.auto_array,
         )
     except InputError:
         warnings += cap.warnings  # the policy check on the plan, which would show them, is not reached

@@ -79,7 +79,13 @@ def _load_plan(path: Path, sets: list[str]) -> Plan:
 
     cap = allocation_cap()
     try:
-        return compile_file(path, overrides=parse_overrides(sets), max_allocations=cap.value, limit_note=cap.note)
+        return compile_file(
+            path,
+            overrides=parse_overrides(sets),
+            max_allocations=cap.value,
+            limit_note=cap.note,
+            auto_array=cap.auto_array,
+        )
     except InputError:
         echo_warnings(cap.warnings)  # admit, which would show them, is not reached
         raise

@@ -24,7 +24,7 @@ from typing import Any
 
 import jinja2
 
-from slurmdag.compiler import graph, render
+from slurmdag.compiler import graph, packing, render
 from slurmdag.compiler.script_directives import shell_kind
 from slurmdag.compiler.spec import (
     LINE_KEYS,
@@ -112,6 +112,7 @@ def compile_file(
     max_allocations: int = graph.DEFAULT_MAX_ALLOCATIONS,
     warnings: list[Problem] | None = None,
     limit_note: str | None = None,
+    auto_array: bool = False,
 ) -> Plan:
     """Read, validate and compile one workflow file; raises InputError listing every problem found.
 
@@ -136,6 +137,7 @@ def compile_text(
     base_dir: str | PathLike[str] = ".",
     warnings: list[Problem] | None = None,
     limit_note: str | None = None,
+    auto_array: bool = False,
 ) -> Plan:
     """Like compile_file, for workflow text already in memory (`file` names it in error messages)."""
     return compile_allocations(
@@ -146,6 +148,7 @@ def compile_text(
         template_dirs,
         max_allocations,
         warnings=warnings,
+        auto_array=auto_array,
     )
 
 
@@ -172,6 +175,7 @@ def compile_allocations(
     max_allocations: int = graph.DEFAULT_MAX_ALLOCATIONS,
     source: str | None = None,
     warnings: list[Problem] | None = None,
+    auto_array: bool = False,
 ) -> Plan:
     """Compile a node tree (from yamlsrc or the Python API), reporting spec and graph problems together."""
     spec, problems = build_partial(root, file, os.fspath(base_dir))
@@ -179,7 +183,7 @@ def compile_allocations(
         raise InputError(problems)
     if warnings is not None:
         warnings.extend(spec.warnings)
-    return _compile(spec, problems, overrides, template_dirs, max_allocations, source)
+    return _compile(spec, problems, overrides, template_dirs, max_allocations, source, auto_array)
 
 
 @_without_gc
@@ -190,11 +194,12 @@ def compile_spec(
     max_allocations: int = graph.DEFAULT_MAX_ALLOCATIONS,
     source: str | None = None,
     warnings: list[Problem] | None = None,
+    auto_array: bool = False,
 ) -> Plan:
     """Compile an already validated spec (see spec.load_workflow); raises InputError listing every problem."""
     if warnings is not None:
         warnings.extend(spec.warnings)
-    return _compile(spec, [], overrides, template_dirs, max_allocations, source)
+    return _compile(spec, [], overrides, template_dirs, max_allocations, source, auto_array)
 
 
 def parse_overrides(items: Iterable[str]) -> dict[str, str]:
@@ -223,6 +228,7 @@ def _compile(
     template_dirs: TemplateDirs,
     max_allocations: int,
     source: str | None,
+    auto_array: bool = False,
 ) -> Plan:
     problems = list(problems)
     try:
@@ -261,6 +267,8 @@ def _compile(
         jobs.append(job)
     if problems:
         raise InputError(problems)
+    if spec.auto_array if spec.auto_array is not None else auto_array:
+        jobs = packing.apply(spec.name, jobs, packing.find_packs(jobs))
     return Plan(workflow=spec.name, jobs=jobs, params=params, source=source, max_concurrent=spec.max_concurrent)
 
 

@@ -36,6 +36,10 @@ def apply_max_concurrent(plan: Plan, k: int) -> Plan:
     finish: dict[str, int] = {}
     out: list[PlannedJob] = []
     for job in plan.jobs:
+        if job.host is not None:  # runs inside its host job (a packed array's task), which took the lanes
+            finish[job.name] = finish.get(job.host.job, 0)
+            out.append(job)
+            continue
         ready = max((finish.get(p, 0) for p in job.parents()), default=0)
         if job.kind == "join":
             finish[job.name] = ready

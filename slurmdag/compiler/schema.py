@@ -170,6 +170,7 @@ def generate() -> dict[str, Any]:
         },
         "allocations": {"type": "array", "minItems": 1, "items": {"$ref": "#/definitions/allocation"}},
         "max_concurrent": {"oneOf": [{"type": "integer", "minimum": 1}, {"type": "null"}]},
+        "auto_array": {"oneOf": [{"type": "boolean"}, {"type": "null"}]},
     }
     missing = set(spec.TOP_KEYS) ^ set(top)
     if missing:

@@ -45,7 +45,7 @@ NAME_HINT = "names are 1-64 characters: letters, digits, '-', '_' and '.', start
 IDENT_RE = re.compile(r"\A[A-Za-z_][A-Za-z0-9_]*\Z")
 CONDITIONS = ("success", "failure", "any", "corresponding")
 
-TOP_KEYS = ("name", "description", "defaults", "params", "allocations", "max_concurrent")
+TOP_KEYS = ("name", "description", "defaults", "params", "allocations", "max_concurrent", "auto_array")
 
 # Allocation keys that become one sbatch long option each.
 OPTION_KEYS = {
@@ -144,6 +144,7 @@ class WorkflowSpec:
     allocations_node: Node | None = None
     warnings: list[Problem] = field(default_factory=list)  # worth showing, not worth refusing (script notes)
     max_concurrent: int | None = None  # at most this many of the DAG's jobs (and tasks) running at once
+    auto_array: bool | None = None  # pack siblings into array jobs (compiler/packing.py); None: the site's default
 
     def by_name(self) -> dict[str, AllocationSpec]:
         return {a.name: a for a in self.allocations}
@@ -782,6 +783,14 @@ def build_partial(
             max_concurrent = _p_positive_int("max_concurrent", root.value["max_concurrent"], ctx)
         except _BadValueError as e:
             ctx.bad(e.node or root.value["max_concurrent"], e.message, e.hint)
+    auto_array = None
+    auto_node = root.value.get("auto_array")
+    if auto_node is not None and not (isinstance(auto_node, ScalarNode) and auto_node.value is None):
+        if isinstance(auto_node, ScalarNode) and isinstance(auto_node.value, bool):
+            auto_array = auto_node.value
+        else:
+            value = auto_node.value if isinstance(auto_node, ScalarNode) else None
+            ctx.bad(auto_node, "`auto_array` must be true or false", bool_hint(value) or "e.g. `auto_array: true`")
     params, param_nodes = _params(root.value.get("params"), ctx)
     defaults: dict[str, tuple[Any, Node]] = {}
     dnode = root.value.get("defaults")
@@ -818,6 +827,7 @@ def build_partial(
         allocations_node=root.keys.get("allocations"),
         warnings=ctx.warnings,
         max_concurrent=max_concurrent,
+        auto_array=auto_array,
     )
     return spec, ctx.problems
 

@@ -153,6 +153,8 @@ def label(plan: Plan, raw: Mapping[str, AllocationState], ran: Mapping[str, bool
     """
     labels = Labels()
     for job in plan.jobs:
+        if job.kind == "host":
+            continue  # a job that runs other allocations has no state of its own: they do
         state = raw.get(job.name, AllocationState.UNKNOWN)
         if state is AllocationState.CANCELLED and not ran.get(job.name, False) and job.edges:
             cause = blocking_cause(job.edges, labels)

@@ -23,7 +23,7 @@ from slurmdag.model.errors import (
 )
 from slurmdag.model.plan import Plan
 from slurmdag.policy import preflight
-from slurmdag.policy.limits import Policy, check_plan, read_policy, workflow_source
+from slurmdag.policy.limits import Policy, check_plan, read_policy, read_site_auto_array, workflow_source
 from slurmdag.policy.site_paths import site_policy_path, user_config_path
 
 # Compile's own allocation cap is lifted where the policy check follows, so a site may raise it and a refusal
@@ -40,12 +40,18 @@ class AllocationCap:
     value: int
     note: str
     warnings: list[Problem]
+    auto_array: bool = False  # the site's default for a workflow without `auto_array:` (not a limit)
 
 
 def allocation_cap() -> AllocationCap:
     policy = effective_policy()
     limit = policy["max_allocations"]
-    return AllocationCap(NO_COMPILE_CAP if limit.value is None else limit.value, limit.describe(), policy.warnings)
+    return AllocationCap(
+        NO_COMPILE_CAP if limit.value is None else limit.value,
+        limit.describe(),
+        policy.warnings,
+        read_site_auto_array(site_policy_path()),
+    )
 
 
 def effective_policy(plan: Plan | None = None) -> Policy:

@@ -170,7 +170,7 @@ def parse_site(text: str, file: str) -> Source:
 
 
 # Keys of the site file that are settings, not limits.
-SITE_SETTINGS = frozenset({"backend"})
+SITE_SETTINGS = frozenset({"backend", "auto_array"})
 
 
 def parse_site_backend(text: str, file: str) -> str | None:
@@ -192,6 +192,25 @@ def parse_site_backend(text: str, file: str) -> str | None:
 def read_site_backend(path: Path) -> str | None:
     text = _read(path)
     return None if text is None else parse_site_backend(text, str(path))
+
+
+def parse_site_auto_array(text: str, file: str) -> bool:
+    """The site file's `auto_array:` (true or false, default false): whether a workflow that does not say packs its
+    sibling allocations into array jobs (compiler/packing.py). A default, not a limit: the workflow's own key wins."""
+    root = parse_yaml(text, file)
+    if not isinstance(root, MapNode) or "auto_array" not in root.value:
+        return False
+    node = root.value["auto_array"]
+    if isinstance(node, ScalarNode) and node.value is None:
+        return False
+    if not isinstance(node, ScalarNode) or not isinstance(node.value, bool):
+        raise InputError(problem_at(file, node, "`auto_array` must be true or false", "e.g. `auto_array: true`"))
+    return node.value
+
+
+def read_site_auto_array(path: Path) -> bool:
+    text = _read(path)
+    return False if text is None else parse_site_auto_array(text, str(path))
 
 
 def parse_user_config(text: str, file: str) -> tuple[Source, list[Problem]]:

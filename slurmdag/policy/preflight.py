@@ -171,8 +171,9 @@ def submit_limits(cluster: ClusterInfo, plan: Plan) -> list[SubmitLimit]:
 
 
 def job_count(plan: Plan) -> int:
-    """Jobs this DAG puts in the queue as Slurm counts them for submit limits: each array task, and the gate."""
-    return 1 + sum(j.tasks or 1 for j in plan.jobs)
+    """Jobs this DAG puts in the queue as Slurm counts them for submit limits: each array task, and the gate.
+    Counted after packing (auto_array): an allocation packed into an array job is one of its tasks, not a job."""
+    return 1 + sum(j.tasks or 1 for j in plan.submissions())
 
 
 def check(plan: Plan, cluster: ClusterInfo) -> Verdict:
@@ -185,6 +186,8 @@ def check(plan: Plan, cluster: ClusterInfo) -> Verdict:
         verdict.problems += problems
         verdict.notes += notes
     plan = verdict.plan
+    if size is not None:
+        verdict.problems += _oversized_packs(plan, size, file)
     needed = job_count(plan)
     verdict.jobs_needed = needed
     verdict.notes.append(f"the DAG puts {needed} jobs in the queue (array tasks counted one by one, with the gate)")
@@ -192,7 +195,7 @@ def check(plan: Plan, cluster: ClusterInfo) -> Verdict:
         count = (
             needed
             if limit.qos is None
-            else 1 + sum(j.tasks or 1 for j in plan.jobs if j.options.get("qos") == limit.qos)
+            else 1 + sum(j.tasks or 1 for j in plan.submissions() if j.options.get("qos") == limit.qos)
         )
         room = limit.value - limit.in_use
         if count > room:
@@ -210,10 +213,25 @@ def check(plan: Plan, cluster: ClusterInfo) -> Verdict:
                 f"{limit.what} = {limit.value}: {limit.in_use} queued + {count} = {limit.in_use + count}, fits"
             )
     _check_job_table(verdict, cluster, needed, file)
-    for job in plan.jobs:
+    for job in plan.submissions():
         if job.kind != "part":
             verdict.problems += _resource_problems(job, cluster, file)
     return verdict
+
+
+def _oversized_packs(plan: Plan, size: int, file: str) -> list[Problem]:
+    """A packed array (auto_array) holds up to packing.MAX_PACK tasks; a cluster whose MaxArraySize is smaller
+    refuses it. Not split like a task group: refused before anything is submitted, saying what to do."""
+    return [
+        Problem(
+            f"auto_array packed {j.tasks} allocations into array job {j.name!r}, more than the cluster's "
+            f"MaxArraySize={size} allows",
+            file,
+            hint="set `auto_array: false` in the workflow, or give some of these siblings different options",
+        )
+        for j in plan.jobs
+        if j.kind == "host" and j.array and (j.tasks or 0) >= size
+    ]
 
 
 def _per_node(job: PlannedJob) -> tuple[int, int, int | None]:

@@ -40,8 +40,27 @@ class CancelOutcome:
 
 
 def cancel_targets(status: DagStatus) -> list[CancelTarget]:
-    """Pure: every job of the DAG that has not finished (a task group counts while any task is unfinished)."""
-    return [CancelTarget(a.name, a.job_id, a.state) for a in status.nodes if a.job_id and a.state in ACTIVE]
+    """Pure: every job of the DAG that has not finished (a task group counts while any task is unfinished). A
+    packed array job (auto_array) is not a target of its own: its allocations are, by name."""
+    arrays = {j.name for j in status.plan.jobs if j.kind == "host" and j.array}
+    return [
+        CancelTarget(a.name, a.job_id, a.state)
+        for a in status.nodes
+        if a.job_id and a.state in ACTIVE and a.name not in arrays
+    ]
+
+
+def slurm_ids(status: DagStatus, targets: list[CancelTarget]) -> list[str]:
+    """The ids to hold or cancel for `targets`: an allocation packed into an array job is reached through the
+    array's own id (one scontrol/scancel RPC for the whole array, not one per task) when the whole DAG goes."""
+    by_name = {a.name: a.job_id for a in status.nodes}
+    jobs = {j.name: j for j in status.plan.jobs}
+    out: list[str] = []
+    for t in targets:
+        job = jobs.get(t.name)
+        host = job.host.job if job is not None and job.host is not None and job.host.task is not None else None
+        out.append((by_name.get(host) or t.job_id) if host else t.job_id)
+    return list(dict.fromkeys(out))
 
 
 def cancel_dag(
@@ -59,10 +78,13 @@ def cancel_dag(
     if dry_run or outcome.nothing_to_do:
         return outcome
 
-    ids = [t.job_id for t in outcome.targets]
+    ids = slurm_ids(status, outcome.targets)
     if record.gate_job_id:
         ids.append(record.gate_job_id)  # a gate not yet run would start nothing now, but leave no stray job
-    pending = [t.job_id for t in outcome.targets if t.state is AllocationState.PENDING or _has_pending_tasks(status, t)]
+    pending = slurm_ids(
+        status,
+        [t for t in outcome.targets if t.state is AllocationState.PENDING or _has_pending_tasks(status, t)],
+    )
     lock = store.lock_dag(dag_id) if store.exists(dag_id) else None
     try:
         outcome.hold_messages = backend.hold(pending)

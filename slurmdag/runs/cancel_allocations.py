@@ -30,12 +30,17 @@ class AllocationCancelOutcome:
 
 
 def failure_handlers(plan: Plan, names: set[str]) -> list[str]:
-    """Pure: planned jobs (allocations and join jobs) that an `afternotok` term ties to one of `names`."""
-    return [
-        j.name
-        for j in plan.jobs
-        if j.dependency is not None and any(t.kind == "afternotok" and t.parent in names for t in j.dependency.terms)
-    ]
+    """Pure: planned jobs (allocations and join jobs) that an `afternotok` term ties to one of `names` (for an
+    allocation packed into an array job, the array's dependency is its own)."""
+    hosts = {j.name: j for j in plan.jobs if j.kind == "host"}
+    out = []
+    for j in plan.jobs:
+        if j.kind == "host":
+            continue
+        dependency = hosts[j.host.job].dependency if j.host is not None else j.dependency
+        if dependency is not None and any(t.kind == "afternotok" and t.parent in names for t in dependency.terms):
+            out.append(j.name)
+    return out
 
 
 def cancel_allocations(

@@ -192,6 +192,19 @@ def task_job(plan: Plan, name: str, task: int) -> tuple[PlannedJob, int] | None:
 def allocation_logs(plan: Plan, record: DagRecord, name: str, task: int | None = None) -> LogPaths | None:
     """The log files of one allocation, or of one task of a task group; None if it was never submitted."""
     job = plan.job(name)
+    if job.host is not None and job.host.task is not None:  # packed into an array job by auto_array
+        host = plan.job(job.host.job)
+        from slurmdag.state import attempt_history
+
+        current = attempt_history.current_job_ids(record) if record.attempts else record.job_ids
+        own = current.get(name)
+        if own is None:
+            return None
+        if "_" in own:  # still the array's task (a resume re-runs it as a job of its own, found below)
+            array_id = own.split("_", 1)[0]
+            task_ref = JobRef(array_id, array_id, job.host.task, render.slurm_job_name(record.dag_id, host.name), True)
+            paths = paths_for(host, record, task_ref)
+            return LogPaths(name, None, paths.stdout, paths.stderr)
     if job.array and task is not None:
         found = task_job(plan, name, task)
         if found is None:

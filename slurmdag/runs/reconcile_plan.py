@@ -107,7 +107,13 @@ def plan_actions(plan: Plan, status: DagStatus, cascade: str) -> list[Cancel]:
     allocs = {n.name: n for n in status.nodes}
     outcomes: dict[str, dict[int | None, Outcome]] = {}
     actions: list[Cancel] = []
+    arrays = {j.name: j for j in plan.jobs if j.kind == "host" and j.array}
     for job in plan.jobs:  # topological: parents' (predicted) outcomes are known before their children
+        if job.kind == "host" and job.array:
+            continue  # a packed array (auto_array): each task is judged as the allocation it runs, below
+        dependency = (
+            arrays[job.host.job].dependency if job.host is not None and job.host.job in arrays else job.dependency
+        )
         alloc = allocs.get(job.name)
         alloc_units = units(alloc) if alloc is not None else []
         outcomes[job.name] = {}
@@ -117,8 +123,8 @@ def plan_actions(plan: Plan, status: DagStatus, cascade: str) -> list[Cancel]:
                 stuck = unit.reason == NEVER_SATISFIED
                 doomed = (
                     cascade == "reconciler"
-                    and job.dependency is not None
-                    and (dependency_value(job.dependency, unit, outcomes) is TermValue.NEVER)
+                    and dependency is not None
+                    and (dependency_value(dependency, unit, outcomes) is TermValue.NEVER)
                 )
                 if stuck or doomed:
                     why = (

@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
+from slurmdag.compiler import packing
 from slurmdag.model import slurm_values as wt
 from slurmdag.model.errors import DagStillActiveError, NothingToResumeError, Problem, UsageError
 from slurmdag.model.plan import Dependency, DependencyTerm, Plan, PlannedJob
@@ -44,7 +45,9 @@ class ResumePlan:
 
 
 def plan_resume(plan: Plan, outcomes: Mapping[str, Outcome]) -> ResumePlan:
-    """Re-run every job that did not complete; completed task-group tasks are kept."""
+    """Re-run every job that did not complete; completed task-group tasks are kept. Allocations that were packed
+    into an array job (auto_array) are re-run as jobs of their own."""
+    plan = packing.unpack(plan)
     _refuse_split(plan)
     _refuse_active(outcomes)
     rerun: dict[str, list[int] | None] = {}
@@ -72,6 +75,7 @@ def plan_resume(plan: Plan, outcomes: Mapping[str, Outcome]) -> ResumePlan:
 
 def plan_redo(plan: Plan, outcomes: Mapping[str, Outcome], allocation: str, cascade: bool = False) -> ResumePlan:
     """Re-run `allocation` whatever its outcome (whole task group); with `cascade`, also every job downstream of it."""
+    plan = packing.unpack(plan)
     _refuse_split(plan)
     _refuse_active(outcomes)
     names = {j.name for j in plan.allocations()}

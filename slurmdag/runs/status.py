@@ -105,15 +105,23 @@ class DagStatus:
 # --- from Slurm's rows to allocation states ---
 
 
-def _ours(info: JobInfo | None, dag_id: str, name: str) -> JobInfo | None:
-    """Drop a row that belongs to another job that happens to share the id (ids repeat after a reset)."""
-    if info is None or info.name != render.slurm_job_name(dag_id, name):
+def _ours(info: JobInfo | None, dag_id: str, name: str, host: str | None = None) -> JobInfo | None:
+    """Drop a row that belongs to another job that happens to share the id (ids repeat after a reset). `host`: the
+    packed array an allocation ran in (a resume re-runs it as a job of its own name)."""
+    if info is None:
+        return None
+    if info.name != render.slurm_job_name(dag_id, name) and (
+        host is None or info.name != render.slurm_job_name(dag_id, host)
+    ):
         return None
     return info
 
 
-def _single(job: PlannedJob, job_id: str, infos: dict[str, JobInfo], dag_id: str) -> AllocationStatus:
-    info = _ours(infos.get(job_id), dag_id, job.name)
+def _single(
+    job: PlannedJob, job_id: str, infos: dict[str, JobInfo], dag_id: str, host: str | None = None
+) -> AllocationStatus:
+    """`host`: the packed array job whose task runs it (auto_array); Slurm shows that job's name for it."""
+    info = _ours(infos.get(job_id), dag_id, job.name, host)
     if info is None:
         return AllocationStatus(job.name, job.kind, job_id, AllocationState.UNKNOWN, None, None, "not known to Slurm")
     return AllocationStatus(
@@ -256,7 +264,7 @@ def build_status(
             )
             allocs[job.name] = _group(job, job_id, infos, record.dag_id, sources)
         else:
-            allocs[job.name] = _single(job, job_id, infos, record.dag_id)
+            allocs[job.name] = _single(job, job_id, infos, record.dag_id, job.host.job if job.host else None)
     _fold_parts(plan, allocs)
     labels = label(plan, {n: s.state for n, s in allocs.items()}, {n: s.ran for n, s in allocs.items()})
     for name, alloc_state in labels.items():

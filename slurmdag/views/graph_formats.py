@@ -1,7 +1,8 @@
 """A compiled workflow's graph as text: an ascii tree, Graphviz dot, or Mermaid. Pure: Plan in, string out.
 
 Only user allocations are drawn (join jobs are an implementation detail); each edge carries its condition, and
-edges from depends_on_any are marked "any of". `labels` adds text after a node (e.g. its state in `status --graph`).
+edges from depends_on_any are marked "any of". An allocation packed into an array job (auto_array) says which task
+of which array it is. `labels` adds text after a node (e.g. its state in `status --graph`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ def _node_text(job: PlannedJob, labels: Mapping[str, str] | None, tag: str = "")
     text = job.name + tag
     if job.array:
         text += f"  array {job.array}"
+    if job.host is not None and job.host.task is not None:  # packed by auto_array
+        text += f"  (task {job.host.task} of array job {job.host.job})"
     if labels and job.name in labels:
         text += f"  {labels[job.name]}"
     return text

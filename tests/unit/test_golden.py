@@ -23,6 +23,7 @@ EXAMPLES = {
     "training-pipeline": "training-pipeline.yaml",
     "sweep": "sweep.yaml",
     "porting": "porting/workflow.yaml",  # `script:` allocations reusing batch scripts
+    "auto-array": "auto-array.yaml",  # auto_array: siblings packed into one array job dispatching on the task id
 }
 REGEN = os.environ.get("SLURMDAG_REGEN_GOLDEN") == "1"
 
