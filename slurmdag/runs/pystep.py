@@ -4,7 +4,7 @@ It reads the step's call (function and arguments, cloudpickled at submit time) a
 results are), puts each parent's return value where the submitter passed that parent's handle, calls the function
 and stores what came of it in this job's outputs folder (docs/passing-data.md):
 
-    .result.pickle     the return value (cloudpickle), always
+    .result.pickle     the return value, always (pickle; cloudpickle for what plain pickle cannot do)
     .result.json       the same value as JSON, when it is JSON-serialisable
     .exception.json    {"type", "message", "traceback"} when the function raised (the job then exits 1, so Slurm
     .exception.pickle  marks it FAILED and cancels its children); the exception itself, when it can be pickled
@@ -113,10 +113,19 @@ def parent_value(parent: dict[str, Any]) -> Any:
     return [read_result(folder / str(i)) for i in range(tasks)]
 
 
-def store_result(folder: Path, value: Any) -> None:
-    import cloudpickle
+def dumps(value: Any) -> bytes:
+    """Plain pickle when it can (most values are data: no cloudpickle import, ~0.1 s of a job's start-up when the
+    function came by reference), cloudpickle for the rest (lambdas, classes of __main__...)."""
+    try:
+        return pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception:  # noqa: BLE001 - PicklingError, AttributeError, TypeError...: let cloudpickle try
+        import cloudpickle
 
-    write_atomic(folder / RESULT_PICKLE, cloudpickle.dumps(value))
+        return bytes(cloudpickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL))
+
+
+def store_result(folder: Path, value: Any) -> None:
+    write_atomic(folder / RESULT_PICKLE, dumps(value))
     try:
         text = json.dumps(value, allow_nan=False)
     except (TypeError, ValueError):
@@ -133,9 +142,7 @@ def store_exception(folder: Path, ex: BaseException) -> None:
     }
     write_atomic(folder / EXCEPTION_JSON, json.dumps(described).encode("utf-8"))
     try:
-        import cloudpickle
-
-        write_atomic(folder / EXCEPTION_PICKLE, cloudpickle.dumps(ex))
+        write_atomic(folder / EXCEPTION_PICKLE, dumps(ex))
     except Exception:  # noqa: BLE001 - an unpicklable exception is still described by the JSON copy
         (folder / EXCEPTION_PICKLE).unlink(missing_ok=True)
 
@@ -151,6 +158,10 @@ def _qualified(kind: type) -> str:
 def run(name: str, run_dir: str, task: int | None) -> None:
     """Call step `name` (task `task` of a map) and store its result; re-raise what the function raised."""
     spec = json.loads(spec_path(run_dir, name).read_text(encoding="utf-8"))
+    if spec.get("tasks") is None:
+        task = None  # a call: a task index in the environment is inherited (a job packed into an array, say)
+    elif task is None:
+        raise SystemExit(f"pystep.py: {name} is a map of {spec['tasks']} tasks, but SLURMDAG_TASK_INDEX is not set")
     folder = Path(spec["dir"]) if task is None else Path(spec["dir"]) / str(task)
     folder.mkdir(parents=True, exist_ok=True)
     for stale in (RESULT_PICKLE, RESULT_JSON, EXCEPTION_JSON, EXCEPTION_PICKLE):
@@ -163,7 +174,7 @@ def run(name: str, run_dir: str, task: int | None) -> None:
             call = pickle.load(f)
         func, one = call["func"], call["call"]
         if call["tasks"] is not None:
-            one = call["tasks"][task if task is not None else 0]
+            one = call["tasks"][task]
         bound: Any = {"args": one["args"], "kwargs": one["kwargs"]}
         values: dict[str, Any] = {}
         for path, parent in one["refs"]:

@@ -84,6 +84,25 @@ def main() -> None:
     console = Console(file=io.StringIO(), width=100, force_terminal=True, record=True)
     console.print(live_renderable(status, "12:00:00", height=20))
     assert "1 Running" in console.export_text()
+
+    # a Python step with this cloudpickle: a lambda serialised by value, run by the installed job entry (by path)
+    from slurmdag import Workflow
+    from slurmdag.compiler.pysteps import JOB_ENTRY
+    from slurmdag.runs import pyresults
+    from slurmdag.runs.python_submit import serialise, write_step
+
+    wf = Workflow("py")
+    first = wf.call("first", lambda x: x * x, 3)
+    wf.call("second", lambda a, b: a + b, first, b=1)
+    run_dir = WORK / "run"
+    steps = wf.python_steps()
+    for name, blob in serialise(steps).items():
+        write_step(str(run_dir), steps[name], blob, [])
+    for name in ("first", "second"):
+        subprocess.run(
+            [sys.executable, str(JOB_ENTRY), name], env={**os.environ, "SLURMDAG_RUN_DIR": str(run_dir)}, check=True
+        )
+    assert pyresults.result(run_dir, "second") == 10
     print("smoke OK:", " ".join(f"{m}=={v}" for m, v in versions().items()))
 
 
@@ -91,7 +110,7 @@ def versions() -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 
     out = {}
-    for name in ("typer", "click", "rich", "pyyaml", "jinja2", "tabulate", "markupsafe"):
+    for name in ("typer", "click", "rich", "pyyaml", "jinja2", "tabulate", "markupsafe", "cloudpickle"):
         try:
             out[name] = version(name)
         except PackageNotFoundError:

@@ -176,7 +176,7 @@ def test_job_entry_calls_stores_and_hands_results_on(tmp_path):
     wf.call("reduce", lambda xs, extra: [*xs, extra], scores, extra={"n": sq})
     run_dir = _prepare(tmp_path, wf)
     pystep.run("square", str(run_dir), None)
-    pystep.run("add", str(run_dir), None)
+    pystep.run("add", str(run_dir), 7)  # an index inherited from the environment means nothing to a call
     for i in range(5):
         pystep.run("score", str(run_dir), i)
     pystep.run("reduce", str(run_dir), None)
@@ -199,6 +199,16 @@ def test_non_json_result_has_a_pickle_and_a_repr_but_no_json_copy(tmp_path):
     assert not (run_dir / "outputs" / "s" / ".result.json").exists()
     (shown,) = pyresults.shown_results(run_dir, "s")
     assert (shown.has_json, shown.repr) == (False, "{1, 2}")
+    assert b"cloudpickle" not in (run_dir / "outputs" / "s" / ".result.pickle").read_bytes()  # data: plain pickle
+
+
+def test_a_result_plain_pickle_cannot_store_goes_through_cloudpickle(tmp_path):
+    wf = Workflow("t")
+    wf.call("f", lambda k: lambda x: x * k, 3)
+    run_dir = _prepare(tmp_path, wf)
+    pystep.run("f", str(run_dir), None)
+    assert b"cloudpickle" in (run_dir / "outputs" / "f" / ".result.pickle").read_bytes()
+    assert pyresults.result(run_dir, "f")(2) == 6
 
 
 def test_exception_is_stored_with_its_traceback_and_reraised(tmp_path):
