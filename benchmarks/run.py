@@ -45,9 +45,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_compile  # noqa: E402  (the compile measurement lives there; reused, not copied)
 
 from slurmdag.backends import choice, runner  # noqa: E402
+from slurmdag.compiler import render  # noqa: E402
 from slurmdag.compiler.compile import compile_text  # noqa: E402
 from slurmdag.model.plan import Plan  # noqa: E402
-from slurmdag.runs.submit import render_options, submit_plan  # noqa: E402
+from slurmdag.runs.submit import submit_plan  # noqa: E402
 from slurmdag.state.store import Store  # noqa: E402
 
 SUBMIT_SHAPES = ("chain", "fan-out-fan-in", "layered")
@@ -106,9 +107,9 @@ def bash_baseline(plan: Plan, tag: str, folder: Path) -> str:
     for i, job in enumerate(plan.jobs):
         script = folder / f"{i}.sh"
         script.write_text(job.script)
-        opts = [*render_options(job.options), f"--job-name={tag}", "--kill-on-invalid-dep=yes"]
-        if job.array:
-            opts.append(f"--array={job.array}")
+        # the options of the job's compiled script (walltime, array, resources), under the baseline's own name
+        own = [o for o in render.command_line(render.sbatch_options(job)) if not o.startswith("--job-name=")]
+        opts = [*own, f"--job-name={tag}", "--kill-on-invalid-dep=yes"]
         if job.dependency and job.dependency.terms:
             opts.append("--dependency=" + job.dependency.render({k: f"${{{v}}}" for k, v in var.items()}))
         else:

@@ -65,6 +65,7 @@ read_knobs() {   # from the environment, with defaults
     K_MIN_JOB_AGE=${SLURM_MIN_JOB_AGE:-300}
     K_MAX_ARRAY_SIZE=${SLURM_MAX_ARRAY_SIZE:-1001}
     K_DEPENDENCY_PARAMETERS=${SLURM_DEPENDENCY_PARAMETERS:-}
+    K_CTLD_PARAMETERS=${SLURM_CTLD_PARAMETERS:-}
     K_MAX_JOB_COUNT=${SLURM_MAX_JOB_COUNT:-10000}
     K_WITH_DB=${WITH_DB:-1}
     [[ $K_NODES =~ ^[0-9]+$ ]] && (( K_NODES >= 1 && K_NODES <= 20 )) || die "SLURM_NODES must be 1..20 (got '$K_NODES')"
@@ -77,6 +78,8 @@ read_knobs() {   # from the environment, with defaults
 knobs_text() {
     printf 'SLURM_NODES=%s\nSLURM_MIN_JOB_AGE=%s\nSLURM_MAX_ARRAY_SIZE=%s\nSLURM_DEPENDENCY_PARAMETERS=%s\nSLURM_MAX_JOB_COUNT=%s\nWITH_DB=%s\n' \
         "$K_NODES" "$K_MIN_JOB_AGE" "$K_MAX_ARRAY_SIZE" "$K_DEPENDENCY_PARAMETERS" "$K_MAX_JOB_COUNT" "$K_WITH_DB"
+    # only when set: run dirs recorded before this knob existed stay unchanged
+    [ -z "$K_CTLD_PARAMETERS" ] || printf 'SLURM_CTLD_PARAMETERS=%s\n' "$K_CTLD_PARAMETERS"
 }
 
 recorded_knob() {   # recorded_knob NAME -> value from the run dir (empty if none)
@@ -99,6 +102,9 @@ render_configs() {   # render_configs OUTDIR : slurm.conf, slurmdbd.conf, plugst
     [ -f "$FIRST_JOB_ID_FILE" ] && first_id=$(cat "$FIRST_JOB_ID_FILE")
     local dep_line="#DependencyParameters="
     [ -n "$K_DEPENDENCY_PARAMETERS" ] && dep_line="DependencyParameters=$K_DEPENDENCY_PARAMETERS"
+    # SlurmctldParameters rides on the same template line only when set: unset, slurm.conf stays byte for byte as
+    # before (a changed file would restart the daemons of every cluster already running)
+    [ -n "$K_CTLD_PARAMETERS" ] && dep_line+=$'\n'"SlurmctldParameters=$K_CTLD_PARAMETERS"
     local storage=accounting_storage/none
     ((K_WITH_DB)) && storage=accounting_storage/slurmdbd
     mkdir -p "$out"

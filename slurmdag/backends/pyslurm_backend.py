@@ -23,7 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any, TypeVar
 
-from slurmdag.backends import runner
+from slurmdag.backends import backoff, runner
 from slurmdag.backends.base import JobInfo
 from slurmdag.backends.cli import CliBackend, unique_ids, user_name
 from slurmdag.backends.cluster_info import Accounting, ClusterInfo, Node, Partition, QueuedJob
@@ -39,7 +39,7 @@ from slurmdag.backends.cluster_parse import (
 from slurmdag.backends.pyslurm_options import RLIMIT_NAMES, Submitter, propagated_rlimits, translate
 from slurmdag.backends.pyslurm_probe import controller_config
 from slurmdag.compiler.script_directives import read_script_file
-from slurmdag.model.errors import SlurmCommandError, SlurmOutputError, SlurmUnavailableError
+from slurmdag.model.errors import RateLimitedError, SlurmCommandError, SlurmOutputError, SlurmUnavailableError
 from slurmdag.model.slurm_values import array_indexes
 from slurmdag.model.states import UNFINISHED_SLURM_STATES
 
@@ -179,12 +179,15 @@ class PyslurmBackend(CliBackend):
         for job_id in unique_ids(job_ids):
             # What scancel does per id: SIGKILL to the whole job (string id: "123" or an array task "123_4").
             # Unknown or finished ids are not an error (scancel exits 0 for them too); callers read state back.
-            try:
-                self._call(["scancel", job_id], functools.partial(self._ps.slurm_kill_job2, job_id.encode(), 9, 0))
-            except ValueError as ex:  # the old API's error: (message, errno)
-                message, errno = (list(ex.args) + ["", None])[:2]
-                if errno not in (_INVALID_JOB_ID, _ALREADY_DONE):
-                    raise self._error(["scancel", job_id], errno, str(message)) from None
+            self._call(["scancel", job_id], functools.partial(self._kill, job_id))
+
+    def _kill(self, job_id: str) -> None:
+        try:
+            self._ps.slurm_kill_job2(job_id.encode(), 9, 0)
+        except ValueError as ex:  # the old API's error: (message, errno)
+            message, errno = (list(ex.args) + ["", None])[:2]
+            if errno not in (_INVALID_JOB_ID, _ALREADY_DONE):
+                raise self._error(["scancel", job_id], errno, str(message)) from None
 
     def update_dependency(self, job_id: str, expression: str) -> None:
         # "" would leave the dependency as it is through pyslurm; Slurm clears it on "0" (as `Dependency=`).
@@ -262,15 +265,22 @@ class PyslurmBackend(CliBackend):
     # --- errors ---
 
     def _call(self, argv: list[str], action: Callable[[], T]) -> T:
-        """Run one pyslurm call; its RPCError becomes the error the equivalent command would have raised."""
-        if runner.command_observer is not None:
-            runner.command_observer(["pyslurm:", *argv])
-        try:
-            return action()
-        except self._ps.RPCError as ex:
-            raise self._error(argv, getattr(ex, "errno", None), getattr(ex, "msg", None) or str(ex)) from None
+        """Run one pyslurm call; its RPCError becomes the error the equivalent command would have raised, and
+        slurmctld's "Rate limit exceeded" is waited out as for a command (`backoff.retry`)."""
+
+        def once() -> T:
+            if runner.command_observer is not None:
+                runner.command_observer(["pyslurm:", *argv])
+            try:
+                return action()
+            except self._ps.RPCError as ex:
+                raise self._error(argv, getattr(ex, "errno", None), getattr(ex, "msg", None) or str(ex)) from None
+
+        return backoff.retry(once)
 
     def _error(self, argv: list[str], errno: int | None, message: str) -> SlurmCommandError:
+        if errno in backoff.RATE_LIMIT_ERRNOS or backoff.is_rate_limited_text(message):
+            return RateLimitedError(argv, errno, "", f"{message} (pyslurm, errno {errno})")
         kind = SlurmUnavailableError if errno in _UNREACHABLE else SlurmCommandError
         return kind(argv, errno, "", f"{message} (pyslurm, errno {errno})")
 

@@ -11,9 +11,11 @@ import shutil
 import subprocess
 from collections.abc import Callable, Mapping, Sequence
 
+from slurmdag.backends import backoff
 from slurmdag.model.errors import (
     AccountingUnavailableError,
     JobTableFullError,
+    RateLimitedError,
     SlurmCommandError,
     SlurmUnavailableError,
 )
@@ -60,7 +62,15 @@ def run_slurm(
 
     The child gets its own session so a Ctrl-C at the terminal reaches slurmdag (which decides what to do, e.g.
     clean up a half-done submission) instead of killing an sbatch half-way through its RPC.
+
+    slurmctld's "Rate limit exceeded" is waited out here (`backoff.retry`), for every command alike.
     """
+    return backoff.retry(lambda: _run_once(argv, stdin, timeout, env))
+
+
+def _run_once(
+    argv: Sequence[str], stdin: str | None, timeout: float | None, env: Mapping[str, str] | None
+) -> subprocess.CompletedProcess[str]:
     args = [str(a) for a in argv]
     if command_observer is not None:
         command_observer(args)
@@ -105,6 +115,8 @@ def classify(
     """The typed error for a failed (or timed-out) Slurm command, from what it printed."""
     text = (stderr + stdout).lower()
     note = f"no answer within {timed_out:g} s" if timed_out is not None else ""
+    if returncode is not None and backoff.is_rate_limited_text(text):
+        return RateLimitedError(args, returncode, stdout, stderr, note)
     if any(m in text for m in _TABLE_FULL_MARKERS):
         return JobTableFullError(args, returncode, stdout, stderr, note)
     if any(m in text for m in _UNCONFIGURED_MARKERS):

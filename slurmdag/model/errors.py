@@ -9,7 +9,8 @@
     ├── SlurmCommandError               a Slurm command failed (argv, exit code, output)
     │   ├── SlurmUnavailableError       no Slurm clients or configuration, or no controller to talk to
     │   │   └── AccountingUnavailableError   slurmdbd (accounting) does not answer; slurmctld may
-    │   └── JobTableFullError           slurmctld holds MaxJobCount jobs: room frees up as finished ones are purged
+    │   ├── JobTableFullError           slurmctld holds MaxJobCount jobs: room frees up as finished ones are purged
+    │   └── RateLimitedError            slurmctld said "slow down" (RPC rate limit or queue): retried, then this
     ├── SlurmOutputError                a Slurm command printed something slurmdag cannot read
     ├── BackendUnavailableError         the backend asked for (--backend pyslurm) cannot work here
     ├── SubmitError                     a submission failed part-way (and was withdrawn)
@@ -165,6 +166,18 @@ class JobTableFullError(SlurmCommandError):
             f"Slurm's job table is full (MaxJobCount reached): {who} was told "
             f"'{key_line(stderr or stdout) or note or 'temporarily unable to accept job'}'",
         )
+
+
+class RateLimitedError(SlurmCommandError):
+    """slurmctld answered "Rate limit exceeded" (SlurmctldParameters=rl_enable, or a full RPC queue): it did not
+    process the request, so sending it again later is safe. `backends.backoff` retries it for a bounded time; this
+    error reaches a caller only when the controller kept saying so all that time."""
+
+    def __init__(self, argv: list[str], returncode: int | None, stdout: str = "", stderr: str = "", note: str = ""):
+        super().__init__(argv, returncode, stdout, stderr, note)
+        who = os.path.basename(self.argv[0]) if self.argv else "slurm"
+        said = key_line(stderr or stdout) or note or "Rate limit exceeded"
+        self.args = (f"the Slurm controller kept telling slurmdag to slow down ({who}: {said})",)
 
 
 # How much of a client's message an error repeats: enough to recognise it, never a flood.

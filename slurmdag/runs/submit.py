@@ -26,6 +26,7 @@ from slurmdag.backends.base import Backend, JobInfo
 from slurmdag.compiler import render
 from slurmdag.model.errors import (
     JobTableFullError,
+    RateLimitedError,
     SlurmCommandError,
     SlurmdagError,
     SlurmOutputError,
@@ -494,7 +495,7 @@ def _describe_failure(ex: BaseException, current: str) -> str:
             f"Slurm's job table (MaxJobCount) stayed full for {JOB_TABLE_WAIT:.0f} s while submitting {current} "
             f"(SLURMDAG_JOB_TABLE_WAIT): {ex}"
         )
-    if isinstance(ex, SlurmUnavailableError):
+    if isinstance(ex, (SlurmUnavailableError, RateLimitedError)):
         return f"{ex} (while submitting {current})"
     if isinstance(ex, SlurmCommandError):
         detail = (ex.stderr or ex.stdout).strip() or f"exit {ex.returncode}"
