@@ -444,7 +444,7 @@ def _allocation_job(
         walltime=a.walltime,
     )
     options = render.sbatch_options(job)
-    keys = [f"SLURMDAG_MATRIX_{k.upper()}" for k, _ in a.matrix or ()]
+    keys = [f"SLURMDAG_MATRIX_{k.upper()}" for k in (a.matrix.keys if a.matrix else ())]
     shebang, shell, body = _script_parts(a)
     ctx = render.ScriptContext(
         workflow=workflow,

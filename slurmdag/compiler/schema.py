@@ -88,6 +88,18 @@ KEY_SCHEMAS: dict[str, dict[str, Any]] = {
         "type": "object",
         "minProperties": 1,
         "propertyNames": {"pattern": IDENT},
+        "properties": {
+            what: {
+                "type": "array",
+                "minItems": 1,
+                "items": {"type": "object", "minProperties": 1, "additionalProperties": SCALAR},
+                "description": doc,
+            }
+            for what, doc in (
+                ("include", "combinations added as tasks: {key: value} naming every key"),
+                ("exclude", "combinations removed: every one matching all the keys named"),
+            )
+        },
         "additionalProperties": {"type": "array", "minItems": 1, "items": SCALAR},
     },
     "env": {

@@ -116,7 +116,7 @@ class AllocationSpec:
     tasks: int | None = None
     array: str | None = None  # the --array value (also derived from tasks / matrix)
     indexes: frozenset[int] | None = None  # array indexes; None for a single job
-    matrix: list[tuple[str, list[str]]] | None = None  # (key, values) in file order
+    matrix: Matrix | None = None
     env: dict[str, str] = field(default_factory=dict)
     setup: list[str] = field(default_factory=list)
     retries: int = 0
@@ -127,10 +127,8 @@ class AllocationSpec:
         return self.indexes is not None
 
     def matrix_rows(self) -> list[tuple[str, ...]]:
-        """The matrix's cartesian product: last key varies fastest; row i is array task i."""
-        if not self.matrix:
-            return []
-        return list(itertools.product(*(values for _, values in self.matrix)))
+        """The matrix's combinations: row i is array task i."""
+        return list(self.matrix.rows) if self.matrix else []
 
 
 @dataclass
@@ -366,13 +364,28 @@ def _p_array(key: str, node: Node, ctx: _Ctx) -> tuple[str, int]:
         raise _BadValueError(f"invalid array {shown(text)}: {e}", f"accepted: {wt.ARRAY_FORMS}") from None
 
 
-def _p_matrix(key: str, node: Node, ctx: _Ctx) -> list[tuple[str, list[str]]]:
+MATRIX_LISTS = ("include", "exclude")  # reserved matrix keys: explicit combinations (docs/workflow-format.md)
+
+
+@dataclass(frozen=True)
+class Matrix:
+    """A task group's parameter table: `keys` in file order, `rows[i]` the values of array task i."""
+
+    keys: tuple[str, ...]
+    rows: tuple[tuple[str, ...], ...]
+
+
+def _p_matrix(key: str, node: Node, ctx: _Ctx) -> Matrix:
+    """The cartesian product of the value lists, minus the `exclude` entries, plus the `include` entries."""
     if not isinstance(node, MapNode) or not node.value:
         raise _BadValueError(f"`matrix` must be a non-empty mapping of name -> list of values, not {type_name(node)}")
-    rows: list[tuple[str, list[str]]] = []
+    axes: list[tuple[str, list[str]]] = []
     seen_env: dict[str, str] = {}
+    reported = len(ctx.problems)
     for k, values in node.value.items():
         key_node = node.keys[k]
+        if k in MATRIX_LISTS:
+            continue
         if not isinstance(k, str) or not IDENT_RE.match(k):
             ctx.bad(key_node, f"invalid matrix key {shown(k)}", "matrix keys become env vars: letters, digits and '_'")
             continue
@@ -393,15 +406,87 @@ def _p_matrix(key: str, node: Node, ctx: _Ctx) -> list[tuple[str, list[str]]]:
                 texts.append(_script_text(f"matrix.{k}", scalar_text(item)))
             except _BadValueError as e:
                 ctx.bad(item, e.message, e.hint)
-        rows.append((k, texts))
-    size = math.prod(len(v) for _, v in rows)
+        axes.append((k, texts))
+    size = math.prod(len(v) for _, v in axes) if axes else 0
     if size > MAX_MATRIX_COMBINATIONS:  # checked before anything is expanded
         raise _BadValueError(
             f"the matrix has {size:,} combinations, more than {MAX_MATRIX_COMBINATIONS:,}",
             "every combination is a line of the batch script (Slurm refuses scripts over 4 MB by default): "
             "sweep fewer values, or let each task read its values from a file",
         )
-    return rows
+    keys = [k for k, _ in axes]
+    rows: list[tuple[str, ...]] = list(itertools.product(*(v for _, v in axes))) if axes else []
+    exclude = node.value.get("exclude")
+    if exclude is not None:
+        if not axes:
+            ctx.bad(node.keys["exclude"], "`exclude` needs value lists to exclude from", _MATRIX_HINT)
+        else:
+            for entry, combo in _matrix_entries("exclude", exclude, keys, ctx, whole=False):
+                kept = [r for r in rows if any(r[keys.index(k)] != v for k, v in combo.items())]
+                if len(kept) == len(rows):
+                    ctx.bad(entry, "this `exclude` entry matches no combination of the matrix", _MATRIX_HINT)
+                rows = kept
+    include = node.value.get("include")
+    if include is not None:
+        if not keys and isinstance(include, SeqNode) and include.value and isinstance(include.value[0], MapNode):
+            first = include.value[0]
+            for k in first.value:
+                if isinstance(k, str) and IDENT_RE.match(k) and k.upper() not in seen_env:
+                    seen_env[k.upper()] = k
+                    keys.append(k)
+                else:
+                    ctx.bad(first.keys[k], f"invalid matrix key {shown(k)}", "letters, digits and '_', once each")
+        present = set(rows)
+        for entry, combo in _matrix_entries("include", include, keys, ctx, whole=True):
+            row = tuple(combo[k] for k in keys)
+            if row in present:
+                ctx.bad(entry, "this `include` entry is already a combination of the matrix", _MATRIX_HINT)
+                continue
+            present.add(row)
+            rows.append(row)
+    if not rows and len(ctx.problems) == reported:
+        raise _BadValueError("the matrix has no combinations left", _MATRIX_HINT)
+    if len(rows) > MAX_MATRIX_COMBINATIONS:
+        raise _BadValueError(f"the matrix has {len(rows):,} combinations, more than {MAX_MATRIX_COMBINATIONS:,}")
+    return Matrix(tuple(keys), tuple(rows))
+
+
+_MATRIX_HINT = (
+    "`include` adds whole combinations ({key: value, ...} naming every key), `exclude` removes the combinations "
+    "matching all the keys it names"
+)
+
+
+def _matrix_entries(
+    what: str, node: Node, keys: list[str], ctx: _Ctx, whole: bool
+) -> Iterable[tuple[Node, dict[str, str]]]:
+    """The valid entries of an `include`/`exclude` list, each as (its node, {key: value text})."""
+    if not isinstance(node, SeqNode) or not node.value:
+        ctx.bad(node, f"`matrix.{what}` must be a non-empty list of {{key: value}} mappings, not {type_name(node)}")
+        return
+    for entry in node.value:
+        if not isinstance(entry, MapNode) or not entry.value:
+            ctx.bad(entry, f"each `{what}` entry must be a mapping of matrix key -> value, not {type_name(entry)}")
+            continue
+        combo: dict[str, str] = {}
+        ok = True
+        for k, vnode in entry.value.items():
+            if k not in keys:
+                hint = did_you_mean(k, keys) if isinstance(k, str) else None
+                ctx.bad(entry.keys[k], f"{shown(k)} is not a key of the matrix ({', '.join(keys)})", hint)
+                ok = False
+                continue
+            try:
+                combo[k] = _script_text(f"matrix.{k}", scalar_text(vnode))
+            except _BadValueError as e:
+                ctx.bad(vnode, e.message, e.hint)
+                ok = False
+        missing = [k for k in keys if k not in entry.value]
+        if whole and missing and ok:
+            ctx.bad(entry, f"this `include` entry does not set {', '.join(missing)}", _MATRIX_HINT)
+            ok = False
+        if ok:
+            yield entry, combo
 
 
 def scalar_text(node: Node) -> str:
@@ -930,7 +1015,7 @@ def _allocation(index: int, item: Node, defaults: dict[str, tuple[Any, Node]], c
             a.indexes = ctx.indexes(key, count, node, functools.partial(wt.array_indexes, a.array))
         elif key == "matrix":
             a.matrix = value
-            size = math.prod(len(v) for _, v in value)
+            size = len(value.rows)
             a.array = f"0-{size - 1}"
             a.indexes = ctx.indexes(key, size, node, functools.partial(range, size))
         elif key == "env":
