@@ -442,6 +442,7 @@ def _allocation_job(
         retries=a.retries,
         option_sources=a.merged.describe() if a.merged is not None else None,
         walltime=a.walltime,
+        on_failure=a.on_failure or "continue",
     )
     options = render.sbatch_options(job)
     keys = [f"SLURMDAG_MATRIX_{k.upper()}" for k in (a.matrix.keys if a.matrix else ())]
@@ -462,6 +463,7 @@ def _allocation_job(
         shebang=shebang,
         shell=shell,
         retries=a.retries,
+        stop_dag=a.on_failure == "stop",
     )
     job.script = renderer.render(ctx, dict(options))
     return job

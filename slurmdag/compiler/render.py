@@ -51,6 +51,7 @@ class ScriptContext:
     shebang: str = "#!/bin/bash"  # a `script:` keeps its own interpreter
     shell: str = "bash"  # "bash", "sh" (POSIX code only) or "none" (not a shell: nothing is added before the body)
     retries: int = 0  # entrypoint allocations: run the entrypoint again up to this many times if it fails
+    stop_dag: bool = False  # `on_failure: stop`: on a non-zero exit the job cancels its DAG's other jobs first
     # The line that sets SLURMDAG_DAG_ID and SLURMDAG_RUN_DIR; `bind_script` rewrites it for a submitted DAG.
     location: str = field(default_factory=run_layout.location_line)
 

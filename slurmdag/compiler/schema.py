@@ -109,6 +109,10 @@ KEY_SCHEMAS: dict[str, dict[str, Any]] = {
     },
     "setup": STRINGS,
     "retries": {"oneOf": [{"type": "integer", "minimum": 0, "maximum": 100}, {"type": "string", "pattern": DIGITS}]},
+    "on_failure": {
+        "enum": list(spec.ON_FAILURE),
+        "description": "stop: this allocation's failure cancels every unfinished job of the DAG",
+    },
     "sbatch": {
         "oneOf": [
             {"type": "string", "pattern": "^\\s*--"},
@@ -183,6 +187,10 @@ def generate() -> dict[str, Any]:
         "allocations": {"type": "array", "minItems": 1, "items": {"$ref": "#/definitions/allocation"}},
         "max_concurrent": {"oneOf": [{"type": "integer", "minimum": 1}, {"type": "null"}]},
         "auto_array": {"oneOf": [{"type": "boolean"}, {"type": "null"}]},
+        "on_failure": {
+            "enum": list(spec.ON_FAILURE),
+            "description": "the allocations' default: stop makes any failure cancel the whole DAG",
+        },
     }
     missing = set(spec.TOP_KEYS) ^ set(top)
     if missing:

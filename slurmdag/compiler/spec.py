@@ -45,7 +45,8 @@ NAME_HINT = "names are 1-64 characters: letters, digits, '-', '_' and '.', start
 IDENT_RE = re.compile(r"\A[A-Za-z_][A-Za-z0-9_]*\Z")
 CONDITIONS = ("success", "failure", "any", "corresponding")
 
-TOP_KEYS = ("name", "description", "defaults", "params", "allocations", "max_concurrent", "auto_array")
+TOP_KEYS = ("name", "description", "defaults", "params", "allocations", "max_concurrent", "auto_array", "on_failure")
+ON_FAILURE = ("continue", "stop")  # what a failed allocation does to the rest of its DAG (docs/semantics.md)
 
 # Allocation keys that become one sbatch long option each.
 OPTION_KEYS = {
@@ -71,7 +72,7 @@ OPTION_KEYS = {
 }
 OTHER_KEYS = (
     "name", "entrypoint", "script", "depends_on", "depends_on_any",
-    "tasks", "array", "matrix", "env", "setup", "retries", "sbatch",
+    "tasks", "array", "matrix", "env", "setup", "retries", "sbatch", "on_failure",
 )  # fmt: skip
 ALLOCATION_KEYS = tuple(OTHER_KEYS) + tuple(OPTION_KEYS)
 NOT_IN_DEFAULTS = ("name", "depends_on", "depends_on_any")
@@ -120,6 +121,7 @@ class AllocationSpec:
     env: dict[str, str] = field(default_factory=dict)
     setup: list[str] = field(default_factory=list)
     retries: int = 0
+    on_failure: str | None = None  # "stop" | "continue"; None: the workflow's `on_failure`
     where: dict[str, Node] = field(default_factory=dict)  # key (or "env.K", "setup[i]") -> node of its value
 
     @property
@@ -143,6 +145,7 @@ class WorkflowSpec:
     warnings: list[Problem] = field(default_factory=list)  # worth showing, not worth refusing (script notes)
     max_concurrent: int | None = None  # at most this many of the DAG's jobs (and tasks) running at once
     auto_array: bool | None = None  # pack siblings into array jobs (compiler/packing.py); None: the site's default
+    on_failure: str = "continue"  # the workflow's default for allocations that do not set their own
 
     def by_name(self) -> dict[str, AllocationSpec]:
         return {a.name: a for a in self.allocations}
@@ -540,6 +543,18 @@ def _p_setup(key: str, node: Node, ctx: _Ctx) -> list[tuple[str, Node]]:
     return lines
 
 
+def _p_on_failure(key: str, node: Node, ctx: _Ctx) -> str:
+    v = node.value
+    if not isinstance(node, ScalarNode) or v not in ON_FAILURE:
+        hint = did_you_mean(v, ON_FAILURE) if isinstance(v, str) else None
+        raise _BadValueError(
+            f"`on_failure` must be one of {', '.join(ON_FAILURE)}, "
+            f"not {shown(v) if isinstance(node, ScalarNode) else type_name(node)}",
+            (hint + " " if hint else "") + "stop: the allocation's failure cancels every unfinished job of the DAG",
+        )
+    return str(v)
+
+
 def _p_retries(key: str, node: Node, ctx: _Ctx) -> int:
     n = _p_positive_int(key, node, ctx, minimum=0)
     if n > 100:
@@ -725,6 +740,7 @@ PARSERS: dict[str, Callable[..., Any]] = {
     "env": _p_env,
     "setup": _p_setup,
     "retries": _p_retries,
+    "on_failure": _p_on_failure,
     "sbatch": _p_sbatch,
     "nodes": _p_nodes,
     "walltime": _p_walltime,
@@ -877,6 +893,12 @@ def build_partial(
             value = auto_node.value if isinstance(auto_node, ScalarNode) else None
             ctx.bad(auto_node, "`auto_array` must be true or false", bool_hint(value) or "e.g. `auto_array: true`")
     params, param_nodes = _params(root.value.get("params"), ctx)
+    on_failure = "continue"
+    if root.value.get("on_failure") is not None:
+        try:
+            on_failure = _p_on_failure("on_failure", root.value["on_failure"], ctx)
+        except _BadValueError as e:
+            ctx.bad(e.node or root.value["on_failure"], e.message, e.hint)
     defaults: dict[str, tuple[Any, Node]] = {}
     dnode = root.value.get("defaults")
     if dnode is not None and not (isinstance(dnode, ScalarNode) and dnode.value is None):
@@ -913,7 +935,19 @@ def build_partial(
         warnings=ctx.warnings,
         max_concurrent=max_concurrent,
         auto_array=auto_array,
+        on_failure=on_failure,
     )
+    for a in allocations:
+        if a.on_failure is None:
+            a.on_failure = on_failure
+        if a.on_failure == "stop" and a.script is not None and shell_kind(a.script.shebang) == "none":
+            ctx.bad(
+                a.where.get("on_failure", root.value.get("on_failure", a.node)),
+                f"`on_failure: stop` cannot be used with script {shown(a.script_path)} of allocation {shown(a.name)}: "
+                f"it runs under {interpreter(a.script.shebang) or 'an unknown interpreter'}, not a shell",
+                "the job stops its DAG from shell code added before the script: wrap it in a bash script, "
+                "or set `on_failure: continue` on this allocation",
+            )
     return spec, ctx.problems
 
 
@@ -1028,6 +1062,8 @@ def _allocation(index: int, item: Node, defaults: dict[str, tuple[Any, Node]], c
                 a.where[f"setup[{i}]"] = lnode
         elif key == "retries":
             a.retries = value
+        elif key == "on_failure":
+            a.on_failure = value
         elif key == "sbatch":
             for flag, (fvalue, _) in value.items():
                 a.options[flag] = fvalue

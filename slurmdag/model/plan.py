@@ -118,6 +118,9 @@ class PlannedJob:
     # considers them; a packed array: by task index).
     host: Hosting | None = None
     members: tuple[str, ...] = ()
+    # "stop": the job's failure cancels every other unfinished job of its DAG (`on_failure: stop`, done by the
+    # job itself before it ends; docs/semantics.md). Absent from plan.json when "continue".
+    on_failure: str = "continue"
 
     def parents(self) -> tuple[str, ...]:
         return self.dependency.parents() if self.dependency else ()
@@ -175,6 +178,8 @@ class Plan:
                 job["host"] = {k: v for k, v in job["host"].items() if v is not None}
             if job["kind"] != "host":  # only host jobs have members
                 del job["members"]
+            if job["on_failure"] == "continue":  # the default: plans without `on_failure: stop` stay unchanged
+                del job["on_failure"]
         if data["max_concurrent"] is None:
             del data["max_concurrent"]
         return data
@@ -209,6 +214,7 @@ class Plan:
                     walltime=j.get("walltime"),
                     host=Hosting(**j["host"]) if j.get("host") is not None else None,
                     members=tuple(j.get("members", ())),
+                    on_failure=j.get("on_failure", "continue"),
                 )
             )
         return cls(

@@ -4,6 +4,8 @@ Slurm evaluates every dependency itself; the reconciler only does what Slurm wil
   * `--cascade reconciler` (jobs submitted with --kill-on-invalid-dep=no): cancel every pending job (or array task)
     whose dependency can never be satisfied — the ones Slurm shows as DependencyNeverSatisfied AND everything below
     them that their cancellation dooms, so one pass clears the whole cascade instead of one level per pass;
+  * `on_failure: stop`: once a stop allocation failed, cancel whatever of the DAG is still pending or running (the
+    failed job normally did so itself before it ended);
   * `--cascade native`: a backstop only — cancel a job Slurm left pending on DependencyNeverSatisfied (its own kill
     was not in effect). Slurm normally does this within a second, so the backstop rarely acts.
 Predictions follow Slurm's rules (slurm-facts.md §2): a cancelled job counts as "not ok", so `afternotok`/`afterany`
@@ -105,6 +107,12 @@ def _parent_outcomes(term: DependencyTerm, unit: Unit, outcomes: dict[str, dict[
 def plan_actions(plan: Plan, status: DagStatus, cascade: str) -> list[Cancel]:
     """The cancellations one pass should make (empty when Slurm needs no help)."""
     allocs = {n.name: n for n in status.nodes}
+    if status.stopped_by is not None:
+        # `on_failure: stop`: the failed job cancels the rest itself; this catches what it could not (a job killed
+        # before its exit trap ran, e.g. a node failure or SIGKILL), pending and running jobs alike
+        why = f"the DAG was stopped by {status.stopped_by} (on_failure: stop)"
+        stop = [Cancel(n.name, u.job_id, why) for n in status.nodes for u in units(n) if u.state in ACTIVE]
+        return _whole_arrays(stop, allocs)
     outcomes: dict[str, dict[int | None, Outcome]] = {}
     actions: list[Cancel] = []
     arrays = {j.name: j for j in plan.jobs if j.kind == "host" and j.array}

@@ -13,6 +13,7 @@ from slurmdag.model.errors import CorruptRecordError, UnknownDagError
 from slurmdag.model.plan import Plan, PlannedJob
 from slurmdag.model.states import (
     ACTIVE,
+    FAILURES,
     AllocationState,
     DagState,
     allocation_state,
@@ -90,6 +91,8 @@ class DagStatus:
     # Accounting (slurmdbd) did not answer and some job is not held by slurmctld either: those jobs are Unknown for
     # now, so the DAG's state is provisional (never cached as final, never acted on by the reconciler).
     partial: bool = False
+    # `on_failure: stop`: the allocation whose failure stopped the DAG (its other jobs were cancelled)
+    stopped_by: str | None = None
 
     def allocations(self) -> list[AllocationStatus]:
         return [n for n in self.nodes if n.kind == "allocation"]
@@ -275,6 +278,16 @@ def build_status(
             allocs[name].cancelled_by = "upstream" if name in labels.cascaded or partly else "user"
     state = dag_state(plan, labels, cancelled_by_user=record.submission == CANCELLED)
     notes = []
+    stopped_by = _stopper(plan, allocs)
+    if stopped_by is not None:
+        notes.append(
+            f"stopped by {stopped_by}: it failed with `on_failure: stop`, so the rest of the DAG was cancelled"
+        )
+        for alloc in allocs.values():
+            if alloc.state is AllocationState.CANCELLED and alloc.cancelled_by == "user":
+                alloc.cancelled_by = "stop"
+        if state not in (DagState.PENDING, DagState.RUNNING):
+            state = DagState.FAILED  # even where a failure handler would have caught it: the handler was cancelled
     if record.submission == FAILED:
         state = DagState.FAILED
         notes.append(f"submission failed: {record.error}" if record.error else "submission failed")
@@ -308,7 +321,20 @@ def build_status(
         attempt=record.attempt,
         attempts=attempt_history.count(record),
         partial=partial,
+        stopped_by=stopped_by,
     )
+
+
+def _stopper(plan: Plan, allocs: dict[str, AllocationStatus]) -> str | None:
+    """The `on_failure: stop` allocation that failed first (by end time), if any."""
+    failed = [
+        allocs[j.name]
+        for j in plan.jobs
+        if j.on_failure == "stop" and j.name in allocs and allocs[j.name].state in FAILURES
+    ]
+    if not failed:
+        return None
+    return min(failed, key=lambda a: (a.end or "9999", plan.jobs.index(plan.job(a.name)))).name
 
 
 # --- I/O: asking Slurm ---

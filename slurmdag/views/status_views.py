@@ -70,7 +70,9 @@ def status_table(status: DagStatus, tasks: bool = False, failed: list[FailedLog]
         disable_numparse=True,
     )
     lines = [
-        f"DAG {status.dag_id} ({status.name}): {status.state}   [{_counts_text(status.counts())}]"
+        f"DAG {status.dag_id} ({status.name}): {status.state}"
+        + (f" (stopped by {status.stopped_by})" if status.stopped_by else "")
+        + f"   [{_counts_text(status.counts())}]"
         + _attempt_text(status),
         table,
     ]
@@ -95,7 +97,7 @@ def status_json(status: DagStatus, failed: list[FailedLog] | None = None) -> dic
         if node.retry is not None:  # only allocations with `retries` carry it
             entry["retry"] = {"attempt": node.retry.attempt, "of": node.retry.of, "exit_code": node.retry.exit_code}
         if node.cancelled_by:
-            entry["cancelled_by"] = node.cancelled_by  # "upstream" or "user"
+            entry["cancelled_by"] = node.cancelled_by  # "upstream", "user" or "stop"
         if (node.name, None) in logs:
             entry["log"] = logs[(node.name, None)]
         if node.tasks is not None:
@@ -110,6 +112,8 @@ def status_json(status: DagStatus, failed: list[FailedLog] | None = None) -> dic
         "state": status.state.value,
         "allocations": allocations,
     }
+    if status.stopped_by is not None:  # `on_failure: stop` fired: the allocation whose failure stopped the DAG
+        doc["stopped_by"] = status.stopped_by
     if status.attempts > 1:  # only resumed/redone DAGs carry these keys: the documented shape stays as it was
         doc["attempt"] = status.attempt
         doc["attempts"] = status.attempts
