@@ -257,7 +257,7 @@ def _compile(
             where = next((a.where[k] for k in ("matrix", "script", "entrypoint", "setup") if k in a.where), a.node)
             problems.append(
                 problem_at(
-                    spec.file,
+                    a.file or spec.file,
                     where,
                     f"the batch script of allocation {shown(a.name)} would be {size / 2**20:.1f} MB, "
                     f"more than {MAX_SCRIPT_BYTES // 2**20} MB",
@@ -269,7 +269,15 @@ def _compile(
         raise InputError(problems)
     if spec.auto_array if spec.auto_array is not None else auto_array:
         jobs = packing.apply(spec.name, jobs, packing.find_packs(jobs))
-    return Plan(workflow=spec.name, jobs=jobs, params=params, source=source, max_concurrent=spec.max_concurrent)
+    subs = {s.name: {"file": s.file, "members": list(s.members)} for s in spec.subworkflows}
+    return Plan(
+        workflow=spec.name,
+        jobs=jobs,
+        params=params,
+        source=source,
+        max_concurrent=spec.max_concurrent,
+        subworkflows=subs,
+    )
 
 
 def _apply_overrides(spec: WorkflowSpec, overrides: Mapping[str, str], problems: list[Problem]) -> dict[str, Any]:
@@ -318,9 +326,14 @@ class _ParamRenderer:
         self.env = BoundedEnvironment(undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=True)
         # The result depends on the text alone (params are the same for all): render each text once, and report a
         # failure again at every place that uses the text.
-        self.cache: dict[str, tuple[str | None, tuple[str, str | None] | None]] = {}
+        # (A sub-workflow's allocations render with its own params: the cache is per text and params.)
+        self.cache: dict[tuple[str, int], tuple[str | None, tuple[str, str | None] | None]] = {}
+        self.current: dict[str, Any] = params
+        self.file = spec.file
 
     def allocation(self, a: AllocationSpec) -> tuple[str | None, dict[str, str], list[str]]:
+        self.current = a.params if a.params is not None else self.params
+        self.file = a.file or self.spec.file
         entry = self.text(a.entrypoint, "entrypoint", a.where.get("entrypoint")) if a.entrypoint is not None else None
         env = {k: self.text(v, f"env.{k}", a.where.get(f"env.{k}")) or "" for k, v in a.env.items()}
         setup = [self.text(line, "setup", a.where.get(f"setup[{i}]")) or "" for i, line in enumerate(a.setup)]
@@ -329,9 +342,10 @@ class _ParamRenderer:
     def text(self, text: str, key: str, node: Node | None) -> str | None:
         if not any(m in text for m in self._MARKERS):
             return text
-        if text not in self.cache:
-            self.cache[text] = self._render(text)
-        out, failure = self.cache[text]
+        cache_key = (text, id(self.current))
+        if cache_key not in self.cache:
+            self.cache[cache_key] = self._render(text)
+        out, failure = self.cache[cache_key]
         if failure is None and out is not None and out.endswith("\r") and key in LINE_KEYS:
             # the script's own line break follows an entrypoint or setup line (env values are quoted)
             failure = (
@@ -340,13 +354,13 @@ class _ParamRenderer:
             )
         if failure is not None:
             message, hint = failure
-            self.problems.append(problem_at(self.spec.file, node, message.replace("{key}", key), hint))
+            self.problems.append(problem_at(self.file, node, message.replace("{key}", key), hint))
         return out
 
     def _render(self, text: str) -> tuple[str | None, tuple[str, str | None] | None]:
         """(the rendered text, None) or (None, (message with a {key} placeholder, hint))."""
         try:
-            out = self.env.render_bounded(text, params=self.params)
+            out = self.env.render_bounded(text, params=self.current)
             if "\x00" in out:
                 raise ValueError("the result contains a NUL character")
             if "\r\n" in out:
@@ -364,8 +378,8 @@ class _ParamRenderer:
         m = re.search(r"has no attribute '([^']*)'", message) or re.search(r"'([^']*)' is undefined", message)
         name = m.group(1) if m else message
         if "has no attribute" in message:
-            hint = did_you_mean(name, self.params) or (
-                f"defined params: {', '.join(self.params)}" if self.params else "declare it under `params:`"
+            hint = did_you_mean(name, self.current) or (
+                f"defined params: {', '.join(self.current)}" if self.current else "declare it under `params:`"
             )
             return f"`{{key}}` uses undefined param {shown(name)}", hint
         return f"`{{key}}` uses undefined variable {shown(name)}", "params are written {{ params.NAME }}"

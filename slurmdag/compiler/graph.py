@@ -17,8 +17,12 @@ def check(spec: WorkflowSpec, max_allocations: int = DEFAULT_MAX_ALLOCATIONS) ->
     problems: list[Problem] = []
     file = spec.file
 
-    def bad(node, message: str, hint: str | None = None) -> None:
-        problems.append(problem_at(file, node, message, hint))
+    def bad(node, message: str, hint: str | None = None, where: str | None = None) -> None:
+        problems.append(problem_at(where or file, node, message, hint))
+
+    def at(a: AllocationSpec, dep: DepSpec | None = None) -> str:
+        """The file a problem about `a` (or its reference `dep`) points into: sub-workflows have their own."""
+        return (dep.file if dep is not None else None) or a.file or file
 
     if len(spec.allocations) > max_allocations:
         bad(
@@ -34,7 +38,7 @@ def check(spec: WorkflowSpec, max_allocations: int = DEFAULT_MAX_ALLOCATIONS) ->
             continue
         first = by_name.get(a.name)
         if first is not None:
-            bad(a.node.value.get("name"), f"duplicate allocation name {shown(a.name)}", _first_at(first))
+            bad(a.node.value.get("name"), f"duplicate allocation name {shown(a.name)}", _first_at(first), at(a))
         else:
             by_name[a.name] = a
 
@@ -47,22 +51,39 @@ def check(spec: WorkflowSpec, max_allocations: int = DEFAULT_MAX_ALLOCATIONS) ->
         for key, deps in (("depends_on", a.depends_on), ("depends_on_any", a.depends_on_any)):
             for dep in deps:
                 if dep.parent == a.name:
-                    bad(dep.node, f"allocation {shown(a.name)} depends on itself", "remove it from its own " + key)
+                    bad(
+                        dep.node,
+                        f"allocation {shown(a.name)} depends on itself",
+                        "remove it from its own " + key,
+                        at(a, dep),
+                    )
                     continue
                 parent = by_name.get(dep.parent)
                 if parent is None:
                     hint = did_you_mean(dep.parent, by_name) or f"known allocations: {_names_hint(by_name)}"
-                    bad(dep.node, f"unknown allocation {shown(dep.parent)} in {key} of {shown(a.name)}", hint)
+                    bad(
+                        dep.node,
+                        f"unknown allocation {shown(dep.parent)} in {key} of {shown(a.name)}",
+                        hint,
+                        at(a, dep),
+                    )
                     continue
                 if dep.parent in seen:
                     bad(
-                        dep.node, f"{shown(dep.parent)} is listed more than once in the dependencies of {shown(a.name)}"
+                        dep.node,
+                        f"{shown(dep.parent)} is listed more than once in the dependencies of {shown(a.name)}",
+                        where=at(a, dep),
                     )
                     continue
                 seen.add(dep.parent)
                 if dep.condition == "corresponding":
                     if key == "depends_on_any":
-                        bad(dep.node, "`corresponding` cannot be used in depends_on_any", "use it in depends_on")
+                        bad(
+                            dep.node,
+                            "`corresponding` cannot be used in depends_on_any",
+                            "use it in depends_on",
+                            at(a, dep),
+                        )
                         continue
                     msg = _corresponding_problem(parent, a)
                     if msg:
@@ -70,6 +91,7 @@ def check(spec: WorkflowSpec, max_allocations: int = DEFAULT_MAX_ALLOCATIONS) ->
                             dep.node,
                             msg,
                             "both sides of `corresponding` must be task groups with the same task indexes",
+                            at(a, dep),
                         )
                         continue
                 parents[a.name].append(dep)
@@ -145,6 +167,7 @@ def _order(spec: WorkflowSpec, by_name, parents: dict[str, list[DepSpec]], bad) 
                 dep.node,
                 f"dependency cycle: {_cycle_path(cycle)}",
                 "a workflow must be acyclic; remove one of these dependencies",
+                dep.file or by_name[child].file or spec.file,
             )
             edges[child] = [p for p in edges[child] if p != parent]  # break it and look for more
             continue

@@ -168,6 +168,27 @@ def generate() -> dict[str, Any]:
         "properties": allocation_keys,
         "allOf": exclusive,
     }
+    uses = {
+        "description": "a sub-workflow: the allocations of another workflow file, named <name>.<theirs>",
+        "type": "object",
+        "required": ["name", "uses"],
+        "additionalProperties": False,
+        "properties": {
+            "name": NAME,
+            "uses": {"type": "string", "minLength": 1, "description": "its workflow file, relative to this one"},
+            "with": {
+                "oneOf": [
+                    {"type": "object", "propertyNames": {"pattern": IDENT}, "additionalProperties": SCALAR},
+                    {"type": "null"},
+                ],
+                "description": "values for its params",
+            },
+            "depends_on": allocation_keys["depends_on"],
+            "depends_on_any": allocation_keys["depends_on_any"],
+        },
+    }
+    if set(uses["properties"]) != set(spec.USES_KEYS):  # type: ignore[call-overload]
+        raise AssertionError("compiler/schema.py and spec.USES_KEYS disagree")
     defaults = {
         "type": "object",
         "additionalProperties": False,
@@ -184,7 +205,11 @@ def generate() -> dict[str, Any]:
                 {"type": "null"},
             ]
         },
-        "allocations": {"type": "array", "minItems": 1, "items": {"$ref": "#/definitions/allocation"}},
+        "allocations": {
+            "type": "array",
+            "minItems": 1,
+            "items": {"oneOf": [{"$ref": "#/definitions/allocation"}, {"$ref": "#/definitions/uses"}]},
+        },
         "max_concurrent": {"oneOf": [{"type": "integer", "minimum": 1}, {"type": "null"}]},
         "auto_array": {"oneOf": [{"type": "boolean"}, {"type": "null"}]},
         "on_failure": {
@@ -203,7 +228,7 @@ def generate() -> dict[str, Any]:
         "required": ["name", "allocations"],
         "additionalProperties": False,
         "properties": {k: top[k] for k in spec.TOP_KEYS},
-        "definitions": {"allocation": allocation, "defaults": defaults},
+        "definitions": {"allocation": allocation, "defaults": defaults, "uses": uses},
     }
 
 

@@ -10,6 +10,7 @@ allocation's own options (the workflow wins), so a script's `--array` makes a ta
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import functools
 import itertools
@@ -24,6 +25,7 @@ from typing import Any
 
 from slurmdag.compiler.script_directives import ScriptDirectives, interpreter, read_directives, shell_kind
 from slurmdag.compiler.script_merge import Merged, merge
+from slurmdag.compiler.uses import SubWorkflow, prefix, resolve, roots_and_leaves
 from slurmdag.compiler.yamlsrc import MapNode, Node, ScalarNode, SeqNode, bool_hint, parse_yaml, type_name
 from slurmdag.model import slurm_values as wt
 from slurmdag.model.errors import InputError, Problem, shown
@@ -98,6 +100,7 @@ class DepSpec:
     parent: str
     condition: Condition  # one of CONDITIONS
     node: Node  # where the reference was written
+    file: str | None = None  # the file `node` is in, when not the allocation's own (a `uses:` allocation's deps)
 
 
 @dataclass
@@ -123,6 +126,11 @@ class AllocationSpec:
     retries: int = 0
     on_failure: str | None = None  # "stop" | "continue"; None: the workflow's `on_failure`
     where: dict[str, Node] = field(default_factory=dict)  # key (or "env.K", "setup[i]") -> node of its value
+    file: str = ""  # the file its nodes are in: the workflow's, or a sub-workflow's (`uses:`)
+    params: dict[str, Any] | None = (
+        None  # a sub-workflow's allocations: its params (with `with:`); None: the workflow's
+    )
+    decided_at: tuple[str, Node] | None = None  # where its `on_failure` was set (file, node), for problems
 
     @property
     def is_task_group(self) -> bool:
@@ -146,6 +154,7 @@ class WorkflowSpec:
     max_concurrent: int | None = None  # at most this many of the DAG's jobs (and tasks) running at once
     auto_array: bool | None = None  # pack siblings into array jobs (compiler/packing.py); None: the site's default
     on_failure: str = "continue"  # the workflow's default for allocations that do not set their own
+    subworkflows: list[SubWorkflow] = field(default_factory=list)  # every `uses:`, nested ones included
 
     def by_name(self) -> dict[str, AllocationSpec]:
         return {a.name: a for a in self.allocations}
@@ -776,6 +785,10 @@ class _Ctx:
         self.default_keys: set[Any] = set()
         self.scripts: dict[str, ScriptDirectives] = {}
         self.tasks = 0  # array tasks of the allocations read so far
+        self.chain: tuple[str, ...] = ()  # resolved paths of the files that include this one (`uses:`), outermost first
+        self.subs: dict[str, SubWorkflow] = {}  # this file's `uses:` allocations by name
+        self.all_subs: list[SubWorkflow] = []  # and every sub-workflow below them
+        self.expanded = 0  # allocations made so far, sub-workflows' included (shared with the including files)
 
     def bad(self, node: Node | None, message: str, hint: str | None = None) -> None:
         self.problems.append(problem_at(self.file, node, message, hint))
@@ -855,10 +868,17 @@ def build_workflow(root: Node | None, file: str, base_dir: Path | str = ".") -> 
 
 
 def build_partial(
-    root: Node | None, file: str, base_dir: Path | str = "."
+    root: Node | None, file: str, base_dir: Path | str = ".", within: _Ctx | None = None
 ) -> tuple[WorkflowSpec | None, list[Problem]]:
-    """The spec as far as it could be built, and every problem found; lets `graph` add its own to the same report."""
+    """The spec as far as it could be built, and every problem found; lets `graph` add its own to the same report.
+
+    `within`: the context of the file that includes this one with `uses:` (a sub-workflow shares its budgets)."""
     ctx = _Ctx(file, Path(base_dir))
+    if within is None:
+        top = Path(file)
+        ctx.chain = (str(top.resolve()),) if top.is_file() else ()
+    else:
+        ctx.chain, ctx.tasks, ctx.expanded = within.chain, within.tasks, within.expanded
     if root is None:
         return None, [Problem("the workflow file is empty", file, 1, 1, "a workflow needs `name:` and `allocations:`")]
     if not isinstance(root, MapNode):
@@ -921,9 +941,24 @@ def build_partial(
         ctx.bad(anode, "`allocations` is empty", "a workflow needs at least one allocation")
     else:
         for i, item in enumerate(anode.value):
+            if isinstance(item, MapNode) and "uses" in item.value:
+                allocations.extend(_uses(i, item, ctx))
+                continue
             alloc = _allocation(i, item, defaults, ctx)
             if alloc is not None:
+                alloc.file = file
                 allocations.append(alloc)
+                ctx.expanded += 1
+        _check_sub_names(allocations, ctx)
+        resolve(
+            allocations,
+            ctx.subs,
+            lambda dep, a, message, hint: ctx.problems.append(problem_at(dep.file or a.file, dep.node, message, hint)),
+        )
+        for n, alloc in enumerate(allocations):
+            alloc.index = n  # run-order ties follow the expanded file order
+    if within is not None:
+        within.tasks, within.expanded = ctx.tasks, ctx.expanded
     spec = WorkflowSpec(
         name=name,
         file=file,
@@ -936,17 +971,32 @@ def build_partial(
         max_concurrent=max_concurrent,
         auto_array=auto_array,
         on_failure=on_failure,
+        subworkflows=ctx.all_subs,
     )
     for a in allocations:
-        if a.on_failure is None:
+        if "on_failure" in a.where and a.decided_at is None:
+            a.decided_at = (a.file, a.where["on_failure"])
+        if a.on_failure is None and (within is None or "on_failure" in root.value):
+            # a sub-workflow without its own `on_failure` takes the including workflow's
             a.on_failure = on_failure
-        if a.on_failure == "stop" and a.script is not None and shell_kind(a.script.shebang) == "none":
-            ctx.bad(
-                a.where.get("on_failure", root.value.get("on_failure", a.node)),
-                f"`on_failure: stop` cannot be used with script {shown(a.script_path)} of allocation {shown(a.name)}: "
-                f"it runs under {interpreter(a.script.shebang) or 'an unknown interpreter'}, not a shell",
-                "the job stops its DAG from shell code added before the script: wrap it in a bash script, "
-                "or set `on_failure: continue` on this allocation",
+            a.decided_at = (file, root.value.get("on_failure", a.node))
+        if (
+            within is None
+            and a.on_failure == "stop"
+            and a.script is not None
+            and shell_kind(a.script.shebang) == "none"
+        ):
+            where_file, where = a.decided_at or (a.file, a.node)
+            ctx.problems.append(
+                problem_at(
+                    where_file,
+                    where,
+                    f"`on_failure: stop` cannot be used with script {shown(a.script_path)} of allocation "
+                    f"{shown(a.name)}: it runs under {interpreter(a.script.shebang) or 'an unknown interpreter'}, "
+                    "not a shell",
+                    "the job stops its DAG from shell code added before the script: wrap it in a bash script, "
+                    "or set `on_failure: continue` on this allocation",
+                )
             )
     return spec, ctx.problems
 
@@ -984,6 +1034,142 @@ def _params(node: Node | None, ctx: _Ctx) -> tuple[dict[str, Any], dict[str, Nod
         params[k] = v.value
         nodes[k] = v
     return params, nodes
+
+
+USES_KEYS = ("name", "uses", "with", "depends_on", "depends_on_any")  # an allocation that is a sub-workflow
+MAX_USES_DEPTH = 16  # sub-workflows inside sub-workflows
+MAX_EXPANDED_ALLOCATIONS = 100_000  # allocations made while expanding sub-workflows, before the DAG limit applies
+
+
+def _name(index: int, item: MapNode, ctx: _Ctx) -> str:
+    """An allocation's name ("" if missing or invalid, reported)."""
+    name_node = item.value.get("name")
+    if name_node is None:
+        ctx.bad(item, f"allocation #{index + 1} has no `name`", NAME_HINT)
+        return ""
+    if not isinstance(name_node, ScalarNode) or not isinstance(name_node.value, (str, int)) or name_node.value is True:
+        ctx.bad(name_node, f"allocation name must be a string, not {type_name(name_node)}")
+        return ""
+    name = str(name_node.value)
+    if not NAME_RE.match(name):
+        ctx.bad(name_node, f"invalid allocation name {shown(name)}", NAME_HINT)
+        return ""
+    return name
+
+
+def _uses(index: int, item: MapNode, ctx: _Ctx) -> list[AllocationSpec]:
+    """A `uses:` allocation: the included workflow's allocations, named `<name>.<theirs>` (see compiler/uses.py)."""
+    name = _name(index, item, ctx)
+    for key, key_node in item.keys.items():
+        if key not in USES_KEYS:
+            hint = did_you_mean(key, USES_KEYS) if key not in ALLOCATION_KEYS else None
+            ctx.bad(
+                key_node,
+                f"`{key}` cannot be set on {shown(name or f'allocation #{index + 1}')}, which uses a sub-workflow",
+                hint
+                or "a `uses:` allocation takes name, uses, with, depends_on and depends_on_any; "
+                "set the rest inside the sub-workflow",
+            )
+    deps: dict[str, list[DepSpec]] = {}
+    for key in ("depends_on", "depends_on_any"):
+        if key in item.value:
+            try:
+                deps[key] = [dataclasses.replace(d, file=ctx.file) for d in _p_deps(key, item.value[key], ctx)]
+            except _BadValueError as e:
+                ctx.bad(e.node or item.value[key], e.message, e.hint)
+    uses_node = item.value["uses"]
+    try:
+        rel = _want_str("uses", uses_node)
+    except _BadValueError as e:
+        ctx.bad(uses_node, e.message, "write the path of a workflow file, relative to this one")
+        return []
+    if not name:
+        return []
+    if name in ctx.subs:
+        ctx.bad(item.value.get("name"), f"duplicate allocation name {shown(name)}")
+        return []
+    sub = SubWorkflow(name, str(Path(ctx.file).parent / rel), item)
+    ctx.subs[name] = sub  # registered before anything can fail: references to it are not "unknown"
+    path = (ctx.base_dir / rel).resolve()
+    if str(path) in ctx.chain:
+        names = [*(Path(p).name for p in ctx.chain[ctx.chain.index(str(path)) :]), path.name]
+        ctx.bad(uses_node, f"sub-workflow cycle: {' -> '.join(names)}", "a workflow cannot use itself, even indirectly")
+        return []
+    if len(ctx.chain) >= MAX_USES_DEPTH:
+        ctx.bad(uses_node, f"sub-workflows are nested more than {MAX_USES_DEPTH} deep", "flatten the nesting")
+        return []
+    try:
+        root = parse_yaml(read_text(path), sub.file)
+    except InputError as e:
+        for p in e.problems:
+            if p.line is None:  # the file could not be read: say so where it is used
+                ctx.bad(uses_node, f"cannot use {shown(rel)}: {p.message}", p.hint)
+            else:
+                ctx.problems.append(p)
+        return []
+    if ctx.expanded > MAX_EXPANDED_ALLOCATIONS:  # reported once, by _check_sub_names
+        return []
+    within = _Ctx(sub.file, path.parent)
+    within.chain, within.tasks, within.expanded = (*ctx.chain, str(path)), ctx.tasks, ctx.expanded
+    spec, problems = build_partial(root, sub.file, path.parent, within=within)
+    ctx.tasks, ctx.expanded = within.tasks, within.expanded
+    ctx.problems.extend(problems)
+    if spec is None:
+        return []
+    ctx.warnings.extend(spec.warnings)
+    params = dict(spec.params)
+    with_node = item.value.get("with")
+    if with_node is not None and not (isinstance(with_node, ScalarNode) and with_node.value is None):
+        if not isinstance(with_node, MapNode):
+            ctx.bad(with_node, f"`with` must be a mapping of param: value, not {type_name(with_node)}")
+        else:
+            for k, vnode in with_node.value.items():
+                if k not in spec.params:
+                    hint = did_you_mean(k, spec.params) or (
+                        f"its params: {', '.join(spec.params)}" if spec.params else f"{sub.file} declares no params"
+                    )
+                    ctx.bad(with_node.keys[k], f"{shown(k)} is not a param of sub-workflow {sub.file}", hint)
+                elif not isinstance(vnode, ScalarNode) or vnode.value is None:
+                    ctx.bad(
+                        vnode, f"the value for {shown(k)} must be a string, number or boolean, not {type_name(vnode)}"
+                    )
+                else:
+                    params[k] = vnode.value
+    for a in spec.allocations:
+        if a.params is None:
+            a.params = params
+    prefix(spec.allocations, spec.subworkflows, name)
+    longest = max((a.name for a in spec.allocations), key=len, default="")
+    if len(longest) > 64:
+        ctx.bad(
+            item.value.get("name"),
+            f"the allocations of {shown(name)} would be named up to {len(longest)} characters ({shown(longest)}), "
+            "more than 64",
+            "use a shorter name for the sub-workflow",
+        )
+    sub.roots, sub.leaves = roots_and_leaves(spec.allocations)
+    sub.members = [a.name for a in spec.allocations]
+    for a in spec.allocations:
+        if a.name in sub.roots:
+            a.depends_on = list(deps.get("depends_on", ()))
+            a.depends_on_any = list(deps.get("depends_on_any", ()))
+    ctx.all_subs.extend([sub, *spec.subworkflows])
+    return spec.allocations
+
+
+def _check_sub_names(allocations: list[AllocationSpec], ctx: _Ctx) -> None:
+    """A `uses:` name taken by another allocation of the same file is a duplicate; expansion is bounded."""
+    for a in allocations:
+        if a.name in ctx.subs and a.file == ctx.file:
+            ctx.bad(
+                a.node.value.get("name"), f"duplicate allocation name {shown(a.name)}", "a `uses:` allocation has it"
+            )
+    if ctx.expanded > MAX_EXPANDED_ALLOCATIONS:
+        ctx.bad(
+            None,
+            f"the sub-workflows expand into more than {MAX_EXPANDED_ALLOCATIONS:,} allocations",
+            "use fewer or smaller sub-workflows",
+        )
 
 
 def _allocation(index: int, item: Node, defaults: dict[str, tuple[Any, Node]], ctx: _Ctx) -> AllocationSpec | None:

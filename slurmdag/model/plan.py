@@ -139,6 +139,8 @@ class Plan:
     source: str | None = None  # path of the workflow file, if any
     format: int = PLAN_FORMAT
     max_concurrent: int | None = None  # the workflow's `max_concurrent` (a policy may lower it at submit)
+    # `uses:` sub-workflows: using allocation's (prefixed) name -> {"file": included file, "members": [allocations]}
+    subworkflows: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def job(self, name: str) -> PlannedJob:
         for j in self.jobs:
@@ -182,6 +184,8 @@ class Plan:
                 del job["on_failure"]
         if data["max_concurrent"] is None:
             del data["max_concurrent"]
+        if not data["subworkflows"]:  # plans without `uses:` stay unchanged
+            del data["subworkflows"]
         return data
 
     def to_json(self) -> str:
@@ -224,6 +228,7 @@ class Plan:
             source=data.get("source"),
             format=PLAN_FORMAT,
             max_concurrent=data.get("max_concurrent"),
+            subworkflows={k: dict(v) for k, v in data.get("subworkflows", {}).items()},
         )
 
     @classmethod

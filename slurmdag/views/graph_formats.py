@@ -67,6 +67,10 @@ def to_ascii(plan: Plan, labels: Mapping[str, str] | None = None) -> str:
 
     for i, root in enumerate(roots):
         walk(root, "", "", i == len(roots) - 1)
+    if plan.subworkflows:
+        lines.append("sub-workflows:")
+        for name, sub in plan.subworkflows.items():
+            lines.append(f"  {name}  ({sub['file']}): {', '.join(sub['members'])}")
     return "\n".join(lines) + "\n"
 
 
@@ -79,6 +83,11 @@ def to_dot(plan: Plan, labels: Mapping[str, str] | None = None) -> str:
     lines = [f"digraph {_q(plan.workflow)} {{", "  rankdir=TB;", "  node [shape=box];"]
     for job in plan.allocations():
         lines.append(f"  {_q(job.name)} [label={_q(_node_text(job, labels))}];")
+    for i, (name, sub) in enumerate(plan.subworkflows.items()):  # one box around each sub-workflow's allocations
+        title = f"{name} ({sub['file']})"
+        lines.append(f"  subgraph {_q(f'cluster_{i}')} {{ label={_q(title)};")
+        lines += [f"    {_q(m)};" for m in sub["members"]]
+        lines.append("  }")
     for job in plan.allocations():
         for e in job.edges:
             style = ", style=dashed" if e.group == "any" else ""
@@ -98,6 +107,10 @@ def to_mermaid(plan: Plan, labels: Mapping[str, str] | None = None) -> str:
     lines = ["flowchart TD"]
     for job in plan.allocations():
         lines.append(f"  {ids[job.name]}[{_mermaid_text(_node_text(job, labels))}]")
+    for i, (name, sub) in enumerate(plan.subworkflows.items()):
+        lines.append(f"  subgraph s{i}[{_mermaid_text(name + ' (' + sub['file'] + ')')}]")
+        lines += [f"    {ids[m]}" for m in sub["members"] if m in ids]
+        lines.append("  end")
     for job in plan.allocations():
         for e in job.edges:
             arrow = "-.->" if e.group == "any" else "-->"

@@ -173,6 +173,9 @@ def tree(plan: Plan, nodes: dict[str, AllocationStatus], header: str | None = No
 
     for root in roots:
         walk(root, None, "", True, True)
+    if plan.subworkflows:  # `uses:`: which allocations came from which sub-workflow
+        lines.append("sub-workflows:")
+        lines += [f"  {name}  ({sub['file']}): {', '.join(sub['members'])}" for name, sub in plan.subworkflows.items()]
     return "\n".join(lines)
 
 
