@@ -153,10 +153,11 @@ def compile_cmd(
         typer.echo(line)
     joins = len([j for j in plan.jobs if j.kind in ("join", "part")])
     arrays = [j for j in plan.jobs if j.kind == "host" and j.array]
-    extra = f" + {joins} join job{'s' if joins != 1 else ''}" if joins else ""
+    extra = ""
     if arrays:
         packed = sum(len(j.members) for j in arrays)
         extra += f" ({packed} of them packed into {len(arrays)} array job{'s' if len(arrays) != 1 else ''})"
+    extra += f" + {joins} join job{'s' if joins != 1 else ''}" if joins else ""
     typer.echo(f"{workflow}: compiled {len(plan.allocations())} allocations{extra} into {out}")
 
 

@@ -105,7 +105,7 @@ ACTIVE = {
 }
 
 
-def workflow(name: str) -> str:
+def workflow(name: str, auto_array: bool = False) -> str:
     allocations = []
     for alloc, (entry, extra) in PARENTS.items():
         allocations.append({"name": alloc, "entrypoint": entry, **extra})
@@ -116,6 +116,8 @@ def workflow(name: str) -> str:
         "defaults": {"partition": "debug", "walltime": 5, "cpus_per_task": 1},
         "allocations": allocations,
     }
+    if auto_array:  # siblings with equal options and dependencies run as tasks of one array job (issue 16)
+        doc = {"name": name, "auto_array": True, **{k: v for k, v in doc.items() if k != "name"}}
     return yaml.safe_dump(doc, sort_keys=False)
 
 
@@ -136,14 +138,17 @@ def _running(slurm, job_id: str) -> bool:
     return any(_state(r) == "RUNNING" for r in slurm.squeue([job_id]))
 
 
-def test_semantics_table_native_and_reconciler(slurm, run_slurmdag, tmp_path):
+@pytest.mark.parametrize("packing", ["plain", "auto_array"])
+def test_semantics_table_native_and_reconciler(slurm, run_slurmdag, tmp_path, packing):
     wf = tmp_path / "semantics.yaml"
-    wf.write_text(workflow("semantics-table"))
+    wf.write_text(workflow("semantics-table", auto_array=packing == "auto_array"))
     dags = {}
     for mode in ("native", "reconciler"):
         sub = run_slurmdag("submit", str(wf), "--json", "--cascade", mode)
         assert sub.returncode == 0, sub.stderr
         dags[mode] = json.loads(sub.stdout)
+        packed = [n for n, j in dags[mode]["jobs"].items() if "_" in j]  # a packed allocation's id is <array>_<i>
+        assert bool(packed) == (packing == "auto_array"), packed
     # From here on the native DAG is left to Slurm: the test reads Slurm; slurmdag runs only as the user's
     # `cancel --allocation` and, for the reconciler DAG, as `reconcile --once` for that DAG.
 
@@ -229,11 +234,28 @@ def check_dag(slurm, run_slurmdag, mode: str, sub: dict) -> list[str]:
     return problems
 
 
+def _tasks(job_id: str) -> list[str]:
+    """The task ids of a sacct JobID: "123_4" -> ["123_4"], "123_[0-2,5]" -> each of them, "123" -> []."""
+    base, sep, rest = job_id.partition("_")
+    if not sep:
+        return []
+    if not rest.startswith("["):
+        return [job_id]
+    out = []
+    for part in rest.strip("[]").split("%")[0].split(","):
+        first, _, last = part.partition("-")
+        out += [f"{base}_{i}" for i in range(int(first), int(last or first) + 1)]
+    return out
+
+
 def _all_accounted(slurm, jobs: dict[str, str]):
     rows = slurm.sacct(list(jobs.values()))
     by_id = {}
     for r in rows:
         by_id.setdefault(r["JobID"].split("_")[0], []).append(r)
+    # an allocation packed by auto_array is one task of an array job: its id is `<array>_<i>`, its row that task's
+    # (a row "123_[0-1]" is tasks cancelled before they were split off: each of them)
+    by_id.update({task: [r] for r in rows for task in _tasks(r["JobID"])})
     if any(_state(r) in ACTIVE for r in rows) or any(j not in by_id for j in jobs.values()):
         return None
     return {name: by_id[job_id] for name, job_id in jobs.items()}
