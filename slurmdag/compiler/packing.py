@@ -9,6 +9,7 @@ Not packed, with the reason `compile` shows:
   a task group      -- already an array of its own (an array of arrays does not exist);
   `retries`         -- a retrying allocation notes its attempts in its job's comment, which all tasks would share;
   a non-shell `script:` (#!/usr/bin/env python, ...) -- the dispatch is shell code;
+  `on_failure: stop` -- its exit trap cancels the DAG's other jobs by job name, and array tasks share one name;
   options differ    -- named: the first option in which it differs from the array it would have joined.
 """
 
@@ -75,6 +76,8 @@ def ineligible(job: PlannedJob, shell: str) -> str | None:
         return "it has `retries` (attempts are noted in its own job's comment, which array tasks would share)"
     if shell == "none":
         return "its `script:` is not a shell script (array tasks are dispatched by shell code)"
+    if job.on_failure == "stop":
+        return "it has `on_failure: stop` (its exit trap cancels the DAG's other jobs by name, which array tasks share)"
     return None
 
 

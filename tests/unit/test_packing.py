@@ -93,11 +93,12 @@ def test_what_cannot_be_packed_is_named_when_it_has_siblings():
         "  - {name: r, entrypoint: 'true', retries: 2}\n"
         "  - {name: py, entrypoint: 'true'}\n"
         "  - {name: tg, entrypoint: 'true', tasks: 4}\n"
+        "  - {name: st, entrypoint: 'true', on_failure: stop}\n"
     )
     packing = _packs(plan, shebangs={"py": "#!/usr/bin/env python3"})
     assert [p.members for p in packing.packs] == [("a", "b")]
     why = {u.name: u.why for u in packing.unpacked}
-    assert "retries" in why["r"] and "not a shell script" in why["py"]
+    assert "retries" in why["r"] and "not a shell script" in why["py"] and "on_failure: stop" in why["st"]
     assert "tg" not in why  # a task group is an array already: nothing to say
 
 
