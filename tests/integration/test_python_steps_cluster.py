@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -161,3 +162,79 @@ def test_docs_examples_run_as_scripts_with_functions_of_main(example, slurm, slu
         assert states == {"load": {"COMPLETED"}, "invert": {"FAILED"}, "report": {"CANCELLED"}}
     else:
         assert set().union(*states.values()) == {"COMPLETED"}
+
+
+def where_am_i(x):
+    import sys
+
+    return {"x": x, "python": sys.executable, "slurmdag imported": "slurmdag" in sys.modules}
+
+
+def test_a_step_runs_with_another_interpreter_that_lacks_slurmdag(
+    slurm, slurmdag_home, slurm_backend, submit_dir, shared_tmp
+):
+    """`python=`: the job entry runs by path under that interpreter, which needs cloudpickle but not slurmdag (the job
+    does not import slurmdag). This module's functions go by value (the venv could not import this test module)."""
+    import cloudpickle
+
+    venv = shared_tmp / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
+    libs = shared_tmp / "libs"  # cloudpickle alone, on the venv's path through a .pth file
+    shutil.copytree(Path(cloudpickle.__file__).parent, libs / "cloudpickle")
+    (site,) = venv.glob("lib/python*/site-packages")
+    (site / "libs.pth").write_text(f"{libs}\n")
+    python = venv / "bin" / "python"
+    probe = subprocess.run(
+        [str(python), "-c", "import cloudpickle, slurmdag"],
+        env={"PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+    )
+    assert "No module named 'slurmdag'" in probe.stderr  # the venv really lacks it
+
+    wf = Workflow("py-venv", defaults={"walltime": "5m"})
+    here = wf.call("here", where_am_i, 1)
+    wf.call("there", where_am_i, here, resources={"python": str(python), "env": {"PYTHONPATH": ""}})
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    try:
+        handle = wf.submit(backend=slurm_backend)
+    finally:
+        cloudpickle.unregister_pickle_by_value(sys.modules[__name__])
+    handle.wait(timeout=WAIT)
+    here_value = {"x": 1, "python": sys.executable, "slurmdag imported": False}
+    assert handle.result("here") == here_value
+    assert handle.result("there") == {"x": here_value, "python": str(python), "slurmdag imported": False}
+    ids = job_ids(handle.id)
+    rows = slurm.wait_until_done(list(ids.values()), timeout=WAIT)
+    assert {r["State"] for r in rows} == {"COMPLETED"}
+
+
+def flaky(x, marker):
+    """Fails the first time (leaving `marker`), works when run again."""
+    if not os.path.exists(marker):
+        Path(marker).write_text("failed once")
+        raise RuntimeError("first attempt fails")
+    return x + 1
+
+
+def test_resume_reruns_the_failed_step_against_the_results_its_parents_left(
+    slurm, slurmdag_home, slurm_backend, submit_dir, shared_tmp, run_slurmdag
+):
+    marker = shared_tmp / "flaky-marker"
+    wf = Workflow("py-resume", defaults={"walltime": "5m"})
+    first = wf.call("first", square, 4)
+    second = wf.call("second", flaky, first, str(marker))
+    wf.call("third", add, second, 100)
+    handle = wf.submit(backend=slurm_backend)
+    with pytest.raises(DagFailedError) as err:
+        handle.wait(timeout=WAIT)
+    assert err.value.failed_allocations == {"second"} and err.value.cancelled == {"third"}
+    first_id = job_ids(handle.id)["first"]
+    resumed = run_slurmdag("resume", handle.id)
+    assert resumed.returncode == 0, resumed.stderr
+    handle.wait(timeout=WAIT)
+    assert handle.results() == {"first": 16, "second": 17, "third": 117}
+    ids = job_ids(handle.id)
+    assert ids["first"] == first_id  # kept, not run again
+    rows = slurm.wait_until_done([ids["second"], ids["third"]], timeout=WAIT)
+    assert {r["State"] for r in rows} == {"COMPLETED"}
