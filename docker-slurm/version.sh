@@ -40,3 +40,24 @@ else
     SC_SLURMD_PORT=$((SC_CTLD_PORT + 1))
     SC_DBD_PORT=$((SC_CTLD_PORT + 2))
 fi
+
+# SLURM_CLUSTER_INSTANCE=1..9 runs another cluster of the same version beside the default one (instance 0): its own
+# run dir, bridge, namespaces, subnet, ports and owner mark. CI splits the 22.05 suite over two instances, and a test
+# that restarts its cluster with other knobs can run on an instance of its own while other tests use the default.
+SC_INSTANCE=${SLURM_CLUSTER_INSTANCE:-0}
+if [[ ! $SC_INSTANCE =~ ^[0-9]$ ]]; then
+    printf 'docker-slurm: error: SLURM_CLUSTER_INSTANCE must be one digit, 0 (the default cluster) to 9 (got %s)\n' \
+        "$SC_INSTANCE" >&2
+    exit 2
+fi
+if [ "$SC_INSTANCE" != 0 ]; then
+    SC_DEFAULT_RUN_DIR=$SC_DEFAULT_RUN_DIR-i$SC_INSTANCE
+    BRIDGE=${BRIDGE}i$SC_INSTANCE               # sdagbr2411i1: 12 characters
+    NS_PREFIX=${NS_PREFIX%-node}i$SC_INSTANCE-node
+    VETH_PREFIX=${VETH_PREFIX%v}i${SC_INSTANCE}v  # sdag2411i1v3c: 13 characters
+    SUBNET_PREFIX=10.$((77 + SC_INSTANCE)).${SUBNET_PREFIX##*.}
+    OWNER_MARK=${OWNER_MARK%.dir}-i$SC_INSTANCE.dir
+    SC_CTLD_PORT=$((SC_CTLD_PORT + 10 * SC_INSTANCE))
+    SC_SLURMD_PORT=$((SC_SLURMD_PORT + 10 * SC_INSTANCE))
+    SC_DBD_PORT=$((SC_DBD_PORT + 10 * SC_INSTANCE))
+fi

@@ -55,6 +55,12 @@ def ctld_refusals(slurm) -> int:
     return log.read_text(errors="replace").count("MaxJobCount limit from slurm.conf reached")
 
 
+def jobs_in_slurm(slurm, dag_id: str) -> int:
+    """How many jobs of the DAG (job names sd-<dag>-...) slurmctld holds."""
+    names = slurm.run("squeue", "-h", "-r", "-t", "all", "-o", "%j").stdout.split()
+    return sum(name.startswith(f"sd-{dag_id}-") for name in names)
+
+
 def workflow(name: str, n: int) -> str:
     lines = [f"name: {name}", "defaults: {partition: debug, walltime: 2}", "allocations:"]
     lines += [f'  - {{name: j{i:02d}, entrypoint: "true"}}' for i in range(n)]
@@ -120,6 +126,7 @@ def test_a_full_job_table_is_waited_for_or_refused_never_called_unreachable(slur
     (slow / "sbatch").chmod(0o755)
     (tmp_path / "mid.yaml").write_text(workflow("mid", 20))
     refusals = ctld_refusals(slurm)
+    earlier = set((home / "dags").iterdir())
     proc = subprocess.Popen(
         [sys.executable, "-m", "slurmdag", "submit", str(tmp_path / "mid.yaml"), "--json"],
         env=sd_env(slurm, home, PATH=f"{slow}:{slurm.env()['PATH']}", SLURMDAG_SUBMIT_WORKERS="1"),
@@ -128,21 +135,19 @@ def test_a_full_job_table_is_waited_for_or_refused_never_called_unreachable(slur
         stderr=subprocess.PIPE,
         text=True,
     )
-    mid = slurm.wait_for(
-        lambda: [p for p in (home / "dags").iterdir()] if (home / "dags").is_dir() else None, 60, "dag"
-    )
+    # this DAG's own record (iterdir's order is arbitrary: the two earlier DAGs already hold their job ids)
+    mid = slurm.wait_for(lambda: sorted(set((home / "dags").iterdir()) - earlier), 60, "the DAG's record")
     fillers: list[str] = []
     try:
-        slurm.wait_for(
-            lambda: len(json.loads((mid[-1] / "dag.json").read_text()).get("job_ids", {})) >= 3, 120, "3 jobs in"
-        )
+        # Slurm's view: the record gets a wave's ids only when the whole wave is in
+        slurm.wait_for(lambda: jobs_in_slurm(slurm, mid[0].name) >= 3, 120, "3 jobs in")
         # Take the room in one RPC (a held array: one entry per task), leaving the submission 3 more jobs at most.
         room = MAX_JOB_COUNT - 1 - held(slurm) - 3
         fillers = [
             slurm.submit("--hold", f"--array=0-{room - 1}", "-o/dev/null", "-Jfaults-table-filler", "--wrap=true")
         ]
         time.sleep(10)  # the submission now sits in sbatch's own retry loop
-        assert proc.poll() is None
+        assert proc.poll() is None, proc.communicate()[1]
         slurm.run("scancel", *fillers)  # they leave the table MinJobAge after they end: room comes back
         out, err = proc.communicate(timeout=600)
     finally:
