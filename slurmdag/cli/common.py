@@ -17,6 +17,7 @@ from slurmdag.model.errors import DagNotCompletedError, Problem
 if TYPE_CHECKING:
     from slurmdag.backends.base import Backend
     from slurmdag.runs.logs import FailedLog
+    from slurmdag.runs.outputs import AllocationOutputs
     from slurmdag.runs.status import DagStatus
     from slurmdag.state.store import Store
 
@@ -131,6 +132,15 @@ def failed_logs_of(store: Store, status: DagStatus, every_task: bool = False) ->
     return failed_logs(status, store.load(status.dag_id), every_task)
 
 
+def outputs_of(store: Store, status: DagStatus) -> list[AllocationOutputs]:
+    """What the DAG's allocations published (none for a DAG not in the local store): read from its run folder."""
+    from slurmdag.runs.outputs import read_outputs, run_dir_of
+
+    if not store.exists(status.dag_id):
+        return []
+    return read_outputs(run_dir_of(store, store.load(status.dag_id)), status.plan)
+
+
 def echo_json(data: object) -> None:
     typer.echo(json.dumps(data, indent=2))
 
@@ -185,7 +195,7 @@ def follow(
             view.close()
     failed = failed_logs_of(store, status)
     if as_json:
-        echo_json(status_json(status, failed_logs_of(store, status, every_task=True)))
+        echo_json(status_json(status, failed_logs_of(store, status, every_task=True), outputs_of(store, status)))
     elif isinstance(view, _LiveView):
         from slurmdag.views.status_views import failed_log_lines
 

@@ -244,6 +244,31 @@ def show(
         typer.echo(details_text(details), nl=False)
 
 
+# --- outputs ---
+
+
+@app.command()
+def outputs(
+    dag_id: str = dag_argument(),
+    allocation: str | None = _allocation_argument(required=False),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+) -> None:
+    """What the DAG's allocations published (`outputs:` / slurmdag-output), read from its run folder."""
+    from slurmdag.runs.outputs import read_outputs, run_dir_of
+    from slurmdag.views.outputs_views import outputs_json, outputs_text
+
+    store = open_store()
+    record, plan = _load(store, dag_id)
+    if allocation is not None:
+        _allocation(plan, allocation)
+    run_dir = run_dir_of(store, record)
+    found = read_outputs(run_dir, plan, allocation)
+    if as_json:
+        echo_json(outputs_json(dag_id, str(run_dir), found))
+    else:
+        typer.echo(outputs_text(found, every=allocation is not None), nl=False)
+
+
 # --- forget ---
 
 

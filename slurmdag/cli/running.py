@@ -20,6 +20,7 @@ from slurmdag.cli.common import (
     follow,
     open_backend,
     open_store,
+    outputs_of,
 )
 from slurmdag.model.errors import InputError, StoreError
 from slurmdag.model.plan import Plan
@@ -209,7 +210,7 @@ def status(
         return
     st = collect(store, backend, dag_id)
     if as_json:
-        echo_json(status_json(st, failed_logs_of(store, st, every_task=True)))
+        echo_json(status_json(st, failed_logs_of(store, st, every_task=True), outputs_of(store, st)))
         for note in st.notes:
             typer.echo(f"note: {note}", err=True)
     elif graph:

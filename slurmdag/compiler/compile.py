@@ -24,7 +24,7 @@ from typing import Any
 
 import jinja2
 
-from slurmdag.compiler import graph, packing, render
+from slurmdag.compiler import graph, output_refs, packing, render
 from slurmdag.compiler.script_directives import shell_kind
 from slurmdag.compiler.spec import (
     LINE_KEYS,
@@ -231,6 +231,7 @@ def _compile(
     auto_array: bool = False,
 ) -> Plan:
     problems = list(problems)
+    problems.extend(output_refs.add_edges(spec))  # before the graph: a reference is an edge
     try:
         order = graph.check(spec, max_allocations)
     except InputError as e:
@@ -239,6 +240,9 @@ def _compile(
     params = _apply_overrides(spec, overrides or {}, problems)
     texts = _ParamRenderer(spec, params, problems)
     rendered = {a.name: texts.allocation(a) for a in spec.allocations}
+    if problems:
+        raise InputError(problems)
+    lowered = _lower_refs(spec, rendered, problems)
     if problems:
         raise InputError(problems)
 
@@ -251,7 +255,7 @@ def _compile(
         for join_name, join_dep in joins:
             jobs.append(join_job(spec.name, join_name, a.name, a.options, join_dep, renderer))
         dependency_of[a.name] = deps
-        job = _allocation_job(spec.name, a, deps, rendered[a.name], renderer)
+        job = _allocation_job(spec.name, a, deps, lowered[a.name], renderer)
         size = len(job.script) if job.script.isascii() else len(job.script.encode("utf-8"))
         if size > MAX_SCRIPT_BYTES:
             where = next((a.where[k] for k in ("matrix", "script", "entrypoint", "setup") if k in a.where), a.node)
@@ -360,9 +364,11 @@ class _ParamRenderer:
     def _render(self, text: str) -> tuple[str | None, tuple[str, str | None] | None]:
         """(the rendered text, None) or (None, (message with a {key} placeholder, hint))."""
         try:
-            out = self.env.render_bounded(text, params=self.current)
-            if "\x00" in out:
-                raise ValueError("the result contains a NUL character")
+            out = self.env.render_bounded(text, params=self.current, outputs=output_refs.RefsVariable())
+            if "\x00" in output_refs.without_markers(out):
+                if "\x00" in text:
+                    raise ValueError("the result contains a NUL character")
+                raise ValueError(output_refs.MANGLED)
             if "\r\n" in out:
                 raise ValueError("the result contains a DOS line break (\\r\\n), which sbatch refuses")
             return out, None
@@ -383,6 +389,24 @@ class _ParamRenderer:
             )
             return f"`{{key}}` uses undefined param {shown(name)}", hint
         return f"`{{key}}` uses undefined variable {shown(name)}", "params are written {{ params.NAME }}"
+
+
+def _lower_refs(
+    spec: WorkflowSpec,
+    rendered: Mapping[str, tuple[str | None, dict[str, str], list[str]]],
+    problems: list[Problem],
+) -> dict[str, output_refs.Lowered]:
+    """Each allocation's rendered texts with its `{{ outputs... }}` references turned into shell (output_refs)."""
+    producers = {a.name: a for a in spec.allocations}
+    out: dict[str, output_refs.Lowered] = {}
+    for a in spec.allocations:
+        entry, env, setup = rendered[a.name]
+        try:
+            out[a.name] = output_refs.lower(entry, env, setup, producers)
+        except output_refs.LowerError as e:
+            node = a.where.get(e.key) or a.where.get("setup[0]") or a.node
+            problems.append(problem_at(spec.file, node, e.message, e.hint))
+    return out
 
 
 def _lower(
@@ -437,10 +461,10 @@ def _allocation_job(
     workflow: str,
     a: AllocationSpec,
     dependency: Dependency | None,
-    rendered: tuple[str | None, dict[str, str], list[str]],
+    lowered: output_refs.Lowered,
     renderer: render.Renderer,
 ) -> PlannedJob:
-    entrypoint, env, setup = rendered
+    entrypoint, setup = lowered.entrypoint, lowered.setup
     edges = tuple(Edge(d.parent, d.condition, "all") for d in a.depends_on) + tuple(
         Edge(d.parent, d.condition, "any") for d in a.depends_on_any
     )
@@ -457,6 +481,7 @@ def _allocation_job(
         option_sources=a.merged.describe() if a.merged is not None else None,
         walltime=a.walltime,
         on_failure=a.on_failure or "continue",
+        outputs=list(a.outputs),
     )
     options = render.sbatch_options(job)
     keys = [f"SLURMDAG_MATRIX_{k.upper()}" for k in (a.matrix.keys if a.matrix else ())]
@@ -466,7 +491,10 @@ def _allocation_job(
         name=a.name,
         kind="allocation",
         directives=render.directive_lines(options),
-        env=list(env.items()),
+        env=lowered.env,
+        env_words=lowered.env_words,
+        output_reads=lowered.reads,
+        output_checks=output_refs.producer_lines(a.outputs, "_slurmdag_stop" if a.on_failure == "stop" else None),
         task_group=a.is_task_group,
         matrix_keys=keys,
         matrix_rows=a.matrix_rows(),

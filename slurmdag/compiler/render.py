@@ -41,6 +41,10 @@ class ScriptContext:
     directives: list[str]  # "--opt=value" / "--flag", sorted, including --job-name and --array
     for_allocation: str | None = None
     env: list[tuple[str, str]] = field(default_factory=list)  # exported in this order
+    # env values holding {{ outputs... }}: (name, shell word) exported after `env` (compiler/output_refs.py)
+    env_words: list[tuple[str, str]] = field(default_factory=list)
+    output_reads: list[str] = field(default_factory=list)  # shell lines reading the outputs it uses, at its start
+    output_checks: list[str] = field(default_factory=list)  # shell lines checking the outputs it declares
     task_group: bool = False
     matrix_keys: list[str] = field(default_factory=list)  # env var names, e.g. SLURMDAG_MATRIX_LR
     matrix_rows: list[tuple[str, ...]] = field(default_factory=list)  # row i = values of array task i

@@ -13,6 +13,7 @@ import re
 from typing import Any
 
 from slurmdag.compiler import spec
+from slurmdag.model import run_layout
 from slurmdag.model import slurm_values as wt
 
 SCHEMA_FILE = "workflow.schema.json"
@@ -108,6 +109,12 @@ KEY_SCHEMAS: dict[str, dict[str, Any]] = {
         "additionalProperties": SCALAR,
     },
     "setup": STRINGS,
+    "outputs": {
+        "type": "array",
+        "uniqueItems": True,
+        "items": {"type": "string", "pattern": _pattern(run_layout.OUTPUT_NAME_RE)},
+        "description": "names of the outputs the job publishes (slurmdag-output NAME VALUE); docs/passing-data.md",
+    },
     "retries": {"oneOf": [{"type": "integer", "minimum": 0, "maximum": 100}, {"type": "string", "pattern": DIGITS}]},
     "on_failure": {
         "enum": list(spec.ON_FAILURE),

@@ -30,6 +30,7 @@ from slurmdag.compiler.yamlsrc import MapNode, Node, ScalarNode, SeqNode, bool_h
 from slurmdag.model import slurm_values as wt
 from slurmdag.model.errors import InputError, Problem, shown
 from slurmdag.model.plan import Condition
+from slurmdag.model.run_layout import OUTPUT_NAME_HINT, OUTPUT_NAME_RE
 from slurmdag.model.sbatch_options import (
     BY_SHORT,
     CLIENT_ONLY,
@@ -74,10 +75,10 @@ OPTION_KEYS = {
 }
 OTHER_KEYS = (
     "name", "entrypoint", "script", "depends_on", "depends_on_any",
-    "tasks", "array", "matrix", "env", "setup", "retries", "sbatch", "on_failure",
+    "tasks", "array", "matrix", "env", "setup", "retries", "sbatch", "on_failure", "outputs",
 )  # fmt: skip
 ALLOCATION_KEYS = tuple(OTHER_KEYS) + tuple(OPTION_KEYS)
-NOT_IN_DEFAULTS = ("name", "depends_on", "depends_on_any")
+NOT_IN_DEFAULTS = ("name", "depends_on", "depends_on_any", "outputs")
 # At most one key of each group per allocation; an allocation setting one of them ignores the group in defaults.
 EXCLUSIVE_GROUPS = (("entrypoint", "script"), ("tasks", "array", "matrix"), ("mem", "mem_per_cpu"))
 
@@ -125,6 +126,7 @@ class AllocationSpec:
     setup: list[str] = field(default_factory=list)
     retries: int = 0
     on_failure: str | None = None  # "stop" | "continue"; None: the workflow's `on_failure`
+    outputs: list[str] = field(default_factory=list)  # names of the outputs each of its jobs must publish
     where: dict[str, Node] = field(default_factory=dict)  # key (or "env.K", "setup[i]") -> node of its value
     file: str = ""  # the file its nodes are in: the workflow's, or a sub-workflow's (`uses:`)
     params: dict[str, Any] | None = (
@@ -564,6 +566,21 @@ def _p_on_failure(key: str, node: Node, ctx: _Ctx) -> str:
     return str(v)
 
 
+def _p_outputs(key: str, node: Node, ctx: _Ctx) -> list[str]:
+    items = node.value if isinstance(node, SeqNode) else [node]
+    names: list[str] = []
+    for item in items:
+        if not isinstance(item, ScalarNode) or not isinstance(item.value, str):
+            ctx.bad(item, f"`outputs` must be a list of output names, not {type_name(item)}", OUTPUT_NAME_HINT)
+        elif not OUTPUT_NAME_RE.match(item.value):
+            ctx.bad(item, f"invalid output name {shown(item.value)}", OUTPUT_NAME_HINT)
+        elif item.value in names:
+            ctx.bad(item, f"output {shown(item.value)} is declared twice")
+        else:
+            names.append(item.value)
+    return names
+
+
 def _p_retries(key: str, node: Node, ctx: _Ctx) -> int:
     n = _p_positive_int(key, node, ctx, minimum=0)
     if n > 100:
@@ -750,6 +767,7 @@ PARSERS: dict[str, Callable[..., Any]] = {
     "setup": _p_setup,
     "retries": _p_retries,
     "on_failure": _p_on_failure,
+    "outputs": _p_outputs,
     "sbatch": _p_sbatch,
     "nodes": _p_nodes,
     "walltime": _p_walltime,
@@ -1250,6 +1268,8 @@ def _allocation(index: int, item: Node, defaults: dict[str, tuple[Any, Node]], c
             a.retries = value
         elif key == "on_failure":
             a.on_failure = value
+        elif key == "outputs":
+            a.outputs = value
         elif key == "sbatch":
             for flag, (fvalue, _) in value.items():
                 a.options[flag] = fvalue
@@ -1307,7 +1327,7 @@ def _merge_script(a: AllocationSpec, ctx: _Ctx) -> None:
             a.indexes = ctx.indexes("--array", count, None, functools.partial(wt.array_indexes, text), (script.path, d))
     if shell_kind(script.shebang) == "none":
         # slurmdag's env, setup and matrix lines are shell code: they cannot go into, say, a Python script
-        for key in ("env", "setup", "matrix"):
+        for key in ("env", "setup", "matrix", "outputs"):
             if key in a.where:
                 ctx.bad(
                     a.where[key],

@@ -121,6 +121,9 @@ class PlannedJob:
     # "stop": the job's failure cancels every other unfinished job of its DAG (`on_failure: stop`, done by the
     # job itself before it ends; docs/semantics.md). Absent from plan.json when "continue".
     on_failure: str = "continue"
+    # The allocation's `outputs:` (docs/passing-data.md): names each of its jobs must publish; plan.json omits it
+    # when empty, so plans without outputs read as before.
+    outputs: list[str] = field(default_factory=list)
 
     def parents(self) -> tuple[str, ...]:
         return self.dependency.parents() if self.dependency else ()
@@ -182,6 +185,8 @@ class Plan:
                 del job["members"]
             if job["on_failure"] == "continue":  # the default: plans without `on_failure: stop` stay unchanged
                 del job["on_failure"]
+            if not job["outputs"]:
+                del job["outputs"]
         if data["max_concurrent"] is None:
             del data["max_concurrent"]
         if not data["subworkflows"]:  # plans without `uses:` stay unchanged
@@ -219,6 +224,7 @@ class Plan:
                     host=Hosting(**j["host"]) if j.get("host") is not None else None,
                     members=tuple(j.get("members", ())),
                     on_failure=j.get("on_failure", "continue"),
+                    outputs=list(j.get("outputs", ())),
                 )
             )
         return cls(

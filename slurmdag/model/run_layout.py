@@ -55,8 +55,8 @@ ENV_OUTPUTS = "SLURMDAG_OUTPUTS"
 ENV_TASK_INDEX = "SLURMDAG_TASK_INDEX"
 
 # An output's name is a file name and a template attribute (`{{ outputs.search.best_lr }}`): an identifier.
-OUTPUT_NAME_RE = re.compile(r"\A[A-Za-z_][A-Za-z0-9_]{0,63}\Z")
-OUTPUT_NAME_HINT = "output names are 1-64 characters: letters, digits and '_', not starting with a digit"
+OUTPUT_NAME_RE = re.compile(r"\A[A-Za-z][A-Za-z0-9_]{0,63}\Z")
+OUTPUT_NAME_HINT = "output names are 1-64 characters: letters, digits and '_', starting with a letter"
 
 # The one line of a rendered script that says where the job is; `submit` rewrites it (see `bind_location`).
 LOCATION_PREFIX = f"export {ENV_DAG_ID}="
@@ -127,8 +127,8 @@ if [ $# -lt 1 ] || [ $# -gt 2 ]; then
   exit 2
 fi
 case "$1" in
-  '' | [0-9]* | *[!A-Za-z0-9_]*)
-    echo "slurmdag-output: invalid output name '$1': letters, digits and '_', not starting with a digit" >&2
+  '' | [!A-Za-z]* | *[!A-Za-z0-9_]*)
+    echo "slurmdag-output: invalid output name '$1': letters, digits and '_', starting with a letter" >&2
     exit 2 ;;
 esac
 if [ -z "${SLURMDAG_OUTPUTS:-}" ]; then

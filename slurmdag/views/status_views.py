@@ -10,6 +10,7 @@ from tabulate import tabulate
 
 from slurmdag.model.plan import Plan
 from slurmdag.runs.logs import FailedLog
+from slurmdag.runs.outputs import AllocationOutputs
 from slurmdag.runs.status import AllocationStatus, DagStatus
 
 
@@ -81,9 +82,13 @@ def status_table(status: DagStatus, tasks: bool = False, failed: list[FailedLog]
     return "\n".join(lines)
 
 
-def status_json(status: DagStatus, failed: list[FailedLog] | None = None) -> dict[str, Any]:
-    """The document of docs/commands.md (status --json); a failed allocation (task) also carries its "log"."""
+def status_json(
+    status: DagStatus, failed: list[FailedLog] | None = None, outputs: list[AllocationOutputs] | None = None
+) -> dict[str, Any]:
+    """The document of docs/commands.md (status --json); a failed allocation (task) also carries its "log", and
+    an allocation that declares or published outputs its "outputs" (name -> value; per task for task groups)."""
     logs = {(f.allocation, f.task): f.stdout for f in failed or []}
+    published = {a.name: a for a in outputs or [] if a.declared or a.any_published}
     allocations = []
     for node in status.allocations():
         entry: dict[str, Any] = {
@@ -100,11 +105,17 @@ def status_json(status: DagStatus, failed: list[FailedLog] | None = None) -> dic
             entry["cancelled_by"] = node.cancelled_by  # "upstream", "user" or "stop"
         if (node.name, None) in logs:
             entry["log"] = logs[(node.name, None)]
+        mine = published.get(node.name)
+        if mine is not None and mine.single is not None:
+            entry["outputs"] = dict(mine.single.values)
         if node.tasks is not None:
             entry["tasks"] = [{"index": t.index, "job_id": t.job_id, "state": t.state.value} for t in node.tasks]
             for t in entry["tasks"]:
                 if (node.name, t["index"]) in logs:
                     t["log"] = logs[(node.name, t["index"])]
+                if mine is not None and mine.tasks is not None:
+                    task = mine.tasks.get(t["index"])
+                    t["outputs"] = dict(task.values) if task is not None else {}
         allocations.append(entry)
     doc: dict[str, Any] = {
         "dag_id": status.dag_id,
