@@ -196,6 +196,15 @@ class Workflow:
                 raise InputError(Problem(f"grid and keyword arguments both set {', '.join(clash)}", where))
             rows = [([], {**row, **kwargs}) for row in pysteps.grid_rows(values)]
         else:
+            if isinstance(iterable, Allocation):
+                raise InputError(
+                    Problem(
+                        f"map {shown(name)}: the items must be known at submit (an array job's size is fixed when "
+                        f"it is submitted), not the result of step {shown(iterable.name)}",
+                        where,
+                        hint="map over the items themselves, or call one step that loops over the result",
+                    )
+                )
             if isinstance(iterable, (str, bytes)) or not isinstance(iterable, Iterable):
                 raise InputError(
                     Problem(f"map {shown(name)}: the items must be iterable, not {_kind(iterable)}", where)
