@@ -15,7 +15,7 @@ from typing import Any
 
 from slurmdag.model import run_layout
 from slurmdag.model.plan import Plan
-from slurmdag.runs import logs
+from slurmdag.runs import logs, pyresults
 from slurmdag.state.store import DagRecord, Store
 
 MAX_VALUE_BYTES = 1 << 20  # a value shown or printed is cut after 1 MiB
@@ -35,6 +35,8 @@ class Published:
     missing: list[str] = field(default_factory=list)  # declared outputs not (yet) written
     result: Any = None  # a Python step's return value (.result.json), if any
     has_result: bool = False
+    result_repr: str | None = None  # a Python step's return value as repr() (runs/pyresults.py), cut
+    error: str | None = None  # "<type>: <message>" when a Python step raised
 
 
 @dataclass
@@ -43,11 +45,12 @@ class AllocationOutputs:
     declared: list[str]
     single: Published | None = None  # a single job
     tasks: dict[int, Published] | None = None  # a task group: task index -> what it published
+    python_step: bool = False  # a step of the Python API: its return value is its output
 
     @property
     def any_published(self) -> bool:
         pubs = [self.single] if self.single is not None else list((self.tasks or {}).values())
-        return any(p.values or p.has_result for p in pubs)
+        return any(p.values or p.has_result or p.result_repr is not None or p.error for p in pubs)
 
 
 def read_folder(folder: Path, declared: list[str]) -> Published:
@@ -105,4 +108,27 @@ def read_outputs(run_dir: Path, plan: Plan, allocation: str | None = None) -> li
                 made = []
             entry.tasks = {i: read_folder(folder / str(i), entry.declared) for i in made}
         out.append(entry)
+    _add_python_results(run_dir, out)
     return out
+
+
+def _add_python_results(run_dir: Path, found: list[AllocationOutputs]) -> None:
+    """Python steps (the Python API): their return value's repr and a raised exception, per task."""
+    steps = set(pyresults.python_steps(run_dir))
+    for entry in found:
+        if entry.name not in steps:
+            continue
+        entry.python_step = True
+        try:
+            shown = pyresults.shown_results(run_dir, entry.name)
+        except Exception:  # noqa: BLE001 - a result that cannot be unpickled here is shown as its JSON or not at all
+            continue
+        for r in shown:
+            if r.task is None:
+                target = entry.single = entry.single or Published()
+            else:
+                entry.tasks = entry.tasks if entry.tasks is not None else {}
+                target = entry.tasks.setdefault(r.task, Published())
+            target.result_repr, target.error = r.repr, r.error
+            if r.has_json and not target.has_result:
+                target.result, target.has_result = r.json, True

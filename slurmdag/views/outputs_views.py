@@ -15,6 +15,10 @@ def published_json(p: Published) -> dict[str, Any]:
         doc["truncated"] = list(p.truncated)
     if p.has_result:
         doc["result"] = p.result
+    if p.result_repr is not None:
+        doc["repr"] = p.result_repr
+    if p.error:
+        doc["error"] = p.error
     return doc
 
 
@@ -40,14 +44,14 @@ def outputs_text(allocations: Iterable[AllocationOutputs], every: bool) -> str:
     """`NAME[TASK]  output = value` lines; `every`: also allocations that declare and published nothing."""
     rows: list[tuple[str, str]] = []
     for a in allocations:
-        if not every and not a.declared and not a.any_published:
+        if not every and not a.declared and not a.python_step and not a.any_published:
             continue
         pubs = (
             [(a.name, a.single)]
             if a.single is not None
             else [(f"{a.name}[{i}]", p) for i, p in (a.tasks or {}).items()]
         )
-        if not pubs or not any(p.values or p.has_result or p.missing for _, p in pubs):
+        if not pubs or not any(p.values or p.has_result or p.result_repr or p.error or p.missing for _, p in pubs):
             rows.append((a.name, "(nothing published yet)"))
             continue
         for who, p in pubs:
@@ -56,6 +60,10 @@ def outputs_text(allocations: Iterable[AllocationOutputs], every: bool) -> str:
                 rows.append((who, f"{name} = {shown_value(value)}{cut}"))
             if p.has_result:
                 rows.append((who, f"result = {json.dumps(p.result, ensure_ascii=False)}"))
+            elif p.result_repr is not None:
+                rows.append((who, f"result = {shown_value(p.result_repr)}"))
+            if p.error:
+                rows.append((who, f"raised {shown_value(p.error)}"))
             for name in p.missing:
                 rows.append((who, f"{name}: not published"))
     if not rows:

@@ -234,3 +234,34 @@ def test_resume_keeps_the_outputs_of_completed_producers(slurm, run_slurmdag, sl
     assert doc["allocations"] == [
         {"name": "produce", "declared": ["token"], "outputs": {"token": token}, "missing": []}
     ]
+
+
+def test_python_results_are_shown_by_slurmdag_outputs(
+    slurm, slurm_backend, run_slurmdag, slurmdag_home, tmp_path, monkeypatch
+):
+    """A DAG of Python steps (the Python API, submitted in-process): `slurmdag outputs` shows each step's return
+    value (JSON, else repr) and the exception a step raised, read from the same run folder."""
+    from slurmdag import DagFailedError, Workflow
+
+    monkeypatch.chdir(tmp_path)  # the jobs' working directory: never the repository
+    wf = Workflow("py-outputs", defaults={"partition": "debug", "walltime": "5m"})
+    sq = wf.call("square", lambda x: x * x, 3)
+    wf.call("add", lambda a, b: a + b, sq, 1)
+    wf.call("pair", lambda: {1, 2})
+    wf.call("bad", lambda: 1 / 0)
+    handle = wf.submit(backend=slurm_backend)
+    with pytest.raises(DagFailedError):
+        handle.wait(timeout=300)
+    ids = job_ids(slurm, handle.id)
+    rows = {r["JobName"]: r["State"] for r in slurm.wait_until_done(list(ids.values()), timeout=120)}
+    assert rows[f"sd-{handle.id}-add"] == "COMPLETED" and rows[f"sd-{handle.id}-bad"] == "FAILED", rows
+    assert handle.result("add") == 10
+
+    shown = run_slurmdag("outputs", handle.id, "--json")
+    assert shown.returncode == 0, shown.stderr
+    doc = {a["name"]: a for a in json.loads(shown.stdout)["allocations"]}
+    assert (doc["square"]["result"], doc["add"]["result"]) == (9, 10)
+    assert doc["pair"]["repr"] == "{1, 2}" and "result" not in doc["pair"]
+    assert doc["bad"]["error"] == "ZeroDivisionError: division by zero"
+    text = run_slurmdag("outputs", handle.id, "add")
+    assert text.returncode == 0 and text.stdout.split() == ["add", "result", "=", "10"], text.stdout

@@ -315,3 +315,30 @@ def test_the_job_entry_uses_the_layouts_file_names():
     assert (pystep.EXCEPTION_JSON, pystep.EXCEPTION_PICKLE) == (run_layout.EXCEPTION_JSON, run_layout.EXCEPTION_PICKLE)
     assert pystep.PYTHON_DIR_NAME == run_layout.PYTHON_DIR_NAME
     assert pystep.ENV_RUN_DIR == run_layout.ENV_RUN_DIR and pystep.ENV_TASK_INDEX == run_layout.ENV_TASK_INDEX
+
+
+def test_slurmdag_outputs_shows_python_results_and_exceptions(tmp_path):
+    """The view of `slurmdag outputs` (runs/outputs.py): a step's JSON result, a repr when it has no JSON copy, and
+    the exception a task raised."""
+    from slurmdag.runs.outputs import read_outputs
+    from slurmdag.views.outputs_views import outputs_json, outputs_text
+
+    wf = Workflow("t")
+    sq = wf.call("square", square, 3)
+    wf.call("s", lambda: {1, 2})
+    wf.map("b", boom, [1, 2])
+    wf.call("add", add, sq, b=1)
+    run_dir = _prepare(tmp_path, wf)
+    pystep.run("square", str(run_dir), None)
+    pystep.run("s", str(run_dir), None)
+    with pytest.raises(ValueError):
+        pystep.run("b", str(run_dir), 1)
+    found = read_outputs(run_dir, wf.compile())
+    doc = {a["name"]: a for a in outputs_json("0123abcd", str(run_dir), found)["allocations"]}
+    assert (doc["square"]["result"], doc["square"]["repr"]) == (9, "9")
+    assert "result" not in doc["s"] and doc["s"]["repr"] == "{1, 2}"
+    assert [(t["index"], t.get("error")) for t in doc["b"]["tasks"]] == [(0, None), (1, "ValueError: bad input 2")]
+    text = outputs_text(found, every=False)
+    assert "square  result = 9\n" in text and "s       result = {1, 2}\n" in text
+    assert "b[1]    raised ValueError: bad input 2\n" in text
+    assert "add     (nothing published yet)\n" in text
