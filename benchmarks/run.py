@@ -4,7 +4,7 @@
     python benchmarks/run.py                      # everything (~10 min on the 2-core machine)
     python benchmarks/run.py --only compile,rpc --repeat 3 --json out.json
 
---only    compile | submit | rpc | latency (comma-separated; default all)
+--only    compile | submit | rpc | latency | groups (comma-separated; default all)
 --sizes   allocations per generated workflow, e.g. 100,500 (default: compile 100,1000,10000; submit 100,500)
 --repeat  runs per measurement (default 3); the tables show medians
 --json    also write every figure to this file
@@ -23,6 +23,9 @@ What is measured (docs/performance.md has the figures and how to read them):
   latency  a 20-link chain of `sleep 1` jobs, slurmdag's and bash's side by side: child start - parent end for
            every edge (from sacct, whole seconds, and from timestamps the jobs write, sub-second), and makespan /
            critical path.
+  groups   a 30-link chain of `true` allocations submitted with `fuse: auto` (one Slurm job, 30 job steps) and the
+           same chain unfused (30 jobs), back to back in the same run: makespan (first allocation's start to the
+           last one's end, from timestamps the allocations write) and submit-to-finished wall time (issue 16).
 """
 
 from __future__ import annotations
@@ -523,19 +526,96 @@ def bench_latency(repeat: int) -> dict:
     return {"rows": out, "targets": [("median edge latency within 0.2 s of bash's", f"{diff:+.3f} s", diff <= 0.2)]}
 
 
+# --- 5. groups: one Slurm job for a chain ---
+
+GROUP_LINKS = 30
+
+
+def group_chain(links: int, folder: Path, fuse: bool) -> str:
+    """`links` allocations in a chain, each running `true` between two timestamps in `folder`."""
+    f = f"{folder}/$SLURMDAG_ALLOCATION"
+    entry = f"date +%s.%N > {f}.start; true; date +%s.%N > {f}.end"
+    lines = [f"name: chain{links}", "fuse: auto" if fuse else "", "defaults: {walltime: 1, ntasks: 1}", "allocations:"]
+    for i in range(1, links + 1):
+        dep = f", depends_on: [a{i - 1:02d}]" if i > 1 else ""
+        lines.append(f"  - {{name: a{i:02d}, entrypoint: {json.dumps(entry)}{dep}}}")
+    return "\n".join(lines) + "\n"
+
+
+def run_group_chain(links: int, fuse: bool) -> dict:
+    folder = Path(tempfile.mkdtemp(prefix=f"sdbench-groups-{'fused' if fuse else 'unfused'}-", dir=STAMP))
+    plan = compile_text(group_chain(links, folder, fuse), "bench.yaml", max_allocations=links)
+    home = Path(tempfile.mkdtemp(prefix="sdbench-home-"))
+    t0 = time.monotonic()
+    submit_plan(plan, Store(home), choice.choose("cli", "groups").backend)
+    last = folder / f"a{links:02d}.end"
+    deadline = t0 + links * 10 + 120
+    while not last.exists():
+        if time.monotonic() > deadline:
+            raise SystemExit("group chains did not finish in time")
+        time.sleep(0.05)
+    wall = time.monotonic() - t0
+    stamps = {
+        n: (float((folder / f"{n}.start").read_text()), float((folder / f"{n}.end").read_text()))
+        for n in (f"a{i:02d}" for i in range(1, links + 1))
+    }
+    makespan = stamps[f"a{links:02d}"][1] - stamps["a01"][0]
+    return {"slurm_jobs": len(plan.submissions()) + 1, "makespan": makespan, "submit_to_end": wall}
+
+
+def bench_groups(repeat: int) -> dict:
+    wait_for_room(2 * GROUP_LINKS)
+    runs = []
+    for _ in range(repeat):  # alternate, so a burst of someone else's load tends to hit both
+        runs.append((run_group_chain(GROUP_LINKS, True), run_group_chain(GROUP_LINKS, False)))
+    fused = {k: [r[0][k] for r in runs] for k in ("makespan", "submit_to_end")}
+    unfused = {k: [r[1][k] for r in runs] for k in ("makespan", "submit_to_end")}
+    ratio = median(fused["makespan"]) / median(unfused["makespan"])
+    rows = [
+        [
+            who,
+            d["slurm_jobs"],
+            f"{median(f['makespan']):.2f}",
+            " ".join(f"{x:.2f}" for x in f["makespan"]),
+            f"{median(f['submit_to_end']):.2f}",
+        ]
+        for who, d, f in (
+            ("fuse: auto", runs[0][0], fused),
+            ("unfused (baseline)", runs[0][1], unfused),
+        )
+    ]
+    print(
+        tabulate(
+            rows,
+            headers=[
+                f"chain of {GROUP_LINKS} x true",
+                "Slurm jobs (+gate)",
+                "makespan median s",
+                "runs",
+                "submit to end s",
+            ],
+        )
+    )
+    print(f"makespan fused / unfused: {ratio:.3f}")
+    return {
+        "rows": {"fused": fused, "unfused": unfused, "ratio": ratio},
+        "targets": [("fused makespan <= 0.2 x unfused (same run)", f"{ratio:.3f}", ratio <= 0.2)],
+    }
+
+
 # --- main ---
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--only", default="compile,submit,rpc,latency")
+    ap.add_argument("--only", default="compile,submit,rpc,latency,groups")
     ap.add_argument("--sizes", help="allocations per workflow, comma-separated")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--json", dest="json_out", help="write all figures to this file")
     ap.add_argument("--backend", choices=("cli", "pyslurm"), default="cli", help="slurmdag's backend (submit, rpc)")
     args = ap.parse_args()
     only = [s.strip() for s in args.only.split(",") if s.strip()]
-    unknown = set(only) - {"compile", "submit", "rpc", "latency"}
+    unknown = set(only) - {"compile", "submit", "rpc", "latency", "groups"}
     if unknown:
         ap.error(f"unknown --only part(s): {', '.join(sorted(unknown))}")
     sizes = [int(s) for s in args.sizes.split(",")] if args.sizes else None
@@ -550,6 +630,7 @@ def main() -> None:
         "submit": lambda: bench_submit(sizes or [100, 500], args.repeat, home, args.backend),
         "rpc": lambda: bench_rpc(sizes or [100, 500], args.repeat, home, args.backend),
         "latency": lambda: bench_latency(args.repeat),
+        "groups": lambda: bench_groups(args.repeat),
     }
     targets = []
     for part in only:

@@ -30,6 +30,9 @@ class JobInfo:
     end: str | None = None
     node_list: str | None = None  # None when no node was ever assigned (the job never ran)
     source: str = "squeue"  # where state came from: "squeue" (live) or "sacct" (accounting)
+    # A job step's row (only when asked for, see Backend.query): its step id ("0", "1", ..., or "batch"); `job_id`
+    # is then "<job id>.<step>", `array_job_id` the job's id and `name` the step's name.
+    step: str | None = None
 
     @property
     def ran(self) -> bool:
@@ -43,18 +46,20 @@ class Backend(ABC):
         """Submit a batch script (path of a file) with sbatch options; return the job id."""
 
     @abstractmethod
-    def query(self, job_ids: Iterable[str], since: datetime | None = None) -> dict[str, JobInfo]:
-        """State of the given jobs, live and finished, in one call per source. Array ids expand to their tasks."""
+    def query(self, job_ids: Iterable[str], since: datetime | None = None, steps: bool = False) -> dict[str, JobInfo]:
+        """State of the given jobs, live and finished, in one call per source. Array ids expand to their tasks.
+        `steps`: the same accounting call also returns the jobs' numbered steps (and `batch` steps), keyed
+        `<job id>.<step id>` (what status reads for the members of a group)."""
 
     def query_or_live(
-        self, job_ids: Iterable[str], since: datetime | None = None
+        self, job_ids: Iterable[str], since: datetime | None = None, steps: bool = False
     ) -> tuple[dict[str, JobInfo], AccountingUnavailableError | None]:
         """`query`; when accounting (slurmdbd) does not answer, what slurmctld alone holds, and why accounting is
         missing. A job slurmctld no longer holds is then absent from the answer: its outcome is Unknown, never
         guessed. slurmctld not answering still raises."""
         ids = list(job_ids)
         try:
-            return self.query(ids, since), None
+            return (self.query(ids, since, steps=True) if steps else self.query(ids, since)), None
         except AccountingUnavailableError as ex:
             return self.query_live(ids), ex
 

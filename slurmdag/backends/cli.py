@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import getpass
 import os
 from collections.abc import Callable, Iterable, Sequence
@@ -100,14 +101,16 @@ class CliBackend(Backend):
                 return {}
             raise
 
-    def query_accounting(self, job_ids: Iterable[str], since: datetime | None = None) -> dict[str, JobInfo]:
+    def query_accounting(
+        self, job_ids: Iterable[str], since: datetime | None = None, steps: bool = False
+    ) -> dict[str, JobInfo]:
         ids = unique_ids(job_ids)
         if not ids:
             return {}
         start = since or (datetime.now(UTC) - DEFAULT_LOOKBACK)
         argv = [
             "sacct",
-            "-X",
+            *([] if steps else ["-X"]),  # without -X, the same call lists every job's steps too
             "-n",
             "-P",
             "-o",
@@ -119,11 +122,11 @@ class CliBackend(Backend):
             "-j",
             ",".join(ids),
         ]
-        return _read(argv, parse_sacct)
+        return _read(argv, functools.partial(parse_sacct, steps=steps))
 
-    def query(self, job_ids: Iterable[str], since: datetime | None = None) -> dict[str, JobInfo]:
+    def query(self, job_ids: Iterable[str], since: datetime | None = None, steps: bool = False) -> dict[str, JobInfo]:
         ids = unique_ids(job_ids)
-        return merge_views(self.query_live(ids), self.query_accounting(ids, since))
+        return merge_views(self.query_live(ids), self.query_accounting(ids, since, steps=steps))
 
     def find_jobs(
         self, name_prefix: str, since: datetime | None = None, include_accounting: bool = True

@@ -102,8 +102,11 @@ def parse_exit_code(text: str) -> tuple[int | None, int | None]:
         return None, None
 
 
-def parse_sacct(stdout: str) -> dict[str, JobInfo]:
-    """Rows of `sacct -X -n -P -o SACCT_FIELDS`. With duplicate ids (after a cluster reset) the last row wins."""
+def parse_sacct(stdout: str, steps: bool = False) -> dict[str, JobInfo]:
+    """Rows of `sacct [-X] -n -P -o SACCT_FIELDS`. With duplicate ids (after a cluster reset) the last row wins.
+
+    `steps`: keep the rows of numbered job steps (sacct without -X), keyed `<job id>.<step id>` with the step's
+    name (a group member's step is named after it); `batch`/`extern` steps are left out either way."""
     jobs: dict[str, JobInfo] = {}
     for line in stdout.splitlines():
         if not line.strip():
@@ -112,7 +115,30 @@ def parse_sacct(stdout: str) -> dict[str, JobInfo]:
         if len(cols) != _SACCT_COLUMNS:
             raise SlurmOutputError(f"sacct row has {len(cols)} columns, expected {_SACCT_COLUMNS}: {excerpt(line)}")
         job_id, raw, state, exit_text, elapsed, start, end, nodes, reason, name = cols
-        if "." in job_id:  # a step (only without -X); slurmdag asks for allocations only
+        if "." in job_id:  # a step (only without -X)
+            owner, _, step = job_id.strip().partition(".")
+            if steps and step.isdigit():
+                code, sig = parse_exit_code(exit_text)
+                key = job_id.strip()
+                jobs[key] = JobInfo(
+                    job_id=key,
+                    array_job_id=owner,
+                    array_task=None,
+                    name=name,
+                    state=_base_state(state),
+                    exit_code=code,
+                    signal=sig,
+                    elapsed=_value(elapsed),
+                    start=_value(start) if _value(nodes) else None,
+                    end=_value(end),
+                    node_list=_value(nodes),
+                    source="sacct",
+                    step=step,
+                )
+            elif steps and step == "batch":  # accounting has caught up with the job's own run
+                jobs[job_id.strip()] = JobInfo(
+                    job_id.strip(), owner, None, name, _base_state(state), source="sacct", step="batch"
+                )
             continue
         code, sig = parse_exit_code(exit_text)
         for key, array_id, task in _ids(job_id, raw):

@@ -151,12 +151,21 @@ def compile_cmd(
                 typer.echo(f"  {line}")
     for line in packing.explain(plan):
         typer.echo(line)
+    groups = [j for j in plan.jobs if j.kind == "host" and not j.array]
+    for job in groups:
+        typer.echo(f"{job.name}: {', '.join(job.members)}")
+        for line in job.why or ():
+            typer.echo(f"  {line}")
     joins = len([j for j in plan.jobs if j.kind in ("join", "part")])
     arrays = [j for j in plan.jobs if j.kind == "host" and j.array]
     extra = ""
     if arrays:
         packed = sum(len(j.members) for j in arrays)
         extra += f" ({packed} of them packed into {len(arrays)} array job{'s' if len(arrays) != 1 else ''})"
+    if groups:
+        grouped = sum(len(j.members) for j in groups)
+        extra += f" ({grouped} of them in {len(groups)} group{'s' if len(groups) != 1 else ''}"
+        extra += f"; {len(plan.submissions())} Slurm jobs)"
     extra += f" + {joins} join job{'s' if joins != 1 else ''}" if joins else ""
     typer.echo(f"{workflow}: compiled {len(plan.allocations())} allocations{extra} into {out}")
 

@@ -24,7 +24,7 @@ from typing import Any
 
 import jinja2
 
-from slurmdag.compiler import graph, output_refs, packing, render
+from slurmdag.compiler import graph, grouping, output_refs, packing, render
 from slurmdag.compiler.script_directives import shell_kind
 from slurmdag.compiler.spec import (
     LINE_KEYS,
@@ -271,6 +271,11 @@ def _compile(
         jobs.append(job)
     if problems:
         raise InputError(problems)
+    if spec.fuse == "auto" or spec.groups or any(a.group is not None for a in order):
+        grouped = grouping.apply(spec, order, jobs)
+        if grouped.problems:
+            raise InputError(grouped.problems)
+        jobs = grouped.jobs
     if spec.auto_array if spec.auto_array is not None else auto_array:
         jobs = packing.apply(spec.name, jobs, packing.find_packs(jobs))
     subs = {s.name: {"file": s.file, "members": list(s.members)} for s in spec.subworkflows}

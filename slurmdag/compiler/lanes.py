@@ -41,6 +41,10 @@ def apply_max_concurrent(plan: Plan, k: int) -> Plan:
             out.append(job)
             continue
         ready = max((finish.get(p, 0) for p in job.parents()), default=0)
+        if job.host is not None:  # runs inside its host job, which has its lane
+            finish[job.name] = finish.get(job.host.job, ready)
+            out.append(job)
+            continue
         if job.kind == "join":
             finish[job.name] = ready
             out.append(job)

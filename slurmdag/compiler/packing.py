@@ -95,8 +95,8 @@ def find_packs(
     siblings: dict[Dependency | None, list[PlannedJob]] = {}
     left_out: dict[Dependency | None, list[Unpacked]] = {}
     for job in jobs:
-        if job.kind != "allocation" or job.array or job.tasks:
-            continue  # generated jobs and task groups: nothing to say
+        if job.kind != "allocation" or job.array or job.tasks or (job.host is not None and job.host.step is not None):
+            continue  # generated jobs, task groups and group members (they run in their group's job)
         dependency = dependency_of.get(job.name, job.dependency) if dependency_of else job.dependency
         why = ineligible(job, shell_kind(shebang(job)))
         if why is not None:

@@ -127,6 +127,10 @@ KEY_SCHEMAS: dict[str, dict[str, Any]] = {
         ],
         "description": 'other sbatch flags, one per entry: "--mail-type=END"',
     },
+    "group": {
+        "oneOf": [{"type": "string", "pattern": NAME["pattern"]}, {"type": "integer", "minimum": 0}],
+        "description": "run as a job step of the group's one Slurm job (docs/workflow-format.md, Groups)",
+    },
     "nodes": {"oneOf": [*COUNT["oneOf"], {"type": "string", "pattern": r"^\s*[0-9]+-[0-9]+\s*$"}]},
     "walltime": WALLTIME,
     "partition": DIRECTIVE,
@@ -222,6 +226,21 @@ def generate() -> dict[str, Any]:
         "on_failure": {
             "enum": list(spec.ON_FAILURE),
             "description": "the allocations' default: stop makes any failure cancel the whole DAG",
+        },
+        "fuse": {"oneOf": [{"enum": list(spec.FUSE_MODES)}, {"type": "null"}]},
+        "groups": {
+            "oneOf": [
+                {
+                    "type": "object",
+                    "additionalProperties": {
+                        "oneOf": [
+                            {"type": "object", "additionalProperties": False, "properties": {"walltime": WALLTIME}},
+                            {"type": "null"},
+                        ]
+                    },
+                },
+                {"type": "null"},
+            ]
         },
     }
     missing = set(spec.TOP_KEYS) ^ set(top)

@@ -48,8 +48,13 @@ NAME_HINT = "names are 1-64 characters: letters, digits, '-', '_' and '.', start
 IDENT_RE = re.compile(r"\A[A-Za-z_][A-Za-z0-9_]*\Z")
 CONDITIONS = ("success", "failure", "any", "corresponding")
 
-TOP_KEYS = ("name", "description", "defaults", "params", "allocations", "max_concurrent", "auto_array", "on_failure")
+TOP_KEYS = (
+    "name", "description", "defaults", "params", "allocations", "max_concurrent", "auto_array", "on_failure",
+    "fuse", "groups",
+)  # fmt: skip
 ON_FAILURE = ("continue", "stop")  # what a failed allocation does to the rest of its DAG (docs/semantics.md)
+FUSE_MODES = ("none", "auto")
+GROUP_KEYS = ("walltime",)  # what `groups: {NAME: {...}}` may say about a group
 
 # Allocation keys that become one sbatch long option each.
 OPTION_KEYS = {
@@ -75,10 +80,10 @@ OPTION_KEYS = {
 }
 OTHER_KEYS = (
     "name", "entrypoint", "script", "depends_on", "depends_on_any",
-    "tasks", "array", "matrix", "env", "setup", "retries", "sbatch", "on_failure", "outputs",
+    "tasks", "array", "matrix", "env", "setup", "retries", "sbatch", "on_failure", "outputs", "group",
 )  # fmt: skip
 ALLOCATION_KEYS = tuple(OTHER_KEYS) + tuple(OPTION_KEYS)
-NOT_IN_DEFAULTS = ("name", "depends_on", "depends_on_any", "outputs")
+NOT_IN_DEFAULTS = ("name", "depends_on", "depends_on_any", "outputs", "group")
 # At most one key of each group per allocation; an allocation setting one of them ignores the group in defaults.
 EXCLUSIVE_GROUPS = (("entrypoint", "script"), ("tasks", "array", "matrix"), ("mem", "mem_per_cpu"))
 
@@ -127,6 +132,7 @@ class AllocationSpec:
     retries: int = 0
     on_failure: str | None = None  # "stop" | "continue"; None: the workflow's `on_failure`
     outputs: list[str] = field(default_factory=list)  # names of the outputs each of its jobs must publish
+    group: str | None = None  # `group: NAME`: run as a job step of the group's one Slurm job
     where: dict[str, Node] = field(default_factory=dict)  # key (or "env.K", "setup[i]") -> node of its value
     file: str = ""  # the file its nodes are in: the workflow's, or a sub-workflow's (`uses:`)
     params: dict[str, Any] | None = (
@@ -144,6 +150,15 @@ class AllocationSpec:
 
 
 @dataclass
+class GroupSpec:
+    """What the top-level `groups:` mapping says about one group (its members say `group: NAME`)."""
+
+    name: str
+    node: Node  # the group's key in `groups:`
+    walltime: int | None = None  # seconds; None: the sum along the members' longest path
+
+
+@dataclass
 class WorkflowSpec:
     name: str
     file: str  # as given by the caller; used in every Problem
@@ -157,6 +172,9 @@ class WorkflowSpec:
     auto_array: bool | None = None  # pack siblings into array jobs (compiler/packing.py); None: the site's default
     on_failure: str = "continue"  # the workflow's default for allocations that do not set their own
     subworkflows: list[SubWorkflow] = field(default_factory=list)  # every `uses:`, nested ones included
+    fuse: str = "none"  # "auto": group maximal chains of equal allocations (compiler/grouping.py)
+    fuse_node: Node | None = None
+    groups: dict[str, GroupSpec] = field(default_factory=dict)  # `groups:` entries, by group name
 
     def by_name(self) -> dict[str, AllocationSpec]:
         return {a.name: a for a in self.allocations}
@@ -581,6 +599,13 @@ def _p_outputs(key: str, node: Node, ctx: _Ctx) -> list[str]:
     return names
 
 
+def _p_name(key: str, node: Node) -> str:
+    text = _want_str(key, node, allow_int=True)
+    if not NAME_RE.match(text):
+        raise _BadValueError(f"invalid {key} name {shown(text)}", NAME_HINT)
+    return text
+
+
 def _p_retries(key: str, node: Node, ctx: _Ctx) -> int:
     n = _p_positive_int(key, node, ctx, minimum=0)
     if n > 100:
@@ -769,6 +794,7 @@ PARSERS: dict[str, Callable[..., Any]] = {
     "on_failure": _p_on_failure,
     "outputs": _p_outputs,
     "sbatch": _p_sbatch,
+    "group": lambda k, n, c: _p_name(k, n),
     "nodes": _p_nodes,
     "walltime": _p_walltime,
     "partition": _p_directive,
@@ -930,6 +956,8 @@ def build_partial(
         else:
             value = auto_node.value if isinstance(auto_node, ScalarNode) else None
             ctx.bad(auto_node, "`auto_array` must be true or false", bool_hint(value) or "e.g. `auto_array: true`")
+    fuse = _fuse(root.value.get("fuse"), ctx)
+    groups = _groups(root.value.get("groups"), ctx)
     params, param_nodes = _params(root.value.get("params"), ctx)
     on_failure = "continue"
     if root.value.get("on_failure") is not None:
@@ -977,6 +1005,12 @@ def build_partial(
             alloc.index = n  # run-order ties follow the expanded file order
     if within is not None:
         within.tasks, within.expanded = ctx.tasks, ctx.expanded
+    used = {a.group for a in allocations}
+    for gname, g in groups.items():
+        if gname not in used:
+            ctx.bad(
+                g.node, f"group {shown(gname)} has no members", "members say `group: NAME` (docs/workflow-format.md)"
+            )
     spec = WorkflowSpec(
         name=name,
         file=file,
@@ -990,6 +1024,9 @@ def build_partial(
         auto_array=auto_array,
         on_failure=on_failure,
         subworkflows=ctx.all_subs,
+        fuse=fuse,
+        fuse_node=root.value.get("fuse"),
+        groups=groups,
     )
     for a in allocations:
         if "on_failure" in a.where and a.decided_at is None:
@@ -1017,6 +1054,53 @@ def build_partial(
                 )
             )
     return spec, ctx.problems
+
+
+def _fuse(node: Node | None, ctx: _Ctx) -> str:
+    if node is None or (isinstance(node, ScalarNode) and node.value is None):
+        return "none"
+    if not isinstance(node, ScalarNode) or node.value not in FUSE_MODES:
+        value = node.value if isinstance(node, ScalarNode) else type_name(node)
+        ctx.bad(
+            node, f"`fuse` must be one of {', '.join(FUSE_MODES)}, not {shown(value)}", did_you_mean(value, FUSE_MODES)
+        )
+        return "none"
+    return str(node.value)
+
+
+def _groups(node: Node | None, ctx: _Ctx) -> dict[str, GroupSpec]:
+    """`groups: {NAME: {walltime: ...}}`: what a group says about itself (its members name it with `group:`)."""
+    if node is None or (isinstance(node, ScalarNode) and node.value is None):
+        return {}
+    if not isinstance(node, MapNode):
+        ctx.bad(node, f"`groups` must be a mapping of group name to its keys, not {type_name(node)}")
+        return {}
+    out: dict[str, GroupSpec] = {}
+    for name, value in node.value.items():
+        key_node = node.keys[name]
+        if not isinstance(name, (str, int)) or isinstance(name, bool) or not NAME_RE.match(str(name)):
+            ctx.bad(key_node, f"invalid group name {shown(name)}", NAME_HINT)
+            continue
+        group = GroupSpec(str(name), key_node)
+        out[group.name] = group
+        if value is None or (isinstance(value, ScalarNode) and value.value is None):
+            continue
+        if not isinstance(value, MapNode):
+            ctx.bad(value, f"group {shown(name)} must be a mapping (e.g. `walltime: 1h`), not {type_name(value)}")
+            continue
+        for key, vnode in value.value.items():
+            if key not in GROUP_KEYS:
+                ctx.bad(
+                    value.keys[key],
+                    f"unknown key {shown(key)} in group {shown(name)}",
+                    did_you_mean(key, GROUP_KEYS) or f"a group's keys: {', '.join(GROUP_KEYS)}",
+                )
+                continue
+            try:
+                group.walltime = _p_walltime(key, vnode, ctx)
+            except _BadValueError as e:
+                ctx.bad(e.node or vnode, e.message, e.hint)
+    return out
 
 
 def _workflow_name(root: MapNode, ctx: _Ctx) -> str:
@@ -1270,6 +1354,8 @@ def _allocation(index: int, item: Node, defaults: dict[str, tuple[Any, Node]], c
             a.on_failure = value
         elif key == "outputs":
             a.outputs = value
+        elif key == "group":
+            a.group = value
         elif key == "sbatch":
             for flag, (fvalue, _) in value.items():
                 a.options[flag] = fvalue

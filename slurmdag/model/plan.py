@@ -124,6 +124,9 @@ class PlannedJob:
     # The allocation's `outputs:` (docs/passing-data.md): names each of its jobs must publish; plan.json omits it
     # when empty, so plans without outputs read as before.
     outputs: list[str] = field(default_factory=list)
+    # Host jobs: why these allocations share one Slurm job and how it is shaped, as `compile` prints it (for
+    # people: not a stable format to parse). None on other jobs.
+    why: list[str] | None = None
 
     def parents(self) -> tuple[str, ...]:
         return self.dependency.parents() if self.dependency else ()
@@ -187,6 +190,8 @@ class Plan:
                 del job["on_failure"]
             if not job["outputs"]:
                 del job["outputs"]
+            if job["why"] is None:
+                del job["why"]
         if data["max_concurrent"] is None:
             del data["max_concurrent"]
         if not data["subworkflows"]:  # plans without `uses:` stay unchanged
@@ -225,6 +230,7 @@ class Plan:
                     members=tuple(j.get("members", ())),
                     on_failure=j.get("on_failure", "continue"),
                     outputs=list(j.get("outputs", ())),
+                    why=j.get("why"),
                 )
             )
         return cls(

@@ -382,6 +382,11 @@ def check_plan(plan: Plan, policy: Policy, default_partition: str | None = None)
                             hint="use one of the allowed partitions",
                         )
                     )
+    cap = policy.value("max_walltime")
+    for job in plan.jobs:  # a group job runs its members one after another: its walltime is their sum
+        if job.kind == "host" and cap is not None and job.walltime is not None:
+            if wt.walltime_exceeds(job.walltime, cap):
+                over("max_walltime", wt.format_walltime(job.walltime), f"group job {job.name!r}")
     cap = policy.value("max_nodes_per_dag")
     if cap is not None and total_nodes > cap:
         over("max_nodes_per_dag", f"{total_nodes} nodes in total", "the workflow")

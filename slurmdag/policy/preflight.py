@@ -172,7 +172,8 @@ def submit_limits(cluster: ClusterInfo, plan: Plan) -> list[SubmitLimit]:
 
 def job_count(plan: Plan) -> int:
     """Jobs this DAG puts in the queue as Slurm counts them for submit limits: each array task, and the gate.
-    Counted after packing (auto_array): an allocation packed into an array job is one of its tasks, not a job."""
+    Counted after packing (auto_array): an allocation packed into an array job is one of its tasks, not a job. A group
+    is one job, however many allocations it runs (hosted allocations are not submitted)."""
     return 1 + sum(j.tasks or 1 for j in plan.submissions())
 
 

@@ -57,6 +57,16 @@ def cancel_allocations(
                 hint=f"its allocations: {', '.join(j.name for j in plan.allocations())}",
             )
         )
+    stepped = [n for n in names if (h := plan.job(n).host) is not None and h.step is not None]
+    if stepped:
+        raise UsageError(
+            Problem(
+                f"{', '.join(map(repr, stepped))} run{'s' if len(stepped) == 1 else ''} as a job step of a group job "
+                f"({plan.job(stepped[0]).host.job}); cancelling one member of a group is not supported yet",  # type: ignore[union-attr]
+                file="slurmdag",
+                hint=f"`slurmdag cancel {dag_id}` cancels the whole DAG",
+            )
+        )
     status = collect_many([(record, plan)], backend)[0]
     allocs = {a.name: a for a in status.nodes}
     outcome = AllocationCancelOutcome(dag_id, notes=notes + status.notes)

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
-from slurmdag.compiler import packing
+from slurmdag.compiler import grouping, packing
 from slurmdag.model import slurm_values as wt
 from slurmdag.model.errors import DagStillActiveError, NothingToResumeError, Problem, UsageError
 from slurmdag.model.plan import Dependency, DependencyTerm, Plan, PlannedJob
@@ -53,7 +53,7 @@ def plan_resume(plan: Plan, outcomes: Mapping[str, Outcome]) -> ResumePlan:
     rerun: dict[str, list[int] | None] = {}
     for job in plan.jobs:
         outcome = outcomes.get(job.name, Outcome(AllocationState.UNKNOWN))
-        if outcome.state is AllocationState.COMPLETED:
+        if outcome.state is AllocationState.COMPLETED or job.kind == "host":  # a group job: see its members
             continue
         if _is_group(job):
             tasks = _unfinished_tasks(job, outcome)
@@ -90,6 +90,10 @@ def plan_redo(plan: Plan, outcomes: Mapping[str, Outcome], allocation: str, casc
             )
         )
     targets = {allocation} | (descendants(plan, allocation) if cascade else set())
+    for job in plan.jobs:  # a group job in reach runs all its members again
+        if job.kind == "host" and job.name in targets:
+            targets |= set(job.members)
+    targets = {t for t in targets if plan.job(t).kind != "host"}
     rerun: dict[str, list[int] | None] = {j.name: None for j in plan.jobs if j.name in targets}
     result = _sub_plan(plan, outcomes, rerun)
     if not result.jobs:
@@ -104,10 +108,16 @@ def plan_redo(plan: Plan, outcomes: Mapping[str, Outcome], allocation: str, casc
 
 
 def descendants(plan: Plan, name: str) -> set[str]:
-    """Every job (allocations and join jobs) that depends, directly or not, on `name`."""
+    """Every job (allocations and join jobs) that depends, directly or not, on `name`; a group member's children
+    inside its group by their edges, its group's children outside through the group job."""
     out: set[str] = set()
     for job in plan.jobs:  # topological order: a parent is seen before its children
-        if any(p == name or p in out for p in job.parents()):
+        if job.host is not None:
+            if any(e.parent == name or e.parent in out for e in job.edges):
+                out.add(job.name)
+        elif any(p == name or p in out for p in job.parents()):
+            out.add(job.name)
+        elif job.kind == "host" and (name in job.members or out & set(job.members)):
             out.add(job.name)
     return out
 
@@ -169,10 +179,43 @@ def _term_holds(term: DependencyTerm, parent: Outcome, child_indexes: list[int] 
     return state is AllocationState.COMPLETED  # afterok, and aftercorr as a whole
 
 
+_PRESET = {AllocationState.COMPLETED: "ok"}
+
+
+def _preset(state: AllocationState) -> str:
+    return _PRESET.get(state, "failed" if state in FAILURES else "none")
+
+
 def _sub_plan(plan: Plan, outcomes: Mapping[str, Outcome], rerun: dict[str, list[int] | None]) -> ResumePlan:
     result = ResumePlan(jobs=[])
     submitted: set[str] = set()
     for job in plan.jobs:
+        if job.kind == "host":
+            run = [m for m in job.members if m in rerun]
+            if not run:
+                result.kept.append(job.name)
+                continue
+            dependency, why = _rewrite(job, plan, outcomes, submitted, result, None)
+            if why is not None:
+                result.decided[job.name] = why
+                result.decided.update((m, why) for m in run)
+                continue
+            preset = {
+                m: _preset(outcomes.get(m, Outcome(AllocationState.UNKNOWN)).state)
+                for m in job.members
+                if m not in rerun
+            }
+            again = grouping.rehost(plan.workflow, plan.jobs, replace(job, dependency=dependency), run, preset)
+            result.jobs.append(again)
+            submitted.add(job.name)
+            continue
+        if job.host is not None:  # runs (or not) with its group job
+            if job.name in rerun and job.host.job in submitted:
+                result.jobs.append(job)
+                submitted.add(job.name)
+            elif job.name not in result.decided:
+                result.kept.append(job.name)
+            continue
         if job.name not in rerun:
             result.kept.append(job.name)
             continue

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 from slurmdag.backends.base import Backend, JobInfo
@@ -142,6 +142,45 @@ def _single(
     )
 
 
+def _member(
+    job: PlannedJob, step: str, host_name: str, host_id: str | None, infos: dict[str, JobInfo], record: DagRecord
+) -> AllocationStatus:
+    """A group member from the rows of the group job that ran it (an attempt may have re-run only some members)
+    and that job's steps (same sacct call): its own step's state and exit code once it ran; else waiting while the
+    group job is active, and not run once it has ended."""
+    if host_id is None:
+        if record.submission == SUBMITTING:
+            return AllocationStatus(job.name, job.kind, None, AllocationState.PENDING, None, None, "not submitted yet")
+        return AllocationStatus(job.name, job.kind, None, AllocationState.CANCELLED, None, None, "not submitted")
+    host = _single(replace(job, name=host_name), host_id, infos, record.dag_id)
+    rows = [] if host_id is None else [i for i in infos.values() if i.array_job_id == host_id and i.step is not None]
+    own = [r for r in rows if r.step != "batch" and r.name == step]
+    if own:
+        info = min(own, key=lambda r: int(r.step or 0))  # the member's step (an srun inside it makes later ones)
+        return AllocationStatus(
+            job.name,
+            job.kind,
+            host_id,
+            allocation_state(info.state),
+            info.state,
+            info.exit_code,
+            None,
+            info.elapsed,
+            info.start,
+            info.end,
+            True,
+        )
+    if host.state in ACTIVE or host.state is AllocationState.UNKNOWN:
+        why = "its group job is pending" if host.state is AllocationState.PENDING else "waiting in its group job"
+        state = host.state if host.state is not AllocationState.RUNNING else AllocationState.PENDING
+        return AllocationStatus(job.name, job.kind, host_id, state, None, None, host.reason or why)
+    if host.ran and not any(r.step == "batch" for r in rows):
+        # the group job ended, but accounting has not recorded its steps yet (sacct lags slurmctld)
+        return AllocationStatus(job.name, job.kind, host_id, AllocationState.PENDING, None, None, "accounting lags")
+    why = "did not run in its group job" if host.ran else "its group job never ran"
+    return AllocationStatus(job.name, job.kind, host_id, AllocationState.CANCELLED, None, None, why)
+
+
 def _expected_indexes(job: PlannedJob) -> list[int]:
     if job.array:
         return wt.array_indexes(job.array)
@@ -261,6 +300,8 @@ def build_status(
                 allocs[job.name] = AllocationStatus(
                     job.name, job.kind, None, AllocationState.CANCELLED, None, None, "not submitted"
                 )
+        elif job.host is not None and job.host.step is not None:
+            continue  # a group member: read from its host's rows below
         elif job.array or job.tasks:
             sources = (
                 attempt_history.task_sources(record, job.name, _expected_indexes(job)) if record.attempts else None
@@ -269,6 +310,10 @@ def build_status(
         else:
             allocs[job.name] = _single(job, job_id, infos, record.dag_id, job.host.job if job.host else None)
     _fold_parts(plan, allocs)
+    for job in plan.jobs:
+        if job.host is not None and job.host.step is not None:
+            host_id = current.get(job.name) or current.get(job.host.job)
+            allocs[job.name] = _member(job, job.host.step, job.host.job, host_id, infos, record)
     labels = label(plan, {n: s.state for n, s in allocs.items()}, {n: s.ran for n, s in allocs.items()})
     for name, alloc_state in labels.items():
         allocs[name].state = alloc_state
@@ -347,7 +392,10 @@ def _since(records: list[DagRecord]) -> datetime:
 def collect_many(pairs: list[tuple[DagRecord, Plan]], backend: Backend) -> list[DagStatus]:
     """Status of several DAGs from ONE batched query (one squeue + one sacct) over all their jobs."""
     ids = [j for record, _ in pairs for j in attempt_history.all_job_ids(record)]
-    infos, no_accounting = backend.query_or_live(ids, since=_since([r for r, _ in pairs])) if ids else ({}, None)
+    steps = any(j.host is not None and j.host.step is not None for _, plan in pairs for j in plan.jobs)
+    infos, no_accounting = (
+        backend.query_or_live(ids, since=_since([r for r, _ in pairs]), steps=steps) if ids else ({}, None)
+    )
     why = str(no_accounting) if no_accounting is not None else None
     return [build_status(record, plan, infos, why) for record, plan in pairs]
 

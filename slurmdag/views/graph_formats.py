@@ -3,6 +3,8 @@
 Only user allocations are drawn (join jobs are an implementation detail); each edge carries its condition, and
 edges from depends_on_any are marked "any of". An allocation packed into an array job (auto_array) says which task
 of which array it is. `labels` adds text after a node (e.g. its state in `status --graph`).
+The members of a group (one Slurm job, docs/semantics.md "Groups") are marked `{group NAME}` in the tree, and drawn
+inside one box (a dot cluster, a Mermaid subgraph) named after their group job.
 """
 
 from __future__ import annotations
@@ -21,9 +23,24 @@ def _node_text(job: PlannedJob, labels: Mapping[str, str] | None, tag: str = "")
         text += f"  array {job.array}"
     if job.host is not None and job.host.task is not None:  # packed by auto_array
         text += f"  (task {job.host.task} of array job {job.host.job})"
+    if job.host is not None and job.host.step is not None:
+        text += f"  {{group {_group_name(job.host.job)}}}"
     if labels and job.name in labels:
         text += f"  {labels[job.name]}"
     return text
+
+
+def _group_name(host: str) -> str:
+    return host[: -len("+group")] if host.endswith("+group") else host
+
+
+def _groups(plan: Plan) -> dict[str, list[str]]:
+    """group job -> its members, for the groups whose members run as steps."""
+    out: dict[str, list[str]] = {}
+    for job in plan.allocations():
+        if job.host is not None and job.host.step is not None:
+            out.setdefault(job.host.job, []).append(job.name)
+    return out
 
 
 def _tag(edge: str) -> str:
@@ -81,6 +98,11 @@ def _q(text: str) -> str:
 
 def to_dot(plan: Plan, labels: Mapping[str, str] | None = None) -> str:
     lines = [f"digraph {_q(plan.workflow)} {{", "  rankdir=TB;", "  node [shape=box];"]
+    for i, (host, members) in enumerate(_groups(plan).items()):
+        lines.append(f"  subgraph cluster_{i} {{")
+        lines.append(f"    label={_q('group ' + _group_name(host) + ' (one Slurm job)')};")
+        lines += [f"    {_q(m)};" for m in members]
+        lines.append("  }")
     for job in plan.allocations():
         lines.append(f"  {_q(job.name)} [label={_q(_node_text(job, labels))}];")
     for i, (name, sub) in enumerate(plan.subworkflows.items()):  # one box around each sub-workflow's allocations
@@ -105,6 +127,10 @@ def to_mermaid(plan: Plan, labels: Mapping[str, str] | None = None) -> str:
     """Mermaid flowchart; node ids are n0, n1, ... (allocation names may hold '.', which Mermaid ids cannot)."""
     ids = {j.name: f"n{i}" for i, j in enumerate(plan.allocations())}
     lines = ["flowchart TD"]
+    for i, (host, members) in enumerate(_groups(plan).items()):
+        lines.append(f"  subgraph g{i}[{_mermaid_text('group ' + _group_name(host) + ' (one Slurm job)')}]")
+        lines += [f"    {ids[m]}" for m in members]
+        lines.append("  end")
     for job in plan.allocations():
         lines.append(f"  {ids[job.name]}[{_mermaid_text(_node_text(job, labels))}]")
     for i, (name, sub) in enumerate(plan.subworkflows.items()):
