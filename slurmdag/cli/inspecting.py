@@ -237,7 +237,10 @@ def show(
     store = open_store()
     record, plan = _load(store, dag_id)
     job = _allocation(plan, allocation)
-    details = allocation_details(record, plan, job, str(store.script_path(dag_id, job.name)))
+    script = store.script_path(dag_id, job.name)
+    if not script.exists():  # a packed allocation's script is its array job's (unless a resume re-ran it alone)
+        script = store.script_path(dag_id, plan.slurm_job_of(job.name))
+    details = allocation_details(record, plan, job, str(script))
     if as_json:
         echo_json(details)
     else:

@@ -36,10 +36,15 @@ def _source(name: str, flag: str, job: PlannedJob, sources: dict[str, str]) -> s
 def allocation_details(record: DagRecord, plan: Plan, job: PlannedJob, script_path: str) -> dict[str, Any]:
     current = attempt_history.current_job_ids(record) if record.attempts else record.job_ids
     names = {j.name: current.get(j.name, f"<{j.name}>") for j in plan.jobs}
-    dependency = job.dependency.render(names) if job.dependency and job.dependency.terms else "afterok:<gate>"
+    # A packed allocation (auto_array) was submitted as a task of its array job: that job's sbatch call is its own.
+    packed = job.host is not None and job.host.task is not None and "_" in current.get(job.name, "_")
+    submitted = plan.job(job.host.job) if packed and job.host is not None else job
+    dependency = (
+        submitted.dependency.render(names) if submitted.dependency and submitted.dependency.terms else "afterok:<gate>"
+    )
     sources = _sources(job)
     options = []
-    for name, value in render.sbatch_options(job, submission_of(record)):  # what its sbatch call said
+    for name, value in render.sbatch_options(submitted, submission_of(record)):  # what its sbatch call said
         flag = render_flag(name, value)
         options.append({"option": flag, "source": _source(name, flag, job, sources)})
     options.append({"option": f"--dependency={dependency}", "source": "slurmdag"})
@@ -58,7 +63,11 @@ def allocation_details(record: DagRecord, plan: Plan, job: PlannedJob, script_pa
         "dag_id": record.dag_id,
         "workflow": record.name,
         "allocation": job.name,
-        "kind": "task group" if job.array else "single job",
+        "kind": "task group"
+        if job.array
+        else f"task {job.host.task} of array job {submitted.name} (auto_array)"
+        if packed and job.host is not None
+        else "single job",
         "tasks": len(logs.tasks_of(plan, job.name)) if job.array else None,
         "depends_on": [{"allocation": e.parent, "condition": e.condition} for e in job.edges],
         "options": options,

@@ -28,7 +28,9 @@ def fan_workflow(name: str, out_dir: str, fail: int | None = None, handlers: boo
         "  - {name: first, entrypoint: 'true'}",
     ]
     for i in range(N):
-        command = "exit 42" if i == fail else f"echo {i} > {out_dir}/m{i:03d}.txt"
+        command = f"echo {i} > {out_dir}/m{i:03d}.txt"
+        if i == fail:  # fails the first time only: `resume` then completes it
+            command = f"if [ -e {out_dir}/again ]; then {command}; else touch {out_dir}/again; exit 42; fi"
         lines.append(f"  - {{name: m{i:03d}, entrypoint: '{command}', depends_on: [first]}}")
     lines.append("  - name: last\n    entrypoint: 'true'\n    depends_on:")
     lines += [f"      - m{i:03d}" for i in range(N)]
@@ -134,6 +136,21 @@ def test_member_42_failing_cancels_exactly_its_own_children(slurm, run_slurmdag,
     assert labels["h042"]["state"] == "Completed" and labels["h041"]["state"] == "Skipped"
     assert labels["k041"]["state"] == labels["k043"]["state"] == "Completed"
     assert [n for n, a in labels.items() if n.startswith("m") and a["state"] != "Completed"] == ["m042"]
+
+    # resume re-runs m042 (as a job of its own) and what its failure cancelled; the rest is kept
+    resumed = run_slurmdag("resume", dag_id)
+    assert resumed.returncode == 0, resumed.stderr
+    labels = slurm.wait_for(
+        lambda: (a := _status(run_slurmdag, dag_id))["last"]["state"] not in ("Pending", "Running", "Cancelled") and a,
+        240,
+        "the resumed allocations to end",
+    )
+    assert labels["m042"]["state"] == "Completed" and "_" not in labels["m042"]["job_id"]
+    assert labels["k042"]["state"] == labels["last"]["state"] == "Completed"
+    assert labels["m041"]["job_id"] == f"{array_id}_41"  # kept from the first attempt
+    rerun = slurm.sacct([labels["m042"]["job_id"]])
+    assert [r["JobName"] for r in rerun] == [f"sd-{dag_id}-m042"]
+    assert (shared_tmp / "m042.txt").read_text().strip() == "42"
 
 
 def test_cancel_allocation_stops_one_packed_member(slurm, run_slurmdag, tmp_path):

@@ -13,11 +13,12 @@ from slurmdag.compiler.lanes import apply_max_concurrent
 from slurmdag.compiler.packing import MAX_PACK, find_packs
 from slurmdag.model.errors import InputError
 from slurmdag.model.plan import Dependency, DependencyTerm, Hosting, Plan
-from slurmdag.model.states import DagState
+from slurmdag.model.states import AllocationState, DagState
 from slurmdag.policy import preflight
 from slurmdag.policy.limits import parse_site, parse_site_auto_array
 from slurmdag.runs.cancel import cancel_targets, slurm_ids
 from slurmdag.runs.cancel_allocations import failure_handlers
+from slurmdag.runs.resume_plan import Outcome, plan_redo, plan_resume
 from slurmdag.runs.status import build_status
 from slurmdag.runs.submit import describe
 from slurmdag.state.store import DagRecord
@@ -286,3 +287,22 @@ def test_the_bound_array_script_names_its_dag_once_for_every_task():
     assert "abcd1234" in location and "/runs/abcd1234" in location
     assert script.index(location) < script.index('case "${SLURM_ARRAY_TASK_ID:-}" in')
     assert "#SBATCH --output=/logs/a+array_%A_%a.out" in script
+
+
+def test_resume_and_redo_re_run_packed_allocations_as_jobs_of_their_own():
+    plan = compile_text(FAN)
+    done = Outcome(AllocationState.COMPLETED)
+    outcomes = {n: done for n in ("first", "a", "c", "b-next")} | {
+        "b": Outcome(AllocationState.FAILED),
+        "b-failed": done,
+        "last": Outcome(AllocationState.CANCELLED),
+    }
+    sub = plan_resume(plan, outcomes)
+    assert [j.name for j in sub.jobs] == ["b", "last"]
+    assert all(j.host is None and j.kind == "allocation" for j in sub.jobs)
+    assert sub.jobs[0].dependency is None  # first completed: the term is decided, b waits on the new gate
+    assert sub.jobs[1].dependency == Dependency("all", (DependencyTerm("afterok", "b"),))
+    redo = plan_redo(plan, outcomes, "a", cascade=True)
+    assert [j.name for j in redo.jobs] == ["a"]
+    assert "last" in redo.decided  # it also needs b, which failed and is not re-run
+    assert redo.jobs[0].host is None and "echo a" in redo.jobs[0].script
