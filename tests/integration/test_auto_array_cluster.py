@@ -148,8 +148,13 @@ def test_member_42_failing_cancels_exactly_its_own_children(slurm, run_slurmdag,
     assert labels["m042"]["state"] == "Completed" and "_" not in labels["m042"]["job_id"]
     assert labels["k042"]["state"] == labels["last"]["state"] == "Completed"
     assert labels["m041"]["job_id"] == f"{array_id}_41"  # kept from the first attempt
-    rerun = slurm.sacct([labels["m042"]["job_id"]])
-    assert [r["JobName"] for r in rerun] == [f"sd-{dag_id}-m042"]
+    # slurmdbd may record a job's end before its name (JobName "allocation" for a few seconds): wait for the name
+    rerun = slurm.wait_for(
+        lambda: [r["JobName"] for r in slurm.sacct([labels["m042"]["job_id"]]) if r["JobName"] != "allocation"],
+        60,
+        "sacct to record the re-run's job name",
+    )
+    assert rerun == [f"sd-{dag_id}-m042"]
     assert (shared_tmp / "m042.txt").read_text().strip() == "42"
 
 
