@@ -192,6 +192,17 @@ def task_job(plan: Plan, name: str, task: int) -> tuple[PlannedJob, int] | None:
 def allocation_logs(plan: Plan, record: DagRecord, name: str, task: int | None = None) -> LogPaths | None:
     """The log files of one allocation, or of one task of a task group; None if it was never submitted."""
     job = plan.job(name)
+    if job.host is not None and job.host.step is not None:
+        # a group member: its step writes into its group job's output (the job's own --output)
+        from slurmdag.state import attempt_history
+
+        current = attempt_history.current_job_ids(record) if record.attempts else record.job_ids
+        own = current.get(name)
+        if own is None:
+            return None
+        host = plan.job(job.host.job)
+        paths = paths_for(host, record, JobRef(own, own, None, render.slurm_job_name(record.dag_id, host.name)))
+        return LogPaths(name, None, paths.stdout, paths.stderr)
     if job.host is not None and job.host.task is not None:  # packed into an array job by auto_array
         host = plan.job(job.host.job)
         from slurmdag.state import attempt_history

@@ -259,3 +259,145 @@ def _all_accounted(slurm, jobs: dict[str, str]):
     if any(_state(r) in ACTIVE for r in rows) or any(j not in by_id for j in jobs.values()):
         return None
     return {name: by_id[job_id] for name, job_id in jobs.items()}
+
+
+# --- the same table with each case in one group (docs/semantics.md, "Groups") ---------------------------------------
+
+# Rows a group cannot hold, by design (asserted below, never skipped silently):
+#   corresponding rows: a task group is an array job of its own, never a job step -> compile refuses the group;
+#   user-cancel rows: they cancel the parent allocation's own job, which a group member does not have, and
+#   `cancel --allocation` of a member is refused (not supported yet).
+NOT_GROUPABLE = {name for name, extra, _, _ in ROWS if "tasks" in extra} | {
+    name for name, extra, _, _ in ROWS for p in extra.get("depends_on", []) if "cancel" in str(p)
+}
+
+
+def _parents_of(extra: dict) -> list[str]:
+    deps = [*extra.get("depends_on", []), *extra.get("depends_on_any", [])]
+    return [d if isinstance(d, str) else next(iter(d)) for d in deps]
+
+
+def _keys_of(name: str) -> tuple[str, dict]:
+    """(entrypoint, extra keys) of a parent or a row by its name in the table."""
+    if name in PARENTS:
+        return PARENTS[name]
+    extra = next(e for n, e, _, _ in ROWS if n == name)
+    return "true", extra
+
+
+def _case(row: str) -> list[dict]:
+    """The row's child and its own copies (`<row>.<name>`) of everything above it, all in group `<row>`."""
+    order: list[str] = []
+
+    def visit(name: str) -> None:
+        for p in _parents_of(_keys_of(name)[1]):
+            visit(p)
+        if name not in order:
+            order.append(name)
+
+    visit(row)
+
+    def renamed(name: str) -> str:
+        return name if name == row else f"{row}.{name}"
+
+    out = []
+    for name in order:
+        entry, extra = _keys_of(name)
+        extra = dict(extra)
+        for key in ("depends_on", "depends_on_any"):
+            if key in extra:
+                extra[key] = [
+                    renamed(d) if isinstance(d, str) else {renamed(next(iter(d))): next(iter(d.values()))}
+                    for d in extra[key]
+                ]
+        out.append({"name": renamed(name), "entrypoint": entry, "group": row, **extra})
+    return out
+
+
+def grouped_workflow(name: str, rows: list[str]) -> str:
+    doc = {
+        "name": name,
+        "defaults": {"partition": "debug", "walltime": 5, "cpus_per_task": 1},
+        "allocations": [a for row in rows for a in _case(row)],
+    }
+    return yaml.safe_dump(doc, sort_keys=False)
+
+
+def _steps_by_job(slurm, ids: list[str]) -> dict[str, list[dict[str, str]]]:
+    out = slurm.run("sacct", "-n", "-P", "-o", "JobID,JobName,State,ExitCode", "-j", ",".join(ids)).stdout
+    steps: dict[str, list[dict[str, str]]] = {}
+    for line in out.splitlines():
+        job_id, name, state, code = line.split("|")
+        owner, _, step = job_id.partition(".")
+        if step.isdigit():
+            steps.setdefault(owner, []).append({"JobName": name, "State": state, "ExitCode": code})
+    return steps
+
+
+def test_semantics_table_grouped(slurm, run_slurmdag, tmp_path):
+    rows = [name for name, _, _, _ in ROWS if name not in NOT_GROUPABLE]
+    # By design: a corresponding case cannot be grouped; the compiler says so where the member says `group:`
+    refused = tmp_path / "refused.yaml"
+    refused.write_text(grouped_workflow("semantics-grouped-refused", ["c-ok"]))
+    val = run_slurmdag("validate", str(refused))
+    assert val.returncode == 2 and f"{refused}:" in val.stderr and "a task group" in val.stderr, val.stderr
+
+    wf = tmp_path / "grouped.yaml"
+    wf.write_text(grouped_workflow("semantics-grouped", rows))
+    sub = run_slurmdag("submit", str(wf), "--json")
+    assert sub.returncode == 0, sub.stderr
+    dag = json.loads(sub.stdout)
+    jobs = dag["jobs"]
+    hosts = {row: jobs[f"{row}+group"] for row in rows}
+    assert len(set(hosts.values())) == len(rows)  # one Slurm job per case
+    # By design: one member of a group cannot be cancelled on its own (refused before anything is done)
+    cancel = run_slurmdag("cancel", dag["dag_id"], "--allocation", f"{rows[0]}.p-ok")
+    assert cancel.returncode == 2 and "not supported yet" in cancel.stderr, cancel.stderr
+
+    ids = list(hosts.values())
+    slurm.wait_for(lambda: _finished(slurm, ids), 400, "the grouped semantics DAG to finish")
+    steps = slurm.wait_for(
+        lambda: (
+            (s := _steps_by_job(slurm, ids))
+            and all(r["State"].split()[0] not in ACTIVE for v in s.values() for r in v)
+            and s
+        ),
+        60,
+        "sacct to record the steps",
+    )
+    st = slurm.wait_for(
+        lambda: (
+            (s := json.loads(run_slurmdag("status", dag["dag_id"], "--json").stdout))["state"]
+            not in ("Pending", "Running")
+            and s
+        ),
+        60,
+        "status to settle",
+    )
+    labels = {a["name"]: a for a in st["allocations"]}
+    problems = []
+
+    def expect(name: str, what: str, got, want) -> None:
+        if got != want:
+            problems.append(f"[grouped] {name}: {what} is {got!r}, expected {want!r}")
+
+    for name, _, ran, label in ROWS:
+        if name not in rows:
+            continue
+        in_job = {s["JobName"]: s for s in steps.get(hosts[name], [])}
+        expect(name, "ran (a step of its name in sacct)", name in in_job, ran)
+        expect(name, "label (status --json)", labels[name]["state"], label)
+        for parent in _parents_of(_keys_of(name)[1]):
+            if parent in PARENT_LABELS:
+                expect(
+                    f"{name}.{parent}",
+                    "label (status --json)",
+                    labels[f"{name}.{parent}"]["state"],
+                    PARENT_LABELS[parent],
+                )
+    for name in ("s-fail", "s-fail-grandchild", "mix-and-fails"):
+        expect(name, "cancelled_by (status --json)", labels[name].get("cancelled_by"), "upstream")
+    timeout_step = {s["JobName"]: s for s in steps[hosts["s-timeout"]]}["s-timeout.p-timeout"]
+    expect("s-timeout.p-timeout", "step state (sacct)", timeout_step["State"].split()[0], "TIMEOUT")
+    expect("s-fail.p-fail", "exit code (status --json)", labels["s-fail.p-fail"]["exit_code"], 3)
+    assert not problems, "\n".join(problems)
