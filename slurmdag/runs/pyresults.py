@@ -130,12 +130,31 @@ def shown_results(run_dir: str | os.PathLike[str] | None, name: str) -> list[Sho
     for task, folder in spec.folders():
         raised = pystep.read_exception(folder)
         error = f"{raised.get('type')}: {raised.get('message')}" if raised else None
-        value = _read(folder) if pystep.has_result(folder) else _MISSING
         try:
             data = json.loads((folder / pystep.RESULT_JSON).read_text(encoding="utf-8"))
             has_json = True
         except (OSError, ValueError):
             data, has_json = None, False
-        text = None if value is _MISSING else SHOWN_REPR.repr(value)
-        out.append(ShownResult(name, task, data, has_json, text, error))
+        out.append(ShownResult(name, task, data, has_json, result_repr(folder), error))
     return out
+
+
+# Showing a result loads it only for its repr: a bigger pickle is named, not loaded.
+MAX_SHOWN_PICKLE_BYTES = 16 << 20
+
+
+def result_repr(folder: str | os.PathLike[str]) -> str | None:
+    """The repr of the return value stored in an outputs folder (cut), None when there is none. A pickle over
+    MAX_SHOWN_PICKLE_BYTES is not loaded, and one that cannot be loaded here (a class this interpreter cannot import)
+    is said, not raised, so one such task does not hide the others."""
+    path = Path(folder) / pystep.RESULT_PICKLE
+    try:
+        size = path.stat().st_size
+    except OSError:
+        return None
+    if size > MAX_SHOWN_PICKLE_BYTES:
+        return f"<{size:,} bytes pickled: too big to show; DagHandle.result() loads it>"
+    try:
+        return SHOWN_REPR.repr(pystep.read_result(folder))
+    except Exception as ex:  # noqa: BLE001 - unpickling runs the value's own code; whatever it raises is shown
+        return f"<cannot be loaded here: {type(ex).__name__}: {ex}>"

@@ -71,6 +71,12 @@ def test_square_then_add_hands_the_result_on(slurm, slurmdag_home, slurm_backend
     status = run_slurmdag("status", handle.id, "--json")
     assert status.returncode == 0, status.stderr
     assert json.loads(status.stdout)["state"] == "Completed"
+    shown = run_slurmdag("outputs", handle.id)
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.splitlines() == ["square  result = 9", "add     result = 10"]
+    doc = run_slurmdag("outputs", handle.id, "add", "--json")
+    assert doc.returncode == 0, doc.stderr
+    assert [(a["name"], a["result"]) for a in json.loads(doc.stdout)["allocations"]] == [("add", 10)]
 
 
 def test_map_of_20_is_one_array_job_and_reduce_gets_every_result_in_order(
@@ -92,7 +98,7 @@ def test_map_of_20_is_one_array_job_and_reduce_gets_every_result_in_order(
 
 
 def test_a_raising_function_is_dag_failed_error_and_its_children_are_cancelled(
-    slurm, slurmdag_home, slurm_backend, submit_dir
+    slurm, slurmdag_home, slurm_backend, submit_dir, run_slurmdag
 ):
     wf = Workflow("py-fail", defaults={"walltime": "5m"})
     first = wf.call("first", square, 2)
@@ -116,6 +122,8 @@ def test_a_raising_function_is_dag_failed_error_and_its_children_are_cancelled(
     assert rows[ids["bad"]] == "FAILED"
     assert rows[ids["child"]].startswith("CANCELLED") and rows[ids["grandchild"]].startswith("CANCELLED")
     assert rows[ids["sibling"]] == "COMPLETED"
+    shown = run_slurmdag("outputs", handle.id, "bad")
+    assert shown.stdout == "bad  raised ValueError: cannot handle 4\n", shown.stderr
 
 
 def _docs_example(name: str) -> str:

@@ -342,3 +342,13 @@ def test_slurmdag_outputs_shows_python_results_and_exceptions(tmp_path):
     assert "square  result = 9\n" in text and "s       result = {1, 2}\n" in text
     assert "b[1]    raised ValueError: bad input 2\n" in text
     assert "add     (nothing published yet)\n" in text
+
+
+def test_a_result_that_cannot_be_loaded_or_is_too_big_is_said_not_raised(tmp_path, monkeypatch):
+    folder = tmp_path / "out"
+    folder.mkdir()
+    (folder / pystep.RESULT_PICKLE).write_bytes(b"cno_such_module_here\nThing\n.")  # a class it cannot import
+    assert pyresults.result_repr(folder).startswith("<cannot be loaded here: ModuleNotFoundError")
+    monkeypatch.setattr(pyresults, "MAX_SHOWN_PICKLE_BYTES", 3)
+    assert "too big to show" in pyresults.result_repr(folder)
+    assert pyresults.result_repr(tmp_path) is None  # no result at all
