@@ -306,3 +306,17 @@ def test_resume_and_redo_re_run_packed_allocations_as_jobs_of_their_own():
     assert [j.name for j in redo.jobs] == ["a"]
     assert "last" in redo.decided  # it also needs b, which failed and is not re-run
     assert redo.jobs[0].host is None and "echo a" in redo.jobs[0].script
+
+
+def test_preflight_refuses_an_array_the_cluster_cannot_hold_and_counts_after_packing():
+    from .test_preflight import _cluster
+
+    plan = compile_text(FAN)
+    fits = preflight.check(plan, _cluster())
+    assert fits.ok and fits.jobs_needed == 8
+    small = _cluster()
+    small = dataclasses.replace(small, config={**small.config, "MaxArraySize": "3"})
+    refused = preflight.check(plan, small)
+    (problem,) = [p for p in refused.problems if "auto_array" in p.message]
+    assert "3 allocations into array job 'a+array'" in problem.message and "MaxArraySize=3" in problem.message
+    assert "auto_array: false" in (problem.hint or "")
