@@ -25,6 +25,7 @@ from typing import Any
 import jinja2
 
 from slurmdag.compiler import graph, grouping, output_refs, packing, render
+from slurmdag.compiler import stop_if as stop_if_lang
 from slurmdag.compiler.script_directives import shell_kind
 from slurmdag.compiler.spec import (
     LINE_KEYS,
@@ -487,6 +488,7 @@ def _allocation_job(
         walltime=a.walltime,
         on_failure=a.on_failure or "continue",
         outputs=list(a.outputs),
+        stop_if=a.stop_if[0] if a.stop_if else None,
     )
     options = render.sbatch_options(job)
     keys = [f"SLURMDAG_MATRIX_{k.upper()}" for k in (a.matrix.keys if a.matrix else ())]
@@ -499,7 +501,9 @@ def _allocation_job(
         env=lowered.env,
         env_words=lowered.env_words,
         output_reads=lowered.reads,
-        output_checks=output_refs.producer_lines(a.outputs, "_slurmdag_stop" if a.on_failure == "stop" else None),
+        output_checks=output_refs.producer_lines(
+            a.outputs, "_slurmdag_end" if a.on_failure == "stop" or a.stop_if else None
+        ),
         task_group=a.is_task_group,
         matrix_keys=keys,
         matrix_rows=a.matrix_rows(),
@@ -511,6 +515,8 @@ def _allocation_job(
         shell=shell,
         retries=a.retries,
         stop_dag=a.on_failure == "stop",
+        stop_if=a.stop_if[0] if a.stop_if else None,
+        stop_if_shell=stop_if_lang.shell(a.stop_if[1]) if a.stop_if else [],
     )
     job.script = renderer.render(ctx, dict(options))
     return job

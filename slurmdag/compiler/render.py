@@ -56,6 +56,9 @@ class ScriptContext:
     shell: str = "bash"  # "bash", "sh" (POSIX code only) or "none" (not a shell: nothing is added before the body)
     retries: int = 0  # entrypoint allocations: run the entrypoint again up to this many times if it fails
     stop_dag: bool = False  # `on_failure: stop`: on a non-zero exit the job cancels its DAG's other jobs first
+    stop_if: str | None = None  # `stop_if:` as written (a comment in the script)
+    stop_if_shell: list[str] = field(default_factory=list)  # lines exiting 0 when it holds (compiler/stop_if.py)
+    stopped_early_file: str = run_layout.STOPPED_EARLY  # in the run folder: which allocation's stop_if held
     # The line that sets SLURMDAG_DAG_ID and SLURMDAG_RUN_DIR; `bind_script` rewrites it for a submitted DAG.
     location: str = field(default_factory=run_layout.location_line)
 

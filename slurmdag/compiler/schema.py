@@ -120,6 +120,13 @@ KEY_SCHEMAS: dict[str, dict[str, Any]] = {
         "enum": list(spec.ON_FAILURE),
         "description": "stop: this allocation's failure cancels every unfinished job of the DAG",
     },
+    "stop_if": {
+        "type": "string",
+        "pattern": r"\S",
+        "description": "stop the DAG early (it ends Completed) when this holds over the allocation's own outputs "
+        "after it "
+        "succeeded, e.g. `outputs.eval.loss > 5`",
+    },
     "sbatch": {
         "oneOf": [
             {"type": "string", "pattern": "^\\s*--"},

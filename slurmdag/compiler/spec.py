@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from slurmdag.compiler import stop_if as stop_if_lang
 from slurmdag.compiler.script_directives import ScriptDirectives, interpreter, read_directives, shell_kind
 from slurmdag.compiler.script_merge import Merged, merge
 from slurmdag.compiler.uses import SubWorkflow, prefix, resolve, roots_and_leaves
@@ -80,10 +81,10 @@ OPTION_KEYS = {
 }
 OTHER_KEYS = (
     "name", "entrypoint", "script", "depends_on", "depends_on_any",
-    "tasks", "array", "matrix", "env", "setup", "retries", "sbatch", "on_failure", "outputs", "group",
+    "tasks", "array", "matrix", "env", "setup", "retries", "sbatch", "on_failure", "outputs", "group", "stop_if",
 )  # fmt: skip
 ALLOCATION_KEYS = tuple(OTHER_KEYS) + tuple(OPTION_KEYS)
-NOT_IN_DEFAULTS = ("name", "depends_on", "depends_on_any", "outputs", "group")
+NOT_IN_DEFAULTS = ("name", "depends_on", "depends_on_any", "outputs", "group", "stop_if")
 # At most one key of each group per allocation; an allocation setting one of them ignores the group in defaults.
 EXCLUSIVE_GROUPS = (("entrypoint", "script"), ("tasks", "array", "matrix"), ("mem", "mem_per_cpu"))
 
@@ -133,6 +134,7 @@ class AllocationSpec:
     on_failure: str | None = None  # "stop" | "continue"; None: the workflow's `on_failure`
     outputs: list[str] = field(default_factory=list)  # names of the outputs each of its jobs must publish
     group: str | None = None  # `group: NAME`: run as a job step of the group's one Slurm job
+    stop_if: tuple[str, stop_if_lang.Condition] | None = None  # `stop_if:` text and its parsed condition
     where: dict[str, Node] = field(default_factory=dict)  # key (or "env.K", "setup[i]") -> node of its value
     file: str = ""  # the file its nodes are in: the workflow's, or a sub-workflow's (`uses:`)
     params: dict[str, Any] | None = (
@@ -606,6 +608,19 @@ def _p_name(key: str, node: Node) -> str:
     return text
 
 
+def _p_stop_if(key: str, node: Node, ctx: _Ctx) -> tuple[str, stop_if_lang.Condition]:
+    text = _want_str(key, node)
+    bad = next((ch for ch in text if ord(ch) < 0x20 or ord(ch) == 0x7F), None)
+    if bad is not None:
+        raise _BadValueError(f"`stop_if` contains the control character U+{ord(bad):04X}", stop_if_lang.HINT)
+    try:
+        return text, stop_if_lang.parse(text)
+    except stop_if_lang.StopIfSyntaxError as e:
+        raise _BadValueError(
+            f"invalid `stop_if` (at character {e.offset + 1}): {e.message}", stop_if_lang.HINT
+        ) from None
+
+
 def _p_retries(key: str, node: Node, ctx: _Ctx) -> int:
     n = _p_positive_int(key, node, ctx, minimum=0)
     if n > 100:
@@ -793,6 +808,7 @@ PARSERS: dict[str, Callable[..., Any]] = {
     "retries": _p_retries,
     "on_failure": _p_on_failure,
     "outputs": _p_outputs,
+    "stop_if": _p_stop_if,
     "sbatch": _p_sbatch,
     "group": lambda k, n, c: _p_name(k, n),
     "nodes": _p_nodes,
@@ -1356,6 +1372,16 @@ def _allocation(index: int, item: Node, defaults: dict[str, tuple[Any, Node]], c
             a.outputs = value
         elif key == "group":
             a.group = value
+        elif key == "stop_if":
+            a.stop_if = value
+            others = sorted({c.allocation for c in stop_if_lang.comparisons(value[1]) if c.allocation != name})
+            if others and name:
+                ctx.bad(
+                    node,
+                    f"`stop_if` of {shown(name)} reads the outputs of {', '.join(map(shown, others))}: "
+                    "a condition reads the allocation's own outputs only",
+                    f"write outputs.{name}.<output name>",
+                )
         elif key == "sbatch":
             for flag, (fvalue, _) in value.items():
                 a.options[flag] = fvalue
@@ -1413,7 +1439,7 @@ def _merge_script(a: AllocationSpec, ctx: _Ctx) -> None:
             a.indexes = ctx.indexes("--array", count, None, functools.partial(wt.array_indexes, text), (script.path, d))
     if shell_kind(script.shebang) == "none":
         # slurmdag's env, setup and matrix lines are shell code: they cannot go into, say, a Python script
-        for key in ("env", "setup", "matrix", "outputs"):
+        for key in ("env", "setup", "matrix", "outputs", "stop_if"):
             if key in a.where:
                 ctx.bad(
                     a.where[key],

@@ -127,6 +127,9 @@ class PlannedJob:
     # Host jobs: why these allocations share one Slurm job and how it is shaped, as `compile` prints it (for
     # people: not a stable format to parse). None on other jobs.
     why: list[str] | None = None
+    # `stop_if:` as written: when it holds after the job succeeded, the job cancels the rest of its DAG, which then
+    # ends Completed, "stopped early" (docs/semantics.md). Absent from plan.json when None.
+    stop_if: str | None = None
 
     def parents(self) -> tuple[str, ...]:
         return self.dependency.parents() if self.dependency else ()
@@ -192,6 +195,8 @@ class Plan:
                 del job["outputs"]
             if job["why"] is None:
                 del job["why"]
+            if job["stop_if"] is None:
+                del job["stop_if"]
         if data["max_concurrent"] is None:
             del data["max_concurrent"]
         if not data["subworkflows"]:  # plans without `uses:` stay unchanged
@@ -231,6 +236,7 @@ class Plan:
                     on_failure=j.get("on_failure", "continue"),
                     outputs=list(j.get("outputs", ())),
                     why=j.get("why"),
+                    stop_if=j.get("stop_if"),
                 )
             )
         return cls(

@@ -47,6 +47,8 @@ RESULT_PICKLE = ".result.pickle"
 EXCEPTION_JSON = ".exception.json"
 EXCEPTION_PICKLE = ".exception.pickle"
 PYTHON_DIR_NAME = "python"  # Python steps' calls and specs
+# In the run folder: the name of the allocation whose `stop_if` held (it then stopped the DAG early).
+STOPPED_EARLY = "stopped-early"
 
 ENV_DAG_ID = "SLURMDAG_DAG_ID"
 ENV_ALLOCATION = "SLURMDAG_ALLOCATION"

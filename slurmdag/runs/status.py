@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from slurmdag.backends.base import Backend, JobInfo
 from slurmdag.compiler import render
+from slurmdag.model import run_layout
 from slurmdag.model import slurm_values as wt
 from slurmdag.model.errors import CorruptRecordError, UnknownDagError
 from slurmdag.model.plan import Plan, PlannedJob
@@ -93,6 +95,8 @@ class DagStatus:
     partial: bool = False
     # `on_failure: stop`: the allocation whose failure stopped the DAG (its other jobs were cancelled)
     stopped_by: str | None = None
+    # `stop_if:`: the allocation whose condition held, so it cancelled the rest (the DAG still ends Completed)
+    stopped_early: str | None = None
 
     def allocations(self) -> list[AllocationStatus]:
         return [n for n in self.nodes if n.kind == "allocation"]
@@ -282,11 +286,16 @@ def _fold_parts(plan: Plan, allocs: dict[str, AllocationStatus]) -> None:
 
 
 def build_status(
-    record: DagRecord, plan: Plan, infos: dict[str, JobInfo], no_accounting: str | None = None
+    record: DagRecord,
+    plan: Plan,
+    infos: dict[str, JobInfo],
+    no_accounting: str | None = None,
+    stopped_early: str | None = None,
 ) -> DagStatus:
     """Pure: a DAG's record + plan + Slurm's rows -> labelled allocation states and the DAG state.
 
-    `no_accounting`: why accounting could not be read, when `infos` holds only what slurmctld still holds."""
+    `no_accounting`: why accounting could not be read, when `infos` holds only what slurmctld still holds.
+    `stopped_early`: the allocation whose `stop_if` held, as its job wrote in the run folder."""
     allocs: dict[str, AllocationStatus] = {}
     current = attempt_history.current_job_ids(record) if record.attempts else record.job_ids
     for job in plan.jobs:
@@ -333,6 +342,20 @@ def build_status(
                 alloc.cancelled_by = "stop"
         if state not in (DagState.PENDING, DagState.RUNNING):
             state = DagState.FAILED  # even where a failure handler would have caught it: the handler was cancelled
+    elif (
+        stopped_early is not None
+        and stopped_early in allocs
+        and allocs[stopped_early].state is AllocationState.COMPLETED
+    ):
+        condition = plan.job(stopped_early).stop_if or ""
+        notes.append(f"stopped early by {stopped_early}: its stop_if held ({condition}), so the rest was cancelled")
+        for alloc in allocs.values():
+            if alloc.state is AllocationState.CANCELLED and alloc.cancelled_by == "user":
+                alloc.cancelled_by = "stop"
+        if state is DagState.CANCELLED:
+            state = DagState.COMPLETED  # early stopping is not a failure (Polyaxon's semantics)
+    else:
+        stopped_early = None
     if record.submission == FAILED:
         state = DagState.FAILED
         notes.append(f"submission failed: {record.error}" if record.error else "submission failed")
@@ -367,6 +390,7 @@ def build_status(
         attempts=attempt_history.count(record),
         partial=partial,
         stopped_by=stopped_by,
+        stopped_early=stopped_early,
     )
 
 
@@ -397,7 +421,19 @@ def collect_many(pairs: list[tuple[DagRecord, Plan]], backend: Backend) -> list[
         backend.query_or_live(ids, since=_since([r for r, _ in pairs]), steps=steps) if ids else ({}, None)
     )
     why = str(no_accounting) if no_accounting is not None else None
-    return [build_status(record, plan, infos, why) for record, plan in pairs]
+    return [build_status(record, plan, infos, why, _stopped_early(record, plan)) for record, plan in pairs]
+
+
+def _stopped_early(record: DagRecord, plan: Plan) -> str | None:
+    """The allocation whose `stop_if` held, from the file its job wrote in the run folder (None: none did)."""
+    if record.run_dir is None or not any(j.stop_if for j in plan.jobs):
+        return None
+    try:
+        text = (Path(record.run_dir) / run_layout.STOPPED_EARLY).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None
+    name = text.strip()
+    return name if any(j.name == name and j.stop_if for j in plan.jobs) else None
 
 
 def rebuild_from_slurm(dag_id: str, backend: Backend) -> tuple[DagRecord, Plan, list[str]]:

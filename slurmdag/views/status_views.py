@@ -73,6 +73,7 @@ def status_table(status: DagStatus, tasks: bool = False, failed: list[FailedLog]
     lines = [
         f"DAG {status.dag_id} ({status.name}): {status.state}"
         + (f" (stopped by {status.stopped_by})" if status.stopped_by else "")
+        + (f" (stopped early by {status.stopped_early})" if status.stopped_early else "")
         + f"   [{_counts_text(status.counts())}]"
         + _attempt_text(status),
         table,
@@ -125,6 +126,8 @@ def status_json(
     }
     if status.stopped_by is not None:  # `on_failure: stop` fired: the allocation whose failure stopped the DAG
         doc["stopped_by"] = status.stopped_by
+    if status.stopped_early is not None:  # `stop_if` held: the DAG stopped early (and is Completed)
+        doc["stopped_early"] = status.stopped_early
     if status.attempts > 1:  # only resumed/redone DAGs carry these keys: the documented shape stays as it was
         doc["attempt"] = status.attempt
         doc["attempts"] = status.attempts

@@ -34,8 +34,8 @@ allocations:
 def test_workflow_default_and_allocation_override():
     plan = compile_text(WF)
     assert {j.name: j.on_failure for j in plan.jobs} == {"a": "stop", "b": "continue", "c": "stop", "h": "stop"}
-    assert "trap _slurmdag_stop EXIT" in plan.job("a").script
-    assert "_slurmdag_stop" not in plan.job("b").script
+    assert "trap _slurmdag_end EXIT" in plan.job("a").script
+    assert "_slurmdag_end" not in plan.job("b").script
 
 
 def test_defaults_can_set_it_and_plan_json_keeps_it():
