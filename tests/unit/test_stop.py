@@ -90,11 +90,15 @@ QUEUE = """\
 """
 
 
-def _run(tmp_path, script: str, env: dict[str, str]) -> tuple[int, list[str]]:
+RUNNING = "JobId=10 JobName=x\n   JobState=RUNNING Reason=None Dependency=(null)"
+
+
+def _run(tmp_path, script: str, env: dict[str, str], job: str = RUNNING) -> tuple[int, list[str]]:
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir(exist_ok=True)
     log = tmp_path / "scancel.log"
     (bin_dir / "squeue").write_text(f"#!/bin/sh\ncat <<'EOF'\n{QUEUE}EOF\n")
+    (bin_dir / "scontrol").write_text(f"#!/bin/sh\ncat <<'EOF'\n{job}\nEOF\n")  # how the job is ending
     (bin_dir / "scancel").write_text(f'#!/bin/sh\necho "$*" >> {log}\n')
     for f in bin_dir.iterdir():
         f.chmod(f.stat().st_mode | stat.S_IEXEC)
@@ -189,3 +193,20 @@ def test_reconciler_cancels_what_the_stopper_could_not():
     )
     assert status.stopped_by == "a"
     assert sorted(c.job_id for c in plan_actions(plan, status, "native")) == ["b", "c", "h"]
+
+
+def test_a_timeout_stops_the_dag_though_bash_sees_a_stale_exit_status(tmp_path):
+    # Slurm's SIGTERM at the time limit runs the trap with $? of the last finished command (measured: 0)
+    script = compile_text(WF.replace('"exit 3"', '"true"')).job("a").script
+    ending = "JobId=10 JobName=x\n   JobState=COMPLETING Reason=TimeLimit Dependency=(null)"
+    rc, calls = _run(tmp_path, script, {"SLURM_JOB_NAME": "sd-abcd1234-a", "SLURM_JOB_ID": "10"}, ending)
+    assert calls == ["12 13_2", "11"]
+    assert rc == 124
+
+
+def test_a_cancelled_job_stops_nothing(tmp_path):
+    # `slurmdag cancel --allocation a` (or another stop) cancels it: not a failure of its own
+    script = compile_text(WF).job("a").script
+    ending = "JobId=10 JobName=x\n   JobState=COMPLETING Reason=None Dependency=(null)"
+    rc, calls = _run(tmp_path, script, {"SLURM_JOB_NAME": "sd-abcd1234-a", "SLURM_JOB_ID": "10"}, ending)
+    assert calls == []

@@ -102,6 +102,7 @@ def _run_job(tmp_path, loss: str | None):
         "#!/bin/sh\necho '10 RUNNING sd-abcd1234-eval'\necho '11 PENDING sd-abcd1234-next'\n"
     )
     (bin_dir / "scancel").write_text(f'#!/bin/sh\necho "$*" >> {log}\n')
+    (bin_dir / "scontrol").write_text("#!/bin/sh\necho 'JobId=10 JobState=RUNNING Reason=None'\n")
     (bin_dir / "slurmdag-output").write_text(
         '#!/bin/sh\nmkdir -p "$SLURMDAG_OUTPUTS"; printf %s "$2" > "$SLURMDAG_OUTPUTS/$1"\n'
     )
