@@ -303,6 +303,9 @@ def member_problem(a: AllocationSpec, job: PlannedJob) -> str | None:
         return "`retries` re-runs a failed allocation inside its own job; a group member cannot have them yet"
     if job.on_failure == "stop":
         return "`on_failure: stop` cancels the DAG from the allocation's own job, which a group member does not have"
+    if a.stop_if:
+        # its exit trap finds the DAG by the job's name, which a job step does not carry
+        return "`stop_if` stops the DAG from the allocation's own job, which a group member does not have"
     if job.kind != "allocation" or job.script.startswith("#!") is False:
         return "it has no batch script"
     if a.script is not None and shell_kind(a.script.shebang) == "none":

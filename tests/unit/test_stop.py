@@ -210,3 +210,16 @@ def test_a_cancelled_job_stops_nothing(tmp_path):
     ending = "JobId=10 JobName=x\n   JobState=COMPLETING Reason=None Dependency=(null)"
     rc, calls = _run(tmp_path, script, {"SLURM_JOB_NAME": "sd-abcd1234-a", "SLURM_JOB_ID": "10"}, ending)
     assert calls == []
+
+
+def test_a_group_member_cannot_stop_the_dag():
+    text = (
+        "name: t\nallocations:\n  - {name: a, entrypoint: x, group: g, on_failure: stop}\n"
+        "  - {name: b, entrypoint: x, group: g, depends_on: [a], stop_if: 'outputs.b.x > 1'}\n"
+    )
+    with pytest.raises(InputError) as err:
+        compile_text(text, "wf.yaml")
+    lines = problem_lines(err.value)
+    assert len(lines) == 2
+    assert "`on_failure: stop` cancels the DAG from the allocation's own job" in lines[0]
+    assert "`stop_if` stops the DAG from the allocation's own job" in lines[1]
