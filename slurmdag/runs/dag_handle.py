@@ -21,6 +21,7 @@ from slurmdag.policy.site_paths import site_policy_path
 from slurmdag.runs import pyresults
 from slurmdag.runs.cancel import CancelOutcome, cancel_dag
 from slurmdag.runs.status import DagStatus, collect
+from slurmdag.state.dag_refs import resolve
 from slurmdag.state.store import Store, check_dag_id
 
 WAIT_POLL_START = 0.5  # seconds between the first passes of `wait` (a short DAG is seen done soon)
@@ -42,9 +43,10 @@ class DagHandle:
     """A submitted DAG: `.id`, `.status()`, `.wait(timeout=None)`, `.result(name)`, `.results()`, `.cancel()`."""
 
     def __init__(self, dag_id: str, store: Store | None = None, backend: Backend | None = None):
-        self.id = check_dag_id(dag_id)
+        """`dag_id`: 8 hex characters, or `@` (your newest DAG), `@~N` (the one N before it), as on the command line."""
         self._store = store
         self._backend = backend
+        self.id = check_dag_id(resolve(self.store, dag_id) if dag_id.startswith("@") else dag_id)
 
     def __repr__(self) -> str:
         return f"DagHandle({self.id!r})"

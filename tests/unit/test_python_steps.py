@@ -352,3 +352,17 @@ def test_a_result_that_cannot_be_loaded_or_is_too_big_is_said_not_raised(tmp_pat
     monkeypatch.setattr(pyresults, "MAX_SHOWN_PICKLE_BYTES", 3)
     assert "too big to show" in pyresults.result_repr(folder)
     assert pyresults.result_repr(tmp_path) is None  # no result at all
+
+
+def test_a_handle_takes_the_command_lines_dag_references(tmp_path):
+    from slurmdag.state.store import Store
+
+    store = Store(tmp_path / "home")
+    with pytest.raises(slurmdag.InputError, match="you have no DAGs yet"):
+        dag_handle.DagHandle("@", store=store, backend=SimpleNamespace())
+    wf = Workflow("t")
+    wf.call("a", square, 1)
+    record, lock = store.create(wf.compile(), workflow=None, scripts=lambda dag_id: {}, durable=False)
+    lock.release()
+    assert dag_handle.DagHandle("@", store=store, backend=SimpleNamespace()).id == record.dag_id
+    assert dag_handle.DagHandle(record.dag_id, store=store, backend=SimpleNamespace()).id == record.dag_id
