@@ -90,10 +90,7 @@ def plan_redo(plan: Plan, outcomes: Mapping[str, Outcome], allocation: str, casc
             )
         )
     targets = {allocation} | (descendants(plan, allocation) if cascade else set())
-    for job in plan.jobs:  # a group job in reach runs all its members again
-        if job.kind == "host" and job.name in targets:
-            targets |= set(job.members)
-    targets = {t for t in targets if plan.job(t).kind != "host"}
+    targets = {t for t in targets if plan.job(t).kind != "host"}  # a group job runs again for its members
     rerun: dict[str, list[int] | None] = {j.name: None for j in plan.jobs if j.name in targets}
     result = _sub_plan(plan, outcomes, rerun)
     if not result.jobs:
@@ -109,15 +106,18 @@ def plan_redo(plan: Plan, outcomes: Mapping[str, Outcome], allocation: str, casc
 
 def descendants(plan: Plan, name: str) -> set[str]:
     """Every job (allocations and join jobs) that depends, directly or not, on `name`; a group member's children
-    inside its group by their edges, its group's children outside through the group job."""
+    inside its group by their edges, its group's children outside through the group job (counted as reached once a
+    member is)."""
     out: set[str] = set()
+    hosted = plan.job(name).host if name in {j.name for j in plan.jobs} else None
+    if hosted is not None:
+        out.add(hosted.job)  # the group job runs again: what waits on it outside is downstream
     for job in plan.jobs:  # topological order: a parent is seen before its children
         if job.host is not None:
             if any(e.parent == name or e.parent in out for e in job.edges):
                 out.add(job.name)
+                out.add(job.host.job)
         elif any(p == name or p in out for p in job.parents()):
-            out.add(job.name)
-        elif job.kind == "host" and (name in job.members or out & set(job.members)):
             out.add(job.name)
     return out
 

@@ -14,7 +14,7 @@ import pytest
 
 from slurmdag.compiler.compile import compile_text
 from slurmdag.model.errors import InputError
-from slurmdag.model.plan import Hosting
+from slurmdag.model.plan import Hosting, Plan
 
 
 def chain(n: int, extra: str = "", fuse: str = "fuse: auto\n", fail: int | None = None) -> str:
@@ -188,3 +188,53 @@ allocations:
     got = _run_host(tmp_path, text, "w+group")
     assert set(got) - {"exit"} == {"a", "b", "on-b-failed", "always", "either"}
     assert got["exit"] == "1"  # a member failed and no child outside names an outcome member
+
+
+# --- resume and redo of a group (pure: runs/resume_plan.py) ------------------------------------------------------
+
+
+def _outcomes(states: dict[str, str]):
+    from slurmdag.model.states import AllocationState
+    from slurmdag.runs.resume_plan import Outcome
+
+    return {name: Outcome(AllocationState(state)) for name, state in states.items()}
+
+
+def test_resume_runs_the_group_job_again_with_only_what_did_not_complete():
+    from slurmdag.runs.resume_plan import plan_resume
+
+    plan = compile_text(chain(5), "w.yaml")
+    host = "a01..a05+group"
+    outcomes = _outcomes(
+        {"a01": "Completed", "a02": "Completed", "a03": "Failed", "a04": "Cancelled", "a05": "Cancelled"}
+    )
+    sub = plan_resume(plan, outcomes)
+    again = {j.name: j for j in sub.jobs}
+    assert set(again) == {host, "a03", "a04", "a05"}
+    assert again[host].members == ("a03", "a04", "a05") and again[host].dependency is None
+    script = again[host].script
+    assert "_sd_0=ok  # a01: not run again" in script and "_sd_1=ok  # a02: not run again" in script
+    assert "--job-name=a01 " not in script and "--job-name=a03 " in script
+    assert [j.name for j in Plan(plan.workflow, sub.jobs).submissions()] == [host]
+
+
+def test_redo_of_one_member_keeps_the_others_outcomes_and_cascade_takes_its_descendants():
+    from slurmdag.runs.resume_plan import plan_redo
+
+    plan = compile_text(chain(4), "w.yaml")
+    host = "a01..a04+group"
+    outcomes = _outcomes({f"a0{i}": "Completed" for i in range(1, 5)})
+    one = plan_redo(plan, outcomes, "a02")
+    assert {j.name for j in one.jobs} == {host, "a02"} and one.jobs[0].members == ("a02",)
+    assert "_sd_2=ok  # a03: not run again" in one.jobs[0].script
+    down = plan_redo(plan, outcomes, "a02", cascade=True)
+    assert down.jobs[0].members == ("a02", "a03", "a04")
+
+
+def test_redo_cascade_of_a_groups_outcome_member_reaches_its_children_outside():
+    from slurmdag.runs.resume_plan import plan_redo
+
+    plan = compile_text(chain(3, '  - {name: after, entrypoint: "true", depends_on: [a03], mem: 100M}\n'), "w.yaml")
+    outcomes = _outcomes({"a01": "Completed", "a02": "Completed", "a03": "Completed", "after": "Completed"})
+    sub = plan_redo(plan, outcomes, "a03", cascade=True)
+    assert {j.name for j in sub.jobs} == {"a01..a03+group", "a03", "after"}
