@@ -54,7 +54,7 @@ from slurmdag.model.plan import Plan  # noqa: E402
 from slurmdag.runs.submit import submit_plan  # noqa: E402
 from slurmdag.state.store import Store  # noqa: E402
 
-SUBMIT_SHAPES = ("chain", "fan-out-fan-in", "layered")
+SUBMIT_SHAPES = ["chain", "fan-out-fan-in", "layered"]  # --shapes narrows it
 LATENCY_LINKS = 20
 # Message types slurmd (not a client) sends when jobs run or end; not caused by the command measured.
 SLURMD_MESSAGES = {
@@ -613,7 +613,12 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--json", dest="json_out", help="write all figures to this file")
     ap.add_argument("--backend", choices=("cli", "pyslurm"), default="cli", help="slurmdag's backend (submit, rpc)")
+    ap.add_argument("--shapes", default=",".join(SUBMIT_SHAPES), help="workflow shapes of the submit and rpc parts")
     args = ap.parse_args()
+    shapes = tuple(s.strip() for s in args.shapes.split(",") if s.strip())
+    if not set(shapes) <= set(SUBMIT_SHAPES):
+        ap.error(f"--shapes: choose from {', '.join(SUBMIT_SHAPES)}")
+    SUBMIT_SHAPES[:] = shapes
     only = [s.strip() for s in args.only.split(",") if s.strip()]
     unknown = set(only) - {"compile", "submit", "rpc", "latency", "groups"}
     if unknown:

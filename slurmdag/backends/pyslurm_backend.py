@@ -64,6 +64,7 @@ class PyslurmBackend(CliBackend):
         self._config = config  # the controller's config as the probe read it (None: read on first need)
         self._lock = threading.Lock()
         self._submitter: Submitter | None = None
+        self._environ_copy: dict[str, str] | None = None
         self.sbatch_fallbacks: list[tuple[str, str]] = []  # (script, reason) of jobs submitted through sbatch
 
     # --- submitting ---
@@ -75,7 +76,7 @@ class PyslurmBackend(CliBackend):
             return super().submit(script, options)  # let sbatch say what is wrong with the file
         reason = "the script's #SBATCH lines are not what sbatch accepts" if directives.problems else None
         if reason is None:
-            request = translate(script, options, directives.directives, os.environ, self._who())
+            request = translate(script, options, directives.directives, self._environ(), self._who())
             reason = request.sbatch_reason
         if reason is not None:
             self.sbatch_fallbacks.append((script, reason))
@@ -89,6 +90,13 @@ class PyslurmBackend(CliBackend):
         except (ValueError, TypeError) as ex:  # pyslurm's own validation of a value
             raise SlurmCommandError(argv, 1, "", f"pyslurm: {ex}") from None
         return str(job_id)
+
+    def _environ(self) -> dict[str, str]:
+        """This process's environment, copied once per backend (a submission reads it for every job: os.environ
+        decodes each variable on every read)."""
+        if self._environ_copy is None:
+            self._environ_copy = dict(os.environ)
+        return self._environ_copy
 
     def _who(self) -> Submitter:
         """The submitting process as sbatch would describe it to the job (read once; the umask read is not

@@ -33,6 +33,7 @@ class Settings:
     backend: str | None = None
     verbose: bool = False
     chosen: Backend | None = None  # one backend per process: the pyslurm probe runs once
+    choosing: Any = None  # a choice under way in a thread (start_backend), taken by open_backend
 
 
 SETTINGS = Settings()
@@ -57,12 +58,43 @@ def requested_backend() -> tuple[str, str]:
     return choice.DEFAULT, "default"
 
 
+def start_backend() -> None:
+    """Start choosing the backend in a thread: the pyslurm probe is a child process (a Python start-up and the
+    import, ~0.3 s) that can run while the command compiles its workflow; open_backend() takes the result. A daemon
+    thread: a command that stops early (bad input) does not wait for it."""
+    if SETTINGS.chosen is not None or SETTINGS.choosing is not None:
+        return
+    import threading
+
+    from slurmdag.backends import choice
+
+    requested, source = requested_backend()
+    outcome: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            outcome["choice"] = choice.choose(requested, source)
+        except BaseException as ex:  # noqa: BLE001 - raised again in the thread that opens the backend
+            outcome["error"] = ex
+
+    thread = threading.Thread(target=run, name="slurmdag-backend-choice", daemon=True)
+    thread.start()
+    SETTINGS.choosing = (thread, outcome)
+
+
 def open_backend() -> Backend:
     if SETTINGS.chosen is None:
         from slurmdag.backends import choice
 
-        requested, source = requested_backend()
-        chosen = choice.choose(requested, source)
+        if SETTINGS.choosing is not None:
+            (thread, outcome), SETTINGS.choosing = SETTINGS.choosing, None
+            thread.join()
+            if "error" in outcome:
+                raise outcome["error"]
+            chosen = outcome["choice"]
+        else:
+            requested, source = requested_backend()
+            chosen = choice.choose(requested, source)
         if SETTINGS.verbose:
             typer.echo(f"slurmdag: {chosen.reason}", err=True)
         SETTINGS.chosen = chosen.backend

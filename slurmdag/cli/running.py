@@ -21,6 +21,7 @@ from slurmdag.cli.common import (
     open_backend,
     open_store,
     outputs_of,
+    start_backend,
 )
 from slurmdag.model.errors import InputError, StoreError
 from slurmdag.model.plan import Plan
@@ -127,6 +128,7 @@ def submit(
     with submitting.hangup_finishes() as hung_up:
         if cascade not in submitting.CASCADES:
             raise InputError(f"--cascade must be one of: {', '.join(submitting.CASCADES)} (got {cascade!r})")
+        start_backend()  # the pyslurm probe runs while the workflow compiles
         plan = _load_plan(workflow, set_)
         from slurmdag.cli.policy import admit
 

@@ -317,15 +317,20 @@ def submit_gated(
                         pass
                 return job_id
 
-            for wave in submission_waves(plan):
+            waves = submission_waves(plan)
+            saved = time.monotonic()
+            for number, wave in enumerate(waves, 1):
                 current = _describe_job(wave[0])
                 guard.check()
                 failed = submit_wave(wave, submit_one, job_ids, guard)
                 job_ids.update(hosted_job_ids(plan, job_ids))
-                # Recorded before any child is submitted. Not fsynced: a crash of this process loses nothing (the
-                # page cache survives it), and after a power loss every job still waits on the held gate and
-                # `withdraw` finds it by its name prefix.
-                store.save(record, durable=False)
+                # Recorded at most RECORD_EVERY seconds apart (a chain is one wave per job: rewriting dag.json after
+                # each would be quadratic), and after the last wave or a failure. Not fsynced. Nothing depends on
+                # the record before the release: every job waits on the held gate, and after a crash `withdraw`
+                # finds the jobs not yet recorded by their name prefix.
+                if failed is not None or number == len(waves) or time.monotonic() - saved >= RECORD_EVERY:
+                    store.save(record, durable=False)
+                    saved = time.monotonic()
                 if failed is not None:
                     job, ex = failed
                     current = _describe_job(job)
@@ -409,6 +414,9 @@ def _find_by_name(backend: Backend, options: list[str]) -> str | None:
     found = backend.find_jobs(name, include_accounting=False)
     return next((i.array_job_id for i in found.values() if i.name == name), None)
 
+
+# How often the record is rewritten while the waves go in (seconds); see submit_gated.
+RECORD_EVERY = 0.5
 
 # sbatch calls in flight at once for jobs whose parents are all submitted. Each sbatch is a process that mostly
 # waits on slurmctld, so a few at a time beat a loop even on 2 cores (docs/performance.md).
