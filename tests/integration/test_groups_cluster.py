@@ -165,3 +165,42 @@ def test_the_groups_example_runs_as_two_jobs(slurm, run_slurmdag, tmp_path):
         "evaluate": "Completed",
         "report": "Completed",
     }
+
+
+def test_resume_reruns_only_the_failed_part_of_a_group(slurm, run_slurmdag, shared_tmp):
+    """One group job a01..a05 where a03 fails: resume submits the group job again, and Slurm runs steps a03-a05 only
+    (a01, a02 keep their earlier outcome inside the new job)."""
+    d = shared_tmp
+    entry = "echo run >> " + str(d) + "/{name}.runs"
+    text = chain(5, entry).replace(
+        json.dumps(entry.format(name="a03")), json.dumps(f"echo run >> {d}/a03.runs; test -e {d}/fixed || exit 3")
+    )
+    wf = d / "chain.yaml"
+    wf.write_text(text)
+    since = since_now(slurm)
+    sub = run_slurmdag("submit", str(wf), "--json")
+    assert sub.returncode == 0, sub.stderr
+    dag = json.loads(sub.stdout)["dag_id"]
+    (first,) = wait_finished(slurm, dag, since, 1)
+    assert first["State"] == "FAILED"  # no outcome member: the group job fails when a member failed
+    assert [(s["JobName"], s["State"]) for s in steps(slurm, first["JobID"])] == [
+        ("a01", "COMPLETED"),
+        ("a02", "COMPLETED"),
+        ("a03", "FAILED"),
+    ]
+    states = {a["name"]: a["state"] for a in status(run_slurmdag, dag)["allocations"]}
+    assert states == {"a01": "Completed", "a02": "Completed", "a03": "Failed", "a04": "Cancelled", "a05": "Cancelled"}
+
+    (d / "fixed").touch()
+    res = run_slurmdag("resume", dag, "--json")
+    assert res.returncode == 0, res.stderr
+    slurm.wait_for(
+        lambda: [r for r in wait_finished(slurm, dag, since, 2) if r["JobID"] != first["JobID"]], 300, "the new job"
+    )
+    (again,) = [r for r in dag_jobs(slurm, dag, since) if r["JobID"] != first["JobID"] and "+gate" not in r["JobName"]]
+    assert again["State"] == "COMPLETED"
+    assert [s["JobName"] for s in steps(slurm, again["JobID"])] == ["a03", "a04", "a05"]
+    runs = {p.stem: len(p.read_text().splitlines()) for p in d.glob("*.runs")}
+    assert runs == {"a01": 1, "a02": 1, "a03": 2, "a04": 1, "a05": 1}
+    st = slurm.wait_for(lambda: (s := status(run_slurmdag, dag))["state"] == "Completed" and s, 60, "status")
+    assert {a["name"]: a["state"] for a in st["allocations"]} == {f"a0{i}": "Completed" for i in range(1, 6)}
