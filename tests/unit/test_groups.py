@@ -238,3 +238,36 @@ def test_redo_cascade_of_a_groups_outcome_member_reaches_its_children_outside():
     outcomes = _outcomes({"a01": "Completed", "a02": "Completed", "a03": "Completed", "after": "Completed"})
     sub = plan_redo(plan, outcomes, "a03", cascade=True)
     assert {j.name for j in sub.jobs} == {"a01..a03+group", "a03", "after"}
+
+
+# Recorded on the project's Slurm 22.05.8 cluster: `sacct -n -P -o SACCT_FIELDS -j 15532` (without -X) of a batch job
+# that ran six steps (`srun --job-name=m1 ...`; m3 cancelled with scancel, m5 over its step --time).
+SACCT_WITH_STEPS = """\
+15532|15532|FAILED|3:0|00:01:44|2026-12-01T15:39:42|2026-12-01T15:41:26|node1|None|j.sh
+15532.batch|15532.batch|FAILED|3:0|00:01:44|2026-12-01T15:39:42|2026-12-01T15:41:26|node1||batch
+15532.0|15532.0|COMPLETED|0:0|00:00:00|2026-12-01T15:39:42|2026-12-01T15:39:42|node1||m1
+15532.1|15532.1|FAILED|3:0|00:00:00|2026-12-01T15:39:42|2026-12-01T15:39:42|node1||m2
+15532.2|15532.2|CANCELLED by 0|0:9|00:00:22|2026-12-01T15:39:43|2026-12-01T15:40:05|node1||m3
+15532.3|15532.3|COMPLETED|0:0|00:00:00|2026-12-01T15:40:05|2026-12-01T15:40:05|node1||m4
+15532.4|15532.4|COMPLETED|0:0|00:00:00|2026-12-01T15:40:05|2026-12-01T15:40:05|node1||hostname
+15532.5|15532.5|TIMEOUT|0:15|00:01:21|2026-12-01T15:40:05|2026-12-01T15:41:26|node1||m5
+"""
+
+
+def test_sacct_step_rows_are_kept_only_when_asked_for():
+    from slurmdag.backends.parse import parse_sacct
+
+    assert set(parse_sacct(SACCT_WITH_STEPS)) == {"15532"}
+    rows = parse_sacct(SACCT_WITH_STEPS, steps=True)
+    assert rows["15532"].step is None and rows["15532"].state == "FAILED"
+    assert rows["15532.batch"].step == "batch"
+    got = {k: (r.name, r.state, r.exit_code, r.signal) for k, r in rows.items() if r.step not in (None, "batch")}
+    assert got == {
+        "15532.0": ("m1", "COMPLETED", 0, 0),
+        "15532.1": ("m2", "FAILED", 3, 0),
+        "15532.2": ("m3", "CANCELLED", 0, 9),
+        "15532.3": ("m4", "COMPLETED", 0, 0),
+        "15532.4": ("hostname", "COMPLETED", 0, 0),
+        "15532.5": ("m5", "TIMEOUT", 0, 15),
+    }
+    assert {r.array_job_id for r in rows.values()} == {"15532"}
