@@ -158,14 +158,14 @@ def compile_cmd(
             typer.echo(f"  {line}")
     joins = len([j for j in plan.jobs if j.kind in ("join", "part")])
     arrays = [j for j in plan.jobs if j.kind == "host" and j.array]
-    extra = ""
+    parts = []
     if arrays:
         packed = sum(len(j.members) for j in arrays)
-        extra += f" ({packed} of them packed into {len(arrays)} array job{'s' if len(arrays) != 1 else ''})"
+        parts.append(f"{packed} of them packed into {len(arrays)} array job{'s' if len(arrays) != 1 else ''}")
     if groups:
         grouped = sum(len(j.members) for j in groups)
-        extra += f" ({grouped} of them in {len(groups)} group{'s' if len(groups) != 1 else ''}"
-        extra += f"; {len(plan.submissions())} Slurm jobs)"
+        parts.append(f"{grouped} of them in {len(groups)} group{'s' if len(groups) != 1 else ''}")
+    extra = f" ({'; '.join(parts)}; {len(plan.submissions())} Slurm jobs)" if parts else ""
     extra += f" + {joins} join job{'s' if joins != 1 else ''}" if joins else ""
     typer.echo(f"{workflow}: compiled {len(plan.allocations())} allocations{extra} into {out}")
 

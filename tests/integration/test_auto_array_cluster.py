@@ -11,12 +11,14 @@ other tests submit to the same cluster at the same time, so here the DAG's own j
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
 pytestmark = pytest.mark.integration
 
 N = 100
+REPO = Path(__file__).resolve().parents[2]
 
 
 def fan_workflow(name: str, out_dir: str, fail: int | None = None, handlers: bool = False) -> str:
@@ -192,3 +194,31 @@ def test_cancel_allocation_stops_one_packed_member(slurm, run_slurmdag, tmp_path
     slurm.wait_until_done([jobs["a+array"]], timeout=120)
     labels = _status(run_slurmdag, dag_id)
     assert labels["a"]["state"] == labels["c"]["state"] == "Cancelled"
+
+
+def test_the_documented_example_runs(slurm, run_slurmdag, tmp_path):
+    """examples/auto-array.yaml (docs/workflow-format.md): the four regions as one array job, each its own output."""
+    sub = run_slurmdag("submit", str(REPO / "examples" / "auto-array.yaml"), "--json", cwd=str(tmp_path))
+    assert sub.returncode == 0, sub.stderr
+    submitted = json.loads(sub.stdout)
+    jobs = submitted["jobs"]
+    assert [jobs[f"region-{r}"] for r in ("eu", "us", "asia", "africa")] == [
+        f"{jobs['region-eu+array']}_{i}" for i in range(4)
+    ]
+    slurm.wait_until_done(sorted({j.split("_")[0] for j in jobs.values()}), timeout=300)
+    labels = _status(run_slurmdag, submitted["dag_id"])
+    assert {n: a["state"] for n, a in labels.items()} == {
+        "prepare": "Completed",
+        "region-eu": "Completed",
+        "region-us": "Completed",
+        "region-asia": "Completed",
+        "region-africa": "Completed",
+        "region-big": "Completed",
+        "us-failed": "Skipped",
+        "merge": "Completed",
+    }
+    assert sorted((tmp_path / "out").iterdir()) == sorted(
+        tmp_path / "out" / f"{r}.txt" for r in ("eu", "us", "asia", "africa", "big")
+    )
+    assert (tmp_path / "out" / "africa.txt").read_text() == "africa\n"
+    assert (tmp_path / "out" / "asia.txt").read_text() == "asia\n"

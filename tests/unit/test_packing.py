@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -15,7 +18,7 @@ from slurmdag.model.errors import InputError
 from slurmdag.model.plan import Dependency, DependencyTerm, Hosting, Plan
 from slurmdag.model.states import AllocationState, DagState
 from slurmdag.policy import preflight
-from slurmdag.policy.limits import parse_site, parse_site_auto_array
+from slurmdag.policy.limits import Limit, check_plan, default_policy, parse_site, parse_site_auto_array
 from slurmdag.runs.cancel import cancel_targets, slurm_ids
 from slurmdag.runs.cancel_allocations import failure_handlers
 from slurmdag.runs.resume_plan import Outcome, plan_redo, plan_resume
@@ -320,3 +323,29 @@ def test_preflight_refuses_an_array_the_cluster_cannot_hold_and_counts_after_pac
     (problem,) = [p for p in refused.problems if "auto_array" in p.message]
     assert "3 allocations into array job 'a+array'" in problem.message and "MaxArraySize=3" in problem.message
     assert "auto_array: false" in (problem.hint or "")
+
+
+def test_the_allocation_limit_counts_allocations_before_packing():
+    policy = default_policy()
+    policy.limits["max_allocations"] = Limit("max_allocations", 6, "site.yaml")
+    problems = check_plan(compile_text(FAN), policy)
+    assert [p.message for p in problems if "max_allocations" in p.message]  # 7 allocations, though 5 jobs
+
+
+def test_compile_prints_what_docs_workflow_format_shows(tmp_path):
+    """The `slurmdag compile examples/auto-array.yaml` lines in docs/workflow-format.md are what compile prints."""
+    repo = Path(__file__).resolve().parents[2]
+    out = tmp_path / "build"
+    done = subprocess.run(
+        [sys.executable, "-m", "slurmdag", "compile", str(repo / "examples" / "auto-array.yaml"), "-o", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    printed = [
+        line.replace(str(repo / "examples"), "examples").replace(str(out), "build") for line in done.stdout.splitlines()
+    ]
+    docs = (repo / "docs" / "workflow-format.md").read_text()
+    block = docs.split("$ slurmdag compile examples/auto-array.yaml -o build\n...\n", 1)[1].split("```", 1)[0]
+    assert block.strip().splitlines() == [line for line in printed if not line.startswith("wrote ")]
