@@ -1011,7 +1011,7 @@ def build_partial(
                 alloc.file = file
                 allocations.append(alloc)
                 ctx.expanded += 1
-        _check_sub_names(allocations, ctx)
+        _check_sub_names(allocations, ctx, top=within is None)
         resolve(
             allocations,
             ctx.subs,
@@ -1213,7 +1213,7 @@ def _uses(index: int, item: MapNode, ctx: _Ctx) -> list[AllocationSpec]:
         names = [*(Path(p).name for p in ctx.chain[ctx.chain.index(str(path)) :]), path.name]
         ctx.bad(uses_node, f"sub-workflow cycle: {' -> '.join(names)}", "a workflow cannot use itself, even indirectly")
         return []
-    if len(ctx.chain) >= MAX_USES_DEPTH:
+    if len(ctx.chain) > MAX_USES_DEPTH:  # the including files: this one would be nested one deeper
         ctx.bad(uses_node, f"sub-workflows are nested more than {MAX_USES_DEPTH} deep", "flatten the nesting")
         return []
     try:
@@ -1275,14 +1275,14 @@ def _uses(index: int, item: MapNode, ctx: _Ctx) -> list[AllocationSpec]:
     return spec.allocations
 
 
-def _check_sub_names(allocations: list[AllocationSpec], ctx: _Ctx) -> None:
+def _check_sub_names(allocations: list[AllocationSpec], ctx: _Ctx, top: bool) -> None:
     """A `uses:` name taken by another allocation of the same file is a duplicate; expansion is bounded."""
     for a in allocations:
         if a.name in ctx.subs and a.file == ctx.file:
             ctx.bad(
                 a.node.value.get("name"), f"duplicate allocation name {shown(a.name)}", "a `uses:` allocation has it"
             )
-    if ctx.expanded > MAX_EXPANDED_ALLOCATIONS:
+    if top and ctx.expanded > MAX_EXPANDED_ALLOCATIONS:  # reported once, for the whole workflow
         ctx.bad(
             None,
             f"the sub-workflows expand into more than {MAX_EXPANDED_ALLOCATIONS:,} allocations",

@@ -163,3 +163,10 @@ def test_status_says_completed_and_stopped_early():
 def test_without_the_mark_a_cancelled_dag_is_cancelled():
     status = _status(None)
     assert status.state is DagState.CANCELLED and status.stopped_early is None
+
+
+def test_a_condition_is_bounded():
+    with pytest.raises(stop_if.StopIfSyntaxError, match="more than 1,000"):
+        stop_if.parse("outputs.e.x > 1 or " * 60 + "outputs.e.x > 1")
+    with pytest.raises(stop_if.StopIfSyntaxError, match="more than 50 comparisons"):
+        stop_if.parse(" or ".join(["outputs.e.x>1"] * 51))

@@ -194,3 +194,21 @@ def test_sub_workflow_errors_are_located(write, files, text, expected):
     for name, body in files.items():
         write(body, name)
     assert _problems(write(text)) == expected
+
+
+def test_expansion_and_nesting_are_bounded(put, monkeypatch):
+    from slurmdag.compiler import spec
+
+    put("name: s\nallocations:\n" + "".join(f"  - {{name: a{i}, entrypoint: x}}\n" for i in range(4)), "s.yaml")
+    uses = "".join(f"  - {{name: p{i}, uses: s.yaml}}\n" for i in range(5))
+    monkeypatch.setattr(spec, "MAX_EXPANDED_ALLOCATIONS", 10)
+    lines = _problems(put("name: w\nallocations:\n" + uses))
+    assert lines == ["wf.yaml: the sub-workflows expand into more than 10 allocations"]
+
+    monkeypatch.setattr(spec, "MAX_EXPANDED_ALLOCATIONS", 100_000)
+    monkeypatch.setattr(spec, "MAX_USES_DEPTH", 2)
+    put("name: c\nallocations:\n  - {name: x, entrypoint: x}\n", "c.yaml")
+    put("name: b\nallocations:\n  - {name: c, uses: c.yaml}\n", "b.yaml")
+    put("name: a\nallocations:\n  - {name: b, uses: b.yaml}\n", "a.yaml")
+    lines = _problems(put("name: w\nallocations:\n  - {name: a, uses: a.yaml}\n"))
+    assert lines == ["b.yaml:3:21: sub-workflows are nested more than 2 deep"]
