@@ -11,6 +11,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -246,3 +247,20 @@ def test_resume_reruns_the_failed_step_against_the_results_its_parents_left(
     assert ids["first"] == first_id  # kept, not run again
     rows = slurm.wait_until_done([ids["second"], ids["third"]], timeout=WAIT)
     assert {r["State"] for r in rows} == {"COMPLETED"}
+
+
+def test_cancel_from_the_handle_cancels_every_unfinished_job(slurm, slurmdag_home, slurm_backend, submit_dir):
+    wf = Workflow("py-cancel", defaults={"walltime": "5m"})
+    slow = wf.call("slow", time.sleep, 240)
+    wf.call("after", square, slow)
+    handle = wf.submit(backend=slurm_backend)
+    ids = job_ids(handle.id)
+    slurm.wait_for(
+        lambda: any(r["State"] == "RUNNING" for r in slurm.squeue([ids["slow"]])), timeout=WAIT, what="slow to run"
+    )
+    handle.cancel()
+    rows = {r["JobID"]: r["State"] for r in slurm.wait_until_done([ids["slow"], ids["after"]], timeout=WAIT)}
+    assert rows[ids["slow"]].startswith("CANCELLED") and rows[ids["after"]].startswith("CANCELLED"), rows
+    with pytest.raises(DagFailedError) as err:
+        handle.wait(timeout=WAIT)
+    assert err.value.state == "Cancelled" and err.value.cancelled == {"slow", "after"}
