@@ -9,7 +9,8 @@ Not packed, with the reason `compile` shows:
   a task group      -- already an array of its own (an array of arrays does not exist);
   `retries`         -- a retrying allocation notes its attempts in its job's comment, which all tasks would share;
   a non-shell `script:` (#!/usr/bin/env python, ...) -- the dispatch is shell code;
-  `on_failure: stop` -- its exit trap cancels the DAG's other jobs by job name, and array tasks share one name;
+  `on_failure: stop`, `stop_if` -- their exit trap cancels the DAG's other jobs by job name, and array tasks share
+                    one name;
   options differ    -- named: the first option in which it differs from the array it would have joined.
 """
 
@@ -78,6 +79,8 @@ def ineligible(job: PlannedJob, shell: str) -> str | None:
         return "its `script:` is not a shell script (array tasks are dispatched by shell code)"
     if job.on_failure == "stop":
         return "it has `on_failure: stop` (its exit trap cancels the DAG's other jobs by name, which array tasks share)"
+    if job.stop_if is not None:
+        return "it has `stop_if` (its exit trap cancels the DAG's other jobs by name, which array tasks share)"
     return None
 
 

@@ -98,11 +98,13 @@ def test_what_cannot_be_packed_is_named_when_it_has_siblings():
         "  - {name: py, entrypoint: 'true'}\n"
         "  - {name: tg, entrypoint: 'true', tasks: 4}\n"
         "  - {name: st, entrypoint: 'true', on_failure: stop}\n"
+        "  - {name: si, entrypoint: 'true', stop_if: 'outputs.si.loss > 5'}\n"
     )
     packing = _packs(plan, shebangs={"py": "#!/usr/bin/env python3"})
     assert [p.members for p in packing.packs] == [("a", "b")]
     why = {u.name: u.why for u in packing.unpacked}
     assert "retries" in why["r"] and "not a shell script" in why["py"] and "on_failure: stop" in why["st"]
+    assert "stop_if" in why["si"]
     assert "tg" not in why  # a task group is an array already: nothing to say
 
 
