@@ -408,7 +408,7 @@ def _lower_refs(
     for a in spec.allocations:
         entry, env, setup = rendered[a.name]
         try:
-            out[a.name] = output_refs.lower(entry, env, setup, producers)
+            out[a.name] = output_refs.lower(entry, env, setup, producers, a.name)
         except output_refs.LowerError as e:
             node = a.where.get(e.key) or a.where.get("setup[0]") or a.node
             problems.append(problem_at(spec.file, node, e.message, e.hint))

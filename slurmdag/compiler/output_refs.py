@@ -113,6 +113,17 @@ def _ref(chain: list[object]) -> OutputRef | str:
     return f"`{{key}}` uses {shown(written)}, which is not an output"
 
 
+def scoped(allocation: str, referencing: str, names: Mapping[str, object]) -> str:
+    """The allocation a reference names: inside a sub-workflow (`uses:`, names `<using>.<theirs>`) its own
+    allocations come first, so an included file's `{{ outputs.search.x }}` reads its own copy of `search`."""
+    scope = referencing.split(".")[:-1]
+    for i in range(len(scope), 0, -1):
+        candidate = ".".join(scope[:i]) + "." + allocation
+        if candidate in names:
+            return candidate
+    return allocation
+
+
 def add_edges(spec: WorkflowSpec) -> list[Problem]:
     """Check every reference of `spec` and give each referencing allocation a `success` edge on the allocations
     it reads (unless it already depends on them). Returns the problems; idempotent."""
@@ -129,7 +140,8 @@ def add_edges(spec: WorkflowSpec) -> list[Problem]:
             refs, bad = find(text)
             for message in bad:
                 problems.append(problem_at(spec.file, node, message.replace("{key}", key), REF_HINT))
-            for ref in refs:
+            for written in refs:
+                ref = OutputRef(scoped(written.allocation, a.name, by_name), written.task, written.name)
                 failed, hint = _check(ref, a, by_name, children, parents, in_any)
                 if failed:
                     problems.append(problem_at(spec.file, node, failed.replace("{key}", key), hint))
@@ -297,13 +309,14 @@ def lower(
     env: Mapping[str, str],
     setup: Sequence[str],
     producers: Mapping[str, AllocationSpec],
+    referencing: str = "",
 ) -> Lowered:
     """Markers -> shell for one allocation (see the module's docstring); raises LowerError."""
     variables: dict[OutputRef, str] = {}
 
     def var(m: re.Match[str]) -> str:
         task = m.group(2)
-        ref = OutputRef(m.group(1), int(task) if task else None, m.group(3))
+        ref = OutputRef(scoped(m.group(1), referencing, producers), int(task) if task else None, m.group(3))
         producer = producers.get(ref.allocation)
         if producer is None or ref.name not in producer.outputs:  # `add_edges` checked every reference it found
             raise LowerError("", f"`{{key}}`: {MANGLED}")

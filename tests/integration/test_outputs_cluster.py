@@ -265,3 +265,36 @@ def test_python_results_are_shown_by_slurmdag_outputs(
     assert doc["bad"]["error"] == "ZeroDivisionError: division by zero"
     text = run_slurmdag("outputs", handle.id, "add")
     assert text.returncode == 0 and text.stdout.split() == ["add", "result", "=", "10"], text.stdout
+
+
+REDO = """\
+name: redo-outputs
+defaults: {{partition: debug, walltime: 2}}
+allocations:
+  - name: produce
+    outputs: [token]
+    entrypoint: slurmdag-output token "tok-$SLURM_JOB_ID"
+  - name: consume
+    entrypoint: echo "got {{{{ outputs.produce.token }}}}" >> {d}/consume.got
+"""
+
+
+def test_redo_of_a_producer_with_cascade_hands_its_new_value_on(slurm, run_slurmdag, shared_tmp):
+    wf = shared_tmp / "redo.yaml"
+    wf.write_text(REDO.format(d=shared_tmp))
+    dag_id = submit(run_slurmdag, wf)["dag_id"]
+    first = wait_dag(slurm, dag_id, {"produce", "consume"})
+    assert first["produce"][0]["State"] == first["consume"][0]["State"] == "COMPLETED", first
+    old = f"tok-{first['produce'][0]['JobID']}"
+
+    proc = run_slurmdag("redo", dag_id, "produce", "--cascade", "--json")
+    assert proc.returncode == 0, proc.stderr
+    redone = json.loads(proc.stdout)
+    assert sorted(redone["jobs"]) == ["consume", "produce"]
+    rows = slurm.wait_until_done(list(redone["jobs"].values()), timeout=240)
+    assert sorted(r["State"] for r in rows) == ["COMPLETED", "COMPLETED"], rows
+    new = f"tok-{redone['jobs']['produce']}"
+    assert new != old
+    assert (shared_tmp / "consume.got").read_text() == f"got {old}\ngot {new}\n"
+    doc = json.loads(run_slurmdag("outputs", dag_id, "produce", "--json").stdout)
+    assert doc["allocations"][0]["outputs"] == {"token": new}

@@ -383,3 +383,39 @@ def test_a_missing_output_with_on_failure_stop_stops_the_dag(tmp_path, write, ex
     if stopped:
         assert (tmp_path / "scancel.calls").read_text() == "77\n"
         assert "cancelled the rest of its DAG (on_failure: stop)" in done.stderr
+
+
+def test_references_inside_a_sub_workflow_read_its_own_copy(tmp_path):
+    from slurmdag.compiler.compile import compile_file
+
+    (tmp_path / "tune.yaml").write_text(
+        dedent(
+            """
+            name: tune
+            allocations:
+              - name: search
+                outputs: [best_lr]
+                entrypoint: slurmdag-output best_lr 0.01
+              - name: train
+                entrypoint: echo --lr={{ outputs.search.best_lr }}
+            """
+        )
+    )
+    (tmp_path / "wf.yaml").write_text(
+        dedent(
+            """
+            name: two
+            allocations:
+              - {name: a, uses: tune.yaml}
+              - {name: b, uses: tune.yaml}
+              - name: report
+                entrypoint: echo {{ outputs["a.search"].best_lr }} {{ outputs["b.search"].best_lr }}
+            """
+        )
+    )
+    plan = compile_file(tmp_path / "wf.yaml")
+    for copy in ("a", "b"):
+        train = plan.job(f"{copy}.train")
+        assert [(e.parent, e.condition) for e in train.edges] == [(f"{copy}.search", "success")]
+        assert f'"$SLURMDAG_RUN_DIR/outputs/{copy}.search/best_lr"' in train.script
+    assert sorted(e.parent for e in plan.job("report").edges) == ["a.search", "b.search"]
