@@ -76,17 +76,21 @@ def bound_location_line(dag_id: str, run_dir: str) -> str:
 
 
 def bind_location(script: str, dag_id: str, run_dir: str | None) -> str:
-    """The script with its location line saying DAG `dag_id` and run folder `run_dir` (None: left as compiled, for
-    a DAG recorded before run folders existed). Only the first such line is ours (a user's text comes after it);
-    a site template without one is left alone."""
+    """The script with its location lines saying DAG `dag_id` and run folder `run_dir` (None: left as compiled, for
+    a DAG recorded before run folders existed). Every line that is exactly the compiled location line is bound: a
+    group job carries one per member script. A script without one (a site template's own variant) has its first
+    line starting with `export SLURMDAG_DAG_ID=` bound; a site template with neither is left alone."""
     if run_dir is None:
         return script
+    bound = bound_location_line(dag_id, run_dir)
+    unbound = location_line()
     lines = script.split("\n")
-    for i, line in enumerate(lines):
-        if line.startswith(LOCATION_PREFIX):
-            lines[i] = bound_location_line(dag_id, run_dir)
-            return "\n".join(lines)
-    return script
+    hits = [i for i, line in enumerate(lines) if line == unbound]
+    if not hits:
+        hits = [i for i, line in enumerate(lines) if line.startswith(LOCATION_PREFIX)][:1]
+    for i in hits:
+        lines[i] = bound
+    return "\n".join(lines)
 
 
 _SHELL_SAFE = re.compile(r"\A[A-Za-z0-9_.+-]+\Z")  # no character a double-quoted shell word would expand

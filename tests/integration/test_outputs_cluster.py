@@ -298,3 +298,31 @@ def test_redo_of_a_producer_with_cascade_hands_its_new_value_on(slurm, run_slurm
     assert (shared_tmp / "consume.got").read_text() == f"got {old}\ngot {new}\n"
     doc = json.loads(run_slurmdag("outputs", dag_id, "produce", "--json").stdout)
     assert doc["allocations"][0]["outputs"] == {"token": new}
+
+
+GROUPED = """\
+name: grouped-outputs
+defaults: {partition: debug, walltime: 2}
+allocations:
+  - name: search
+    group: g
+    outputs: [best_lr]
+    entrypoint: slurmdag-output best_lr 0.05
+  - name: train
+    group: g
+    entrypoint: echo "train --lr={{ outputs.search.best_lr }} dag=$SLURMDAG_DAG_ID"
+  - name: after
+    entrypoint: echo "after --lr={{ outputs.search.best_lr }}"
+"""
+
+
+def test_outputs_pass_between_members_of_a_group_job_and_out_of_it(slurm, run_slurmdag, slurmdag_home, tmp_path):
+    wf = tmp_path / "grouped.yaml"
+    wf.write_text(GROUPED)
+    dag_id = submit(run_slurmdag, wf)["dag_id"]
+    rows = wait_dag(slurm, dag_id, {"after"})  # `after` starts once the group job completed
+    assert rows["after"][0]["State"] == "COMPLETED", rows
+    logs = slurmdag_home / "dags" / dag_id / "logs"
+    group_log = "".join(p.read_text() for p in logs.glob("g+group_*.out"))
+    assert f"train --lr=0.05 dag={dag_id}\n" in group_log
+    assert "after --lr=0.05\n" in log_of(slurmdag_home, dag_id, "after", rows["after"][0]["JobID"])

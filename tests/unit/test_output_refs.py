@@ -419,3 +419,20 @@ def test_references_inside_a_sub_workflow_read_its_own_copy(tmp_path):
         assert [(e.parent, e.condition) for e in train.edges] == [(f"{copy}.search", "success")]
         assert f'"$SLURMDAG_RUN_DIR/outputs/{copy}.search/best_lr"' in train.script
     assert sorted(e.parent for e in plan.job("report").edges) == ["a.search", "b.search"]
+
+
+def test_every_member_of_a_group_job_is_bound_to_the_dag():
+    """A group job carries each member's compiled script: each one's location line names the DAG's run folder."""
+    text = dedent(
+        """
+        name: grouped
+        allocations:
+          - {name: search, group: g, outputs: [best_lr], entrypoint: slurmdag-output best_lr 0.05}
+          - {name: train, group: g, entrypoint: 'echo --lr={{ outputs.search.best_lr }}'}
+        """
+    )
+    plan = compile_text(text, "wf.yaml")
+    host = next(j for j in plan.jobs if j.kind == "host")
+    script = render.bind_script(host, render.Submission("0123abcd", run_dir="/r/run"))
+    assert script.count(run_layout.bound_location_line("0123abcd", "/r/run")) == 2
+    assert run_layout.location_line() not in script
