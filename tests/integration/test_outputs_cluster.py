@@ -11,6 +11,7 @@ import json
 import os
 import re
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -55,20 +56,26 @@ def _slurmdag_processes(home: str) -> list[str]:
 
 
 class NoDriverWatch:
-    """Scans for slurmdag processes of `home` every 0.1 s until stopped; remembers every one it saw."""
+    """Scans for slurmdag processes of `home` every 0.1 s until stopped; remembers each sighting with the time its
+    scan started, so a scan still running when `submit` returns is told apart from one that began after it."""
 
     def __init__(self, home: str):
         self.home = home
-        self.seen: list[str] = []
-        self.scans = 0
+        self.seen: list[tuple[float, str]] = []
+        self.scans: list[float] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            self.seen += _slurmdag_processes(self.home)
-            self.scans += 1
+            started = time.monotonic()
+            self.seen += [(started, p) for p in _slurmdag_processes(self.home)]
+            self.scans.append(started)
             self._stop.wait(0.1)
+
+    def after(self, moment: float) -> tuple[list[str], int]:
+        """Processes seen by scans that started after `moment`, and how many such scans ran."""
+        return [p for t, p in self.seen if t > moment], sum(1 for t in self.scans if t > moment)
 
     def __enter__(self) -> NoDriverWatch:
         self._thread.start()
@@ -123,12 +130,12 @@ def test_search_publishes_best_lr_and_train_runs_with_it_with_no_driver(slurm, r
     wf.write_text(doc_workflow("tune-and-train"))
     with NoDriverWatch(str(slurmdag_home)) as watch:
         dag_id = submit(run_slurmdag, wf)["dag_id"]
-        before = list(watch.seen)  # the submit itself is allowed
-        watch.seen.clear()
+        submitted = time.monotonic()  # the submit itself is allowed; from here on nothing may run
         rows = wait_dag(slurm, dag_id, {"search", "train"})
-    assert before, "the watcher did not see `slurmdag submit` itself: it cannot see slurmdag processes"
-    assert watch.seen == [], f"slurmdag processes alive while the DAG ran: {watch.seen}"
-    assert watch.scans > 5
+    assert any(t <= submitted for t, _ in watch.seen), "the watcher did not see `slurmdag submit` itself"
+    alive, scans = watch.after(submitted)
+    assert alive == [], f"slurmdag processes alive while the DAG ran: {alive}"
+    assert scans > 5
     assert {n: [r["State"] for r in rs] for n, rs in rows.items()} == {"search": ["COMPLETED"], "train": ["COMPLETED"]}
     # train's own output proves the value it got; search's published file is the value
     assert "training with --lr=0.03\n" in log_of(slurmdag_home, dag_id, "train", rows["train"][0]["JobID"])
