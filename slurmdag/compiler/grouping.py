@@ -24,6 +24,7 @@ from dataclasses import dataclass, field, replace
 from slurmdag.compiler import render
 from slurmdag.compiler.script_directives import shell_kind
 from slurmdag.compiler.spec import AllocationSpec, WorkflowSpec, problem_at
+from slurmdag.model import run_layout
 from slurmdag.model.errors import Problem, shown
 from slurmdag.model.plan import Dependency, DependencyTerm, Edge, Hosting, PlannedJob
 from slurmdag.model.slurm_values import format_walltime
@@ -430,6 +431,17 @@ def _condition(member: PlannedJob, index: Mapping[str, int]) -> str:
     return " && ".join(parts) or "true"
 
 
+def _inherit_location(script: str) -> str:
+    """A member's script without its own location line: its step inherits the group job's (which submit binds to
+    the DAG), instead of falling back to an unbound run folder."""
+    lines = script.split("\n")
+    for i, line in enumerate(lines):
+        if line.startswith(run_layout.LOCATION_PREFIX):
+            lines[i] = f"# {run_layout.ENV_DAG_ID}, {run_layout.ENV_RUN_DIR}: the group job's (inherited)"
+            break
+    return "\n".join(lines)
+
+
 def _delimiter(script: str, i: int) -> str:
     base = f"SLURMDAG_MEMBER_{i}_END"
     lines = set(script.split("\n"))
@@ -484,6 +496,8 @@ def host_script(
         f"# group: {g.name} ({g.why}); members: {', '.join(g.members)}",
         "# Each member runs as its own job step named after it, once its edges hold (docs/semantics.md, Groups).",
         "set -u",
+        # the DAG and its run folder (submit rewrites this line); every step inherits them
+        run_layout.location_line(),
         "",
     ]
     for i, m in enumerate(members):
@@ -493,7 +507,7 @@ def host_script(
         shell = "sh" if shell_kind(m.script.split("\n", 1)[0]) == "sh" else "bash"
         end = _delimiter(m.script, i)
         lines.append(f"IFS= read -r -d '' _sd_code_{i} <<'{end}' || true")
-        lines.append(m.script.rstrip("\n"))
+        lines.append(_inherit_location(m.script.rstrip("\n")))
         lines.append(end)
         step = ["srun", f"--job-name={m.name}", "--nodes=1", "--ntasks=1", "--overlap"]
         if m.walltime:

@@ -204,3 +204,26 @@ def test_resume_reruns_only_the_failed_part_of_a_group(slurm, run_slurmdag, shar
     assert runs == {"a01": 1, "a02": 1, "a03": 2, "a04": 1, "a05": 1}
     st = slurm.wait_for(lambda: (s := status(run_slurmdag, dag))["state"] == "Completed" and s, 60, "status")
     assert {a["name"]: a["state"] for a in st["allocations"]} == {f"a0{i}": "Completed" for i in range(1, 6)}
+
+
+def test_an_output_passes_between_members_of_a_group(slurm, run_slurmdag, tmp_path):
+    """Members run in the group job's DAG run folder (its bound location, inherited by every step), so an output one
+    member publishes is what the next one reads."""
+    wf = tmp_path / "outputs.yaml"
+    wf.write_text(
+        "name: group-outputs\nfuse: auto\ndefaults: {partition: debug, walltime: 1, ntasks: 1}\nallocations:\n"
+        "  - {name: search, entrypoint: 'slurmdag-output best_lr 0.5', outputs: [best_lr]}\n"
+        "  - name: train\n"
+        "    entrypoint: 'test \"{{ outputs.search.best_lr }}\" = 0.5'\n"
+        "    depends_on: [search]\n"
+    )
+    since = since_now(slurm)
+    sub = run_slurmdag("submit", str(wf), "--json")
+    assert sub.returncode == 0, sub.stderr
+    dag = json.loads(sub.stdout)["dag_id"]
+    (job,) = wait_finished(slurm, dag, since, 1)
+    assert job["JobName"].endswith("search..train+group") and job["State"] == "COMPLETED"
+    assert [(s["JobName"], s["State"]) for s in steps(slurm, job["JobID"])] == [
+        ("search", "COMPLETED"),
+        ("train", "COMPLETED"),
+    ]
