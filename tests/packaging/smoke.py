@@ -63,6 +63,18 @@ def main() -> None:
     comp = run(env={"COMP_WORDS": "slurmdag sta", "COMP_CWORD": "1", "_SLURMDAG_COMPLETE": "complete_bash"})
     assert comp.stdout.split() == ["status"], comp.stdout
 
+    # the slurmdag-output console script publishes a value, as the job-side helper does (docs/passing-data.md)
+    outputs = WORK / "outputs"
+    done = subprocess.run(
+        [str(BIN / "slurmdag-output"), "best_lr", "0.01 $(x)"],
+        env={**os.environ, "SLURMDAG_OUTPUTS": str(outputs)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert (outputs / "best_lr").read_text() == "0.01 $(x)"
+
     # the live view renders with this rich
     from rich.console import Console
 
