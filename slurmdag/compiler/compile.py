@@ -124,7 +124,15 @@ def compile_file(
     file = str(path)
     root = _read_yaml(read_text(file), file, max_allocations, limit_note)
     return compile_allocations(
-        root, file, Path(path).parent, overrides, template_dirs, max_allocations, source=file, warnings=warnings
+        root,
+        file,
+        Path(path).parent,
+        overrides,
+        template_dirs,
+        max_allocations,
+        source=file,
+        warnings=warnings,
+        auto_array=auto_array,
     )
 
 

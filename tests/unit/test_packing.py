@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -351,3 +352,23 @@ def test_compile_prints_what_docs_workflow_format_shows(tmp_path):
     docs = (repo / "docs" / "workflow-format.md").read_text()
     block = docs.split("$ slurmdag compile examples/auto-array.yaml -o build\n...\n", 1)[1].split("```", 1)[0]
     assert block.strip().splitlines() == [line for line in printed if not line.startswith("wrote ")]
+
+
+def test_the_site_default_reaches_compile_and_submit_through_the_file_reader(tmp_path):
+    """`slurmdag compile` of a workflow without `auto_array:` packs when the site file says `auto_array: true`
+    (compile_file once dropped the site default: only compile_text passed it on)."""
+    assert os.getuid() == 0, "SLURMDAG_SITE_POLICY (a site file for a test) is honoured only for root"
+    site = tmp_path / "policy.yaml"
+    site.write_text("auto_array: true\n")
+    workflow = tmp_path / "fan.yaml"
+    workflow.write_text("name: fan\nallocations:\n" + _fan(3))
+    repo = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": str(repo), "SLURMDAG_SITE_POLICY": str(site)}
+    args = [sys.executable, "-m", "slurmdag", "compile", str(workflow), "-o", str(tmp_path / "out")]
+    packed = subprocess.run(args, capture_output=True, text=True, timeout=120, env=env)
+    assert packed.returncode == 0, packed.stderr
+    assert "packed 3 allocations into array job" in packed.stdout, packed.stdout
+    site.write_text("auto_array: false\n")
+    plain = subprocess.run(args, capture_output=True, text=True, timeout=120, env=env)
+    assert plain.returncode == 0, plain.stderr
+    assert "packed" not in plain.stdout, plain.stdout
