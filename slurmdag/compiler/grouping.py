@@ -304,6 +304,8 @@ def member_problem(a: AllocationSpec, job: PlannedJob) -> str | None:
         return "`retries` re-runs a failed allocation inside its own job; a group member cannot have them yet"
     if job.on_failure == "stop":
         return "`on_failure: stop` cancels the DAG from the allocation's own job, which a group member does not have"
+    if job.stop_if is not None:
+        return "`stop_if` cancels the DAG from the allocation's own job, which a group member does not have"
     if a.stop_if:
         # its exit trap finds the DAG by the job's name, which a job step does not carry
         return "`stop_if` stops the DAG from the allocation's own job, which a group member does not have"

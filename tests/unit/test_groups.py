@@ -282,3 +282,14 @@ def test_the_group_job_carries_the_one_location_line_submit_binds():
     assert located == [run_layout.location_line()]  # the members' own lines defer to it
     bound = run_layout.bind_location(script, "d1e2f3a4", "/runs/d1e2f3a4")
     assert run_layout.bound_location_line("d1e2f3a4", "/runs/d1e2f3a4") in bound.split("\n")
+
+
+@pytest.mark.parametrize("key", ["on_failure: stop", "outputs: [x], stop_if: 'outputs.a.x == 1'", "retries: 1"])
+def test_members_that_act_from_their_own_job_are_refused(key: str):
+    text = (
+        "name: g\nallocations:\n"
+        '  - {name: a, entrypoint: "true", group: work, ' + key + "}\n"
+        '  - {name: b, entrypoint: "true", group: work, depends_on: [a]}\n'
+    )
+    msg = _refused(text)
+    assert msg.startswith("w.yaml:3:") and "cannot be a member of group 'work'" in msg
