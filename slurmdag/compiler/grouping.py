@@ -24,7 +24,6 @@ from dataclasses import dataclass, field, replace
 from slurmdag.compiler import render
 from slurmdag.compiler.script_directives import shell_kind
 from slurmdag.compiler.spec import AllocationSpec, WorkflowSpec, problem_at
-from slurmdag.model import run_layout
 from slurmdag.model.errors import Problem, shown
 from slurmdag.model.plan import Dependency, DependencyTerm, Edge, Hosting, PlannedJob
 from slurmdag.model.slurm_values import format_walltime
@@ -304,8 +303,6 @@ def member_problem(a: AllocationSpec, job: PlannedJob) -> str | None:
         return "`retries` re-runs a failed allocation inside its own job; a group member cannot have them yet"
     if job.on_failure == "stop":
         return "`on_failure: stop` cancels the DAG from the allocation's own job, which a group member does not have"
-    if job.stop_if is not None:
-        return "`stop_if` cancels the DAG from the allocation's own job, which a group member does not have"
     if a.stop_if:
         # its exit trap finds the DAG by the job's name, which a job step does not carry
         return "`stop_if` stops the DAG from the allocation's own job, which a group member does not have"
@@ -433,17 +430,6 @@ def _condition(member: PlannedJob, index: Mapping[str, int]) -> str:
     return " && ".join(parts) or "true"
 
 
-def _inherit_location(script: str) -> str:
-    """A member's script without its own location line: its step inherits the group job's (which submit binds to
-    the DAG), instead of falling back to an unbound run folder."""
-    lines = script.split("\n")
-    for i, line in enumerate(lines):
-        if line.startswith(run_layout.LOCATION_PREFIX):
-            lines[i] = f"# {run_layout.ENV_DAG_ID}, {run_layout.ENV_RUN_DIR}: the group job's (inherited)"
-            break
-    return "\n".join(lines)
-
-
 def _delimiter(script: str, i: int) -> str:
     base = f"SLURMDAG_MEMBER_{i}_END"
     lines = set(script.split("\n"))
@@ -498,8 +484,6 @@ def host_script(
         f"# group: {g.name} ({g.why}); members: {', '.join(g.members)}",
         "# Each member runs as its own job step named after it, once its edges hold (docs/semantics.md, Groups).",
         "set -u",
-        # the DAG and its run folder (submit rewrites this line); every step inherits them
-        run_layout.location_line(),
         "",
     ]
     for i, m in enumerate(members):
@@ -509,7 +493,7 @@ def host_script(
         shell = "sh" if shell_kind(m.script.split("\n", 1)[0]) == "sh" else "bash"
         end = _delimiter(m.script, i)
         lines.append(f"IFS= read -r -d '' _sd_code_{i} <<'{end}' || true")
-        lines.append(_inherit_location(m.script.rstrip("\n")))
+        lines.append(m.script.rstrip("\n"))  # its location line is bound at submit like any (bind_location)
         lines.append(end)
         step = ["srun", f"--job-name={m.name}", "--nodes=1", "--ntasks=1", "--overlap"]
         if m.walltime:

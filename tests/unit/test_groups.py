@@ -273,17 +273,6 @@ def test_sacct_step_rows_are_kept_only_when_asked_for():
     assert {r.array_job_id for r in rows.values()} == {"15532"}
 
 
-def test_the_group_job_carries_the_one_location_line_submit_binds():
-    from slurmdag.model import run_layout
-
-    plan = compile_text(chain(3), "w.yaml")
-    script = plan.job("a01..a03+group").script
-    located = [line for line in script.split("\n") if line.startswith(run_layout.LOCATION_PREFIX)]
-    assert located == [run_layout.location_line()]  # the members' own lines defer to it
-    bound = run_layout.bind_location(script, "d1e2f3a4", "/runs/d1e2f3a4")
-    assert run_layout.bound_location_line("d1e2f3a4", "/runs/d1e2f3a4") in bound.split("\n")
-
-
 @pytest.mark.parametrize("key", ["on_failure: stop", "outputs: [x], stop_if: 'outputs.a.x == 1'", "retries: 1"])
 def test_members_that_act_from_their_own_job_are_refused(key: str):
     text = (
