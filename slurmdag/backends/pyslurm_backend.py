@@ -121,6 +121,7 @@ class PyslurmBackend(CliBackend):
                     os.getpriority(os.PRIO_PROCESS, 0),
                     rlimits,
                     self._nodes_unpinned,
+                    _external_launcher(config),
                 )
             return self._submitter
 
@@ -190,8 +191,20 @@ class PyslurmBackend(CliBackend):
             self._call(["scancel", job_id], functools.partial(self._kill, job_id))
 
     def _kill(self, job_id: str) -> None:
+        kill_job2 = getattr(self._ps, "slurm_kill_job2", None)  # the old API (22.5, 24.11): takes "123_4" as is
+        if kill_job2 is None:  # pyslurm 25.11 has only Job(id).cancel(): SIGKILL to the whole job, by its own id
+            try:
+                job = self._job(job_id)
+            except SlurmCommandError:
+                return  # an array task slurmctld no longer holds: nothing to cancel (scancel exits 0 too)
+            try:
+                job.cancel()
+            except self._ps.RPCError as ex:
+                if getattr(ex, "errno", None) not in (_INVALID_JOB_ID, _ALREADY_DONE):
+                    raise
+            return
         try:
-            self._ps.slurm_kill_job2(job_id.encode(), 9, 0)
+            kill_job2(job_id.encode(), 9, 0)
         except ValueError as ex:  # the old API's error: (message, errno)
             message, errno = (list(ex.args) + ["", None])[:2]
             if errno not in (_INVALID_JOB_ID, _ALREADY_DONE):
@@ -309,6 +322,16 @@ def _sbatch_like_description(pyslurm: Any) -> Any:
                 desc.environment = "ALL"
 
     return Description
+
+
+def _external_launcher(config: dict[str, Any]) -> bool:
+    """Whether this cluster's sbatch adds the MPI external-launcher variables: Slurm 23.11 and later, unless
+    MpiParams says disable_slurm_hydra_bootstrap (then only the Open MPI/PRRTE ones; not told apart here: such a
+    cluster gets all of them, and the Hydra ones do nothing where Hydra is not used)."""
+    from slurmdag.backends.choice import release
+
+    found = release(str(config.get("SLURM_VERSION", "")))
+    return found is not None and found >= (23, 11)
 
 
 def _leave_node_count_to_slurm() -> bool:

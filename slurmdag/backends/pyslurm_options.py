@@ -205,19 +205,34 @@ class Submitter:
     # Whether a job without --nodes leaves the node count to Slurm as sbatch does (pyslurm itself pins it to 1-1;
     # the backend patches that where it can).
     nodes_unpinned: bool = False
+    # sbatch of Slurm 23.11 and later (measured: 24.11): tells an MPI launcher inside the job to start its ranks
+    # through srun (set_env_from_opts in Slurm's env.c), and no longer puts SLURM_JOB_NAME into the job's environment
+    newer_sbatch: bool = False
 
 
 def sbatch_environment(environ: Mapping[str, str], who: Submitter, job_name: str) -> dict[str, str]:
     """The job's environment as sbatch 22.05 sends it with the default --export=ALL: the caller's variables plus
     the ones sbatch adds (slurmd applies SLURM_UMASK and SLURM_RLIMIT_* to the job, then removes them)."""
     env = dict(environ)
-    env["SLURM_JOB_NAME"] = job_name
+    if not who.newer_sbatch:
+        env["SLURM_JOB_NAME"] = job_name
     for name, value in who.rlimits:
         env[f"SLURM_RLIMIT_{name}"] = value
     env["SLURM_PRIO_PROCESS"] = str(who.priority)
     env["SLURM_SUBMIT_DIR"] = who.cwd
     env["SLURM_SUBMIT_HOST"] = who.host
     env.setdefault("SLURM_UMASK", f"{who.umask:04o}")  # sbatch keeps one already set
+    if who.newer_sbatch:
+        # appended only when not set already, as env_array_append does; Hydra's bootstrap only when unset or "slurm"
+        env.setdefault("OMPI_MCA_plm_slurm_args", "--external-launcher")
+        env.setdefault("PRTE_MCA_plm_slurm_args", "--external-launcher")
+        for bootstrap, extra in (
+            ("HYDRA_BOOTSTRAP", "HYDRA_LAUNCHER_EXTRA_ARGS"),
+            ("I_MPI_HYDRA_BOOTSTRAP", "I_MPI_HYDRA_BOOTSTRAP_EXEC_EXTRA_ARGS"),
+        ):
+            if environ.get(bootstrap) in (None, "slurm"):
+                env.setdefault(bootstrap, "slurm")
+                env.setdefault(extra, "--external-launcher")
     return env
 
 
@@ -266,14 +281,17 @@ def translate(
     fields.setdefault("name", os.path.basename(script))  # sbatch's default job name
     fields["script"] = script
     fields["script_args"] = [script]  # argv[0]: Slurm shows it as the job's Command, as for sbatch
-    fields["environment"] = {**sbatch_environment(environ, who, str(fields["name"])), **_option_environment(wanted)}
+    fields["environment"] = {
+        **sbatch_environment(environ, who, str(fields["name"])),
+        **_option_environment(wanted, who.newer_sbatch),
+    }
     tasks = fields.get("ntasks", 1)
     cpus = fields.get("cpus_per_task", 1)
     assert isinstance(tasks, int) and isinstance(cpus, int)
     return Submission(fields, min_cpus=tasks * cpus)
 
 
-def _option_environment(wanted: Mapping[str, str | None]) -> dict[str, str]:
+def _option_environment(wanted: Mapping[str, str | None], newer_sbatch: bool = False) -> dict[str, str]:
     """The variables sbatch 22.05 sets in the job's environment for options translated here (measured: the
     environment slurmctld stored for jobs sbatch submitted with each option)."""
     env = {}
@@ -283,7 +301,7 @@ def _option_environment(wanted: Mapping[str, str | None]) -> dict[str, str]:
         env["SLURM_JOB_DEPENDENCY"] = str(wanted["dependency"])
     if wanted.get("ntasks"):
         env["SLURM_NTASKS"] = env["SLURM_NPROCS"] = str(int(str(wanted["ntasks"])))
-    if wanted.get("open-mode") in ("append", "truncate"):
+    if not newer_sbatch and wanted.get("open-mode") in ("append", "truncate"):
         env["SLURM_OPEN_MODE"] = str(wanted["open-mode"])[0]
     return env
 

@@ -9,11 +9,30 @@ import json
 
 def controller_config(pyslurm) -> dict:
     """slurmctld's configuration by `scontrol show config`'s names, in one RPC (REQUEST_BUILD_INFO)."""
-    if hasattr(pyslurm, "config"):  # pyslurm 22.5: the old API; key_pairs() reads what its constructor loaded
+    if hasattr(pyslurm, "config"):  # pyslurm 22.5 and 24.11: the old API; key_pairs() reads what its constructor loaded
         pairs = pyslurm.config().key_pairs()
         text = lambda v: v.decode() if isinstance(v, bytes) else v  # noqa: E731
         return {text(k): text(v) for k, v in pairs.items() if v is not None}
-    return {"SLURM_VERSION": pyslurm.slurmctld.Config.load().version}
+    # pyslurm 25.11 has only the new API: its Config under `scontrol show config`'s names, for what slurmdag reads
+    config = pyslurm.slurmctld.Config.load()
+    out = {"SLURM_VERSION": config.version}
+    for name, attribute in NEW_API_NAMES.items():
+        value = getattr(config, attribute, None)
+        if isinstance(value, (list, tuple)):
+            value = ",".join(str(v) for v in value)
+        if value is not None:
+            out[name] = value
+    return out
+
+
+# `scontrol show config` names -> pyslurm.slurmctld.Config attributes (pre-flight and the job environment read these)
+NEW_API_NAMES = {
+    "MaxArraySize": "max_array_size",
+    "MaxJobCount": "max_job_count",
+    "MinJobAge": "min_job_age",
+    "PropagateResourceLimits": "propagate_resource_limits",
+    "PropagateResourceLimitsExcept": "propagate_resource_limits_except",
+}
 
 
 def main() -> None:

@@ -92,3 +92,29 @@ def test_site_file_backend_key():
     with pytest.raises(InputError) as err:
         parse_site_backend("max_allocations: 5\nbackend: fastest\n", "site.yaml")
     assert str(err.value).startswith("site.yaml:2:10: `backend` must be one of auto, cli, pyslurm")
+
+
+def test_the_probe_reads_pre_flights_config_names_from_pyslurms_new_api_too():
+    """pyslurm 25.11 has only `slurmctld.Config` (no old `pyslurm.config`): the probe still hands pre-flight the
+    `scontrol show config` names it reads (MaxArraySize, MaxJobCount, MinJobAge, PropagateResourceLimits...)."""
+    from types import SimpleNamespace
+
+    from slurmdag.backends.pyslurm_probe import controller_config
+
+    loaded = SimpleNamespace(
+        version="25.11.7",
+        max_array_size=1001,
+        max_job_count=10000,
+        min_job_age=300,
+        propagate_resource_limits=["ALL"],
+        propagate_resource_limits_except=[],
+    )
+    fake = SimpleNamespace(slurmctld=SimpleNamespace(Config=SimpleNamespace(load=lambda: loaded)))
+    assert controller_config(fake) == {
+        "SLURM_VERSION": "25.11.7",
+        "MaxArraySize": 1001,
+        "MaxJobCount": 10000,
+        "MinJobAge": 300,
+        "PropagateResourceLimits": "ALL",
+        "PropagateResourceLimitsExcept": "",
+    }
