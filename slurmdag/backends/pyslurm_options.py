@@ -250,6 +250,9 @@ def translate(
     wanted, problem = effective_options(directives, environ, parsed)
     if problem:
         return Submission(sbatch_reason=problem)
+    if who.newer_sbatch and wanted.get("cpus-per-task"):
+        # sbatch 24.11 also sends TresPerTask=cpu=N for it, which pyslurm's description cannot carry
+        return Submission(sbatch_reason="--cpus-per-task (sbatch 24.11+ adds TresPerTask=cpu=N, pyslurm cannot)")
     # --requeue/--no-requeue: whichever came last in sbatch's order (later sources overwrite earlier keys).
     requeue = _last_of(directives, environ, parsed, ("requeue", "no-requeue"))
     fields: dict[str, object] = {}

@@ -169,3 +169,21 @@ def test_release_numbers():
     assert choice.release("22.05.8") == choice.release("22.5.3") == (22, 5)
     assert choice.release("25.11.2") == (25, 11)
     assert choice.release("garbage") is None
+
+
+def test_the_environment_follows_the_clusters_sbatch_from_24_11_on():
+    """sbatch 24.11 (measured against 22.05's): no SLURM_JOB_NAME, no SLURM_OPEN_MODE, the MPI external-launcher
+    variables; and --cpus-per-task goes through sbatch (it also sends TresPerTask=cpu=N, which pyslurm cannot)."""
+    import dataclasses
+
+    newer = dataclasses.replace(WHO, newer_sbatch=True)
+    opts = ["--job-name=x", "--open-mode=append"]
+    old_env = translate(SCRIPT, opts, [], {}, WHO).fields["environment"]
+    new_env = translate(SCRIPT, opts, [], {"HYDRA_BOOTSTRAP": "ssh"}, newer).fields["environment"]
+    assert old_env["SLURM_JOB_NAME"] == "x" and old_env["SLURM_OPEN_MODE"] == "a"
+    assert "SLURM_JOB_NAME" not in new_env and "SLURM_OPEN_MODE" not in new_env
+    assert new_env["OMPI_MCA_plm_slurm_args"] == "--external-launcher"
+    assert new_env["I_MPI_HYDRA_BOOTSTRAP"] == "slurm" and new_env["HYDRA_BOOTSTRAP"] == "ssh"  # the user's kept
+    assert "HYDRA_LAUNCHER_EXTRA_ARGS" not in new_env
+    assert translate(SCRIPT, ["--cpus-per-task=2"], [], {}, newer).sbatch_reason
+    assert not translate(SCRIPT, ["--cpus-per-task=2"], [], {}, WHO).sbatch_reason
