@@ -151,9 +151,15 @@ def test_down_then_up_restarts_cleanly(slurm):
         assert not alive, f"still alive after down: {alive}"
         assert not list((slurm.run_dir / "pid").glob("*.pid"))
         netns = subprocess.run(["ip", "netns", "list"], text=True, capture_output=True).stdout
-        # this cluster's namespaces only: clusters of other Slurm versions may run alongside (docker-slurm/version.sh)
-        yy, mm = slurm.version
-        prefix = "sdag-node" if (yy, mm) == (22, 5) else f"sdag{yy:02d}{mm:02d}-node"
+        # this cluster's namespaces only: clusters of other Slurm versions or instances may run alongside; their
+        # names come from docker-slurm/version.sh (SLURM_VERSION, SLURM_CLUSTER_INSTANCE)
+        prefix = subprocess.run(
+            ["bash", "-c", 'SC_HOME="$1"; source "$1/version.sh" && printf %s "$NS_PREFIX"', "-", str(DOCKER_SLURM)],
+            text=True,
+            capture_output=True,
+            check=True,
+        ).stdout
+        assert prefix.startswith("sdag"), prefix
         assert not re.search(rf"^{prefix}[0-9]+\b", netns, re.M), netns
         ping = slurm.run("scontrol", "ping", check=False, timeout=60)
         assert "is UP" not in ping.stdout, ping.stdout

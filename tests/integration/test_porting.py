@@ -523,5 +523,11 @@ def test_a_scripts_own_comment_reaches_slurm_and_slurmdag_still_follows_the_dag(
         lambda: (lambda d: d if d["state"] in ("Completed", "Failed", "Cancelled") else None)(status()), "dag"
     )
     assert doc["state"] == "Completed"
-    rows = sacct_rows(list(ids.values()))
+    # slurmdbd can record a job's end a few seconds before its name (JobName "allocation" meanwhile)
+    rows = wait_for(
+        lambda: (lambda rs: rs if len(rs) == 2 and all(r["name"] != "allocation" for r in rs) else None)(
+            sacct_rows(list(ids.values()))
+        ),
+        "sacct to record both jobs with their names",
+    )
     assert {r["name"]: r["state"] for r in rows} == {f"sd-{dag_id}-run": "COMPLETED", f"sd-{dag_id}-after": "COMPLETED"}
