@@ -55,7 +55,8 @@ if [ "$SC_INSTANCE" != 0 ]; then
     BRIDGE=${BRIDGE}i$SC_INSTANCE               # sdagbr2411i1: 12 characters
     NS_PREFIX=${NS_PREFIX%-node}i$SC_INSTANCE-node
     VETH_PREFIX=${VETH_PREFIX%v}i${SC_INSTANCE}v  # sdag2411i1v3c: 13 characters
-    SUBNET_PREFIX=10.$((77 + SC_INSTANCE)).${SUBNET_PREFIX##*.}
+    # 10.91-10.99: clear of the default clusters (10.77), the compose cluster (10.78) and Podman's own (10.88)
+    SUBNET_PREFIX=10.$((90 + SC_INSTANCE)).${SUBNET_PREFIX##*.}
     OWNER_MARK=${OWNER_MARK%.dir}-i$SC_INSTANCE.dir
     SC_CTLD_PORT=$((SC_CTLD_PORT + 10 * SC_INSTANCE))
     SC_SLURMD_PORT=$((SC_SLURMD_PORT + 10 * SC_INSTANCE))
