@@ -13,18 +13,15 @@ from typing import TypeVar
 
 from slurmdag.backends import runner
 from slurmdag.backends.base import Backend, JobInfo
-from slurmdag.backends.cluster_info import Accounting, ClusterInfo, JobTable
+from slurmdag.backends.cluster_info import ClusterInfo, JobTable
 from slurmdag.backends.cluster_parse import (
-    ASSOC_FORMAT,
-    QOS_FORMAT,
     QUEUE_FORMAT,
-    parse_associations,
+    add_client_reads,
+    client_reads,
     parse_config,
-    parse_default_account,
     parse_job_table,
     parse_nodes,
     parse_partitions,
-    parse_qos,
     parse_queue,
     parse_sbatch_help,
 )
@@ -197,10 +194,7 @@ class CliBackend(Backend):
             "nodes": ["scontrol", "show", "node", "-o"],
             # every user's jobs, finished ones included: the job table's occupancy, and the user's queued jobs
             "queue": JOB_TABLE_READ,
-            "sbatch_help": ["sbatch", "--help"],
-            "default_account": ["sacctmgr", "-n", "-P", "show", "user", user, "format=DefaultAccount"],
-            "assocs": ["sacctmgr", "-n", "-P", "show", "assoc", f"user={user}", f"format={ASSOC_FORMAT}"],
-            "qos": ["sacctmgr", "-n", "-P", "show", "qos", f"format={QOS_FORMAT}"],
+            **client_reads(user),
         }
         # The reads are independent: run them at once, so pre-flight costs the slowest one, not the sum of eight.
         with ThreadPoolExecutor(max_workers=len(commands)) as pool:
@@ -222,18 +216,7 @@ class CliBackend(Backend):
             queued=read("queue", lambda text: parse_queue(text, user)),
             job_table=read("queue", lambda text: parse_job_table(text, read_at)),
         )
-        try:
-            info.sbatch_options = read("sbatch_help", parse_sbatch_help)
-        except SlurmCommandError:
-            info.notes.append("could not read `sbatch --help`: plugin options not checked")
-        try:
-            info.accounting = Accounting(
-                read("default_account", parse_default_account),
-                read("assocs", parse_associations),
-                read("qos", parse_qos),
-            )
-        except SlurmCommandError as ex:
-            info.notes.append(f"could not read accounting limits ({ex}); submit limits not checked")
+        add_client_reads(info, read)
         return info
 
     # --- acting ---

@@ -6,10 +6,14 @@ real output (tests/unit/data/preflight/).
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 
 from slurmdag.backends.cluster_info import (
+    Accounting,
     Association,
+    ClusterInfo,
     JobTable,
     Node,
     Partition,
@@ -18,6 +22,7 @@ from slurmdag.backends.cluster_info import (
     leading_int,
 )
 from slurmdag.model import slurm_values
+from slurmdag.model.errors import SlurmCommandError
 from slurmdag.model.states import UNFINISHED_SLURM_STATES, slurm_finished
 
 # Field lists are fixed here and used by the CLI backend: the parsers depend on their order.
@@ -170,3 +175,31 @@ def parse_job_table(text: str, read_at: datetime) -> JobTable:
             except ValueError:
                 pass  # "Unknown": when it leaves the table cannot be foreseen
     return JobTable(held, tuple(sorted(ends)), read_at)
+
+
+def client_reads(user: str) -> dict[str, list[str]]:
+    """The pre-flight reads that both backends take from client commands (no pyslurm call gives them): the local
+    sbatch's options and the user's accounting limits."""
+    return {
+        "sbatch_help": ["sbatch", "--help"],
+        "default_account": ["sacctmgr", "-n", "-P", "show", "user", user, "format=DefaultAccount"],
+        "assocs": ["sacctmgr", "-n", "-P", "show", "assoc", f"user={user}", f"format={ASSOC_FORMAT}"],
+        "qos": ["sacctmgr", "-n", "-P", "show", "qos", f"format={QOS_FORMAT}"],
+    }
+
+
+def add_client_reads(info: ClusterInfo, read: Callable[[str, Callable[[str], Any]], Any]) -> None:
+    """Put client_reads' answers into `info`; `read(key, parse)` re-raises that command's SlurmCommandError. Either
+    may fail on a site (no accounting, an sbatch wrapper): pre-flight then notes what it could not check."""
+    try:
+        info.sbatch_options = read("sbatch_help", parse_sbatch_help)
+    except SlurmCommandError:
+        info.notes.append("could not read `sbatch --help`: plugin options not checked")
+    try:
+        info.accounting = Accounting(
+            read("default_account", parse_default_account),
+            read("assocs", parse_associations),
+            read("qos", parse_qos),
+        )
+    except SlurmCommandError as ex:
+        info.notes.append(f"could not read accounting limits ({ex}); submit limits not checked")

@@ -26,15 +26,11 @@ from typing import Any, TypeVar
 from slurmdag.backends import backoff, runner
 from slurmdag.backends.base import JobInfo
 from slurmdag.backends.cli import CliBackend, unique_ids, user_name
-from slurmdag.backends.cluster_info import Accounting, ClusterInfo, Node, Partition, QueuedJob
+from slurmdag.backends.cluster_info import ClusterInfo, Node, Partition, QueuedJob
 from slurmdag.backends.cluster_parse import (
-    ASSOC_FORMAT,
-    QOS_FORMAT,
+    add_client_reads,
+    client_reads,
     expand_hostlist,
-    parse_associations,
-    parse_default_account,
-    parse_qos,
-    parse_sbatch_help,
 )
 from slurmdag.backends.pyslurm_options import RLIMIT_NAMES, Submitter, propagated_rlimits, translate
 from slurmdag.backends.pyslurm_probe import controller_config
@@ -230,12 +226,7 @@ class PyslurmBackend(CliBackend):
 
     def read_cluster(self) -> ClusterInfo:
         user = user_name()
-        commands = {
-            "sbatch_help": ["sbatch", "--help"],
-            "default_account": ["sacctmgr", "-n", "-P", "show", "user", user, "format=DefaultAccount"],
-            "assocs": ["sacctmgr", "-n", "-P", "show", "assoc", f"user={user}", f"format={ASSOC_FORMAT}"],
-            "qos": ["sacctmgr", "-n", "-P", "show", "qos", f"format={QOS_FORMAT}"],
-        }
+        commands = client_reads(user)
         # The commands run in threads while this thread asks slurmctld through pyslurm.
         with ThreadPoolExecutor(max_workers=len(commands)) as pool:
             pending = {key: pool.submit(runner.run_slurm, argv) for key, argv in commands.items()}
@@ -264,18 +255,7 @@ class PyslurmBackend(CliBackend):
                 for row in job_rows(job)
             ],
         )
-        try:
-            info.sbatch_options = read("sbatch_help", parse_sbatch_help)
-        except SlurmCommandError:
-            info.notes.append("could not read `sbatch --help`: plugin options not checked")
-        try:
-            info.accounting = Accounting(
-                read("default_account", parse_default_account),
-                read("assocs", parse_associations),
-                read("qos", parse_qos),
-            )
-        except SlurmCommandError as ex:
-            info.notes.append(f"could not read accounting limits ({ex}); submit limits not checked")
+        add_client_reads(info, read)
         return info
 
     def _controller_config_fresh(self) -> dict[str, Any]:
