@@ -259,9 +259,9 @@ def test_python_results_are_shown_by_slurmdag_outputs(
     handle = wf.submit(backend=slurm_backend)
     with pytest.raises(DagFailedError):
         handle.wait(timeout=300)
-    ids = job_ids(slurm, handle.id)
-    rows = {r["JobName"]: r["State"] for r in slurm.wait_until_done(list(ids.values()), timeout=120)}
-    assert rows[f"sd-{handle.id}-add"] == "COMPLETED" and rows[f"sd-{handle.id}-bad"] == "FAILED", rows
+    # every step in sacct first: the DAG fails as soon as `bad` does, maybe before slurmdbd has the others
+    rows = {n: [r["State"] for r in rs] for n, rs in wait_dag(slurm, handle.id, {"square", "add", "pair", "bad"}).items()}
+    assert rows["add"] == ["COMPLETED"] and rows["bad"] == ["FAILED"], rows
     assert handle.result("add") == 10
 
     shown = run_slurmdag("outputs", handle.id, "--json")

@@ -60,7 +60,7 @@ def squeue(env, prefix):
     ]
 
 
-def wait_for(condition, timeout, what):
+def wait_for(condition, timeout, what, max_delay=1.0):
     deadline = time.monotonic() + timeout
     delay = 0.05
     while True:
@@ -70,7 +70,7 @@ def wait_for(condition, timeout, what):
         if time.monotonic() > deadline:
             raise AssertionError(f"gave up waiting for {what}")
         time.sleep(delay)
-        delay = min(delay * 1.5, 1)
+        delay = min(delay * 1.5, max_delay)
 
 
 def slurm_now():
@@ -155,7 +155,8 @@ def _start_submit(env, home, wf):
 def _kill_part_way(env, home, wf, sig, at=100):
     proc = _start_submit(env, home, wf)
     folder = wait_for(lambda: (home / "dags").is_dir() and next((home / "dags").iterdir(), None), 60, "the DAG folder")
-    wait_for(lambda: len(recorded_ids(folder)) >= at or proc.poll() is not None, 120, f"{at} submitted jobs")
+    # polled often: the pyslurm backend puts ~100 jobs a second into Slurm, and the signal must land mid-submission
+    wait_for(lambda: len(recorded_ids(folder)) >= at or proc.poll() is not None, 120, f"{at} submitted jobs", 0.05)
     proc.send_signal(sig)
     out, err = proc.communicate(timeout=120)
     return proc.returncode, out, err, folder
@@ -178,7 +179,8 @@ def test_sigterm_part_way_withdraws_everything(cluster, tmp_path):
 def test_sigkill_part_way_leaves_only_gated_jobs_that_the_next_command_removes(cluster, tmp_path, cleaner):
     env, home = cluster, tmp_path / "home"
     wf = tmp_path / "big.yaml"
-    wf.write_text(tree_workflow(500))
+    # 900 allocations (the default cap is 1000): through pyslurm all of 500 went in before the kill landed
+    wf.write_text(tree_workflow(900))
     since = slurm_now()
     rc, _, _, folder = _kill_part_way(env, home, wf, signal.SIGKILL)
     assert rc == -signal.SIGKILL
