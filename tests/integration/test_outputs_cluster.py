@@ -260,7 +260,8 @@ def test_python_results_are_shown_by_slurmdag_outputs(
     with pytest.raises(DagFailedError):
         handle.wait(timeout=300)
     # every step in sacct first: the DAG fails as soon as `bad` does, maybe before slurmdbd has the others
-    rows = {n: [r["State"] for r in rs] for n, rs in wait_dag(slurm, handle.id, {"square", "add", "pair", "bad"}).items()}
+    by_name = wait_dag(slurm, handle.id, {"square", "add", "pair", "bad"})
+    rows = {n: [r["State"] for r in rs] for n, rs in by_name.items()}
     assert rows["add"] == ["COMPLETED"] and rows["bad"] == ["FAILED"], rows
     assert handle.result("add") == 10
 
