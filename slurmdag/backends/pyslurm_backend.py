@@ -181,20 +181,24 @@ class PyslurmBackend(CliBackend):
             self._call(["scontrol", "release", job_id], self._job(job_id).release)
 
     def cancel(self, job_ids: Iterable[str]) -> None:
-        for job_id in unique_ids(job_ids):
+        ids = unique_ids(job_ids)
+        if getattr(self._ps, "slurm_kill_job2", None) is None:
+            # pyslurm 25.11 has only Job(id).cancel(), by a job's own id: a task of an array that is still pending
+            # as one record ("123_[0-7]") has none, so array tasks go to scancel, all in one command.
+            tasks = [job_id for job_id in ids if "_" in job_id]
+            if tasks:
+                super().cancel(tasks)
+            ids = [job_id for job_id in ids if "_" not in job_id]
+        for job_id in ids:
             # What scancel does per id: SIGKILL to the whole job (string id: "123" or an array task "123_4").
             # Unknown or finished ids are not an error (scancel exits 0 for them too); callers read state back.
             self._call(["scancel", job_id], functools.partial(self._kill, job_id))
 
     def _kill(self, job_id: str) -> None:
         kill_job2 = getattr(self._ps, "slurm_kill_job2", None)  # the old API (22.5, 24.11): takes "123_4" as is
-        if kill_job2 is None:  # pyslurm 25.11 has only Job(id).cancel(): SIGKILL to the whole job, by its own id
+        if kill_job2 is None:  # pyslurm 25.11: Job(id).cancel(), SIGKILL to the whole job
             try:
-                job = self._job(job_id)
-            except SlurmCommandError:
-                return  # an array task slurmctld no longer holds: nothing to cancel (scancel exits 0 too)
-            try:
-                job.cancel()
+                self._job(job_id).cancel()
             except self._ps.RPCError as ex:
                 if getattr(ex, "errno", None) not in (_INVALID_JOB_ID, _ALREADY_DONE):
                     raise
