@@ -122,6 +122,22 @@ render_configs() {   # render_configs OUTDIR : slurm.conf, slurmdbd.conf, plugst
     ' "$SC_HOME" "$out"
     : > "$out/plugstack.conf"
     chmod 600 "$out/slurmdbd.conf"
+    # The daemons' /etc/hosts (bind-mounted in their own mount namespace, with_cluster_hosts): the machine's, plus
+    # a name for every address of this cluster. Slurm 24.11+ reverse-resolves the peer of every connection
+    # (getnameinfo, for its logs) on one of a few worker threads; these addresses are in no DNS, and a resolver that
+    # drops a query now and then stalls slurmctld 5 s per lookup -- clients then fail with "Socket timed out".
+    {
+        cat /etc/hosts
+        echo "# slurmdag test cluster $CLUSTER_NAME ($SC_DIR)"
+        echo "$CTLD_ADDR sdag-ctld"
+        for ((i = 1; i <= K_NODES; i++)); do echo "$(node_addr "$i") node$i"; done
+    } >"$out/hosts"
+}
+
+# with_cluster_hosts CMD...: run CMD (exec) in a mount namespace of its own where /etc/hosts is this cluster's
+# (render_configs); the daemon it starts stays there. The machine's /etc/hosts is never touched.
+with_cluster_hosts() {
+    unshare --mount --propagation private -- sh -c 'mount --bind "$0" /etc/hosts && exec "$@"' "$ETC_DIR/hosts" "$@"
 }
 
 # ---------------------------------------------------------------- packages
@@ -397,7 +413,7 @@ ctld_up() { local out; out=$(scontrol ping 2>/dev/null) || true; [[ $out == *"is
 start_ctld() {
     ctld_alive && return 1
     mkdir -p "$STATE_DIR"
-    slurmctld -f "$SLURM_CONF" </dev/null >>"$LOG_DIR/slurmctld.out" 2>&1 9>&-
+    with_cluster_hosts slurmctld -f "$SLURM_CONF" </dev/null >>"$LOG_DIR/slurmctld.out" 2>&1 9>&-
     wait_for 30 "slurmctld to answer" ctld_up
     return 0
 }
@@ -408,8 +424,9 @@ start_slurmd() {
     local i=$1
     slurmd_alive "$i" && return 1
     mkdir -p "$SPOOL_DIR/node$i"
-    nsenter --net="/run/netns/$NS_PREFIX$i" unshare --uts -- \
-        sh -c 'hostname "$1"; exec slurmd -f "$2" -N "$1"' sh "node$i" "$SLURM_CONF" \
+    nsenter --net="/run/netns/$NS_PREFIX$i" unshare --uts --mount --propagation private -- \
+        sh -c 'hostname "$1"; mount --bind "$3" /etc/hosts && exec slurmd -f "$2" -N "$1"' sh "node$i" "$SLURM_CONF" \
+        "$ETC_DIR/hosts" \
         </dev/null >>"$LOG_DIR/slurmd-node$i.out" 2>&1 9>&-
     wait_for 15 "slurmd on node$i" slurmd_alive "$i"
     return 0
