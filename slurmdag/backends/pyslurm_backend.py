@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 
 from slurmdag.backends import backoff, runner
 from slurmdag.backends.base import JobInfo
-from slurmdag.backends.cli import CliBackend, unique_ids, user_name
+from slurmdag.backends.cli import CliBackend, run_read, unique_ids, user_name
 from slurmdag.backends.cluster_info import ClusterInfo, Node, Partition, QueuedJob
 from slurmdag.backends.cluster_parse import (
     add_client_reads,
@@ -67,7 +67,8 @@ class PyslurmBackend(CliBackend):
 
     def submit(self, script: str, options: list[str]) -> str:
         try:
-            directives = read_script_file(script)
+            # What sbatch would read: slurmdag's own scripts (the gate's --hold) hold options users may not write.
+            directives = read_script_file(script, owned_policy=False)
         except (OSError, UnicodeDecodeError):
             return super().submit(script, options)  # let sbatch say what is wrong with the file
         reason = "the script's #SBATCH lines are not what sbatch accepts" if directives.problems else None
@@ -233,7 +234,7 @@ class PyslurmBackend(CliBackend):
         commands = client_reads(user)
         # The commands run in threads while this thread asks slurmctld through pyslurm.
         with ThreadPoolExecutor(max_workers=len(commands)) as pool:
-            pending = {key: pool.submit(runner.run_slurm, argv) for key, argv in commands.items()}
+            pending = {key: run_read(pool, argv) for key, argv in commands.items()}
             config = self._controller_config()  # the probe's read of a moment ago: no second RPC
             partitions = self._call(["scontrol", "show", "partition"], lambda: self._ps.Partitions.load())
             nodes = self._call(["scontrol", "show", "node"], lambda: self._ps.Nodes.load())

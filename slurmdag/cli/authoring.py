@@ -13,11 +13,11 @@ import typer
 
 from slurmdag.cli import app
 from slurmdag.cli.common import echo_json, echo_warnings
-from slurmdag.compiler import packing
-from slurmdag.compiler.compile import compile_file, parse_overrides
 from slurmdag.model.errors import InputError, Problem, SlurmdagError, UsageError
 from slurmdag.model.plan import Plan
-from slurmdag.views.graph_formats import FORMATS, render_graph
+
+# The compiler and the graph views are imported where they are used: a command that does not compile (status,
+# list...) does not pay for them, and `submit` imports them while its pre-flight reads already run.
 
 _SET_HELP = "Override a workflow param: --set NAME=VALUE (repeatable; VALUE is read as a YAML scalar)."
 
@@ -92,6 +92,7 @@ def _problem_json(p: Problem) -> dict[str, object]:
 
 def _validate_json(workflow: str, sets: list[str]) -> None:
     """validate --json: one document on stdout, valid or not (exit 2 when not), nothing on stderr."""
+    from slurmdag.compiler.compile import compile_file, parse_overrides
     from slurmdag.policy import admission
 
     warnings: list[Problem] = []
@@ -149,6 +150,8 @@ def compile_cmd(
             typer.echo(f"{job.name}: sbatch options (script merged with the workflow; the workflow wins):")
             for line in job.option_sources:
                 typer.echo(f"  {line}")
+    from slurmdag.compiler import packing
+
     for line in packing.explain(plan):
         typer.echo(line)
     groups = [j for j in plan.jobs if j.kind == "host" and not j.array]
@@ -177,6 +180,8 @@ def graph(
     set_: list[str] = typer.Option([], "--set", metavar="NAME=VALUE", help=_SET_HELP),
 ) -> None:
     """Draw a workflow's dependency graph with each edge's condition."""
+    from slurmdag.views.graph_formats import FORMATS, render_graph
+
     if fmt not in FORMATS:
         raise UsageError(f"unknown --format {fmt!r}; choose one of {', '.join(FORMATS)}")
     plan = _compile(workflow, set_)
@@ -194,6 +199,7 @@ def schema() -> None:
 def _compile(workflow: str, sets: list[str], template_dirs: Sequence[Path] = ()) -> Plan:
     """compile_file, with its warnings on stderr (before the errors, if the workflow is refused). The site policy's
     max_allocations is applied while the file is read; its other limits are checked on the plan (validate)."""
+    from slurmdag.compiler.compile import compile_file, parse_overrides
     from slurmdag.policy.admission import allocation_cap
 
     cap = allocation_cap()

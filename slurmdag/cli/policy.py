@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import typer
-from tabulate import tabulate
 
 from slurmdag.cli import app
 from slurmdag.cli.common import echo_warnings
@@ -75,6 +74,8 @@ def show(
     rows = [[n, LIMITS[n].show(lim.value), lim.source, LIMITS[n].doc] for n, lim in policy.limits.items()]
     typer.echo(f"site policy file: {site_policy_path()}" + ("" if site_policy_path().exists() else " (absent)"))
     typer.echo(f"your config:      {user_config_path()}" + ("" if user_config_path().exists() else " (absent)"))
+    from tabulate import tabulate  # only this command draws a table
+
     typer.echo(tabulate(rows, headers=["LIMIT", "VALUE", "SET BY", "WHAT"], tablefmt="simple", disable_numparse=True))
     note = env_note()
     if note:

@@ -8,7 +8,6 @@ import typer
 
 from slurmdag.cli import app
 from slurmdag.model.errors import InputError, Problem
-from slurmdag.porting.importer import import_files
 
 
 @app.command("import")
@@ -23,6 +22,8 @@ def import_command(
     ),
 ) -> None:
     """Translate sbatch scripts / bash chains into a slurmdag workflow; what cannot be translated is listed."""
+    from slurmdag.porting.importer import import_files  # a large module only this command needs
+
     result = import_files(scripts, output, name=name)
     text = result.to_yaml()
     if output and not dry_run:

@@ -121,6 +121,12 @@ def submit(
     ),
 ) -> None:
     """Submit a whole workflow at once, all or nothing."""
+    from slurmdag.backends.cli import start_client_reads
+
+    # Before the compiler is imported: the pyslurm probe (a child process) and pre-flight's sacctmgr and sbatch
+    # --help run while this process imports the compiler and compiles the workflow.
+    start_backend()
+    start_client_reads()
     from slurmdag.runs import submit as submitting
     from slurmdag.views.status_views import submit_dry_run
 
@@ -128,7 +134,6 @@ def submit(
     with submitting.hangup_finishes() as hung_up:
         if cascade not in submitting.CASCADES:
             raise InputError(f"--cascade must be one of: {', '.join(submitting.CASCADES)} (got {cascade!r})")
-        start_backend()  # the pyslurm probe runs while the workflow compiles
         plan = _load_plan(workflow, set_)
         from slurmdag.cli.policy import admit
 

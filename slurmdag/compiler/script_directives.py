@@ -12,6 +12,7 @@ sbatch's rules (man sbatch, DESCRIPTION, and its option reader):
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
@@ -19,6 +20,8 @@ from slurmdag.model.errors import Problem
 from slurmdag.model.sbatch_options import CLIENT_ONLY, OWNED, OWNED_POLICY, ParsedOption, Token, parse_args
 
 MAGIC = "#SBATCH"
+_SPECIAL = re.compile(r"[\\\"'#]")  # what makes a directive line need the full reader below
+_WORD = re.compile(r"[^\s]+")
 
 
 @dataclass
@@ -69,6 +72,8 @@ def split_directive_words(text: str, line: int, start_col: int) -> tuple[list[To
 
     `start_col` is the 1-based column of text[0] in the file's line.
     """
+    if not _SPECIAL.search(text):  # no quote, escape or comment (every line slurmdag writes): plain words
+        return [Token(m.group(), line, start_col + m.start()) for m in _WORD.finditer(text)], None
     tokens: list[Token] = []
     i, n = 0, len(text)
     while True:
@@ -149,7 +154,9 @@ UNKNOWN_HINT = (
 )
 
 
-def read_directives(text: str, path: str = "<script>") -> ScriptDirectives:
+def read_directives(text: str, path: str = "<script>", owned_policy: bool = True) -> ScriptDirectives:
+    """`owned_policy=False` reads the script as sbatch does: options slurmdag sets itself are no problem there
+    (the gate's own `#SBATCH --hold`), only what sbatch refuses (`--wrap` in a script) still is."""
     problems: list[Problem] = []
     notes: list[Problem] = []
     if "\r\n" in text:
@@ -188,6 +195,8 @@ def read_directives(text: str, path: str = "<script>") -> ScriptDirectives:
 
     for d in opts:
         if d.name in OWNED_POLICY:
+            if not owned_policy and d.name != "wrap":
+                continue
             severity, hint = OWNED_POLICY[d.name]
             written = f"--{d.name}" if d.value is None else f"--{d.name}={d.value}"
             msg = f"{written}: this option is set by slurmdag"
@@ -249,7 +258,7 @@ def shell_kind(shebang: str | None) -> str:
     return "none"
 
 
-def read_script_file(path: str) -> ScriptDirectives:
+def read_script_file(path: str, owned_policy: bool = True) -> ScriptDirectives:
     """Read a batch script from disk (the only I/O here). Raises OSError / UnicodeDecodeError for the caller."""
     with open(path, encoding="utf-8", newline="") as fh:
-        return read_directives(fh.read(), path)
+        return read_directives(fh.read(), path, owned_policy)
