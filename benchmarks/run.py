@@ -79,7 +79,9 @@ def sh(argv: list[str], **kw) -> subprocess.CompletedProcess[str]:
 
 
 def median(xs: list[float]) -> float:
-    return statistics.median(xs) if xs else float("nan")
+    """Median of the runs that finished (a failed run is NaN); NaN when none did."""
+    done = [x for x in xs if x == x]
+    return statistics.median(done) if done else float("nan")
 
 
 def p95(xs: list[float]) -> float:
@@ -173,12 +175,20 @@ def bench_compile_sizes(sizes: list[int], repeat: int) -> dict:
 
 
 def time_bash(plan: Plan, tag: str) -> float:
+    """Seconds the bash loop took; NaN (and what sbatch said) when it stopped on a failed sbatch (`set -e`), as a
+    hand-written loop does: e.g. "Socket timed out on send/recv operation" from a controller that stalls (docs/
+    performance.md: Slurm 25.11 here). The jobs it did submit are cancelled by their name."""
     with tempfile.TemporaryDirectory(prefix="sdbench-") as tmp:
         script = Path(tmp) / "baseline.sh"
         script.write_text(bash_baseline(plan, tag, Path(tmp)))
         t0 = time.perf_counter()
-        proc = sh(["bash", str(script)])
+        proc = subprocess.run(["bash", str(script)], capture_output=True, text=True)
         secs = time.perf_counter() - t0
+    if proc.returncode != 0:
+        said = proc.stderr.strip().splitlines()[-1:] or ["(nothing)"]
+        print(f"  bash baseline failed after {secs:.1f} s (exit {proc.returncode}): {said[0]}", file=sys.stderr)
+        subprocess.run(["scancel", "-n", tag], capture_output=True)
+        return float("nan")
     cancel_ids(proc.stdout.split())
     return secs
 

@@ -318,12 +318,14 @@ def submit_gated(
                 return job_id
 
             waves = submission_waves(plan)
+            hosting = any(j.host is not None for j in plan.allocations())  # else nothing to add after each wave
             saved = time.monotonic()
             for number, wave in enumerate(waves, 1):
                 current = _describe_job(wave[0])
                 guard.check()
                 failed = submit_wave(wave, submit_one, job_ids, guard)
-                job_ids.update(hosted_job_ids(plan, job_ids))
+                if hosting:  # a chain is one wave per job: a pass over every allocation each time adds up
+                    job_ids.update(hosted_job_ids(plan, job_ids))
                 # Recorded at most RECORD_EVERY seconds apart (a chain is one wave per job: rewriting dag.json after
                 # each would be quadratic), and after the last wave or a failure. Not fsynced. Nothing depends on
                 # the record before the release: every job waits on the held gate, and after a crash `withdraw`
