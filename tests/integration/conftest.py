@@ -175,7 +175,13 @@ class SlurmCluster:
         ids = _ids(job_ids)
         if not ids:
             return []
-        proc = self.run("squeue", "-h", "-t", "all", "-r", "-o", _SQUEUE_FORMAT, "-j", ",".join(ids), check=False)
+        argv = ("squeue", "-h", "-t", "all", "-r", "-o", _SQUEUE_FORMAT, "-j", ",".join(ids))
+        proc = self.run(*argv, check=False)
+        # slurmctld stalled past MessageTimeout (seen on 24.11 here): an unanswered read says nothing; ask again
+        for _ in range(3):
+            if proc.returncode == 0 or "Socket timed out" not in proc.stderr:
+                break
+            proc = self.run(*argv, check=False)
         if proc.returncode != 0:
             if "Invalid job id" in proc.stderr:
                 return []

@@ -72,6 +72,33 @@ def test_srun_on_three_nodes_prints_three_hostnames(slurm):
     assert all(re.fullmatch(r"node\d+", h) for h in out), out
 
 
+def _config(slurm) -> dict[str, str]:
+    out = slurm.run("scontrol", "show", "config").stdout
+    return {k.strip(): v.strip() for k, sep, v in (ln.partition("=") for ln in out.splitlines()) if sep}
+
+
+def test_every_version_selects_with_cons_tres_and_only_22_05_still_ships_cons_res(slurm):
+    """docs/compatibility.md row 8: select/cons_res is gone since 23.11, so the one template every version's cluster
+    uses says select/cons_tres; the controller runs with it (a job was just placed on three nodes above)."""
+    config = _config(slurm)
+    assert config["SelectType"] == "select/cons_tres", config.get("SelectType")
+    plugins = Path(config["PluginDir"])
+    assert (plugins / "select_cons_tres.so").exists(), plugins
+    assert (plugins / "select_cons_res.so").exists() == (slurm.version < (23, 11)), (slurm.version, plugins)
+
+
+def test_slurmctld_logs_the_missing_http_parser_from_25_11_on_and_runs_jobs_regardless(slurm):
+    """docs/compatibility.md row 10: 25.11+ built without libhttp-parser-dev logs an error at every start; only
+    slurmrestd needs the parser: the controller answers and runs a job all the same."""
+    log = (slurm.run_dir / "log" / "slurmctld.log").read_text(errors="replace")
+    logged = "cannot create url_parser context" in log
+    assert logged == (slurm.version >= (25, 11)), (slurm.version, logged)
+    assert "UP" in slurm.run("scontrol", "ping").stdout
+    job = slurm.submit("-J", _name("http"), "-o", "/dev/null", "--wrap", "true")
+    rows = slurm.wait_until_done([job], timeout=300)
+    assert rows[0]["State"] == "COMPLETED", rows
+
+
 def test_finished_jobs_show_in_sacct_with_exit_codes(slurm, shared_tmp: Path):
     name_ok, name_bad = _name("ok"), _name("bad")
     marker = shared_tmp / "ran"

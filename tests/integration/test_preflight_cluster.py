@@ -76,6 +76,7 @@ def test_an_sbatch_option_newer_than_22_05_is_accepted_exactly_where_the_cluster
 ):
     """--tres-per-task came with Slurm 23.02: slurmdag's verdict follows the running sbatch, not a fixed version."""
     known = "--tres-per-task" in slurm.run("sbatch", "--help").stdout
+    assert known == (slurm.version >= (23, 2)), (slurm.version, known)  # docs/compatibility.md row 6
     wf = tmp_path / "newer.yaml"
     wf.write_text(
         "name: sd6-newer\nallocations:\n  - {name: a, entrypoint: 'true', sbatch: ['--tres-per-task=cpu=1']}\n"
