@@ -162,3 +162,42 @@ def test_cancel_running_dag_stops_everything_and_no_handler_starts(cluster, tmp_
     assert json.loads(st.stdout)["state"] == "Cancelled"
     again = sd(env, home, "cancel", dag)
     assert again.returncode == 0 and "nothing to cancel" in again.stdout
+
+
+PACKED = """\
+name: cancel-one-packed
+auto_array: true
+defaults: {partition: debug, walltime: 2}
+allocations:
+  - {name: first, entrypoint: "sleep 60"}
+  - {name: s1, entrypoint: "true", depends_on: [first]}
+  - {name: s2, entrypoint: "true", depends_on: [first]}
+  - {name: s3, entrypoint: "true", depends_on: [first]}
+"""
+
+
+def test_cancelling_one_pending_packed_allocation_cancels_that_array_task_only(cluster, tmp_path):
+    """docs/compatibility.md row 14: s1-s3 are packed into one array job whose tasks wait, not yet split off, on
+    `first`; `cancel --allocation s2` must cancel task `<array>_1` alone (pyslurm 25.11 has no call that takes such
+    an id: Job(id).cancel() would take the whole array, and the task has no job id of its own yet)."""
+    env, home = cluster, tmp_path / "home"
+    wf = tmp_path / "wf.yaml"
+    wf.write_text(PACKED)
+    sub = sd(env, home, "submit", str(wf), "--json")
+    assert sub.returncode == 0, sub.stderr
+    dag, jobs = json.loads(sub.stdout)["dag_id"], json.loads(sub.stdout)["jobs"]
+    prefix = f"sd-{dag}-"
+    array = jobs["s1"].split("_")[0]
+    assert [jobs[n] for n in ("s1", "s2", "s3")] == [f"{array}_{i}" for i in range(3)], jobs  # packed
+    try:
+        pending = lambda: {j["job_id"] for j in squeue(env, prefix) if j["state"] == "PENDING"}  # noqa: E731
+        wait_for(lambda: {jobs["s1"], jobs["s2"], jobs["s3"]} <= pending(), 60, "the packed tasks to wait")
+        res = sd(env, home, "cancel", dag, "--allocation", "s2")
+        assert res.returncode == 0, res.stdout + res.stderr
+        # Slurm's view: s2's task is no longer waiting (24.11+ drop such a task from squeue), its siblings still are
+        live = {j["job_id"]: j["state"] for j in squeue(env, prefix)}
+        assert live.get(jobs["s2"], "CANCELLED") == "CANCELLED", live
+        assert live[jobs["s1"]] == live[jobs["s3"]] == "PENDING", live
+        assert live[jobs["first"]] in ("PENDING", "RUNNING"), live
+    finally:
+        sd(env, home, "cancel", dag)

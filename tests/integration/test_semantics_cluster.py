@@ -256,7 +256,15 @@ def _all_accounted(slurm, jobs: dict[str, str]):
     # an allocation packed by auto_array is one task of an array job: its id is `<array>_<i>`, its row that task's
     # (a row "123_[0-1]" is tasks cancelled before they were split off: each of them)
     by_id.update({task: [r] for r in rows for task in _tasks(r["JobID"])})
-    if any(_state(r) in ACTIVE for r in rows) or any(j not in by_id for j in jobs.values()):
+    # Slurm 25.11 keeps no record at all of a packed task cancelled (the reconciler's `scancel <array>_<i>`) before
+    # it was split off: no accounting row, and squeue drops it at once (docs/compatibility.md row 3). A task that ran
+    # or still waits is in squeue (MinJobAge=300), so one missing from both never started: Slurm cancelled it.
+    missing = [j for j in jobs.values() if j not in by_id and "_" in j]
+    if missing:
+        live = {r["JobID"]: r for r in slurm.squeue(missing)}
+        for job_id in missing:
+            by_id[job_id] = [live.get(job_id, {"JobID": job_id, "State": "CANCELLED", "NodeList": "None assigned"})]
+    if any(_state(r) in ACTIVE for rs in by_id.values() for r in rs) or any(j not in by_id for j in jobs.values()):
         return None
     return {name: by_id[job_id] for name, job_id in jobs.items()}
 
