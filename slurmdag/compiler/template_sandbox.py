@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from jinja2 import nodes
+from jinja2 import TemplateSyntaxError, nodes
 from jinja2.runtime import Context
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.visitor import NodeTransformer
@@ -54,6 +54,9 @@ class TemplateLimitError(Exception):
     """A template asked for more work than the bounds allow (the message says which)."""
 
 
+_OPEN_COMMENT_AT_END = re.compile(r"\{#[-+]?\s*\Z")
+
+
 class BoundedEnvironment(ImmutableSandboxedEnvironment):
     intercepted_binops = frozenset({"+", "-", "*", "/", "//", "%", "**"})
 
@@ -75,6 +78,10 @@ class BoundedEnvironment(ImmutableSandboxedEnvironment):
             raise TemplateLimitError(
                 f"not evaluated: the workflow's templates already used {SECONDS_PER_WORKFLOW:g} s of CPU time"
             )
+        if _OPEN_COMMENT_AT_END.search(text):
+            # jinja2 drops a comment opened at the very end ("{#", "abc{# ") without a word; anywhere else an
+            # unclosed comment is its "Missing end of comment tag"
+            raise TemplateSyntaxError("Missing end of comment tag", text.count("\n") + 1)
         tree = _Hooks().visit(self.parse(text))
         tree.set_environment(self)
         template = self.from_string(tree)

@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 import subprocess
 
+import jinja2
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from slurmdag.compiler.api import Workflow
@@ -95,16 +96,37 @@ def test_hostile_env_and_matrix_values_round_trip_through_bash(text):
 
 @settings(max_examples=60, deadline=None)
 @given(st.text(alphabet=st.characters(blacklist_characters="\x00", blacklist_categories=("Cs",)), max_size=40))
+# a comment opened at the very end: jinja2 itself renders it as nothing, without a word (found by this test)
+@example("{#")
+@example("abc{#- ")
+@example("{##}")
 def test_any_env_value_round_trips(text):
     w = Workflow("w")
     w.allocation("a", entrypoint=PRINT_ENV, env={"V": text})
-    if "\r\n" in text or any(mark in text for mark in ("{{", "{%", "{#")):
-        # sbatch refuses a script holding \r\n anywhere; env values are templates: both are input errors
-        with pytest.raises(InputError):
+    if "\r\n" in text:
+        with pytest.raises(InputError):  # sbatch refuses a script holding \r\n anywhere
             w.compile()
         return
+    expected = text
+    if any(mark in text for mark in ("{{", "{%", "{#")):
+        # env values are templates: either a located input error, or exactly what the template says (a closed
+        # comment, a literal expression); never the text changed silently some other way
+        try:
+            expected = jinja2.Environment().from_string(text).render()
+        except jinja2.TemplateError:
+            expected = None
+        if expected is None or expected == "" and "#}" not in text:
+            with pytest.raises(InputError):
+                w.compile()
+            return
+        try:
+            plan = w.compile()
+        except InputError:
+            return
+        assert json.loads(run_script(plan.job("a").script))["V"] == expected
+        return
     seen = json.loads(run_script(w.compile().job("a").script))
-    assert seen["V"] == text
+    assert seen["V"] == expected
 
 
 @pytest.mark.parametrize("text", ["a\r", "\r", "x\ry\r"])
