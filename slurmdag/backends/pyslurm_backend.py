@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 from slurmdag.backends import backoff, runner
 from slurmdag.backends.base import JobInfo
 from slurmdag.backends.cli import CliBackend, run_read, unique_ids, user_name
-from slurmdag.backends.cluster_info import ClusterInfo, Node, Partition, QueuedJob
+from slurmdag.backends.cluster_info import ClusterInfo, JobTable, Node, Partition, QueuedJob
 from slurmdag.backends.cluster_parse import (
     add_client_reads,
     client_reads,
@@ -35,15 +35,25 @@ from slurmdag.backends.cluster_parse import (
 from slurmdag.backends.pyslurm_options import RLIMIT_NAMES, Submitter, propagated_rlimits, translate
 from slurmdag.backends.pyslurm_probe import controller_config
 from slurmdag.compiler.script_directives import read_script_file
-from slurmdag.model.errors import RateLimitedError, SlurmCommandError, SlurmOutputError, SlurmUnavailableError
+from slurmdag.model.errors import (
+    JobTableFullError,
+    RateLimitedError,
+    SlurmCommandError,
+    SlurmOutputError,
+    SlurmUnavailableError,
+)
 from slurmdag.model.slurm_values import array_indexes
-from slurmdag.model.states import UNFINISHED_SLURM_STATES
+from slurmdag.model.states import UNFINISHED_SLURM_STATES, slurm_finished
 
 T = TypeVar("T")
 
 # libslurm error numbers that mean "no controller to talk to" (slurm_errno.h: communication and socket errors):
 # worth retrying, like the CLI's "Unable to contact slurm controller".
 _UNREACHABLE = {1001, 1002, 1003, 1004, 1013, 1800, 1801, 1802, 1803, 5000, 5001, 5002, 5003, 5004, 5005}
+# What slurmctld answers a submission when its job table is full (MaxJobCount): sbatch sleeps and retries on these
+# ("Slurm temporarily unable to accept job" / "Slurm job queue full"); pyslurm does not, so they become the error
+# the CLI backend raises for sbatch's answer, and the submission waits for room the same way.
+_TABLE_FULL = {11, 2007}  # EAGAIN, ESLURM_ERROR_ON_DESC_TO_RECORD_COPY
 _INVALID_JOB_ID = 2017  # ESLURM_INVALID_JOB_ID
 _ALREADY_DONE = 2021  # ESLURM_ALREADY_DONE
 
@@ -238,7 +248,10 @@ class PyslurmBackend(CliBackend):
             config = self._controller_config()  # the probe's read of a moment ago: no second RPC
             partitions = self._call(["scontrol", "show", "partition"], lambda: self._ps.Partitions.load())
             nodes = self._call(["scontrol", "show", "node"], lambda: self._ps.Nodes.load())
-            queued = self._load_jobs(["squeue", "--me"])
+            # every user's jobs, finished ones too (Jobs.load() is what `squeue -t all` downloads): the table's
+            # occupancy for pre-flight, and the user's queued jobs
+            read_at = datetime.now().astimezone()
+            loaded = self._load_jobs(["squeue", "-t", "all"])
 
         def read(key: str, parse: Callable[[str], T]) -> T:
             proc = pending[key].result()
@@ -255,10 +268,11 @@ class PyslurmBackend(CliBackend):
             nodes=[node_info(n) for n in nodes.values()],
             queued=[
                 QueuedJob(row.job_id, job.qos or "", job.account or "")
-                for job in queued
+                for job in loaded
                 if job.user_id == me and str(job.state) in UNFINISHED_SLURM_STATES
                 for row in job_rows(job)
             ],
+            job_table=job_table(loaded, read_at),
         )
         add_client_reads(info, read)
         return info
@@ -287,6 +301,8 @@ class PyslurmBackend(CliBackend):
     def _error(self, argv: list[str], errno: int | None, message: str) -> SlurmCommandError:
         if errno in backoff.RATE_LIMIT_ERRNOS or backoff.is_rate_limited_text(message):
             return RateLimitedError(argv, errno, "", f"{message} (pyslurm, errno {errno})")
+        if errno in _TABLE_FULL and argv[:1] == ["sbatch"]:
+            return JobTableFullError(argv, errno, "", f"{message} (pyslurm, errno {errno})")
         kind = SlurmUnavailableError if errno in _UNREACHABLE else SlurmCommandError
         return kind(argv, errno, "", f"{message} (pyslurm, errno {errno})")
 
@@ -339,6 +355,19 @@ def _leave_node_count_to_slurm() -> bool:
     parse_nodes.slurmdag_unpinned = True  # type: ignore[attr-defined]
     submission._parse_nodes = parse_nodes
     return True
+
+
+def job_table(jobs: Iterable[Any], read_at: datetime) -> JobTable:
+    """slurmctld's job table from pyslurm's jobs, counted as the CLI backend counts `squeue -r -t all` rows: each
+    waiting task of a pending array on its own, finished jobs with the time they ended."""
+    held = 0
+    ends = []
+    for job in jobs:
+        rows = job_rows(job)
+        held += len(rows)
+        if slurm_finished(str(job.state or "")) and job.end_time:
+            ends.extend([datetime.fromtimestamp(int(job.end_time)).astimezone()] * len(rows))
+    return JobTable(held, tuple(sorted(ends)), read_at)
 
 
 def job_rows(job: Any) -> list[JobInfo]:

@@ -6,8 +6,8 @@ tests/integration/test_job_table_full_cluster.py`.
 
 1. pre-flight counts the table and waits (submitting nothing) until finished jobs leave it, then submits;
 2. a table full of pending jobs: refused at once, exit 1, nothing submitted;
-3. the table fills up while a DAG is being submitted: sbatch's "temporarily unable to accept job" is waited out and
-   the DAG is submitted whole once room comes back.
+3. the table fills up while a DAG is being submitted: sbatch's "temporarily unable to accept job" (through pyslurm:
+   slurmctld's EAGAIN, which pyslurm does not retry) is waited out and the DAG is submitted whole once room comes back.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import DOCKER_SLURM, REPO
+from tests.integration.conftest import BACKEND, DOCKER_SLURM, REPO
 
 pytestmark = [pytest.mark.integration, pytest.mark.restarts_cluster]
 
@@ -59,6 +59,31 @@ def jobs_in_slurm(slurm, dag_id: str) -> int:
     """How many jobs of the DAG (job names sd-<dag>-...) slurmctld holds."""
     names = slurm.run("squeue", "-h", "-r", "-t", "all", "-o", "%j").stdout.split()
     return sum(name.startswith(f"sd-{dag_id}-") for name in names)
+
+
+def slow_submissions(slurm, tmp_path: Path) -> dict[str, str]:
+    """Environment for a slurmdag process whose every submission takes 0.3 s longer: an sbatch that sleeps first
+    (CLI backend), or, through pyslurm (no sbatch process), the backend's submit sleeping first (a sitecustomize on
+    the child's PYTHONPATH). Slurm itself is untouched."""
+    if BACKEND == "pyslurm":
+        hook = tmp_path / "slow-hook"
+        hook.mkdir()
+        (hook / "sitecustomize.py").write_text(
+            "import time\n"
+            "from slurmdag.backends import pyslurm_backend\n"
+            "_submit = pyslurm_backend.PyslurmBackend.submit\n"
+            "def submit(self, script, options):\n"
+            "    time.sleep(0.3)\n"
+            "    return _submit(self, script, options)\n"
+            "pyslurm_backend.PyslurmBackend.submit = submit\n"
+        )
+        return {"PYTHONPATH": os.pathsep.join([str(hook), sd_env(slurm, tmp_path)["PYTHONPATH"]])}
+    slow = tmp_path / "bin"
+    slow.mkdir()
+    real = shutil.which("sbatch", path=slurm.env()["PATH"])
+    (slow / "sbatch").write_text(f'#!/bin/sh\nsleep 0.3\nexec {real} "$@"\n')
+    (slow / "sbatch").chmod(0o755)
+    return {"PATH": f"{slow}:{slurm.env()['PATH']}"}
 
 
 def workflow(name: str, n: int) -> str:
@@ -119,17 +144,13 @@ def test_a_full_job_table_is_waited_for_or_refused_never_called_unreachable(slur
 
     # 3. room at pre-flight, gone in the middle of the submission (another user fills the table), back later
     slurm.wait_for(lambda: held(slurm) <= 5, 300, "the job table to empty again")
-    slow = tmp_path / "bin"
-    slow.mkdir()
-    real = shutil.which("sbatch", path=slurm.env()["PATH"])
-    (slow / "sbatch").write_text(f'#!/bin/sh\nsleep 0.3\nexec {real} "$@"\n')  # a slow login node: time to fill
-    (slow / "sbatch").chmod(0o755)
+    slow_env = slow_submissions(slurm, tmp_path)  # a slow login node: time to fill the table meanwhile
     (tmp_path / "mid.yaml").write_text(workflow("mid", 20))
     refusals = ctld_refusals(slurm)
     earlier = set((home / "dags").iterdir())
     proc = subprocess.Popen(
         [sys.executable, "-m", "slurmdag", "submit", str(tmp_path / "mid.yaml"), "--json"],
-        env=sd_env(slurm, home, PATH=f"{slow}:{slurm.env()['PATH']}", SLURMDAG_SUBMIT_WORKERS="1"),
+        env=sd_env(slurm, home, **slow_env, SLURMDAG_SUBMIT_WORKERS="1"),
         cwd=tmp_path,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -146,7 +167,7 @@ def test_a_full_job_table_is_waited_for_or_refused_never_called_unreachable(slur
         fillers = [
             slurm.submit("--hold", f"--array=0-{room - 1}", "-o/dev/null", "-Jfaults-table-filler", "--wrap=true")
         ]
-        time.sleep(10)  # the submission now sits in sbatch's own retry loop
+        time.sleep(10)  # the submission now waits for room (in sbatch's own retry loop, or in slurmdag's)
         assert proc.poll() is None, proc.communicate()[1]
         slurm.run("scancel", *fillers)  # they leave the table MinJobAge after they end: room comes back
         out, err = proc.communicate(timeout=600)

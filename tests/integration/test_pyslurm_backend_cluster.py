@@ -281,8 +281,21 @@ def test_both_backends_read_the_same_states(slurm, run_slurmdag, slurmdag_home, 
         assert len([k for k in a if k.startswith(out["jobs"]["tasks"] + "_")]) == 6
         assert cli.query_live(ids).keys() == py.query_live(ids).keys()
         assert cli.find_jobs(f"sd-{out['dag_id']}-").keys() == py.find_jobs(f"sd-{out['dag_id']}-").keys()
+        # pre-flight's view: slurmctld's job table (every row, finished ones with their end) and the user's queue
+        for _ in range(3):
+            seen = [_preflight_view(backend.read_cluster()) for backend in (cli, py)]
+            if seen[0] == seen[1]:
+                break
+        assert seen[0] == seen[1]
+        assert seen[0][0] >= len(ids) and len(seen[0][1]) >= 2  # this DAG's rows; ok and bad have ended
     finally:
         slurm.run("scancel", *ids, check=False)
+
+
+def _preflight_view(info) -> tuple:
+    assert info.job_table is not None, "pre-flight got no job table"
+    table = info.job_table
+    return table.held, table.finished_ends, sorted(q.job_id for q in info.queued)
 
 
 def _timeless(infos: dict) -> dict:
