@@ -5,12 +5,13 @@ backend (pyslurm) can implement the same methods. Nothing above `backends/` talk
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from slurmdag.backends.cluster_info import ClusterInfo, JobTable
 from slurmdag.model.errors import AccountingUnavailableError
+from slurmdag.model.sbatch_options import ParsedOption
 
 
 @dataclass(frozen=True)
@@ -42,8 +43,10 @@ class JobInfo:
 
 class Backend(ABC):
     @abstractmethod
-    def submit(self, script: str, options: list[str]) -> str:
-        """Submit a batch script (path of a file) with sbatch options; return the job id."""
+    def submit(self, script: str, options: list[str], directives: Sequence[ParsedOption] | None = None) -> str:
+        """Submit a batch script (path of a file) with sbatch options; return the job id. `directives`: the
+        script's #SBATCH block as the caller read it when it wrote the file (None: read from the file when needed;
+        sbatch reads the file itself in any case)."""
 
     @abstractmethod
     def query(self, job_ids: Iterable[str], since: datetime | None = None, steps: bool = False) -> dict[str, JobInfo]:

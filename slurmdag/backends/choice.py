@@ -21,7 +21,8 @@ from typing import Any
 
 from slurmdag.backends import runner
 from slurmdag.backends.base import Backend
-from slurmdag.model.errors import BackendUnavailableError, Problem, SlurmCommandError, UsageError
+from slurmdag.backends.runner import CONTROLLER_DOWN, UNREACHABLE_ERRNOS
+from slurmdag.model.errors import BackendUnavailableError, Problem, SlurmCommandError, SlurmUnavailableError, UsageError
 
 CHOICES = ("auto", "cli", "pyslurm")
 DEFAULT = "auto"
@@ -39,6 +40,9 @@ class ProbeResult:
     pyslurm_version: str | None = None
     cluster_version: str | None = None
     config: dict[str, Any] | None = None  # what the probe read of the controller's config
+    # libslurm's answer when reading the controller failed because nobody answered (the controller is down or
+    # unreachable): (errno, message). An explicit `pyslurm` then says so, as the CLI would, not "cannot work here".
+    unreachable: tuple[int, str] | None = None
 
 
 def release(version: str | None) -> tuple[int, int] | None:
@@ -69,7 +73,10 @@ def judge(returncode: int | None, stdout: str, stderr: str) -> ProbeResult:
     cluster = found.get("cluster")
     if not cluster:
         why = found.get("cluster_error") or last_err or "no answer"
-        return ProbeResult(False, f"pyslurm {version} could not read the controller's Slurm version: {why}", version)
+        errno = found.get("cluster_errno")
+        unreachable = (errno, str(found.get("cluster_message") or why)) if errno in UNREACHABLE_ERRNOS else None
+        why = f"pyslurm {version} could not read the controller's Slurm version: {why}"
+        return ProbeResult(False, why, version, unreachable=unreachable)
     mine, theirs = release(version), release(cluster)
     if mine is None or mine != theirs:
         return ProbeResult(
@@ -125,6 +132,15 @@ def choose(requested: str, source: str) -> Choice:
         return Choice(CliBackend(), "cli", f"backend cli (auto, {source}): pyslurm is not installed")
     result = probe()
     if not result.usable:
+        if requested == "pyslurm" and result.unreachable is not None:
+            errno, message = result.unreachable
+            raise SlurmUnavailableError(
+                ["scontrol", "show", "config"],
+                errno,
+                "",
+                f"{message} (pyslurm, errno {errno})",
+                summary=CONTROLLER_DOWN,
+            )
         if requested == "pyslurm":
             raise BackendUnavailableError(
                 f"the pyslurm backend ({source}) cannot work here: {result.reason}\n"

@@ -35,6 +35,7 @@ from slurmdag.backends.parse import (
     parse_squeue,
 )
 from slurmdag.model.errors import SlurmCommandError, SlurmOutputError, SlurmUnavailableError
+from slurmdag.model.sbatch_options import ParsedOption
 from slurmdag.model.states import SACCT_ALL_STATES, slurm_finished
 
 T = TypeVar("T")
@@ -117,7 +118,8 @@ def merge_views(live: dict[str, JobInfo], accounted: dict[str, JobInfo]) -> dict
 
 
 class CliBackend(Backend):
-    def submit(self, script: str, options: list[str]) -> str:
+    def submit(self, script: str, options: list[str], directives: Sequence[ParsedOption] | None = None) -> str:
+        # sbatch reads the script's #SBATCH lines itself: `directives` is of no use here
         return _read(["sbatch", "--parsable", *options, script], parse_sbatch_parsable, timeout=SBATCH_TIMEOUT)
 
     # --- reading state: one squeue (slurmctld) + one sacct (slurmdbd), whatever the number of ids ---

@@ -18,7 +18,7 @@ import os
 import resource
 import socket
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any, TypeVar
@@ -42,14 +42,12 @@ from slurmdag.model.errors import (
     SlurmOutputError,
     SlurmUnavailableError,
 )
+from slurmdag.model.sbatch_options import ParsedOption
 from slurmdag.model.slurm_values import array_indexes
 from slurmdag.model.states import UNFINISHED_SLURM_STATES, slurm_finished
 
 T = TypeVar("T")
 
-# libslurm error numbers that mean "no controller to talk to" (slurm_errno.h: communication and socket errors):
-# worth retrying, like the CLI's "Unable to contact slurm controller".
-_UNREACHABLE = {1001, 1002, 1003, 1004, 1013, 1800, 1801, 1802, 1803, 5000, 5001, 5002, 5003, 5004, 5005}
 # What slurmctld answers a submission when its job table is full (MaxJobCount): sbatch sleeps and retries on these
 # ("Slurm temporarily unable to accept job" / "Slurm job queue full"); pyslurm does not, so they become the error
 # the CLI backend raises for sbatch's answer, and the submission waits for room the same way.
@@ -75,15 +73,18 @@ class PyslurmBackend(CliBackend):
 
     # --- submitting ---
 
-    def submit(self, script: str, options: list[str]) -> str:
-        try:
-            # What sbatch would read: slurmdag's own scripts (the gate's --hold) hold options users may not write.
-            directives = read_script_file(script, owned_policy=False)
-        except (OSError, UnicodeDecodeError):
-            return super().submit(script, options)  # let sbatch say what is wrong with the file
-        reason = "the script's #SBATCH lines are not what sbatch accepts" if directives.problems else None
+    def submit(self, script: str, options: list[str], directives: Sequence[ParsedOption] | None = None) -> str:
+        reason = None
+        if directives is None:  # not handed over by the writer of the script: read it as sbatch would
+            try:
+                # slurmdag's own scripts (the gate's --hold) hold options users may not write: no problem here
+                read = read_script_file(script, owned_policy=False)
+            except (OSError, UnicodeDecodeError):
+                return super().submit(script, options)  # let sbatch say what is wrong with the file
+            reason = "the script's #SBATCH lines are not what sbatch accepts" if read.problems else None
+            directives = read.directives
         if reason is None:
-            request = translate(script, options, directives.directives, self._environ(), self._who())
+            request = translate(script, options, directives, self._environ(), self._who())
             reason = request.sbatch_reason
         if reason is not None:
             self.sbatch_fallbacks.append((script, reason))
@@ -299,12 +300,15 @@ class PyslurmBackend(CliBackend):
         return backoff.retry(once)
 
     def _error(self, argv: list[str], errno: int | None, message: str) -> SlurmCommandError:
+        """The error the equivalent command's answer would have raised (runner.classify's kinds, by errno)."""
+        said = f"{message} (pyslurm, errno {errno})"
         if errno in backoff.RATE_LIMIT_ERRNOS or backoff.is_rate_limited_text(message):
-            return RateLimitedError(argv, errno, "", f"{message} (pyslurm, errno {errno})")
+            return RateLimitedError(argv, errno, "", said)
         if errno in _TABLE_FULL and argv[:1] == ["sbatch"]:
-            return JobTableFullError(argv, errno, "", f"{message} (pyslurm, errno {errno})")
-        kind = SlurmUnavailableError if errno in _UNREACHABLE else SlurmCommandError
-        return kind(argv, errno, "", f"{message} (pyslurm, errno {errno})")
+            return JobTableFullError(argv, errno, "", said)
+        if errno in runner.UNREACHABLE_ERRNOS:  # sbatch/squeue: "Unable to contact slurm controller"
+            return SlurmUnavailableError(argv, errno, "", said, summary=runner.CONTROLLER_DOWN)
+        return SlurmCommandError(argv, errno, "", said)
 
 
 _NO_VAL = 0xFFFFFFFE  # Slurm's "not set" for a 32-bit field

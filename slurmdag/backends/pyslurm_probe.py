@@ -52,6 +52,14 @@ def main() -> None:
         out["config"] = config
     except Exception as ex:  # noqa: BLE001 - reported to the parent, which decides
         out["cluster_error"] = f"{type(ex).__name__}: {ex}"
+        # libslurm's error number, when there is one: the parent tells "slurmctld is not answering" from the rest.
+        # pyslurm's RPCError has .errno; the old API (22.5, 24.11) raises ValueError(message, errno).
+        errno = getattr(ex, "errno", None)
+        if errno is None and len(ex.args) == 2 and isinstance(ex.args[1], int):
+            errno = ex.args[1]
+        if isinstance(errno, int):
+            out["cluster_errno"] = errno
+            out["cluster_message"] = str(getattr(ex, "msg", None) or ex.args[0])
     print(json.dumps(out))
 
 

@@ -34,6 +34,12 @@ _ACCOUNTING_MARKERS = (
     "slurmdbd: connection",
     "failed to open persistent connection",
 )
+CONTROLLER_DOWN = "the Slurm controller (slurmctld) is not answering"
+# The same through libslurm (pyslurm, and the pyslurm probe): error numbers that mean nobody answered
+# (slurm_errno.h: communication and socket errors), worth retrying like "Unable to contact slurm controller".
+UNREACHABLE_ERRNOS = frozenset(
+    {1001, 1002, 1003, 1004, 1013, 1800, 1801, 1802, 1803, 5000, 5001, 5002, 5003, 5004, 5005}
+)
 _CONTROLLER_MARKERS = (
     "unable to contact slurm controller",
     "socket timed out",
@@ -130,9 +136,7 @@ def classify(
             args, returncode, stdout, stderr, note, summary="Slurm's accounting daemon (slurmdbd) is not answering"
         )
     if any(m in text for m in _CONTROLLER_MARKERS):
-        return SlurmUnavailableError(
-            args, returncode, stdout, stderr, note, summary="the Slurm controller (slurmctld) is not answering"
-        )
+        return SlurmUnavailableError(args, returncode, stdout, stderr, note, summary=CONTROLLER_DOWN)
     if timed_out is not None:
         return SlurmUnavailableError(
             args, returncode, stdout, stderr, note, summary=f"Slurm did not answer within {timed_out:g} s"

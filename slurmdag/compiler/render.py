@@ -18,6 +18,7 @@ import shlex
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from os import PathLike
+from typing import NamedTuple
 
 import jinja2
 
@@ -25,7 +26,7 @@ from slurmdag.compiler.script_directives import iter_lines, leading_block
 from slurmdag.model import run_layout
 from slurmdag.model.errors import InternalError
 from slurmdag.model.plan import PlannedJob
-from slurmdag.model.sbatch_options import parse_args, render_directive, render_flag, resolve_long
+from slurmdag.model.sbatch_options import ParsedOption, parse_args, render_directive, render_flag, resolve_long
 from slurmdag.model.slurm_values import format_walltime
 
 TEMPLATE_NAME = "job.sbatch.j2"
@@ -174,28 +175,40 @@ def with_directives(script: str, options: Sequence[Option]) -> str:
 def refreshed_script(job: PlannedJob) -> str:
     """The job's compiled script with its #SBATCH block rewritten from the job as it is now (an array throttled or
     split after compiling)."""
-    return _rewritten(job, sbatch_options(job), "rewritten after compiling")
+    return _rewritten(job, sbatch_options(job), "rewritten after compiling")[0]
+
+
+class BoundScript(NamedTuple):
+    text: str
+    # its #SBATCH block as sbatch reads it, in order (check_script's reading): a backend that needs the directives
+    # (pyslurm) takes them from here instead of reading and parsing the file it was just written to
+    directives: tuple[ParsedOption, ...]
 
 
 def bind_script(job: PlannedJob, submission: Submission) -> str:
     """The script as submitted: its #SBATCH block says what its sbatch call says, and its location line names the
     DAG and its run folder."""
-    script = _rewritten(job, sbatch_options(job, submission), f"written for DAG {submission.dag_id}")
-    return run_layout.bind_location(script, submission.dag_id, submission.run_dir)
+    return bind(job, submission).text
 
 
-def _rewritten(job: PlannedJob, options: Sequence[Option], how: str) -> str:
+def bind(job: PlannedJob, submission: Submission) -> BoundScript:
+    """bind_script, with the directives of the script it returns."""
+    script, directives = _rewritten(job, sbatch_options(job, submission), f"written for DAG {submission.dag_id}")
+    # the location line is in the body, below the block: the directives stay as checked
+    return BoundScript(run_layout.bind_location(script, submission.dag_id, submission.run_dir), directives)
+
+
+def _rewritten(job: PlannedJob, options: Sequence[Option], how: str) -> tuple[str, tuple[ParsedOption, ...]]:
     """with_directives, checked like a freshly rendered script (a value given at submit time, such as a log folder
     holding a newline, must not end the block either): the block holds `options` and the lines it kept."""
     script = with_directives(job.script, options)
     ours = {name for name, _ in options} | _ALWAYS_WRITTEN
     tokens, _, _ = leading_block(iter_lines(job.script), job.name)
     kept = {o.name: o.value for o in parse_args(tokens, stop_at_operand=True)[0] if o.name not in ours}
-    check_script(job.name, script, {**kept, **dict(options)}, how)
-    return script
+    return script, check_script(job.name, script, {**kept, **dict(options)}, how)
 
 
-def check_script(job: str, script: str, directives: Mapping[str, str | None], how: str) -> None:
+def check_script(job: str, script: str, directives: Mapping[str, str | None], how: str) -> tuple[ParsedOption, ...]:
     """The last line of defence against a user string ending the #SBATCH block early or adding a line to it: read
     the rendered script the way sbatch does and require exactly the planned directives, or raise InternalError.
 
@@ -228,6 +241,7 @@ def check_script(job: str, script: str, directives: Mapping[str, str | None], ho
             + "; ".join(problems)
             + ". Nothing was submitted. This is a bug in slurmdag or in the template; please report it."
         )
+    return tuple(opts)
 
 
 def _canonical(name: str) -> str:

@@ -16,7 +16,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -34,6 +34,7 @@ from slurmdag.model.errors import (
     SubmitError,
 )
 from slurmdag.model.plan import Plan, PlannedJob
+from slurmdag.model.sbatch_options import ParsedOption
 from slurmdag.model.slurm_values import format_walltime
 from slurmdag.model.states import AllocationState, allocation_state
 from slurmdag.policy.preflight import JOB_TABLE_WAIT
@@ -83,10 +84,18 @@ def gate_script(plan: Plan, submission: render.Submission) -> str:
     return f"#!/bin/sh\n{block}{why}exit 0\n"
 
 
-def submission_scripts(plan: Plan, submission: render.Submission) -> dict[str, str]:
+def submission_scripts(
+    plan: Plan, submission: render.Submission, directives: dict[str, Sequence[ParsedOption]] | None = None
+) -> dict[str, str]:
     """The script files of one submission (job name -> text; the gate's as GATE_NAME): each job's compiled script
-    with its #SBATCH block saying what its sbatch call says."""
-    scripts = {job.name: render.bind_script(job, submission) for job in plan.submissions()}
+    with its #SBATCH block saying what its sbatch call says. `directives`, when given, receives each job's #SBATCH
+    block as read while checking it (handed to the backend with the job: the pyslurm backend needs them)."""
+    scripts = {}
+    for job in plan.submissions():
+        bound = render.bind(job, submission)
+        scripts[job.name] = bound.text
+        if directives is not None:
+            directives[job.name] = bound.directives
     scripts[GATE_NAME] = gate_script(plan, submission)
     return scripts
 
@@ -227,10 +236,12 @@ def submit_plan(
         raise SubmitError(f"unknown cascade mechanism {cascade!r} (choose {' or '.join(CASCADES)})")
     kill_invalid_dep = cascade != CASCADE_RECONCILER
 
+    directives: dict[str, Sequence[ParsedOption]] = {}
+
     def scripts(dag_id: str) -> dict[str, str]:
         folder = str(logs.log_dir_for(store, dag_id, log_dir))
         run_dir = str(logs.run_dir_for(store, dag_id, log_dir))
-        return submission_scripts(plan, render.Submission(dag_id, kill_invalid_dep, folder, run_dir))
+        return submission_scripts(plan, render.Submission(dag_id, kill_invalid_dep, folder, run_dir), directives)
 
     record, lock = store.create(plan, workflow=workflow, scripts=scripts, durable=False)
     record.cascade = cascade
@@ -243,7 +254,14 @@ def submit_plan(
     with lock:
         try:
             return submit_gated(
-                plan, store, backend, record, record.job_ids, on_progress=on_progress, before_jobs=before_jobs
+                plan,
+                store,
+                backend,
+                record,
+                record.job_ids,
+                on_progress=on_progress,
+                before_jobs=before_jobs,
+                directives=directives,
             )
         finally:
             syncer.join()
@@ -267,6 +285,7 @@ def submit_gated(
     on_progress: Callable[[int, int], None] | None = None,
     write_scripts: bool = False,
     before_jobs: Callable[[DagRecord], None] | None = None,
+    directives: Mapping[str, Sequence[ParsedOption]] | None = None,
 ) -> DagRecord:
     """Submit `plan`'s jobs behind a new held gate into an existing, locked record; ids go into `job_ids`.
 
@@ -274,6 +293,9 @@ def submit_gated(
     since their jobs differ from the stored ones (task subsets, a new log folder). `submit` has `create` write them.
 
     `on_progress(submitted, total)` is called after each accepted sbatch (from the submitting threads).
+
+    `directives`: each job's #SBATCH block as read when its script was written (`submission_scripts`), passed to
+    the backend with the job (`write_scripts` collects them itself).
 
     `submit` passes record.job_ids; `resume`/`redo` (slurmdag/runs/recovery.py) pass the new attempt's dict, since their
     sub-plan depends only on jobs of the same attempt, and use the hooks to keep the record's history right.
@@ -298,7 +320,9 @@ def submit_gated(
                 current = "the gate job"
             submission = submission_of(record)
             if write_scripts:
-                store.write_scripts(dag_id, submission_scripts(plan, submission))
+                collected: dict[str, Sequence[ParsedOption]] = {}
+                store.write_scripts(dag_id, submission_scripts(plan, submission, collected))
+                directives = collected
             gate_argv = render.command_line(gate_options(plan, submission))
             gate_id = record.gate_job_id = table_full.submit(backend, str(store.gate_script_path(dag_id)), gate_argv)
             store.save(record)
@@ -309,7 +333,8 @@ def submit_gated(
             def submit_one(job: PlannedJob) -> str:
                 dep = dependency_expression(job, job_ids, gate_id)
                 options = job_options(job, submission, dep)
-                job_id = table_full.submit(backend, str(store.script_path(dag_id, job.name)), options)
+                script = str(store.script_path(dag_id, job.name))
+                job_id = table_full.submit(backend, script, options, (directives or {}).get(job.name))
                 if on_progress is not None:
                     try:
                         on_progress(next(accepted), total)  # count() is atomic under the GIL
@@ -384,10 +409,12 @@ class TableFullWait:
         self.since: float | None = None
         self.lock = threading.Lock()
 
-    def submit(self, backend: Backend, script: str, options: list[str]) -> str:
+    def submit(
+        self, backend: Backend, script: str, options: list[str], directives: Sequence[ParsedOption] | None = None
+    ) -> str:
         while True:
             try:
-                return backend.submit(script, options)
+                return backend.submit(script, options, directives)
             except JobTableFullError as ex:
                 if ex.returncode is None:
                     # sbatch was stopped inside its retry loop (a short SLURMDAG_SLURM_TIMEOUT): if its last request

@@ -72,9 +72,9 @@ def slow_submissions(slurm, tmp_path: Path) -> dict[str, str]:
             "import time\n"
             "from slurmdag.backends import pyslurm_backend\n"
             "_submit = pyslurm_backend.PyslurmBackend.submit\n"
-            "def submit(self, script, options):\n"
+            "def submit(self, script, options, directives=None):\n"
             "    time.sleep(0.3)\n"
-            "    return _submit(self, script, options)\n"
+            "    return _submit(self, script, options, directives)\n"
             "pyslurm_backend.PyslurmBackend.submit = submit\n"
         )
         return {"PYTHONPATH": os.pathsep.join([str(hook), sd_env(slurm, tmp_path)["PYTHONPATH"]])}

@@ -118,3 +118,35 @@ def test_the_probe_reads_pre_flights_config_names_from_pyslurms_new_api_too():
         "PropagateResourceLimits": "ALL",
         "PropagateResourceLimitsExcept": "",
     }
+
+
+# What the probe printed on 22.05 with slurmctld stopped (pyslurm 22.5's old API: ValueError(message, errno)).
+_CONTROLLER_DOWN_PROBE = (
+    '{"pyslurm": "22.5.3", "path": "/x/pyslurm/__init__.py", "built_for": "22.5.8", "cluster_error": '
+    '"ValueError: (\'Unable to contact slurm controller (connect failure)\', 1800)", "cluster_errno": 1800, '
+    '"cluster_message": "Unable to contact slurm controller (connect failure)"}'
+)
+
+
+def test_a_controller_that_does_not_answer_is_said_as_such_through_an_explicit_pyslurm(monkeypatch):
+    from slurmdag.backends import choice, runner
+    from slurmdag.model.errors import SlurmUnavailableError
+
+    result = choice.judge(0, _CONTROLLER_DOWN_PROBE + "\n", "")
+    assert not result.usable and result.unreachable == (1800, "Unable to contact slurm controller (connect failure)")
+    monkeypatch.setattr(choice, "pyslurm_installed", lambda: True)
+    monkeypatch.setattr(choice, "probe", lambda: result)
+    with pytest.raises(SlurmUnavailableError) as caught:
+        choice.choose("pyslurm", "--backend")
+    message = str(caught.value)
+    assert message.startswith(runner.CONTROLLER_DOWN) and "\n" not in message, message
+    assert "errno 1800" in message
+    # auto: the CLI is taken, and says the same itself when it runs its first command
+    assert choice.choose("auto", "default").name == "cli"
+
+
+def test_a_probe_that_fails_otherwise_is_not_called_an_unreachable_controller():
+    from slurmdag.backends import choice
+
+    other = _CONTROLLER_DOWN_PROBE.replace("1800", "2002").replace("Unable to contact slurm controller", "Denied")
+    assert choice.judge(0, other, "").unreachable is None

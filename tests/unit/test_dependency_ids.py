@@ -58,7 +58,7 @@ class IdIssuingBackend(Backend):
         self.checked = 0
         self.violations: list[str] = []
 
-    def submit(self, script: str, options: list[str]) -> str:
+    def submit(self, script: str, options: list[str], directives=None) -> str:
         with self.lock:
             if "--hold" in options:  # the gate: a new submission begins
                 self.submissions.append(set())

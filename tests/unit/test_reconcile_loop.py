@@ -49,7 +49,7 @@ class FakeSlurm(Backend):
         for j in job_ids:
             self.rows[j] = ("CANCELLED", "DependencyNeverSatisfied")
 
-    def submit(self, script, options):
+    def submit(self, script, options, directives=None):
         raise AssertionError
 
     def hold(self, job_ids):

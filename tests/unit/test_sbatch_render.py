@@ -53,6 +53,22 @@ def test_submitted_script_and_sbatch_call_agree(example, submission, monkeypatch
     assert block(scripts[GATE_NAME]) == argv_options(render.command_line(gate_options(plan, submission)))
 
 
+@pytest.mark.parametrize("example", [*EXAMPLES, "groups.yaml", "auto-array.yaml"])
+def test_directives_handed_to_the_backend_are_the_written_scripts_own(example, monkeypatch):
+    """submit hands the backend each job's #SBATCH block as read while checking the script it wrote (the pyslurm
+    backend then needs no second read of the file): it must be what reading the file gives, option for option and
+    in order (the last of a repeated option wins)."""
+    monkeypatch.chdir(REPO)
+    plan = compile_file(f"examples/{example}")
+    handed: dict = {}
+    scripts = submission_scripts(plan, SUBMISSIONS[0], handed)
+    assert set(handed) == {job.name for job in plan.submissions()}
+    for name, directives in handed.items():
+        read = read_directives(scripts[name], f"{name}.sbatch", owned_policy=False)
+        assert read.problems == []
+        assert [(d.name, d.value) for d in directives] == [(d.name, d.value) for d in read.directives], name
+
+
 @pytest.mark.parametrize("example", EXAMPLES)
 def test_compiled_script_block_is_the_jobs_options(example, monkeypatch):
     monkeypatch.chdir(REPO)
