@@ -20,7 +20,7 @@ import socket
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from slurmdag.backends import backoff, runner
@@ -362,15 +362,23 @@ def _leave_node_count_to_slurm() -> bool:
 
 
 def job_table(jobs: Iterable[Any], read_at: datetime) -> JobTable:
-    """slurmctld's job table from pyslurm's jobs, counted as the CLI backend counts `squeue -r -t all` rows: each
-    waiting task of a pending array on its own, finished jobs with the time they ended."""
+    """slurmctld's job table from pyslurm's jobs, counted as the CLI backend counts `squeue -r -t all` rows (job_rows'
+    rule: each waiting task of a pending array on its own), finished jobs with the time they ended. Pre-flight reads
+    it with every submit and the table holds up to MaxJobCount (10000) jobs: each attribute is read once, and the
+    end times are made in UTC (aware, so they compare with local ones; converting each to local time took 3 us)."""
     held = 0
     ends = []
     for job in jobs:
-        rows = job_rows(job)
-        held += len(rows)
-        if slurm_finished(str(job.state or "")) and job.end_time:
-            ends.extend([datetime.fromtimestamp(int(job.end_time)).astimezone()] * len(rows))
+        rows = 1
+        if job.array_id is not None and job.array_task_id is None:
+            waiting = job.array_tasks_waiting
+            if waiting:
+                rows = len(array_indexes(str(waiting)))
+        held += rows
+        if slurm_finished(str(job.state or "")):
+            end = job.end_time
+            if end:
+                ends.extend([datetime.fromtimestamp(int(end), UTC)] * rows)
     return JobTable(held, tuple(sorted(ends)), read_at)
 
 
