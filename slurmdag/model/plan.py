@@ -7,9 +7,10 @@ before children), fills job ids into each dependency expression and calls sbatch
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Literal
 
 from slurmdag.model.slurm_values import parse_time_option
@@ -177,7 +178,10 @@ class Plan:
     # --- JSON (the plan.json schema is documented in docs/plan-json.md) ---
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
+        """The plan as plan.json holds it: a copy, like dataclasses.asdict's, built field by field (asdict's generic
+        deep copy took 0.03 s for 500 jobs, on every submit)."""
+        data = {name: copy.deepcopy(getattr(self, name)) for name in _PLAN_FIELDS if name != "jobs"}
+        data["jobs"] = [_job_dict(job) for job in self.jobs]
         for job in data["jobs"]:
             if job["option_sources"] is None:  # only `script:` allocations have it; keep other plans unchanged
                 del job["option_sources"]
@@ -203,7 +207,11 @@ class Plan:
             del data["subworkflows"]
         return data
 
-    def to_json(self) -> str:
+    def to_json(self, compact: bool = False) -> str:
+        """plan.json; `compact`: without indentation (json's C encoder, ~4x faster: the store's copy, written on
+        every submit)."""
+        if compact:
+            return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":")) + "\n"
         return json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n"
 
     @classmethod
@@ -265,3 +273,21 @@ def _walltime_from_options(job: Mapping[str, Any]) -> Mapping[str, Any]:
     except ValueError:
         return job  # a form only Slurm reads (e.g. "1-30"): left an option, as it was submitted
     return {**job, "options": options, "walltime": seconds}
+
+
+_PLAN_FIELDS = tuple(f.name for f in fields(Plan))
+_JOB_FIELDS = tuple(f.name for f in fields(PlannedJob))
+
+
+def _job_dict(job: PlannedJob) -> dict[str, Any]:
+    """What asdict gives for a job (its fields hold strings, numbers, flat lists and dicts of them, and the small
+    dataclasses below); tuples stay tuples, which JSON writes as lists."""
+    data = {name: getattr(job, name) for name in _JOB_FIELDS}
+    data["options"] = dict(job.options)
+    for name in ("option_sources", "outputs", "why"):
+        value = data[name]
+        data[name] = None if value is None else list(value)
+    data["dependency"] = None if job.dependency is None else asdict(job.dependency)
+    data["edges"] = [asdict(e) for e in job.edges]
+    data["host"] = None if job.host is None else asdict(job.host)
+    return data

@@ -333,7 +333,7 @@ class Store:
                 self.write_scripts(dag_id, {job.name: job.script for job in plan.jobs}, durable=durable)
             if gate_script is not None:
                 atomic_write(self.gate_script_path(dag_id), gate_script, durable=durable)
-            atomic_write(folder / "plan.json", plan.to_json(), durable=durable)
+            atomic_write(folder / "plan.json", plan.to_json(compact=True), durable=durable)
             record = DagRecord(dag_id=dag_id, name=plan.workflow, created=utc_now(), workflow=workflow)
             record.stamp_submitter()
             self.save(record)
@@ -355,7 +355,7 @@ class Store:
         try:
             for job in plan.jobs:
                 atomic_write(self.script_path(dag_id, job.name), job.script)
-            atomic_write(self.dag_dir(dag_id) / "plan.json", plan.to_json())
+            atomic_write(self.dag_dir(dag_id) / "plan.json", plan.to_json(compact=True))
         except OSError as ex:
             raise StoreError(f"cannot write the plan of DAG {dag_id}: {ex}") from ex
 
