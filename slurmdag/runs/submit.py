@@ -399,7 +399,8 @@ class TableFullWait:
     """The submitting threads' shared patience with a full job table. sbatch answers "Slurm temporarily unable to
     accept job" (slurmctld holds MaxJobCount jobs) after its own retries: not an unreachable controller, and room
     comes back as finished jobs are purged. From the first such answer, every sbatch is tried again for
-    JOB_TABLE_WAIT seconds in all; a signal (SIGINT/SIGTERM) stops the waiting."""
+    JOB_TABLE_WAIT seconds in all; a signal (SIGINT/SIGTERM) stops the waiting. It also tries again an sbatch that
+    was killed by a signal before it answered (see `submit`)."""
 
     PAUSE = 5.0
 
@@ -412,6 +413,7 @@ class TableFullWait:
     def submit(
         self, backend: Backend, script: str, options: list[str], directives: Sequence[ParsedOption] | None = None
     ) -> str:
+        killed = 0
         while True:
             try:
                 return backend.submit(script, options, directives)
@@ -426,6 +428,19 @@ class TableFullWait:
                 if pause is None or self.guard.received is not None:
                     raise
                 self.sleep(pause)
+            except SlurmCommandError as ex:
+                if ex.returncode is None or ex.returncode >= 0 or killed >= KILLED_SBATCH_RETRIES:
+                    raise
+                if self.guard.received is not None:  # a Ctrl-C or SIGTERM in that moment: the DAG is withdrawn
+                    raise
+                # sbatch was killed by a signal before it answered. A hang-up (ssh dropping) signals slurmdag's whole
+                # process group, and a child is in it between fork and its setsid(): Python resets its handlers
+                # first, so SIGHUP kills it there, before sbatch even runs. Whether its job exists is found out by
+                # name (it may have been killed later, by someone else); if not, it is submitted again.
+                killed += 1
+                found = _find_by_name(backend, options)
+                if found is not None:
+                    return found
 
     def _pause(self) -> float | None:
         with self.lock:
@@ -443,6 +458,9 @@ def _find_by_name(backend: Backend, options: list[str]) -> str | None:
     found = backend.find_jobs(name, include_accounting=False)
     return next((i.array_job_id for i in found.values() if i.name == name), None)
 
+
+# How often an sbatch killed by a signal is tried again (TableFullWait.submit).
+KILLED_SBATCH_RETRIES = 3
 
 # How often the record is rewritten while the waves go in (seconds); see submit_gated.
 RECORD_EVERY = 0.5

@@ -77,11 +77,11 @@ def dists(tmp_path_factory) -> dict[str, Path]:
 
 
 def lowest_pins() -> list[str]:
-    """Every dependency of pyproject.toml at its floor: `name>=X` -> `name==X`."""
+    """Every dependency of pyproject.toml at its floor: `name>=X` (or `name>=X,<Y`) -> `name==X`."""
     deps = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
     pins = []
     for dep in deps:
-        m = re.fullmatch(r"([A-Za-z0-9_.-]+)>=([0-9][0-9A-Za-z.]*)", dep.replace(" ", ""))
+        m = re.fullmatch(r"([A-Za-z0-9_.-]+)>=([0-9][0-9A-Za-z.]*)(?:,<[0-9][0-9A-Za-z.]*)?", dep.replace(" ", ""))
         assert m, f"dependency {dep!r} has no plain >= floor"
         pins.append(f"{m.group(1)}=={m.group(2)}")
     return pins + LOWEST_EXTRA

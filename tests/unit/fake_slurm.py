@@ -82,6 +82,9 @@ class FakeSlurm:
     purged: set[str] = field(default_factory=set)  # finished jobs slurmctld no longer holds (accounting still does)
     config: dict[str, str] = field(default_factory=dict)  # `scontrol show config` values to answer instead
     table_full: int = 0  # the next N sbatch calls are told the job table is full (sbatch's answer after its retries)
+    # nth sbatch call (1-based) -> whether its job exists: the sbatch process dies of SIGHUP (exit -1), before it ran
+    # (False) or after slurmctld made the job (True)
+    killed_sbatch: dict[int, bool] = field(default_factory=dict)
 
     # --- set-up ---
 
@@ -163,9 +166,14 @@ class FakeSlurm:
         if self._sbatch_calls in self._refuse_at:
             raise SlurmCommandError(args, 1, "", REFUSAL)
         opts = dict(a[2:].split("=", 1) for a in args if a.startswith("--") and "=" in a)
+        killed = self.killed_sbatch.get(self._sbatch_calls)
+        if killed is False:
+            raise runner.classify(args, -1, "", "")
         job_id = str(self.next_id)
         self.next_id += 1
         self.jobs[job_id] = FakeJob(job_id, opts["job-name"], held="--hold" in args, dependency=opts.get("dependency"))
+        if killed:
+            raise runner.classify(args, -1, "", "")
         return f"{job_id}\n"
 
     def _scontrol(self, args: list[str]) -> str:

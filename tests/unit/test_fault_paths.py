@@ -517,3 +517,24 @@ def test_a_table_that_stays_full_is_withdrawn_as_such_not_as_unreachable(store, 
     message = str(ex.value)
     assert "job table (MaxJobCount) stayed full" in message and "unreachable" not in message, message
     assert calls_of(slurm, "scancel") and {j.state for j in slurm.jobs.values()} == {"CANCELLED"}
+
+
+@pytest.mark.parametrize("created", [False, True], ids=["before-it-ran", "after-its-job-was-made"])
+def test_an_sbatch_killed_by_a_hang_up_is_found_or_submitted_again_never_twice(store, slurm, created):
+    """ssh drops mid-submit: SIGHUP reaches slurmdag's process group, and an sbatch child between fork and setsid()
+    is still in it (CI saw one die: exit -1, and the DAG was withdrawn). Its job is looked up by name, and submitted
+    again only when it does not exist: the DAG is submitted whole, each job once."""
+    slurm.killed_sbatch = {4: created}
+    record = submit.submit_plan(compile_text(FAN), store, CliBackend())
+    assert record.submission == SUBMITTED and len(record.job_ids) == 9
+    assert not calls_of(slurm, "scancel")
+    names = [j.name for j in slurm.jobs.values()]
+    assert len(names) == 10 and len(set(names)) == 10  # the gate and 9 jobs, none twice
+    assert len(calls_of(slurm, "sbatch")) == (10 if created else 11)
+
+
+def test_an_sbatch_killed_again_and_again_withdraws_the_dag(store, slurm):
+    slurm.killed_sbatch = {n: False for n in range(3, 10)}
+    with pytest.raises(SubmitError):
+        submit.submit_plan(compile_text(FAN), store, CliBackend())
+    assert {j.state for j in slurm.jobs.values()} == {"CANCELLED"}
