@@ -382,13 +382,16 @@ db_alive() { pid_alive mariadbd "$PID_DIR/mariadbd.pid" >/dev/null; }
 db_ping() { mariadb-admin --no-defaults --socket="$DB_SOCKET" --user=root ping >/dev/null 2>&1; }
 start_db() {
     db_alive && return 1
-    mkdir -p "$DB_DIR"
+    # A tmpdir of its own: clusters set up at the same moment (CI's version lanes) shared /tmp, and their MariaDB
+    # temporary tables there collided ("Could not remove temporary table '/tmp/#sql-temptable-...'": install failed)
+    mkdir -p "$DB_DIR/tmp"
     if [ ! -d "$DB_DIR/data/mysql" ]; then
-        mariadb-install-db --no-defaults --datadir="$DB_DIR/data" --user=root \
+        rm -rf "$DB_DIR/data"  # what a failed install left behind
+        mariadb-install-db --no-defaults --datadir="$DB_DIR/data" --tmpdir="$DB_DIR/tmp" --user=root \
             --auth-root-authentication-method=socket --skip-test-db \
             >>"$LOG_DIR/mariadb-install.log" 2>&1 9>&- || die "mariadb-install-db failed (see $LOG_DIR/mariadb-install.log)"
     fi
-    setsid -f mariadbd --no-defaults --datadir="$DB_DIR/data" --socket="$DB_SOCKET" \
+    setsid -f mariadbd --no-defaults --datadir="$DB_DIR/data" --tmpdir="$DB_DIR/tmp" --socket="$DB_SOCKET" \
         --pid-file="$PID_DIR/mariadbd.pid" --skip-networking --user=root \
         --log-error="$LOG_DIR/mariadb.log" --innodb-lock-wait-timeout=900 \
         </dev/null >>"$LOG_DIR/mariadb.log" 2>&1 9>&-
